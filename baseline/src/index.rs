@@ -1,0 +1,164 @@
+//! The read side of the baseline that the hot path uses: plain hash maps, no SQL.
+
+use std::collections::{HashMap, HashSet};
+
+use eastwest_model::Entry;
+
+/// `source workload key → destination workload key` (see `Workload::key`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeKey {
+    pub source: String,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    pub edge: EdgeKey,
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EdgeStats {
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    /// Sampling-adjusted call count.
+    pub calls: f64,
+    pub errors: f64,
+    /// Calls whose telemetry said mTLS / said plaintext (calls with unknown mTLS count in neither).
+    pub mtls_calls: f64,
+    pub plaintext_calls: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointStats {
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub calls: f64,
+    pub errors: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextStats {
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub calls: f64,
+}
+
+/// Counts per closed event-time window, oldest first, bounded length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowHistory {
+    /// One value per closed window in which the subject was active.
+    pub values: Vec<f64>,
+    /// Number of closed windows observed since the subject was first seen (including
+    /// windows with zero activity), so that means account for idle windows.
+    pub windows_observed: u64,
+}
+
+impl WindowHistory {
+    pub fn mean(&self) -> f64 {
+        if self.windows_observed == 0 {
+            return 0.0;
+        }
+        self.values.iter().sum::<f64>() / self.windows_observed as f64
+    }
+
+    pub fn max(&self) -> f64 {
+        self.values.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Per calling workload: what it calls and how its fan-out behaves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStats {
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub calls: f64,
+    /// Distinct destinations ever called.
+    pub callees: HashSet<String>,
+    /// First-seen event time of each callee, in order of discovery (Good–Turing input:
+    /// how often this source adds a callee).
+    pub callee_first_seen_ns: Vec<i64>,
+    /// Distinct destinations per window.
+    pub fan_out: WindowHistory,
+    /// Distinct endpoints (destination+method+route) per window.
+    pub endpoint_fan_out: WindowHistory,
+}
+
+/// Per workload (as a caller): the identities it presents and how it connects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdentityStats {
+    pub principals: HashMap<String, f64>,
+    pub mtls_calls: f64,
+    pub plaintext_calls: f64,
+}
+
+impl IdentityStats {
+    /// Share of calls with known mTLS status that were mTLS; `None` when none are known.
+    pub fn mtls_ratio(&self) -> Option<f64> {
+        let known = self.mtls_calls + self.plaintext_calls;
+        (known > 0.0).then(|| self.mtls_calls / known)
+    }
+}
+
+/// Immutable snapshot of the baseline, built by the learner and swapped atomically
+/// (`Arc<LookupIndex>`); every query is a hash lookup.
+#[derive(Debug, Clone, Default)]
+pub struct LookupIndex {
+    pub(crate) edges: HashMap<EdgeKey, EdgeStats>,
+    pub(crate) endpoints: HashMap<EndpointKey, EndpointStats>,
+    pub(crate) edge_contexts: HashMap<(Entry, EdgeKey), ContextStats>,
+    pub(crate) endpoint_contexts: HashMap<(Entry, EndpointKey), ContextStats>,
+    pub(crate) entries: HashMap<Entry, f64>,
+    pub(crate) sources: HashMap<String, SourceStats>,
+    pub(crate) edge_rates: HashMap<EdgeKey, WindowHistory>,
+    pub(crate) identities: HashMap<String, IdentityStats>,
+    /// Principal → workload keys it has spoken for.
+    pub(crate) principal_workloads: HashMap<String, HashSet<String>>,
+}
+
+impl LookupIndex {
+    pub fn edge(&self, key: &EdgeKey) -> Option<&EdgeStats> {
+        self.edges.get(key)
+    }
+    pub fn endpoint(&self, key: &EndpointKey) -> Option<&EndpointStats> {
+        self.endpoints.get(key)
+    }
+    pub fn edge_context(&self, entry: &Entry, edge: &EdgeKey) -> Option<&ContextStats> {
+        self.edge_contexts.get(&(entry.clone(), edge.clone()))
+    }
+    pub fn endpoint_context(&self, entry: &Entry, endpoint: &EndpointKey) -> Option<&ContextStats> {
+        self.endpoint_contexts.get(&(entry.clone(), endpoint.clone()))
+    }
+    /// Sampling-adjusted number of calls seen under this entry, if the entry is known.
+    pub fn entry_calls(&self, entry: &Entry) -> Option<f64> {
+        self.entries.get(entry).copied()
+    }
+    pub fn source(&self, workload_key: &str) -> Option<&SourceStats> {
+        self.sources.get(workload_key)
+    }
+    pub fn edge_rate(&self, key: &EdgeKey) -> Option<&WindowHistory> {
+        self.edge_rates.get(key)
+    }
+    pub fn identity(&self, workload_key: &str) -> Option<&IdentityStats> {
+        self.identities.get(workload_key)
+    }
+    pub fn principal_workloads(&self, principal: &str) -> Option<&HashSet<String>> {
+        self.principal_workloads.get(principal)
+    }
+    pub fn edges(&self) -> impl Iterator<Item = (&EdgeKey, &EdgeStats)> {
+        self.edges.iter()
+    }
+    pub fn endpoints(&self) -> impl Iterator<Item = (&EndpointKey, &EndpointStats)> {
+        self.endpoints.iter()
+    }
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+    pub fn context_count(&self) -> usize {
+        self.edge_contexts.len() + self.endpoint_contexts.len()
+    }
+}

@@ -1,0 +1,5 @@
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error("invalid detector config: {0}")]
+    Config(String),
+}

@@ -1,0 +1,146 @@
+use serde::{Deserialize, Serialize};
+
+/// A workload as eastwest identifies it: the logical service, not the pod or version.
+/// Pods and versions of one service share one identity so that rollouts inherit the
+/// baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct Workload {
+    pub service: String,
+    pub namespace: Option<String>,
+    /// SPIFFE id (or other authenticated identity) the workload presented, when known.
+    pub principal: Option<String>,
+}
+
+impl Workload {
+    pub fn new(service: impl Into<String>) -> Self {
+        Self { service: service.into(), namespace: None, principal: None }
+    }
+
+    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    pub fn with_principal(mut self, principal: impl Into<String>) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+
+    /// `service.namespace` when the namespace is known, else `service`: the key used for
+    /// edges, graphs and baselines (the principal is *not* part of the identity key).
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) if !ns.is_empty() => format!("{}.{}", self.service, ns),
+            _ => self.service.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Grpc,
+    Db,
+    Messaging,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+            Protocol::Db => "db",
+            Protocol::Messaging => "messaging",
+            Protocol::Tcp => "tcp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "http" => Protocol::Http,
+            "grpc" => Protocol::Grpc,
+            "db" => Protocol::Db,
+            "messaging" => Protocol::Messaging,
+            "tcp" => Protocol::Tcp,
+            _ => return None,
+        })
+    }
+}
+
+/// The request a call happened inside: the service and route of the trace's root
+/// server span (where the request entered the mesh).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct Entry {
+    pub service: String,
+    /// `METHOD /route/template` for HTTP, `package.Service/Method` for gRPC.
+    pub route: String,
+}
+
+/// One service-to-service request, the unit everything downstream of the collector
+/// reasons about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Call {
+    /// Event time: the telemetry's own start timestamp, unix nanoseconds.
+    pub event_time_ns: i64,
+    pub source: Workload,
+    pub destination: Workload,
+    pub protocol: Protocol,
+    /// HTTP method, `POST` for gRPC, the operation for db/messaging (`SELECT`, `publish`).
+    pub method: String,
+    /// Route template (`/users/{id}`), gRPC `package.Service/Method`, db table or topic.
+    pub route: String,
+    /// HTTP status code, or gRPC status code for gRPC calls; `None` when unknown.
+    pub status: Option<u32>,
+    /// True when the call failed (5xx, gRPC error, span status error).
+    pub error: bool,
+    pub duration_ns: u64,
+    /// `Some(true)` when the telemetry says the call was mutual-TLS, `Some(false)` when it
+    /// says plaintext, `None` when it does not say.
+    pub mtls: Option<bool>,
+    /// Lower-case hex, empty when unknown (access logs without tracing headers).
+    pub trace_id: String,
+    pub span_id: String,
+    pub entry: Option<Entry>,
+    /// Envoy `%RESPONSE_FLAGS%` (`NR`, `UAEX`, `UF`, …) when the telemetry carries them.
+    pub response_flags: Option<String>,
+    /// Destination address as `host:port` when known (cloud metadata, Envoy admin port).
+    pub destination_address: Option<String>,
+    /// Version/revision of the source workload (rollout awareness); never part of identity.
+    pub source_version: Option<String>,
+    /// `x-request-id` when known: joins access-log lines with spans.
+    pub request_id: Option<String>,
+    /// Adjusted count from trace sampling (`tracestate` `ot=th`): 1.0 when unsampled.
+    pub weight: f64,
+}
+
+impl Call {
+    /// `source.key() -> destination.key()`.
+    pub fn edge_key(&self) -> (String, String) {
+        (self.source.key(), self.destination.key())
+    }
+}
+
+/// RFC 3339 rendering of an event time in unix nanoseconds (UTC, millisecond precision).
+pub fn format_event_time(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_key_includes_namespace_only_when_known() {
+        assert_eq!(Workload::new("cart").key(), "cart");
+        assert_eq!(Workload::new("cart").in_namespace("shop").key(), "cart.shop");
+        assert_eq!(Workload::new("cart").in_namespace("").key(), "cart");
+    }
+
+    #[test]
+    fn event_time_renders_as_rfc3339_utc() {
+        assert_eq!(format_event_time(1_700_000_000_123_000_000), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,12 @@
+//! Shared domain types for every eastwest crate: [`Call`], [`Workload`], [`Entry`],
+//! [`Alert`] and their small enums. This crate owns the vocabulary and its JSON shape
+//! (the alert schema in the design's external contract); it owns no behaviour beyond
+//! trivial helpers, pulls in no servers, and must stay tiny so that everything can
+//! depend on it.
+#![forbid(unsafe_code)]
+
+mod alert;
+mod call;
+
+pub use alert::{Alert, AlertKind, AlertState, EntryRef, Severity};
+pub use call::{Call, Entry, Protocol, Workload, format_event_time};
