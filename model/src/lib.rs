@@ -7,6 +7,8 @@
 
 mod alert;
 mod call;
+mod incident;
 
 pub use alert::{Alert, AlertKind, AlertState, EntryRef, Severity};
+pub use incident::{Incident, Label};
 pub use call::{Call, Entry, Protocol, Workload, format_event_time};

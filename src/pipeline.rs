@@ -1,0 +1,154 @@
+//! The pipeline task: ingest batches → calls → engine → alert sink, on event time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use eastwest_api::AlertSink;
+use eastwest_baseline::HistoryWriter;
+use eastwest_collector::{CallExtractor, IngestBatch};
+use eastwest_detector::{Engine, EngineOutput};
+use eastwest_model::Call;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+pub const RECENT_CALLS: usize = 1000;
+pub const TRACE_IDS_PER_EDGE: usize = 5;
+/// Distinct edges whose example trace ids are remembered (attacker-controlled names).
+pub const MAX_EDGE_EXAMPLES: usize = 50_000;
+
+/// State the API reads while the pipeline runs.
+#[derive(Default)]
+pub struct PipelineShared {
+    pub watermark_ns: AtomicI64,
+    pub max_event_ns: AtomicI64,
+    pub recent_calls: Mutex<VecDeque<Call>>,
+    pub edge_trace_ids: Mutex<HashMap<(String, String), VecDeque<String>>>,
+}
+
+impl PipelineShared {
+    fn remember(&self, call: &Call) {
+        {
+            let mut recent = self.recent_calls.lock();
+            if recent.len() == RECENT_CALLS {
+                recent.pop_front();
+            }
+            recent.push_back(call.clone());
+        }
+        if call.trace_id.is_empty() {
+            return;
+        }
+        let mut examples = self.edge_trace_ids.lock();
+        let key = call.edge_key();
+        if !examples.contains_key(&key) && examples.len() >= MAX_EDGE_EXAMPLES {
+            return;
+        }
+        let ids = examples.entry(key).or_default();
+        if !ids.contains(&call.trace_id) {
+            if ids.len() == TRACE_IDS_PER_EDGE {
+                ids.pop_front();
+            }
+            ids.push_back(call.trace_id.clone());
+        }
+    }
+}
+
+pub struct Pipeline {
+    pub extractor: CallExtractor,
+    pub engine: Arc<Mutex<Engine>>,
+    pub history: Option<HistoryWriter>,
+    pub sink: AlertSink,
+    pub shared: Arc<PipelineShared>,
+    pub allowed_lateness: Duration,
+    pub idle_advance: Duration,
+}
+
+impl Pipeline {
+    /// Runs until every sender of `rx` is gone (receivers stopped), then drains and
+    /// flushes: pending pairs, open windows, history.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<IngestBatch>) {
+        let mut last_input = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                batch = rx.recv() => match batch {
+                    Some(batch) => {
+                        last_input = Instant::now();
+                        let calls = self.extractor.process(batch);
+                        self.handle_calls(calls);
+                        let wm = self.watermark(false);
+                        self.advance(wm);
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let idle = last_input.elapsed() >= self.idle_advance;
+                    let wm = self.watermark(idle);
+                    self.advance(wm);
+                }
+            }
+        }
+        let calls = self.extractor.flush();
+        self.handle_calls(calls);
+        let wm = self.watermark(true);
+        self.advance(wm);
+        if let Some(history) = self.history.as_mut()
+            && let Err(e) = history.flush()
+        {
+            tracing::error!(error = %e, "flushing call history failed");
+        }
+    }
+
+    fn watermark(&self, idle: bool) -> i64 {
+        let max = self.shared.max_event_ns.load(Ordering::Relaxed);
+        if max == 0 {
+            return 0;
+        }
+        if idle { max } else { max - self.allowed_lateness.as_nanos() as i64 }
+    }
+
+    fn advance(&mut self, watermark_ns: i64) {
+        if watermark_ns <= self.shared.watermark_ns.load(Ordering::Relaxed) {
+            return;
+        }
+        self.shared.watermark_ns.store(watermark_ns, Ordering::Relaxed);
+        let calls = self.extractor.advance(watermark_ns);
+        self.handle_calls(calls);
+        let output = self.engine.lock().advance_to(watermark_ns);
+        self.publish(output);
+    }
+
+    fn handle_calls(&mut self, calls: Vec<Call>) {
+        if calls.is_empty() {
+            return;
+        }
+        let mut output = EngineOutput::default();
+        {
+            let mut engine = self.engine.lock();
+            for call in &calls {
+                self.shared.max_event_ns.fetch_max(call.event_time_ns, Ordering::Relaxed);
+                let out = engine.process(call);
+                output.alerts.extend(out.alerts);
+                output.incidents.extend(out.incidents);
+            }
+        }
+        for call in &calls {
+            self.shared.remember(call);
+        }
+        if let Some(history) = self.history.as_mut()
+            && let Err(e) = history.append(&calls)
+        {
+            tracing::error!(error = %e, "appending call history failed");
+        }
+        self.publish(output);
+    }
+
+    fn publish(&self, output: EngineOutput) {
+        if output.alerts.is_empty() && output.incidents.is_empty() {
+            return;
+        }
+        self.sink.publish(output.alerts, output.incidents);
+    }
+}
