@@ -2,8 +2,36 @@
 //! Prometheus `/metrics`, OpenAPI), the durable alert store (SQLite), webhook delivery
 //! from a durable outbox, authentication, and serving the embedded dashboard. It does
 //! not detect anything: alerts arrive already scored from `eastwest-detector`.
+//!
+//! Wiring: open an [`AlertStore`], build an [`ApiState`] over it and a [`Backend`]
+//! (pipeline state), give the pipeline [`ApiState::sink`], start
+//! [`ApiState::start_webhook_worker`] and [`serve`] the router.
 #![forbid(unsafe_code)]
 
+mod backend;
+mod config;
+mod dashboard;
 mod error;
+mod events;
+mod graph;
+mod http;
+mod metrics;
+mod sink;
+mod state;
+pub mod store;
+pub mod webhook;
 
+pub use backend::Backend;
+pub use config::{ApiConfig, WebhookConfig, WebhookKind};
 pub use error::ApiError;
+pub use graph::{
+    EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode, GraphSnapshot, blast_radius,
+};
+pub use http::{API_ROUTES, SYSTEM_ROUTES, router, serve};
+pub use metrics::{ApiMetrics, DeliveryOutcome, escape_label};
+pub use sink::AlertSink;
+pub use state::ApiState;
+pub use store::AlertStore;
+
+/// The OpenAPI 3 document served at `/api/v1/openapi.json`.
+pub const OPENAPI_DOCUMENT: &str = http::OPENAPI_DOCUMENT;

@@ -1,0 +1,29 @@
+//! What the API needs from the rest of the process (detector, baseline, collector
+//! state); the binary implements it.
+
+use eastwest_model::Alert;
+
+use crate::graph::{EdgeDetail, GraphSnapshot};
+
+/// Read access to live pipeline state plus the two operator actions that change it.
+/// Methods are called from blocking threads (never on the async runtime), so they may
+/// take locks.
+pub trait Backend: Send + Sync + 'static {
+    /// The `/api/v1/stats` body (`spans`, `logs`, `calls`, `rejected`, `dropped`,
+    /// `watermark`, …).
+    fn stats(&self) -> serde_json::Value;
+    /// Appends collector/baseline counters in Prometheus text format.
+    fn write_metrics(&self, out: &mut String);
+    /// Nodes and edges with status `baseline` | `new`; the API overlays `alerted`.
+    /// Edge `calls`/`errors` must be cumulative: they are exported as counters.
+    fn graph(&self) -> GraphSnapshot;
+    fn edge_detail(&self, source: &str, destination: &str) -> Option<EdgeDetail>;
+    /// The `/api/v1/baseline` body.
+    fn baseline_status(&self) -> serde_json::Value;
+    /// Ends learning now; returns the new `/api/v1/baseline` body.
+    fn end_learning(&self) -> serde_json::Value;
+    /// The operator says this alert's call is expected: learn it.
+    fn accept(&self, alert: &Alert);
+    /// Whether the pipeline is up (receivers bound, baseline loaded).
+    fn ready(&self) -> bool;
+}
