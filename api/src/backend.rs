@@ -24,6 +24,12 @@ pub trait Backend: Send + Sync + 'static {
     fn end_learning(&self) -> serde_json::Value;
     /// The operator says this alert's call is expected: learn it.
     fn accept(&self, alert: &Alert);
+    /// `{"calls": [Call]}`: the most recent `limit` calls the collector produced, oldest
+    /// first (debugging and end-to-end tests).
+    fn recent_calls(&self, limit: usize) -> serde_json::Value {
+        let _ = limit;
+        serde_json::json!({ "calls": [] })
+    }
     /// Whether the pipeline is up (receivers bound, baseline loaded).
     fn ready(&self) -> bool;
 }

@@ -37,6 +37,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/baseline"),
     ("post", "/baseline/detect"),
     ("get", "/stats"),
+    ("get", "/calls/recent"),
     ("get", "/webhooks/dead-letters"),
     ("get", "/openapi.json"),
 ];
@@ -60,6 +61,7 @@ fn api_handler(method: &str, path: &str) -> MethodRouter<ApiState> {
         ("get", "/baseline") => get(system::baseline),
         ("post", "/baseline/detect") => post(system::detect),
         ("get", "/stats") => get(system::stats),
+        ("get", "/calls/recent") => get(system::recent_calls),
         ("get", "/webhooks/dead-letters") => get(system::dead_letters),
         ("get", "/openapi.json") => get(system::openapi),
         _ => unreachable!("API_ROUTES entry without a handler: {method} {path}"),

@@ -76,6 +76,15 @@ pub(crate) async fn stats(State(state): State<ApiState>) -> Result<Json<Value>, 
     Ok(Json(blocking(move || backend.stats()).await?))
 }
 
+pub(crate) async fn recent_calls(
+    State(state): State<ApiState>,
+    query: Result<axum::extract::Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = Params::parse(query, &["limit"])?.limit(100, 1000)?;
+    let backend = state.inner.backend.clone();
+    Ok(Json(blocking(move || backend.recent_calls(limit)).await?))
+}
+
 pub(crate) async fn dead_letters(
     State(state): State<ApiState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
