@@ -2,4 +2,10 @@
 pub enum CollectorError {
     #[error("malformed payload: {0}")]
     Malformed(String),
+    #[error("invalid receiver config: {0}")]
+    InvalidConfig(String),
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: String, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Serve(String),
 }

@@ -6,6 +6,16 @@
 //! downstream through a bounded channel and counts everything it rejects or drops.
 #![forbid(unsafe_code)]
 
+pub mod accesslog;
+pub mod dedup;
 mod error;
+pub mod metrics;
+pub mod otlp;
+mod pipeline;
+pub mod spans;
 
 pub use error::CollectorError;
+pub use metrics::{CollectorMetrics, MetricsSnapshot, RejectReason};
+pub use spans::{NormalizerConfig, NormalizerStats, SpanNormalizer, template_path};
+pub use otlp::{IngestBatch, IngestError, ReceiverConfig, Receivers};
+pub use pipeline::CallExtractor;

@@ -1,0 +1,272 @@
+//! Collector counters: lock-free atomics bumped on the hot path, rendered as Prometheus
+//! text for `/metrics` and as a serde snapshot for `/api/v1/stats`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a whole export request was refused (the client sees an error status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    Malformed,
+    TooLarge,
+    UnsupportedMediaType,
+    QueueFull,
+    ShuttingDown,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::Malformed,
+        RejectReason::TooLarge,
+        RejectReason::UnsupportedMediaType,
+        RejectReason::QueueFull,
+        RejectReason::ShuttingDown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Malformed => "malformed",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::UnsupportedMediaType => "unsupported_media_type",
+            RejectReason::QueueFull => "queue_full",
+            RejectReason::ShuttingDown => "shutting_down",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters for one signal (spans or log records).
+///
+/// `received = accepted + rejected + refused`: *rejected* items failed validation and
+/// were reported back in `partial_success`; *refused* items came in a request refused
+/// as a whole (full queue, shutdown) that the client is expected to retry.
+#[derive(Debug, Default)]
+pub struct SignalCounters {
+    pub received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalSnapshot {
+    pub received: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub refused: u64,
+}
+
+impl SignalCounters {
+    fn snapshot(&self) -> SignalSnapshot {
+        SignalSnapshot {
+            received: load(&self.received),
+            accepted: load(&self.accepted),
+            rejected: load(&self.rejected),
+            refused: load(&self.refused),
+        }
+    }
+}
+
+/// Every counter the collector keeps. Shared as `Arc<CollectorMetrics>` between the
+/// receivers (which count requests and items) and the pipeline (calls, drops, dedup).
+#[derive(Debug, Default)]
+pub struct CollectorMetrics {
+    pub spans: SignalCounters,
+    pub log_records: SignalCounters,
+    requests_rejected: [AtomicU64; RejectReason::ALL.len()],
+    pub calls_emitted: AtomicU64,
+    /// Span halves evicted from the pairing store before their peer arrived, plus any
+    /// other pairing-stage drop the normaliser reports.
+    pub pairing_drops: AtomicU64,
+    /// Calls suppressed because the same request was already seen (spans vs logs).
+    pub dedup_hits: AtomicU64,
+    /// Accepted log records that were not parseable access-log lines.
+    pub log_records_unparsed: AtomicU64,
+}
+
+/// Point-in-time copy of [`CollectorMetrics`] (served by `/api/v1/stats`). The short
+/// top-level names (`spans`, `logs`, `calls`, `rejected`, `dropped`) are the design's
+/// stats contract; the detailed blocks follow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    /// Spans accepted into the pipeline.
+    pub spans: u64,
+    /// Log records accepted into the pipeline.
+    pub logs: u64,
+    pub calls: u64,
+    /// Spans and log records rejected by validation, plus whole requests refused.
+    pub rejected: u64,
+    /// Items lost after acceptance (pairing evictions, unparsable log records).
+    pub dropped: u64,
+    pub span_counts: SignalSnapshot,
+    pub log_record_counts: SignalSnapshot,
+    pub requests_rejected: RequestsRejected,
+    pub dedup_hits: u64,
+    pub log_records_unparsed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestsRejected {
+    pub malformed: u64,
+    pub too_large: u64,
+    pub unsupported_media_type: u64,
+    pub queue_full: u64,
+    pub shutting_down: u64,
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl CollectorMetrics {
+    pub fn record_rejected_request(&self, reason: RejectReason) {
+        self.requests_rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected_requests(&self, reason: RejectReason) -> u64 {
+        load(&self.requests_rejected[reason.index()])
+    }
+
+    pub fn add_calls_emitted(&self, n: u64) {
+        self.calls_emitted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let spans = self.spans.snapshot();
+        let logs = self.log_records.snapshot();
+        let requests_rejected = RequestsRejected {
+            malformed: self.rejected_requests(RejectReason::Malformed),
+            too_large: self.rejected_requests(RejectReason::TooLarge),
+            unsupported_media_type: self.rejected_requests(RejectReason::UnsupportedMediaType),
+            queue_full: self.rejected_requests(RejectReason::QueueFull),
+            shutting_down: self.rejected_requests(RejectReason::ShuttingDown),
+        };
+        let whole_requests: u64 = RejectReason::ALL
+            .iter()
+            .map(|r| self.rejected_requests(*r))
+            .sum();
+        MetricsSnapshot {
+            spans: spans.accepted,
+            logs: logs.accepted,
+            calls: load(&self.calls_emitted),
+            rejected: spans.rejected + logs.rejected + whole_requests,
+            dropped: load(&self.pairing_drops) + load(&self.log_records_unparsed),
+            span_counts: spans,
+            log_record_counts: logs,
+            requests_rejected,
+            dedup_hits: load(&self.dedup_hits),
+            log_records_unparsed: load(&self.log_records_unparsed),
+        }
+    }
+
+    /// Appends Prometheus text exposition (HELP/TYPE lines, `eastwest_` prefix).
+    pub fn write_prometheus(&self, out: &mut String) {
+        for (signal, counters) in [("spans", &self.spans), ("log_records", &self.log_records)] {
+            let s = counters.snapshot();
+            let name = format!("eastwest_{signal}_total");
+            counter_header(
+                out,
+                &name,
+                &format!("OTLP {signal} by outcome (received = accepted + rejected + refused)."),
+            );
+            for (outcome, value) in [
+                ("received", s.received),
+                ("accepted", s.accepted),
+                ("rejected", s.rejected),
+                ("refused", s.refused),
+            ] {
+                out.push_str(&format!("{name}{{outcome=\"{outcome}\"}} {value}\n"));
+            }
+        }
+        let name = "eastwest_requests_rejected_total";
+        counter_header(
+            out,
+            name,
+            "OTLP export requests refused as a whole, by reason.",
+        );
+        for reason in RejectReason::ALL {
+            out.push_str(&format!(
+                "{name}{{reason=\"{}\"}} {}\n",
+                reason.as_str(),
+                self.rejected_requests(reason)
+            ));
+        }
+        for (name, help, counter) in [
+            (
+                "eastwest_calls_emitted_total",
+                "Calls extracted from spans and access logs.",
+                &self.calls_emitted,
+            ),
+            (
+                "eastwest_pairing_drops_total",
+                "Span halves dropped by the pairing store.",
+                &self.pairing_drops,
+            ),
+            (
+                "eastwest_dedup_hits_total",
+                "Calls seen twice (spans and access logs) and counted once.",
+                &self.dedup_hits,
+            ),
+            (
+                "eastwest_log_records_unparsed_total",
+                "Accepted log records that were not parseable access-log lines.",
+                &self.log_records_unparsed,
+            ),
+        ] {
+            counter_header(out, name, help);
+            out.push_str(&format!("{name} {}\n", load(counter)));
+        }
+    }
+}
+
+fn counter_header(out: &mut String, name: &str, help: &str) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_sums_rejections_and_reports_accepted_items() {
+        let m = CollectorMetrics::default();
+        m.spans.received.fetch_add(10, Ordering::Relaxed);
+        m.spans.accepted.fetch_add(7, Ordering::Relaxed);
+        m.spans.rejected.fetch_add(3, Ordering::Relaxed);
+        m.log_records.accepted.fetch_add(2, Ordering::Relaxed);
+        m.record_rejected_request(RejectReason::QueueFull);
+        m.record_rejected_request(RejectReason::TooLarge);
+        m.add_calls_emitted(4);
+        let s = m.snapshot();
+        assert_eq!((s.spans, s.logs, s.calls, s.rejected), (7, 2, 4, 5));
+        assert_eq!(s.requests_rejected.queue_full, 1);
+        assert_eq!(s.requests_rejected.too_large, 1);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["span_counts"]["received"], 10);
+    }
+
+    #[test]
+    fn prometheus_text_has_help_type_and_labelled_values() {
+        let m = CollectorMetrics::default();
+        m.record_rejected_request(RejectReason::UnsupportedMediaType);
+        m.spans.accepted.fetch_add(5, Ordering::Relaxed);
+        let mut out = String::new();
+        m.write_prometheus(&mut out);
+        assert!(out.contains("# TYPE eastwest_requests_rejected_total counter\n"));
+        assert!(
+            out.contains("eastwest_requests_rejected_total{reason=\"unsupported_media_type\"} 1\n")
+        );
+        assert!(out.contains("eastwest_spans_total{outcome=\"accepted\"} 5\n"));
+        // Every sample line belongs to a metric announced by a TYPE line.
+        for line in out.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(name.starts_with("eastwest_"), "{line}");
+            assert!(out.contains(&format!("# TYPE {name} counter")), "{line}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Request-body handling for OTLP/HTTP: media types, a size-capped read, and gzip
+//! decompression that stops at the limit instead of allocating whatever a bomb inflates to.
+
+use std::io::Read;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::ingest::IngestError;
+
+/// The two OTLP/HTTP encodings; responses use the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    /// Parses `Content-Type`, ignoring parameters (`; charset=utf-8`) and case.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+        let raw = headers
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let raw = raw.unwrap_or_default();
+        let media = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+            "application/json" => Ok(Encoding::Json),
+            _ => Err(IngestError::UnsupportedMediaType(truncate(&raw, 100))),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// Whether the body is gzip (`Content-Encoding: gzip`) or plain.
+pub fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
+    let Some(value) = headers.get(CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let value = String::from_utf8_lossy(value.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
+    match value.as_str() {
+        "" | "identity" => Ok(false),
+        "gzip" | "x-gzip" => Ok(true),
+        _ => Err(IngestError::UnsupportedEncoding(truncate(&value, 100))),
+    }
+}
+
+/// Reads at most `limit` bytes of the body.
+pub async fn read_capped(body: Body, limit: usize) -> Result<Bytes, IngestError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(IngestError::TooLarge { limit }),
+        Err(e) => Err(IngestError::Malformed(format!("reading request body: {e}"))),
+    }
+}
+
+/// Inflates gzip, holding at most `limit + 1` bytes: one byte past the limit proves
+/// the body too large without inflating the rest.
+pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    let mut decoder = flate2::read::MultiGzDecoder::new(compressed).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::Malformed(format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(IngestError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_round_trips_below_the_limit() {
+        assert_eq!(gunzip_capped(&gzip(b"hello"), 5).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_one_byte_past_the_limit() {
+        let bomb = gzip(&vec![0u8; 8 << 20]);
+        assert!(
+            bomb.len() < 64 << 10,
+            "bomb should compress well: {}",
+            bomb.len()
+        );
+        assert_eq!(
+            gunzip_capped(&bomb, 1 << 20),
+            Err(IngestError::TooLarge { limit: 1 << 20 })
+        );
+    }
+
+    #[test]
+    fn corrupt_gzip_is_malformed() {
+        assert!(matches!(
+            gunzip_capped(b"not gzip", 100),
+            Err(IngestError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn media_types_ignore_parameters_and_case() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            "Application/JSON; charset=utf-8".parse().unwrap(),
+        );
+        assert_eq!(Encoding::from_headers(&h), Ok(Encoding::Json));
+        h.insert(CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(matches!(
+            Encoding::from_headers(&h),
+            Err(IngestError::UnsupportedMediaType(_))
+        ));
+        assert!(Encoding::from_headers(&HeaderMap::new()).is_err());
+        h.insert(CONTENT_ENCODING, "br".parse().unwrap());
+        assert!(is_gzip(&h).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Receiver configuration (`[otlp]` in the TOML config).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CollectorError;
+
+pub const DEFAULT_GRPC_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4317));
+pub const DEFAULT_HTTP_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4318));
+/// Largest request body accepted, checked on the wire and again after decompression.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Export requests buffered between the receivers and the pipeline.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// What a client told "queue full" should wait before retrying.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Upper bound for `max_body_bytes`: a request is held in memory whole.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub max_body_bytes: usize,
+    pub queue_capacity: usize,
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: DEFAULT_GRPC_ADDR,
+            http_addr: DEFAULT_HTTP_ADDR,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            retry_after: DEFAULT_RETRY_AFTER,
+        }
+    }
+}
+
+impl ReceiverConfig {
+    pub fn validate(&self) -> Result<(), CollectorError> {
+        let invalid = |msg: String| Err(CollectorError::InvalidConfig(msg));
+        if self.max_body_bytes == 0 || self.max_body_bytes > MAX_BODY_BYTES_LIMIT {
+            return invalid(format!(
+                "max_body_bytes must be in 1..={MAX_BODY_BYTES_LIMIT}, got {}",
+                self.max_body_bytes
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queue_capacity must be at least 1".into());
+        }
+        if self.retry_after.is_zero() {
+            return invalid("retry_after must be positive".into());
+        }
+        let (g, h) = (self.grpc_addr, self.http_addr);
+        if g == h && g.port() != 0 {
+            return invalid(format!("grpc_addr and http_addr are both {g}"));
+        }
+        Ok(())
+    }
+
+    /// `Retry-After` header value: whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs() + u64::from(self.retry_after.subsec_nanos() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design_contract() {
+        let c = ReceiverConfig::default();
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:4317");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:4318");
+        assert_eq!(c.max_body_bytes, 16 << 20);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn toml_overrides_and_rejects_unknown_or_invalid_values() {
+        let c: ReceiverConfig =
+            toml::from_str("grpc_addr = \"0.0.0.0:5317\"\nretry_after = \"1500ms\"").unwrap();
+        assert_eq!(c.grpc_addr.port(), 5317);
+        assert_eq!(c.retry_after_secs(), 2);
+        assert!(toml::from_str::<ReceiverConfig>("grpc = \"x\"").is_err());
+        let zero = ReceiverConfig {
+            queue_capacity: 0,
+            ..Default::default()
+        };
+        assert!(zero.validate().is_err());
+        let same = ReceiverConfig {
+            http_addr: DEFAULT_GRPC_ADDR,
+            ..Default::default()
+        };
+        assert!(same.validate().is_err());
+    }
+}

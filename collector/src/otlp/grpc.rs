@@ -1,0 +1,150 @@
+//! OTLP/gRPC: `TraceService` and `LogsService` on one tonic server. Errors map to gRPC
+//! codes here only: handler refusals in [`status_for`], and tonic's own decode
+//! failures (which it reports as INTERNAL / OUT_OF_RANGE) in [`normalize_codec_status`].
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+
+use super::ingest::{Admission, IngestError};
+use crate::CollectorError;
+use crate::metrics::{CollectorMetrics, RejectReason};
+
+struct Handler {
+    admission: Admission,
+}
+
+impl Handler {
+    /// The one place handler refusals become gRPC statuses (and are counted).
+    fn status_for(&self, err: IngestError) -> Status {
+        self.admission.count_refusal(&err);
+        status_for(&err)
+    }
+}
+
+pub(crate) fn status_for(err: &IngestError) -> Status {
+    let message = err.to_string();
+    match err {
+        IngestError::Malformed(_) => Status::invalid_argument(message),
+        IngestError::TooLarge { .. } => Status::resource_exhausted(message),
+        IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
+            Status::invalid_argument(message)
+        }
+        // Retryable per the OTLP spec.
+        IngestError::QueueFull | IngestError::ShuttingDown => Status::unavailable(message),
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Handler {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let rejected = self
+            .admission
+            .traces(request.into_inner())
+            .map_err(|e| self.status_for(e))?;
+        let partial_success = rejected.into_trace_partial_success();
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Handler {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let rejected = self
+            .admission
+            .logs(request.into_inner())
+            .map_err(|e| self.status_for(e))?;
+        let partial_success = rejected.into_logs_partial_success();
+        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
+    }
+}
+
+/// tonic decodes (and decompresses) before our handler runs and reports a bad protobuf
+/// as INTERNAL and an oversized message as OUT_OF_RANGE. The OTLP spec wants
+/// INVALID_ARGUMENT and RESOURCE_EXHAUSTED, so rewrite them on the way out and count
+/// them. Our handlers never return these codes themselves.
+fn normalize_codec_status(
+    metrics: &CollectorMetrics,
+    response: &mut http::Response<tonic::body::Body>,
+) {
+    let Some(code) = response
+        .headers()
+        .get(Status::GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let Ok(code) = code.parse::<i32>() else {
+        return;
+    };
+    let (reason, new_code) = match Code::from_i32(code) {
+        Code::Internal => (RejectReason::Malformed, Code::InvalidArgument),
+        Code::OutOfRange | Code::ResourceExhausted => {
+            (RejectReason::TooLarge, Code::ResourceExhausted)
+        }
+        _ => return,
+    };
+    metrics.record_rejected_request(reason);
+    response
+        .headers_mut()
+        .insert(Status::GRPC_STATUS, HeaderValue::from(new_code as i32));
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    admission: Admission,
+    max_body_bytes: usize,
+    cancel: CancellationToken,
+) -> Result<(), CollectorError> {
+    let metrics = admission.metrics.clone();
+    let handler = Arc::new(Handler { admission });
+    let traces = TraceServiceServer::from_arc(handler.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_body_bytes);
+    let logs = LogsServiceServer::from_arc(handler)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_body_bytes);
+    let rewrite = tower::util::MapResponseLayer::new(
+        move |mut response: http::Response<tonic::body::Body>| {
+            normalize_codec_status(&metrics, &mut response);
+            response
+        },
+    );
+    tonic::transport::Server::builder()
+        .layer(rewrite)
+        .add_service(traces)
+        .add_service(logs)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            cancel.cancelled_owned(),
+        )
+        .await
+        .map_err(|e| CollectorError::Serve(format!("OTLP gRPC server: {e}")))
+}

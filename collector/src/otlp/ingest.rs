@@ -1,0 +1,187 @@
+//! What both receivers share: the batch type they hand downstream, the ways a request
+//! can be refused, and admission (validate → count → `try_send`, never blocking).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::validate::{Rejections, log_record_count, span_count, validate_logs, validate_traces};
+use crate::metrics::{CollectorMetrics, RejectReason, SignalCounters};
+
+/// One accepted export request, validated, on its way to the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestBatch {
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+/// Why a whole request is refused. Each edge maps these to its status codes in one place
+/// (`grpc::status_for`, `http::error_response`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
+    UnsupportedMediaType(String),
+    #[error("unsupported content encoding {0:?}: use gzip or none")]
+    UnsupportedEncoding(String),
+    #[error("ingest queue is full, retry later")]
+    QueueFull,
+    #[error("collector is shutting down")]
+    ShuttingDown,
+}
+
+impl IngestError {
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            IngestError::Malformed(_) => RejectReason::Malformed,
+            IngestError::TooLarge { .. } => RejectReason::TooLarge,
+            IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
+                RejectReason::UnsupportedMediaType
+            }
+            IngestError::QueueFull => RejectReason::QueueFull,
+            IngestError::ShuttingDown => RejectReason::ShuttingDown,
+        }
+    }
+}
+
+/// The validated-and-queued part of admission, shared by both receivers.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    tx: mpsc::Sender<IngestBatch>,
+    pub(crate) metrics: Arc<CollectorMetrics>,
+}
+
+impl Admission {
+    pub(crate) fn new(tx: mpsc::Sender<IngestBatch>, metrics: Arc<CollectorMetrics>) -> Self {
+        Self { tx, metrics }
+    }
+
+    /// Validates and queues a traces request; `Ok` carries what validation rejected.
+    pub(crate) fn traces(
+        &self,
+        mut req: ExportTraceServiceRequest,
+    ) -> Result<Rejections, IngestError> {
+        let received = span_count(&req);
+        let rejections = validate_traces(&mut req);
+        self.admit(
+            &self.metrics.spans,
+            received,
+            rejections,
+            IngestBatch::Traces(req),
+        )
+    }
+
+    pub(crate) fn logs(
+        &self,
+        mut req: ExportLogsServiceRequest,
+    ) -> Result<Rejections, IngestError> {
+        let received = log_record_count(&req);
+        let rejections = validate_logs(&mut req);
+        self.admit(
+            &self.metrics.log_records,
+            received,
+            rejections,
+            IngestBatch::Logs(req),
+        )
+    }
+
+    fn admit(
+        &self,
+        counters: &SignalCounters,
+        received: u64,
+        rejections: Rejections,
+        batch: IngestBatch,
+    ) -> Result<Rejections, IngestError> {
+        counters.received.fetch_add(received, Ordering::Relaxed);
+        counters
+            .rejected
+            .fetch_add(rejections.count, Ordering::Relaxed);
+        let accepted = received - rejections.count;
+        if accepted == 0 {
+            return Ok(rejections);
+        }
+        match self.tx.try_send(batch) {
+            Ok(()) => {
+                counters.accepted.fetch_add(accepted, Ordering::Relaxed);
+                Ok(rejections)
+            }
+            Err(e) => {
+                // The client retries the whole request, so rejected items are not
+                // double-counted as rejected: move them to "refused" with the rest.
+                counters
+                    .rejected
+                    .fetch_sub(rejections.count, Ordering::Relaxed);
+                counters.refused.fetch_add(received, Ordering::Relaxed);
+                Err(match e {
+                    TrySendError::Full(_) => IngestError::QueueFull,
+                    TrySendError::Closed(_) => IngestError::ShuttingDown,
+                })
+            }
+        }
+    }
+
+    /// Counts a refused request; every edge calls this from its single error mapper.
+    pub(crate) fn count_refusal(&self, err: &IngestError) {
+        self.metrics.record_rejected_request(err.reason());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::validate::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn accepted_items_are_queued_and_counted() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let admission = Admission::new(tx, Arc::default());
+        let req = request(vec![
+            resource_spans(Some("cart"), vec![span(1), span(2)]),
+            resource_spans(None, vec![span(3)]),
+        ]);
+        let r = admission.traces(req).unwrap();
+        assert_eq!(r.count, 1);
+        let IngestBatch::Traces(queued) = rx.try_recv().unwrap() else {
+            panic!("expected traces")
+        };
+        assert_eq!(span_count(&queued), 2);
+        let s = admission.metrics.snapshot().span_counts;
+        assert_eq!(
+            (s.received, s.accepted, s.rejected, s.refused),
+            (3, 2, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_whole_request_without_blocking() {
+        let (tx, _rx) = mpsc::channel(1);
+        let admission = Admission::new(tx, Arc::default());
+        let req = request(vec![
+            resource_spans(Some("cart"), vec![span(1)]),
+            resource_spans(None, vec![span(2)]),
+        ]);
+        admission.traces(req.clone()).unwrap();
+        assert_eq!(admission.traces(req), Err(IngestError::QueueFull));
+        let s = admission.metrics.snapshot().span_counts;
+        assert_eq!(
+            (s.received, s.accepted, s.rejected, s.refused),
+            (4, 1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn a_closed_queue_means_shutting_down() {
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let admission = Admission::new(tx, Arc::default());
+        let req = request(vec![resource_spans(Some("cart"), vec![span(1)])]);
+        assert_eq!(admission.traces(req), Err(IngestError::ShuttingDown));
+    }
+}

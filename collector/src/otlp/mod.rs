@@ -1,0 +1,107 @@
+//! OTLP receivers: gRPC (tonic) and HTTP (axum) for traces and logs. Both validate,
+//! count, and hand [`IngestBatch`]es to a bounded channel with `try_send`: a full queue
+//! is a retryable refusal, never a blocked request or a silent drop.
+
+mod body;
+mod config;
+mod grpc;
+mod http;
+mod ingest;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use self::body::Encoding;
+pub use self::config::{
+    DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_RETRY_AFTER, MAX_BODY_BYTES_LIMIT, ReceiverConfig,
+};
+pub use self::http::RpcStatus;
+pub use self::ingest::{IngestBatch, IngestError};
+pub use self::validate::{
+    Rejections, has_service_name, log_record_count, span_count, validate_traces,
+};
+use crate::CollectorError;
+use crate::metrics::CollectorMetrics;
+
+/// Both receivers, bound but not yet serving (so callers can bind port 0 and read the
+/// real addresses first).
+#[derive(Debug)]
+pub struct Receivers {
+    grpc: TcpListener,
+    http: TcpListener,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    config: ReceiverConfig,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<(TcpListener, SocketAddr), CollectorError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| CollectorError::Bind {
+            what: what.to_string(),
+            addr,
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| CollectorError::Bind {
+            what: what.to_string(),
+            addr,
+            source,
+        })?;
+    Ok((listener, local))
+}
+
+impl Receivers {
+    pub async fn bind(config: &ReceiverConfig) -> Result<Receivers, CollectorError> {
+        config.validate()?;
+        let (grpc, grpc_addr) = bind(config.grpc_addr, "OTLP gRPC").await?;
+        let (http, http_addr) = bind(config.http_addr, "OTLP HTTP").await?;
+        Ok(Receivers {
+            grpc,
+            http,
+            grpc_addr,
+            http_addr,
+            config: config.clone(),
+        })
+    }
+
+    pub fn grpc_local_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_local_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Serves both receivers until `cancel`; then stops accepting, finishes in-flight
+    /// requests and returns. `tx` (and so the pipeline's input) is dropped on return.
+    pub async fn serve(
+        self,
+        tx: mpsc::Sender<IngestBatch>,
+        metrics: Arc<CollectorMetrics>,
+        cancel: CancellationToken,
+    ) -> Result<(), CollectorError> {
+        let admission = ingest::Admission::new(tx, metrics);
+        let router = http::router(
+            admission.clone(),
+            self.config.max_body_bytes,
+            self.config.retry_after_secs(),
+        );
+        let grpc = grpc::serve(
+            self.grpc,
+            admission,
+            self.config.max_body_bytes,
+            cancel.clone(),
+        );
+        let http = http::serve(self.http, router, cancel.clone());
+        // If one server fails, try_join drops (stops) the other.
+        tokio::try_join!(grpc, http).map(|_| ())
+    }
+}

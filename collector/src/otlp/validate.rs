@@ -1,0 +1,225 @@
+//! Item-level validation of export requests. Items that cannot become calls are cut out
+//! and reported back as `partial_success`; the rest of the request is accepted.
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// What validation removed from a request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rejections {
+    pub count: u64,
+    /// One sentence per reason, for `partial_success.error_message`.
+    pub message: String,
+}
+
+impl Rejections {
+    fn add(&mut self, count: u64, reason: &str) {
+        if count == 0 {
+            return;
+        }
+        self.count += count;
+        if !self.message.is_empty() {
+            self.message.push_str("; ");
+        }
+        self.message.push_str(&format!("{count} {reason}"));
+    }
+
+    /// `partial_success` for a traces response: absent when nothing was rejected.
+    pub fn into_trace_partial_success(self) -> Option<ExportTracePartialSuccess> {
+        (self.count > 0).then_some(ExportTracePartialSuccess {
+            rejected_spans: self.count as i64,
+            error_message: self.message,
+        })
+    }
+
+    pub fn into_logs_partial_success(self) -> Option<ExportLogsPartialSuccess> {
+        (self.count > 0).then_some(ExportLogsPartialSuccess {
+            rejected_log_records: self.count as i64,
+            error_message: self.message,
+        })
+    }
+}
+
+fn is_non_empty_string(value: &Option<AnyValue>) -> bool {
+    matches!(value.as_ref().and_then(|v| v.value.as_ref()), Some(any_value::Value::StringValue(s)) if !s.trim().is_empty())
+}
+
+/// True when the resource names its service (`service.name`, a non-empty string).
+pub fn has_service_name(resource: &Option<Resource>) -> bool {
+    resource.as_ref().is_some_and(|r| {
+        r.attributes
+            .iter()
+            .any(|kv| kv.key == "service.name" && is_non_empty_string(&kv.value))
+    })
+}
+
+fn valid_ids(trace_id: &[u8], span_id: &[u8]) -> bool {
+    trace_id.len() == 16
+        && span_id.len() == 8
+        && trace_id.iter().any(|b| *b != 0)
+        && span_id.iter().any(|b| *b != 0)
+}
+
+/// Counts the spans in a request.
+pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len() as u64)
+        .sum()
+}
+
+/// Counts the log records in a request.
+pub fn log_record_count(req: &ExportLogsServiceRequest) -> u64 {
+    req.resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len() as u64)
+        .sum()
+}
+
+/// Removes spans whose resource has no `service.name` (their source is unknowable) and
+/// spans with invalid trace or span ids (they cannot be paired).
+pub fn validate_traces(req: &mut ExportTraceServiceRequest) -> Rejections {
+    let mut rejections = Rejections::default();
+    let mut nameless = 0;
+    let mut bad_ids = 0;
+    req.resource_spans.retain_mut(|rs| {
+        if !has_service_name(&rs.resource) {
+            nameless += rs
+                .scope_spans
+                .iter()
+                .map(|ss| ss.spans.len() as u64)
+                .sum::<u64>();
+            return false;
+        }
+        for ss in &mut rs.scope_spans {
+            let before = ss.spans.len();
+            ss.spans.retain(|s| valid_ids(&s.trace_id, &s.span_id));
+            bad_ids += (before - ss.spans.len()) as u64;
+        }
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        !rs.scope_spans.is_empty()
+    });
+    rejections.add(
+        nameless,
+        "spans rejected: resource has no service.name attribute",
+    );
+    rejections.add(
+        bad_ids,
+        "spans rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero",
+    );
+    rejections
+}
+
+/// Log records carry their identities in attributes (access logs), so a missing
+/// `service.name` is fine: every record goes on to the parsers, which count what they
+/// cannot use. Only resource blocks without records are pruned.
+pub fn validate_logs(req: &mut ExportLogsServiceRequest) -> Rejections {
+    req.resource_logs
+        .retain(|rl| rl.scope_logs.iter().any(|sl| !sl.log_records.is_empty()));
+    Rejections::default()
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    pub fn string_kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn span(n: u8) -> Span {
+        Span {
+            trace_id: vec![n.max(1); 16],
+            span_id: vec![n.max(1); 8],
+            name: "GET /x".into(),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_001_000_000,
+            ..Default::default()
+        }
+    }
+
+    pub fn resource_spans(service: Option<&str>, spans: Vec<Span>) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: service
+                    .map(|s| vec![string_kv("service.name", s)])
+                    .unwrap_or_default(),
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    pub fn request(resource_spans: Vec<ResourceSpans>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest { resource_spans }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn spans_of_a_nameless_resource_are_rejected_and_others_kept() {
+        let mut req = request(vec![
+            resource_spans(Some("cart"), vec![span(1), span(2)]),
+            resource_spans(None, vec![span(3), span(4), span(5)]),
+            resource_spans(Some("  "), vec![span(6)]),
+        ]);
+        let r = validate_traces(&mut req);
+        assert_eq!(r.count, 4);
+        assert!(r.message.contains("service.name"), "{}", r.message);
+        assert_eq!(span_count(&req), 2);
+    }
+
+    #[test]
+    fn spans_with_invalid_ids_are_rejected() {
+        let mut short = span(1);
+        short.trace_id.truncate(8);
+        let mut zero = span(2);
+        zero.span_id = vec![0; 8];
+        let mut req = request(vec![resource_spans(
+            Some("cart"),
+            vec![short, zero, span(3)],
+        )]);
+        let r = validate_traces(&mut req);
+        assert_eq!(r.count, 2);
+        assert!(
+            r.message.starts_with("2 spans rejected: trace_id"),
+            "{}",
+            r.message
+        );
+        assert_eq!(span_count(&req), 1);
+    }
+
+    #[test]
+    fn a_valid_request_is_untouched() {
+        let mut req = request(vec![resource_spans(Some("cart"), vec![span(1)])]);
+        let before = req.clone();
+        assert_eq!(validate_traces(&mut req), Rejections::default());
+        assert_eq!(req, before);
+    }
+}

@@ -1,0 +1,84 @@
+//! Spans → calls: pairing client and server sides, collapsing proxy layers, naming
+//! virtual peers, attaching the request's entry, and normalising routes.
+
+mod attributes;
+mod info;
+mod normalizer;
+mod routes;
+mod sampling;
+mod workload;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CollectorError;
+
+pub use attributes::truncate as truncate_field;
+pub use normalizer::{NormalizerStats, SpanNormalizer};
+pub use routes::{OVERFLOW_ROUTE, template_path};
+pub use sampling::weight_from_tracestate;
+pub use workload::{parse_upstream_cluster, spiffe_service_account, split_k8s_host};
+
+/// The workload a resource describes (reporting proxy of an access log, emitter of a span).
+pub fn resource_workload(resource: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> eastwest_model::Workload {
+    workload::own_workload(&attributes::Attrs::new(&[], resource)).0
+}
+
+pub const DEFAULT_PAIRING_TTL: Duration = Duration::from_secs(10);
+pub const DEFAULT_ENTRY_WAIT: Duration = Duration::from_secs(5);
+pub const DEFAULT_MAX_PENDING_SPANS: usize = 200_000;
+pub const DEFAULT_MAX_TRACES: usize = 100_000;
+pub const DEFAULT_MAX_ROUTES_PER_EDGE: usize = 200;
+pub const DEFAULT_MAX_EDGES: usize = 50_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NormalizerConfig {
+    /// Event time an unpaired client or server side waits for its peer before it
+    /// becomes a call to/from a virtual peer.
+    #[serde(with = "humantime_serde")]
+    pub pairing_ttl: Duration,
+    /// Event time a finished call waits for its trace's root server span (the entry).
+    #[serde(with = "humantime_serde")]
+    pub entry_wait: Duration,
+    /// Unpaired spans held at once; beyond it the oldest is evicted and counted.
+    pub max_pending_spans: usize,
+    /// Traces whose entry is tracked at once.
+    pub max_traces: usize,
+    /// Distinct routes per edge before further routes report as `{overflow}`.
+    pub max_routes_per_edge: usize,
+    /// Edges tracked by the route cap.
+    pub max_edges: usize,
+}
+
+impl Default for NormalizerConfig {
+    fn default() -> Self {
+        Self {
+            pairing_ttl: DEFAULT_PAIRING_TTL,
+            entry_wait: DEFAULT_ENTRY_WAIT,
+            max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
+            max_traces: DEFAULT_MAX_TRACES,
+            max_routes_per_edge: DEFAULT_MAX_ROUTES_PER_EDGE,
+            max_edges: DEFAULT_MAX_EDGES,
+        }
+    }
+}
+
+impl NormalizerConfig {
+    pub fn validate(&self) -> Result<(), CollectorError> {
+        let bad = |m: &str| Err(CollectorError::InvalidConfig(m.to_string()));
+        if self.max_pending_spans == 0 || self.max_traces == 0 {
+            return bad("max_pending_spans and max_traces must be at least 1");
+        }
+        if self.max_routes_per_edge == 0 || self.max_edges == 0 {
+            return bad("max_routes_per_edge and max_edges must be at least 1");
+        }
+        if self.pairing_ttl.is_zero() {
+            return bad("pairing_ttl must be greater than zero");
+        }
+        Ok(())
+    }
+}

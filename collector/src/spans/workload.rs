@@ -1,0 +1,160 @@
+//! Who a span belongs to: workload identity from resource and Istio/Linkerd attributes,
+//! and peer names for sides that emitted no span.
+
+use eastwest_model::Workload;
+
+use super::attributes::{Attrs, truncate};
+
+/// Service names generic proxies report for every workload; identity then comes from
+/// Kubernetes resource attributes.
+const GENERIC_PROXY_NAMES: &[&str] = &["linkerd-proxy", "envoy", "istio-proxy", "unknown_service"];
+
+/// The workload that emitted the span, and its version (never part of identity).
+pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
+    let service_name = attrs.resource_str(&["service.name"]).unwrap_or_default();
+    let generic = service_name.is_empty()
+        || GENERIC_PROXY_NAMES.contains(&service_name.as_str())
+        || service_name.starts_with("unknown_service");
+    let istio_proxy = attrs.has("upstream_cluster") || attrs.has("node_id");
+
+    let mut service = attrs.str(&["istio.canonical_service"]);
+    let mut namespace = attrs.str(&["istio.namespace", "service.namespace", "k8s.namespace.name"]);
+    if service.is_none() && generic {
+        service = attrs.resource_str(&["k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "app"]);
+    }
+    if service.is_none() && istio_proxy {
+        // Istio sidecars name themselves `service.namespace`.
+        if let Some((svc, ns)) = service_name.split_once('.')
+            && !svc.is_empty()
+            && !ns.is_empty()
+            && !ns.contains('.')
+        {
+            service = Some(svc.to_string());
+            namespace = namespace.or_else(|| Some(ns.to_string()));
+        }
+    }
+    let service = service.unwrap_or_else(|| if service_name.is_empty() { "unknown".into() } else { service_name });
+    let version = attrs.str(&["istio.canonical_revision", "service.version", "k8s.deployment.revision"]);
+    (Workload { service: truncate(&service), namespace, principal: None }, version)
+}
+
+/// An Istio `upstream_cluster` (`outbound|9080|v3|ratings.bookinfo.svc.cluster.local`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IstioCluster {
+    pub inbound: bool,
+    pub port: Option<u16>,
+    pub service: Option<String>,
+    pub namespace: Option<String>,
+    pub host: Option<String>,
+}
+
+pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
+    let mut parts = cluster.split('|');
+    let direction = parts.next()?;
+    let inbound = match direction {
+        "inbound" => true,
+        "outbound" => false,
+        _ => return None,
+    };
+    let port = parts.next().and_then(|p| p.parse().ok());
+    let _subset = parts.next();
+    let host = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+    let (service, namespace) = match host.as_deref().map(|h| split_k8s_host(h)) {
+        Some((s, n)) => (Some(s), n),
+        None => (None, None),
+    };
+    Some(IstioCluster { inbound, port, service, namespace, host })
+}
+
+/// `ratings.bookinfo.svc.cluster.local` → (`ratings`, `bookinfo`); other hosts → (host, None).
+pub fn split_k8s_host(host: &str) -> (String, Option<String>) {
+    let host = host.split(':').next().unwrap_or(host);
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.len() >= 3 && labels[2] == "svc" {
+        return (truncate(labels[0]), Some(truncate(labels[1])));
+    }
+    (truncate(host), None)
+}
+
+/// `spiffe://td/ns/NS/sa/SA` → (SA, NS).
+pub fn spiffe_service_account(principal: &str) -> Option<(String, String)> {
+    let rest = principal.strip_prefix("spiffe://")?;
+    let mut parts = rest.split('/').skip(1);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("ns"), Some(ns), Some("sa"), Some(sa)) => Some((sa.to_string(), ns.to_string())),
+        _ => None,
+    }
+}
+
+/// `host:port` from a URL's authority.
+pub fn url_authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map(|(_, a)| a).unwrap_or(authority);
+    (!authority.is_empty()).then_some(authority)
+}
+
+/// Path part of a URL (`/a/b?x` from `http://h/a/b?x`).
+pub fn url_path(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
+        None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::attributes::test_support::kv;
+    use super::*;
+
+    #[test]
+    fn istio_sidecar_names_split_into_service_and_namespace() {
+        let res = [kv("service.name", "reviews.bookinfo")];
+        let span = [kv("upstream_cluster", "inbound|9080||"), kv("istio.canonical_revision", "v3")];
+        let (w, v) = own_workload(&Attrs::new(&span, &res));
+        assert_eq!(w, Workload::new("reviews").in_namespace("bookinfo"));
+        assert_eq!(v.as_deref(), Some("v3"));
+    }
+
+    #[test]
+    fn canonical_service_wins_and_plain_sdk_names_stay_whole() {
+        let span = [kv("istio.canonical_service", "ratings"), kv("istio.namespace", "bookinfo")];
+        let res = [kv("service.name", "ratings-v1.bookinfo")];
+        assert_eq!(own_workload(&Attrs::new(&span, &res)).0, Workload::new("ratings").in_namespace("bookinfo"));
+        let res = [kv("service.name", "com.example.cart"), kv("service.namespace", "shop")];
+        assert_eq!(own_workload(&Attrs::new(&[], &res)).0, Workload::new("com.example.cart").in_namespace("shop"));
+    }
+
+    #[test]
+    fn linkerd_generic_proxy_name_uses_kubernetes_attributes() {
+        let res = [
+            kv("service.name", "linkerd-proxy"),
+            kv("k8s.deployment.name", "web"),
+            kv("k8s.namespace.name", "emojivoto"),
+            kv("k8s.pod.name", "web-5f86686c4d-58p7k"),
+        ];
+        assert_eq!(own_workload(&Attrs::new(&[], &res)).0, Workload::new("web").in_namespace("emojivoto"));
+    }
+
+    #[test]
+    fn upstream_clusters_parse() {
+        let c = parse_upstream_cluster("outbound|9080|v3|ratings.bookinfo.svc.cluster.local").unwrap();
+        assert!(!c.inbound);
+        assert_eq!(c.port, Some(9080));
+        assert_eq!(c.service.as_deref(), Some("ratings"));
+        assert_eq!(c.namespace.as_deref(), Some("bookinfo"));
+        assert!(parse_upstream_cluster("inbound|9080||").unwrap().inbound);
+        assert_eq!(parse_upstream_cluster("PassthroughCluster"), None);
+    }
+
+    #[test]
+    fn spiffe_ids_and_urls() {
+        assert_eq!(
+            spiffe_service_account("spiffe://cluster.local/ns/shop/sa/cart"),
+            Some(("cart".into(), "shop".into()))
+        );
+        assert_eq!(spiffe_service_account("spiffe://x/y"), None);
+        assert_eq!(url_authority("http://169.254.169.254/latest/meta-data"), Some("169.254.169.254"));
+        assert_eq!(url_path("http://h:80/a/1?x=2"), "/a/1?x=2");
+    }
+}
