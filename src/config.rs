@@ -116,7 +116,8 @@ impl EastwestConfig {
 
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         fn addr(name: &str, v: String) -> anyhow::Result<std::net::SocketAddr> {
-            v.parse().with_context(|| format!("{name}: not a socket address: {v:?}"))
+            v.parse()
+                .with_context(|| format!("{name}: not a socket address: {v:?}"))
         }
         if let Some(v) = get("EASTWEST_OTLP_GRPC") {
             self.otlp.grpc_addr = addr("EASTWEST_OTLP_GRPC", v)?;
@@ -153,7 +154,8 @@ impl EastwestConfig {
         self.detector.validate().context("[detector]")?;
         self.api.validate().context("[api]")?;
         for w in &self.webhooks {
-            w.validate().with_context(|| format!("[[webhooks]] {}", w.name))?;
+            w.validate()
+                .with_context(|| format!("[[webhooks]] {}", w.name))?;
         }
         Ok(())
     }
@@ -169,7 +171,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let config = EastwestConfig::from_toml(&text, &path).unwrap();
         config.validate().unwrap();
-        assert_eq!(config.baseline.learning_period, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            config.baseline.learning_period,
+            Duration::from_secs(24 * 3600)
+        );
     }
 
     #[test]
@@ -181,17 +186,23 @@ mod tests {
     #[test]
     fn env_overrides_flags_which_override_file() {
         let mut c = EastwestConfig::from_toml("data_dir = \"/from-file\"", Path::new("f")).unwrap();
-        let args = ServeArgs { data_dir: Some("/from-flag".into()), ..Default::default() };
+        let args = ServeArgs {
+            data_dir: Some("/from-flag".into()),
+            ..Default::default()
+        };
         c.apply_flags(&args);
         assert_eq!(c.data_dir, PathBuf::from("/from-flag"));
-        c.apply_env(|k| (k == "EASTWEST_DATA_DIR").then(|| "/from-env".to_string())).unwrap();
+        c.apply_env(|k| (k == "EASTWEST_DATA_DIR").then(|| "/from-env".to_string()))
+            .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from-env"));
     }
 
     #[test]
     fn bad_env_value_is_a_clear_error() {
         let mut c = EastwestConfig::default();
-        let err = c.apply_env(|k| (k == "EASTWEST_API").then(|| "nope".to_string())).unwrap_err();
+        let err = c
+            .apply_env(|k| (k == "EASTWEST_API").then(|| "nope".to_string()))
+            .unwrap_err();
         assert!(err.to_string().contains("EASTWEST_API"));
     }
 }

@@ -1,6 +1,35 @@
-//! `eastwest`: the command line, config loading and wiring of the pipeline.
+//! `eastwest`: the command line, config loading and wiring of the pipeline. Library
+//! crates own the behaviour; this binary only composes them.
 #![forbid(unsafe_code)]
 
+mod backend;
+mod cli;
+mod commands;
+mod config;
+mod demo;
+mod pipeline;
+mod serve;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EASTWEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => commands::serve(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    })
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use eastwest_api::AlertSink;
-use eastwest_baseline::HistoryWriter;
 use eastwest_collector::{CallExtractor, IngestBatch};
 use eastwest_detector::{Engine, EngineOutput};
 use eastwest_model::Call;
@@ -25,6 +24,8 @@ pub struct PipelineShared {
     pub max_event_ns: AtomicI64,
     pub recent_calls: Mutex<VecDeque<Call>>,
     pub edge_trace_ids: Mutex<HashMap<(String, String), VecDeque<String>>>,
+    /// Workload key → (service, namespace) for graph nodes; capped like the examples.
+    pub workloads: Mutex<HashMap<String, (String, Option<String>)>>,
 }
 
 impl PipelineShared {
@@ -35,6 +36,16 @@ impl PipelineShared {
                 recent.pop_front();
             }
             recent.push_back(call.clone());
+        }
+        {
+            let mut workloads = self.workloads.lock();
+            for w in [&call.source, &call.destination] {
+                if workloads.len() < MAX_EDGE_EXAMPLES || workloads.contains_key(&w.key()) {
+                    workloads
+                        .entry(w.key())
+                        .or_insert_with(|| (w.service.clone(), w.namespace.clone()));
+                }
+            }
         }
         if call.trace_id.is_empty() {
             return;
@@ -57,7 +68,6 @@ impl PipelineShared {
 pub struct Pipeline {
     pub extractor: CallExtractor,
     pub engine: Arc<Mutex<Engine>>,
-    pub history: Option<HistoryWriter>,
     pub sink: AlertSink,
     pub shared: Arc<PipelineShared>,
     pub allowed_lateness: Duration,
@@ -76,6 +86,7 @@ impl Pipeline {
                 batch = rx.recv() => match batch {
                     Some(batch) => {
                         last_input = Instant::now();
+                        self.shared.max_event_ns.fetch_max(batch_max_time(&batch), Ordering::Relaxed);
                         let calls = self.extractor.process(batch);
                         self.handle_calls(calls);
                         let wm = self.watermark(false);
@@ -84,8 +95,14 @@ impl Pipeline {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    let idle = last_input.elapsed() >= self.idle_advance;
-                    let wm = self.watermark(idle);
+                    // With no input, event time follows the wall clock past the newest
+                    // event, so pending pairs expire and the last windows close.
+                    let idle = last_input.elapsed().saturating_sub(self.idle_advance);
+                    let wm = if idle.is_zero() {
+                        self.watermark(false)
+                    } else {
+                        self.watermark(true).saturating_add(idle.as_nanos() as i64)
+                    };
                     self.advance(wm);
                 }
             }
@@ -94,11 +111,6 @@ impl Pipeline {
         self.handle_calls(calls);
         let wm = self.watermark(true);
         self.advance(wm);
-        if let Some(history) = self.history.as_mut()
-            && let Err(e) = history.flush()
-        {
-            tracing::error!(error = %e, "flushing call history failed");
-        }
     }
 
     fn watermark(&self, idle: bool) -> i64 {
@@ -106,14 +118,20 @@ impl Pipeline {
         if max == 0 {
             return 0;
         }
-        if idle { max } else { max - self.allowed_lateness.as_nanos() as i64 }
+        if idle {
+            max
+        } else {
+            max - self.allowed_lateness.as_nanos() as i64
+        }
     }
 
     fn advance(&mut self, watermark_ns: i64) {
         if watermark_ns <= self.shared.watermark_ns.load(Ordering::Relaxed) {
             return;
         }
-        self.shared.watermark_ns.store(watermark_ns, Ordering::Relaxed);
+        self.shared
+            .watermark_ns
+            .store(watermark_ns, Ordering::Relaxed);
         let calls = self.extractor.advance(watermark_ns);
         self.handle_calls(calls);
         let output = self.engine.lock().advance_to(watermark_ns);
@@ -128,7 +146,9 @@ impl Pipeline {
         {
             let mut engine = self.engine.lock();
             for call in &calls {
-                self.shared.max_event_ns.fetch_max(call.event_time_ns, Ordering::Relaxed);
+                self.shared
+                    .max_event_ns
+                    .fetch_max(call.event_time_ns, Ordering::Relaxed);
                 let out = engine.process(call);
                 output.alerts.extend(out.alerts);
                 output.incidents.extend(out.incidents);
@@ -136,11 +156,6 @@ impl Pipeline {
         }
         for call in &calls {
             self.shared.remember(call);
-        }
-        if let Some(history) = self.history.as_mut()
-            && let Err(e) = history.append(&calls)
-        {
-            tracing::error!(error = %e, "appending call history failed");
         }
         self.publish(output);
     }
@@ -151,4 +166,28 @@ impl Pipeline {
         }
         self.sink.publish(output.alerts, output.incidents);
     }
+}
+
+/// Newest span start or log record time in a batch (event time moves with input even
+/// before any span pairs into a call).
+fn batch_max_time(batch: &IngestBatch) -> i64 {
+    let max = match batch {
+        IngestBatch::Traces(req) => req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.start_time_unix_nano)
+            .max(),
+        IngestBatch::Logs(req) => req
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .map(|l| l.time_unix_nano.max(l.observed_time_unix_nano))
+            .max(),
+    };
+    // Clamp absurd timestamps so an attacker cannot push the watermark to the end of time.
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    (max.unwrap_or(0).min(i64::MAX as u64) as i64).min(now.saturating_add(3_600_000_000_000))
 }

@@ -115,6 +115,8 @@ pub struct LookupIndex {
     pub(crate) identities: HashMap<String, IdentityStats>,
     /// Principal → workload keys it has spoken for.
     pub(crate) principal_workloads: HashMap<String, HashSet<String>>,
+    /// Distinct endpoints (method + route) per edge.
+    pub(crate) edge_endpoint_counts: HashMap<EdgeKey, u32>,
 }
 
 impl LookupIndex {
@@ -128,7 +130,8 @@ impl LookupIndex {
         self.edge_contexts.get(&(entry.clone(), edge.clone()))
     }
     pub fn endpoint_context(&self, entry: &Entry, endpoint: &EndpointKey) -> Option<&ContextStats> {
-        self.endpoint_contexts.get(&(entry.clone(), endpoint.clone()))
+        self.endpoint_contexts
+            .get(&(entry.clone(), endpoint.clone()))
     }
     /// Sampling-adjusted number of calls seen under this entry, if the entry is known.
     pub fn entry_calls(&self, entry: &Entry) -> Option<f64> {
@@ -146,6 +149,11 @@ impl LookupIndex {
     pub fn principal_workloads(&self, principal: &str) -> Option<&HashSet<String>> {
         self.principal_workloads.get(principal)
     }
+    /// Distinct endpoints learned on this edge.
+    pub fn endpoints_on_edge(&self, key: &EdgeKey) -> u32 {
+        self.edge_endpoint_counts.get(key).copied().unwrap_or(0)
+    }
+    /// Distinct edges seen under this entry.
     pub fn edges(&self) -> impl Iterator<Item = (&EdgeKey, &EdgeStats)> {
         self.edges.iter()
     }
@@ -160,5 +168,28 @@ impl LookupIndex {
     }
     pub fn context_count(&self) -> usize {
         self.edge_contexts.len() + self.endpoint_contexts.len()
+    }
+}
+
+impl LookupIndex {
+    /// Drops edges, endpoints and contexts last seen before `cutoff_ns` (retention).
+    pub(crate) fn age_out(&mut self, cutoff_ns: i64) {
+        self.edges.retain(|_, s| s.last_seen_ns >= cutoff_ns);
+        let edges = &self.edges;
+        self.edge_rates.retain(|k, _| edges.contains_key(k));
+        let counts = &mut self.edge_endpoint_counts;
+        self.endpoints.retain(|k, s| {
+            let keep = s.last_seen_ns >= cutoff_ns && edges.contains_key(&k.edge);
+            if !keep && let Some(c) = counts.get_mut(&k.edge) {
+                *c = c.saturating_sub(1);
+            }
+            keep
+        });
+        counts.retain(|k, c| *c > 0 && edges.contains_key(k));
+        self.edge_contexts
+            .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && edges.contains_key(e));
+        let endpoints = &self.endpoints;
+        self.endpoint_contexts
+            .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && endpoints.contains_key(e));
     }
 }

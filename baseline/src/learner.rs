@@ -2,53 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use eastwest_model::Call;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::BaselineError;
+pub use crate::config::*;
 use crate::index::{EdgeKey, EndpointKey, LookupIndex, WindowHistory};
-
-pub const DEFAULT_LEARNING_PERIOD: Duration = Duration::from_secs(24 * 3600);
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
-pub const DEFAULT_MAX_WINDOW_HISTORY: usize = 1440;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BaselineConfig {
-    /// Event time from the first call until detection starts.
-    #[serde(with = "humantime_serde")]
-    pub learning_period: Duration,
-    /// Event-time window for fan-out and rate histories.
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    /// Closed windows kept per source / edge history.
-    pub max_window_history: usize,
-}
-
-impl Default for BaselineConfig {
-    fn default() -> Self {
-        Self {
-            learning_period: DEFAULT_LEARNING_PERIOD,
-            window: DEFAULT_WINDOW,
-            max_window_history: DEFAULT_MAX_WINDOW_HISTORY,
-        }
-    }
-}
-
-impl BaselineConfig {
-    pub fn validate(&self) -> Result<(), BaselineError> {
-        if self.window.is_zero() {
-            return Err(BaselineError::Config("window must be greater than zero".into()));
-        }
-        if self.max_window_history == 0 {
-            return Err(BaselineError::Config("max_window_history must be at least 1".into()));
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "state")]
@@ -56,8 +16,46 @@ pub enum LearningState {
     /// No call seen yet.
     Empty,
     /// Learning until `until_ns` (event time).
-    Learning { started_ns: i64, until_ns: i64 },
-    Detecting { since_ns: i64 },
+    Learning {
+        started_ns: i64,
+        until_ns: i64,
+    },
+    Detecting {
+        since_ns: i64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineCounts {
+    pub edges: usize,
+    pub endpoints: usize,
+    pub contexts: usize,
+    pub workloads: usize,
+}
+
+/// A new version of a known workload, reported once.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutChange {
+    pub workload: String,
+    pub version: String,
+    pub first_seen: String,
+    pub summary: String,
+    /// Edges / endpoints first learned from calls of this version.
+    pub new_edges: u64,
+    pub new_endpoints: u64,
+}
+
+/// What `GET /api/v1/baseline` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineStatus {
+    pub state: &'static str,
+    pub learning_started: Option<String>,
+    pub learning_ends: Option<String>,
+    pub learned_seconds: f64,
+    pub learning_period_seconds: f64,
+    pub watermark: Option<String>,
+    pub counts: BaselineCounts,
+    pub rollout_changes: Vec<RolloutChange>,
 }
 
 /// Accumulators for the currently open window.
@@ -76,6 +74,10 @@ pub struct Baseline {
     working: LookupIndex,
     published: RwLock<Arc<LookupIndex>>,
     window: OpenWindow,
+    /// Calls not learned because a cardinality cap was reached.
+    overflow: u64,
+    calls_since_publish: u64,
+    rollouts: crate::rollout::RolloutTracker,
 }
 
 impl Baseline {
@@ -86,6 +88,9 @@ impl Baseline {
             working: LookupIndex::default(),
             published: RwLock::new(Arc::new(LookupIndex::default())),
             window: OpenWindow::default(),
+            overflow: 0,
+            calls_since_publish: 0,
+            rollouts: Default::default(),
         }
     }
 
@@ -122,8 +127,12 @@ impl Baseline {
         self.roll_windows(event_time_ns);
         match self.state {
             LearningState::Empty => {
-                let until_ns = event_time_ns.saturating_add(self.config.learning_period.as_nanos() as i64);
-                self.state = LearningState::Learning { started_ns: event_time_ns, until_ns };
+                let until_ns =
+                    event_time_ns.saturating_add(self.config.learning_period.as_nanos() as i64);
+                self.state = LearningState::Learning {
+                    started_ns: event_time_ns,
+                    until_ns,
+                };
                 false
             }
             LearningState::Learning { until_ns, .. } if event_time_ns >= until_ns => {
@@ -134,15 +143,56 @@ impl Baseline {
         }
     }
 
+    /// Calls not (fully) learned because a cardinality cap was reached (for metrics).
+    pub fn overflow_count(&self) -> u64 {
+        self.overflow
+    }
+
+    /// New versions of known workloads, each reported once, oldest first.
+    pub fn rollout_changes(&self) -> &[RolloutChange] {
+        self.rollouts.changes()
+    }
+
     /// Folds one call into the baseline tables.
+    ///
+    /// Contract: while learning the engine observes every call; once detecting it observes
+    /// only calls that raised no alert (alerted calls enter via [`Baseline::accept_alert`]),
+    /// so normal drift keeps the baseline current without learning attacks.
     pub fn observe(&mut self, call: &Call) {
         let t = call.event_time_ns;
         let w = if call.weight > 0.0 { call.weight } else { 1.0 };
         let err = if call.error { w } else { 0.0 };
         let (src, dst) = call.edge_key();
-        let edge = EdgeKey { source: src.clone(), destination: dst.clone() };
+        let edge = EdgeKey {
+            source: src.clone(),
+            destination: dst.clone(),
+        };
+        let endpoint = EndpointKey {
+            edge: edge.clone(),
+            method: call.method.clone(),
+            route: call.route.clone(),
+        };
+        let new_edge = !self.working.edges.contains_key(&edge);
+        let new_endpoint = !self.working.endpoints.contains_key(&endpoint);
+        // Why: attacker-controlled names must not grow memory without bound.
+        if (new_edge && self.working.edges.len() >= self.config.max_edges)
+            || (new_endpoint && self.working.endpoints.len() >= self.config.max_endpoints)
+        {
+            self.overflow += 1;
+            return;
+        }
+        if let Some(version) = &call.source_version {
+            let report = !self.is_learning();
+            self.rollouts
+                .observe(&src, version, t, new_edge, new_endpoint, report);
+        }
+        self.calls_since_publish += 1;
 
-        let e = self.working.edges.entry(edge.clone()).or_insert_with(|| first_seen(t));
+        let e = self
+            .working
+            .edges
+            .entry(edge.clone())
+            .or_insert_with(|| first_seen(t));
         touch(&mut e.first_seen_ns, &mut e.last_seen_ns, t);
         e.calls += w;
         e.errors += err;
@@ -152,24 +202,52 @@ impl Baseline {
             None => {}
         }
 
-        let endpoint = EndpointKey { edge: edge.clone(), method: call.method.clone(), route: call.route.clone() };
         let ep = self.working.endpoints.entry(endpoint.clone()).or_default();
         if ep.calls == 0.0 {
             ep.first_seen_ns = t;
+            *self
+                .working
+                .edge_endpoint_counts
+                .entry(edge.clone())
+                .or_default() += 1;
         }
         touch(&mut ep.first_seen_ns, &mut ep.last_seen_ns, t);
         ep.calls += w;
         ep.errors += err;
 
-        if let Some(entry) = &call.entry {
+        let contexts_full = self.working.edge_contexts.len() + self.working.endpoint_contexts.len()
+            >= self.config.max_contexts;
+        let entry = call.entry.as_ref().filter(|e| {
+            let known = self
+                .working
+                .edge_contexts
+                .contains_key(&((*e).clone(), edge.clone()))
+                && self
+                    .working
+                    .endpoint_contexts
+                    .contains_key(&((*e).clone(), endpoint.clone()));
+            if !known && contexts_full {
+                self.overflow += 1;
+            }
+            known || !contexts_full
+        });
+        if let Some(entry) = entry {
             *self.working.entries.entry(entry.clone()).or_default() += w;
-            let c = self.working.edge_contexts.entry((entry.clone(), edge.clone())).or_default();
+            let c = self
+                .working
+                .edge_contexts
+                .entry((entry.clone(), edge.clone()))
+                .or_default();
             if c.calls == 0.0 {
                 c.first_seen_ns = t;
             }
             touch(&mut c.first_seen_ns, &mut c.last_seen_ns, t);
             c.calls += w;
-            let c = self.working.endpoint_contexts.entry((entry.clone(), endpoint)).or_default();
+            let c = self
+                .working
+                .endpoint_contexts
+                .entry((entry.clone(), endpoint))
+                .or_default();
             if c.calls == 0.0 {
                 c.first_seen_ns = t;
             }
@@ -195,20 +273,85 @@ impl Baseline {
         }
         if let Some(p) = &call.source.principal {
             *id.principals.entry(p.clone()).or_default() += w;
-            self.working.principal_workloads.entry(p.clone()).or_default().insert(src.clone());
+            self.working
+                .principal_workloads
+                .entry(p.clone())
+                .or_default()
+                .insert(src.clone());
         }
 
-        self.window.source_callees.entry(src.clone()).or_default().insert(dst.clone());
+        self.window
+            .source_callees
+            .entry(src.clone())
+            .or_default()
+            .insert(dst.clone());
         self.window
             .source_endpoints
             .entry(src)
             .or_default()
             .insert((dst, call.method.clone(), call.route.clone()));
         *self.window.edge_calls.entry(edge).or_default() += w;
+        if self.calls_since_publish >= self.config.publish_every_calls {
+            self.publish();
+        }
+    }
+
+    /// Folds an accepted alert's call into the baseline (the operator says it is expected).
+    pub fn accept_alert(&mut self, alert: &eastwest_model::Alert) {
+        let Some(destination) = alert.destination.clone() else {
+            return;
+        };
+        let call = Call {
+            event_time_ns: alert.last_seen.timestamp_nanos_opt().unwrap_or(0),
+            source: alert.source.clone(),
+            destination,
+            method: alert.method.clone().unwrap_or_default(),
+            route: alert.route.clone().unwrap_or_default(),
+            entry: alert.entry.clone(),
+            weight: alert.count.max(1) as f64,
+            ..Default::default()
+        };
+        self.observe(&call);
+        self.publish();
+    }
+
+    /// `GET /api/v1/baseline` body at event time `watermark_ns`.
+    pub fn status(&self, watermark_ns: i64) -> BaselineStatus {
+        let fmt = |ns: i64| Some(eastwest_model::format_event_time(ns));
+        let period = self.config.learning_period.as_secs_f64();
+        let (state, started, ends, learned) = match self.state {
+            LearningState::Empty => ("learning", None, None, 0.0),
+            LearningState::Learning {
+                started_ns,
+                until_ns,
+            } => (
+                "learning",
+                fmt(started_ns),
+                fmt(until_ns),
+                ((watermark_ns - started_ns).max(0) as f64 / 1e9).min(period),
+            ),
+            LearningState::Detecting { since_ns } => ("detecting", None, fmt(since_ns), period),
+        };
+        BaselineStatus {
+            state,
+            learning_started: started,
+            learning_ends: ends,
+            learned_seconds: learned,
+            learning_period_seconds: period,
+            watermark: (watermark_ns > 0).then(|| eastwest_model::format_event_time(watermark_ns)),
+            counts: BaselineCounts {
+                edges: self.working.edges.len(),
+                endpoints: self.working.endpoints.len(),
+                contexts: self.working.edge_contexts.len() + self.working.endpoint_contexts.len(),
+                workloads: self.working.sources.len(),
+            },
+            rollout_changes: self.rollouts.changes().to_vec(),
+        }
     }
 
     /// Copies the working tables into a new published snapshot.
     pub fn publish(&mut self) {
+        self.calls_since_publish = 0;
         *self.published.write() = Arc::new(self.working.clone());
     }
 
@@ -242,18 +385,29 @@ impl Baseline {
             h.windows_observed += elapsed;
         }
         for (edge, calls) in closed.edge_calls {
-            let h = self.working.edge_rates.entry(edge).or_insert_with(|| WindowHistory {
-                values: Vec::new(),
-                windows_observed: 1,
-            });
+            let h = self
+                .working
+                .edge_rates
+                .entry(edge)
+                .or_insert_with(|| WindowHistory {
+                    values: Vec::new(),
+                    windows_observed: 1,
+                });
             push_bounded(h, calls, cap);
         }
         self.window.start_ns = event_time_ns - event_time_ns.rem_euclid(width);
+        let cutoff = event_time_ns.saturating_sub(self.config.retention.as_nanos() as i64);
+        self.working.age_out(cutoff);
+        self.publish();
     }
 }
 
 fn first_seen(t: i64) -> crate::EdgeStats {
-    crate::EdgeStats { first_seen_ns: t, last_seen_ns: t, ..Default::default() }
+    crate::EdgeStats {
+        first_seen_ns: t,
+        last_seen_ns: t,
+        ..Default::default()
+    }
 }
 
 fn touch(first: &mut i64, last: &mut i64, t: i64) {
@@ -267,3 +421,7 @@ fn push_bounded(h: &mut WindowHistory, v: f64, cap: usize) {
     }
     h.values.push(v);
 }
+
+#[cfg(test)]
+#[path = "learner_tests.rs"]
+mod tests;

@@ -6,13 +6,17 @@
 //! (that is `eastwest-detector`) and it never parses telemetry (that is the collector).
 #![forbid(unsafe_code)]
 
+mod config;
 mod error;
 mod index;
 mod learner;
+mod rollout;
 
 pub use error::BaselineError;
 pub use index::{
     ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, IdentityStats, LookupIndex,
     SourceStats, WindowHistory,
 };
-pub use learner::{Baseline, BaselineConfig, LearningState};
+pub use learner::{
+    Baseline, BaselineConfig, BaselineCounts, BaselineStatus, LearningState, RolloutChange,
+};

@@ -1,123 +1,348 @@
-//! One request seen twice — as a span pair and as an access-log line, or as the caller's
-//! outbound and the callee's inbound log line — counts once.
+//! One request seen several times — as a span pair, as the caller's outbound access-log
+//! line and as the callee's inbound line — counts once.
 //!
-//! `x-request-id` is propagated across a whole trace, so it does not identify one call
-//! on its own: the key is (request id or trace id, destination, method, route), and a
-//! call is a duplicate only when the same key was seen from a *different* origin and
-//! not yet matched. Repeated identical calls from one origin (a loop) all count.
+//! Matching: a copy carries up to two ids, its `x-request-id` and its trace+span id.
+//! `x-request-id` is propagated across a whole trace, so it is scoped by destination and
+//! method (`request id | destination | method`); a trace+span id names one call on its
+//! own. Copies sharing an id form a *group*, and a group holds at most one copy per
+//! origin ([`CallOrigin`]): a second copy from an origin already in the group is another
+//! call (a retry loop of identical requests counts every time). When several groups can
+//! take a copy, the one with the same route wins, then the oldest.
+//!
+//! Which copy wins: with the default `merge_window` of zero every first copy is emitted at
+//! once and later copies are dropped (no added latency; nothing can be merged into a call
+//! already sent downstream). With a `merge_window`, [`CallDeduper::offer`] holds a first
+//! copy that has an id for that much event time; copies arriving meanwhile are merged into
+//! it — the span copy is the base when there is one (it carries the entry and the
+//! normaliser's names), and missing fields are filled from the others: principals,
+//! namespaces, mTLS flag, response flags, status, request/trace ids, entry, destination
+//! address, version. [`CallDeduper::advance`] releases held calls whose window passed.
+//!
+//! Bounds: groups live `ttl` of event time after they were created (measured against the
+//! newest event time seen or the watermark given to `advance`, whichever is later) and
+//! at most `max_entries` exist; the oldest are evicted first. Expiry and eviction are
+//! counted, and a held call is released (never dropped) when its group goes.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use eastwest_model::Call;
+use serde::{Deserialize, Serialize};
 
-pub const DEFAULT_MAX_DEDUP_KEYS: usize = 200_000;
+use crate::CollectorError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_DEDUP_ENTRIES: usize = 200_000;
+pub const DEFAULT_MERGE_WINDOW: Duration = Duration::ZERO;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallOrigin {
     Spans = 0,
     OutboundLog = 1,
     InboundLog = 2,
 }
 
-type DedupKey = (String, String, String, String);
+impl CallOrigin {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Event time a group of copies is remembered after its first copy.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Groups remembered at once; beyond it the oldest is evicted.
+    pub max_entries: usize,
+    /// Event time [`CallDeduper::offer`] holds a first copy to merge later copies into;
+    /// zero emits at once.
+    #[serde(with = "humantime_serde")]
+    pub merge_window: Duration,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { ttl: DEFAULT_DEDUP_TTL, max_entries: DEFAULT_MAX_DEDUP_ENTRIES, merge_window: DEFAULT_MERGE_WINDOW }
+    }
+}
+
+impl DedupConfig {
+    pub fn validate(&self) -> Result<(), CollectorError> {
+        if self.max_entries == 0 {
+            return Err(CollectorError::InvalidConfig("dedup max_entries must be at least 1".into()));
+        }
+        if self.ttl.is_zero() || self.ttl < self.merge_window {
+            return Err(CollectorError::InvalidConfig("dedup ttl must be positive and at least the merge window".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DedupStats {
+    /// Copies counted as a call of their own.
+    pub admitted: u64,
+    /// Copies recognised as another view of a call already counted.
+    pub duplicates: u64,
+    /// Duplicates whose fields were merged into a held call.
+    pub merged: u64,
+    /// Groups forgotten because their ttl passed.
+    pub expired: u64,
+    /// Groups forgotten early because `max_entries` was reached.
+    pub evicted: u64,
+    /// Groups remembered now.
+    pub entries: u64,
+    /// Calls held for merging now.
+    pub held: u64,
+}
+
+#[derive(Debug)]
+struct Group {
+    ids: Vec<String>,
+    origins: u8,
+    route: String,
+    created_ns: i64,
+    /// The merged call not yet released, and the event time at which it is.
+    held: Option<(Call, i64)>,
+}
 
 #[derive(Debug)]
 pub struct CallDeduper {
-    unmatched: HashMap<DedupKey, [u32; 3]>,
-    order: VecDeque<DedupKey>,
-    max_keys: usize,
-    pub duplicates: u64,
-    pub evicted: u64,
+    config: DedupConfig,
+    groups: HashMap<u64, Group>,
+    by_id: HashMap<String, Vec<u64>>,
+    /// Group ids in creation order (expiry and eviction walk it from the front).
+    order: VecDeque<u64>,
+    /// Held group ids in hold order (release walks it from the front).
+    held_order: VecDeque<u64>,
+    next_group: u64,
+    held_now: u64,
+    /// Newest event time of any copy seen.
+    newest_ns: i64,
+    /// The caller's watermark (`advance`): held calls up to it are released.
+    watermark_ns: i64,
+    stats: DedupStats,
 }
 
 impl Default for CallDeduper {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_DEDUP_KEYS)
+        Self::new(DedupConfig::default())
     }
 }
 
+fn call_ids(call: &Call) -> Vec<String> {
+    let mut ids = Vec::with_capacity(2);
+    if let Some(rid) = call.request_id.as_deref().filter(|r| !r.is_empty()) {
+        ids.push(format!("r|{rid}|{}|{}", call.destination.key(), call.method));
+    }
+    if !call.trace_id.is_empty() && !call.span_id.is_empty() {
+        ids.push(format!("t|{}|{}", call.trace_id, call.span_id));
+    }
+    ids
+}
+
+/// Fills what `base` does not know from `other`.
+fn merge_into(base: &mut Call, other: Call) {
+    fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
+        if slot.is_none() {
+            *slot = value;
+        }
+    }
+    fill(&mut base.source.principal, other.source.principal);
+    fill(&mut base.source.namespace, other.source.namespace);
+    fill(&mut base.destination.principal, other.destination.principal);
+    fill(&mut base.destination.namespace, other.destination.namespace);
+    fill(&mut base.mtls, other.mtls);
+    fill(&mut base.response_flags, other.response_flags);
+    fill(&mut base.status, other.status);
+    fill(&mut base.request_id, other.request_id);
+    fill(&mut base.entry, other.entry);
+    fill(&mut base.destination_address, other.destination_address);
+    fill(&mut base.source_version, other.source_version);
+    if base.trace_id.is_empty() {
+        base.trace_id = other.trace_id;
+        base.span_id = other.span_id;
+    }
+    base.error |= other.error;
+}
+
 impl CallDeduper {
-    pub fn new(max_keys: usize) -> Self {
-        Self { unmatched: HashMap::new(), order: VecDeque::new(), max_keys: max_keys.max(1), duplicates: 0, evicted: 0 }
+    pub fn new(config: DedupConfig) -> Self {
+        Self {
+            config,
+            groups: HashMap::new(),
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+            held_order: VecDeque::new(),
+            next_group: 0,
+            held_now: 0,
+            newest_ns: i64::MIN,
+            watermark_ns: i64::MIN,
+            stats: DedupStats::default(),
+        }
     }
 
-    /// True when the call should be counted; false for a duplicate of a call already
-    /// admitted from another origin.
+    pub fn stats(&self) -> DedupStats {
+        DedupStats { entries: self.groups.len() as u64, held: self.held_now, ..self.stats }
+    }
+
+    /// Immediate mode: true when the call counts (emit it), false for another copy of a
+    /// call already counted. Never holds or merges, whatever the merge window; use one
+    /// mode per deduper.
     pub fn admit(&mut self, call: &Call, origin: CallOrigin) -> bool {
-        let id = call.request_id.clone().filter(|s| !s.is_empty()).or_else(|| {
-            (!call.trace_id.is_empty()).then(|| call.trace_id.clone())
-        });
-        let Some(id) = id else { return true };
-        let key = (id, call.destination.key(), call.method.clone(), call.route.clone());
-        if let Some(counts) = self.unmatched.get_mut(&key) {
-            if let Some(other) = (0..3).find(|&o| o != origin as usize && counts[o] > 0) {
-                counts[other] -= 1;
-                self.duplicates += 1;
-                return false;
+        let (new, _) = self.record(call, origin);
+        let released = self.enforce_bounds();
+        debug_assert!(released.is_empty(), "admit() and offer() mixed on one deduper");
+        new
+    }
+
+    /// Merge mode: the calls to emit now. A first copy with an id is held for
+    /// `merge_window` of event time (zero: emitted at once); a later copy is merged into
+    /// the held one, or dropped when it was already released.
+    pub fn offer(&mut self, call: Call, origin: CallOrigin) -> Vec<Call> {
+        let hold = !self.config.merge_window.is_zero();
+        let (new, group) = self.record(&call, origin);
+        let mut out = self.enforce_bounds();
+        let window_ns = self.config.merge_window.as_nanos().min(i64::MAX as u128) as i64;
+        match (new, group.and_then(|gid| self.groups.get_mut(&gid).map(|g| (gid, g)))) {
+            (true, Some((gid, g))) if hold => {
+                g.held = Some((call.clone(), call.event_time_ns.saturating_add(window_ns)));
+                self.held_order.push_back(gid);
+                self.held_now += 1;
             }
-            counts[origin as usize] += 1;
-            return true;
+            (true, _) => out.push(call),
+            (false, Some((_, g))) => {
+                if let Some((held, _)) = g.held.as_mut() {
+                    if origin == CallOrigin::Spans {
+                        let log_copy = std::mem::replace(held, call);
+                        merge_into(held, log_copy);
+                    } else {
+                        merge_into(held, call);
+                    }
+                    self.stats.merged += 1;
+                }
+            }
+            (false, None) => {}
         }
-        while self.unmatched.len() >= self.max_keys {
-            match self.order.pop_front() {
-                Some(old) => {
-                    if self.unmatched.remove(&old).is_some() {
-                        self.evicted += 1;
+        out
+    }
+
+    /// Moves event time forward: releases held calls whose window passed and forgets
+    /// groups older than the ttl.
+    pub fn advance(&mut self, watermark_ns: i64) -> Vec<Call> {
+        self.watermark_ns = self.watermark_ns.max(watermark_ns);
+        let mut out = Vec::new();
+        while let Some(&gid) = self.held_order.front() {
+            let due = match self.groups.get(&gid).and_then(|g| g.held.as_ref()) {
+                Some((_, release_at)) => *release_at <= self.watermark_ns,
+                None => true,
+            };
+            if !due {
+                break;
+            }
+            self.held_order.pop_front();
+            if let Some((call, _)) = self.groups.get_mut(&gid).and_then(|g| g.held.take()) {
+                self.held_now -= 1;
+                out.push(call);
+            }
+        }
+        out.extend(self.enforce_bounds());
+        out
+    }
+
+    /// Releases every held call (shutdown, end of a replay); groups stay for dedup.
+    pub fn flush(&mut self) -> Vec<Call> {
+        let held = std::mem::take(&mut self.held_order);
+        self.held_now = 0;
+        held.into_iter().filter_map(|gid| self.groups.get_mut(&gid).and_then(|g| g.held.take()).map(|(c, _)| c)).collect()
+    }
+
+    /// Joins `call` to a group or starts one; (counts as new, its group).
+    fn record(&mut self, call: &Call, origin: CallOrigin) -> (bool, Option<u64>) {
+        self.newest_ns = self.newest_ns.max(call.event_time_ns);
+        let ids = call_ids(call);
+        if ids.is_empty() {
+            self.stats.admitted += 1;
+            return (true, None);
+        }
+        let candidate = ids
+            .iter()
+            .filter_map(|id| self.by_id.get(id))
+            .flatten()
+            .filter_map(|gid| self.groups.get(gid).map(|g| (*gid, g)))
+            .filter(|(_, g)| g.origins & origin.bit() == 0)
+            .min_by_key(|(gid, g)| (g.route != call.route, *gid))
+            .map(|(gid, _)| gid);
+        let gid = match candidate {
+            Some(gid) => {
+                self.stats.duplicates += 1;
+                gid
+            }
+            None => {
+                self.stats.admitted += 1;
+                let gid = self.next_group;
+                self.next_group += 1;
+                let group = Group { ids: Vec::new(), origins: 0, route: call.route.clone(), created_ns: call.event_time_ns, held: None };
+                self.groups.insert(gid, group);
+                self.order.push_back(gid);
+                gid
+            }
+        };
+        let group = self.groups.get_mut(&gid).expect("group just found or made");
+        group.origins |= origin.bit();
+        for id in ids {
+            if !group.ids.contains(&id) {
+                self.by_id.entry(id.clone()).or_default().push(gid);
+                group.ids.push(id);
+            }
+        }
+        (candidate.is_none(), Some(gid))
+    }
+
+    fn ttl_ns(&self) -> i64 {
+        self.config.ttl.as_nanos().min(i64::MAX as u128) as i64
+    }
+
+    /// Forgets expired groups and, beyond `max_entries`, the oldest; returns held calls
+    /// of forgotten groups.
+    fn enforce_bounds(&mut self) -> Vec<Call> {
+        let mut released = Vec::new();
+        let ttl = self.ttl_ns();
+        let horizon = self.newest_ns.max(self.watermark_ns);
+        while let Some(&gid) = self.order.front() {
+            let expired = self.groups.get(&gid).is_none_or(|g| g.created_ns.saturating_add(ttl) < horizon);
+            let over = self.groups.len() > self.config.max_entries.max(1);
+            if !expired && !over {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(group) = self.groups.remove(&gid) {
+                if expired {
+                    self.stats.expired += 1;
+                } else {
+                    self.stats.evicted += 1;
+                }
+                for id in &group.ids {
+                    if let Some(list) = self.by_id.get_mut(id) {
+                        list.retain(|g| *g != gid);
+                        if list.is_empty() {
+                            self.by_id.remove(id);
+                        }
                     }
                 }
-                None => break,
+                // Its stale entry in `held_order` is skipped on release.
+                if let Some((call, _)) = group.held {
+                    self.held_now -= 1;
+                    released.push(call);
+                }
             }
         }
-        let mut counts = [0; 3];
-        counts[origin as usize] = 1;
-        self.unmatched.insert(key.clone(), counts);
-        self.order.push_back(key);
-        true
+        released
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use eastwest_model::Workload;
-
-    fn call(request_id: &str, route: &str) -> Call {
-        Call {
-            source: Workload::new("a"),
-            destination: Workload::new("b"),
-            method: "GET".into(),
-            route: route.into(),
-            request_id: Some(request_id.into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn the_same_call_from_spans_and_logs_counts_once() {
-        let mut d = CallDeduper::default();
-        assert!(d.admit(&call("r1", "/x"), CallOrigin::Spans));
-        assert!(!d.admit(&call("r1", "/x"), CallOrigin::OutboundLog));
-        assert!(d.admit(&call("r1", "/y"), CallOrigin::OutboundLog), "other route of the same request");
-        assert_eq!(d.duplicates, 1);
-    }
-
-    #[test]
-    fn outbound_and_inbound_lines_of_one_request_count_once_but_loops_count_each() {
-        let mut d = CallDeduper::default();
-        assert!(d.admit(&call("r2", "/x"), CallOrigin::OutboundLog));
-        assert!(d.admit(&call("r2", "/x"), CallOrigin::OutboundLog), "second call in a loop");
-        assert!(!d.admit(&call("r2", "/x"), CallOrigin::InboundLog));
-        assert!(!d.admit(&call("r2", "/x"), CallOrigin::InboundLog));
-        assert!(d.admit(&call("r2", "/x"), CallOrigin::InboundLog), "a third inbound line has no partner left");
-    }
-
-    #[test]
-    fn memory_is_bounded() {
-        let mut d = CallDeduper::new(10);
-        for i in 0..100 {
-            assert!(d.admit(&call(&format!("r{i}"), "/x"), CallOrigin::Spans));
-        }
-        assert!(d.unmatched.len() <= 10);
-        assert_eq!(d.evicted, 90);
-    }
-}
+#[path = "dedup_tests.rs"]
+mod tests;

@@ -172,6 +172,11 @@ async fn grpc_oversized_and_gzip_bomb_are_resource_exhausted_and_queue_full_is_u
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let details = String::from_utf8_lossy(err.details());
+    assert!(
+        details.contains("type.googleapis.com/google.rpc.RetryInfo"),
+        "{details:?}"
+    );
     let snap = s.metrics.snapshot();
     assert_eq!(snap.requests_rejected.queue_full, 1);
     assert_eq!(snap.span_counts.refused, 1);
@@ -443,4 +448,59 @@ mod raw {
                 .map_err(|e| Status::internal(e.to_string()))
         }
     }
+}
+
+#[tokio::test]
+async fn http_body_over_the_default_limit_is_413_even_when_large_on_the_wire() {
+    let s = start(eastwest_collector::otlp::DEFAULT_MAX_BODY_BYTES, 4).await;
+    let url = format!("{}/v1/traces", s.http);
+    for _ in 0..3 {
+        let resp = post(&url, "application/x-protobuf", None, vec![0u8; 17 << 20]).await;
+        assert_eq!(resp.status(), 413);
+    }
+    assert_eq!(s.metrics.snapshot().requests_rejected.too_large, 3);
+}
+
+#[tokio::test]
+async fn grpc_and_http_logs_services_queue_log_batches() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+
+    let mut s = start(1 << 20, 8).await;
+    let record = LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("a line".into())),
+        }),
+        ..Default::default()
+    };
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record.clone(), record],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut client = LogsServiceClient::connect(s.grpc.clone()).await.unwrap();
+    let resp = client.export(req.clone()).await.unwrap().into_inner();
+    assert_eq!(resp.partial_success, None);
+    let http = post(
+        &format!("{}/v1/logs", s.http),
+        "application/x-protobuf",
+        None,
+        req.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(http.status(), 200);
+    for _ in 0..2 {
+        let Some(IngestBatch::Logs(batch)) = s.rx.recv().await else {
+            panic!("expected a logs batch")
+        };
+        assert_eq!(batch, req);
+    }
+    let c = s.metrics.snapshot().log_record_counts;
+    assert_eq!((c.received, c.accepted), (4, 4));
 }

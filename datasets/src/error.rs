@@ -1,5 +1,27 @@
+use std::path::{Path, PathBuf};
+
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("unknown scenario: {0}")]
     UnknownScenario(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad file {path}: {detail}")]
+    BadFile { path: PathBuf, detail: String },
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    #[error("replay to {endpoint} failed: {detail}")]
+    Replay { endpoint: String, detail: String },
+}
+
+impl DatasetError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        DatasetError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }

@@ -4,6 +4,32 @@
 //! to OTLP, and replay of OTLP files to a receiver. It does not detect or learn.
 #![forbid(unsafe_code)]
 
+mod convert;
+mod demo;
 mod error;
+mod otlp;
+mod read;
+mod replay;
+mod scenario;
+mod sink;
 
+pub use convert::{convert_nezha_csv, convert_zipkin_json, service_from_pod};
+pub use demo::{DEMO_LEARNING_PERIOD, DemoFeed, demo_feed, demo_feed_at};
 pub use error::DatasetError;
+pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
+pub use replay::{Pace, ReplayOptions, ReplayReport, replay};
+pub use scenario::{FileFormat, GenOptions, GenSummary, ScenarioMeta, generate, scenario_names};
+pub use sink::spawn_counting_receiver;
+
+/// Writes converted requests to `dir/traces.pb` (or `.json`).
+pub fn write_requests(
+    dir: &std::path::Path,
+    format: FileFormat,
+    reqs: &[opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest],
+) -> Result<(), DatasetError> {
+    std::fs::create_dir_all(dir).map_err(|e| DatasetError::io(dir, e))?;
+    scenario::write_traces(dir, format, reqs)
+}
+
+#[cfg(test)]
+mod tests;

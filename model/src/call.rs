@@ -13,7 +13,11 @@ pub struct Workload {
 
 impl Workload {
     pub fn new(service: impl Into<String>) -> Self {
-        Self { service: service.into(), namespace: None, principal: None }
+        Self {
+            service: service.into(),
+            namespace: None,
+            principal: None,
+        }
     }
 
     pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -36,7 +40,9 @@ impl Workload {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -135,12 +141,18 @@ mod tests {
     #[test]
     fn workload_key_includes_namespace_only_when_known() {
         assert_eq!(Workload::new("cart").key(), "cart");
-        assert_eq!(Workload::new("cart").in_namespace("shop").key(), "cart.shop");
+        assert_eq!(
+            Workload::new("cart").in_namespace("shop").key(),
+            "cart.shop"
+        );
         assert_eq!(Workload::new("cart").in_namespace("").key(), "cart");
     }
 
     #[test]
     fn event_time_renders_as_rfc3339_utc() {
-        assert_eq!(format_event_time(1_700_000_000_123_000_000), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            format_event_time(1_700_000_000_123_000_000),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }

@@ -10,5 +10,5 @@ mod call;
 mod incident;
 
 pub use alert::{Alert, AlertKind, AlertState, EntryRef, Severity};
-pub use incident::{Incident, Label};
 pub use call::{Call, Entry, Protocol, Workload, format_event_time};
+pub use incident::{Incident, Label};

@@ -1,20 +1,34 @@
-//! Istio's default text access-log format:
-//! `[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
+//! Istio's default text access-log format (`meshConfig.accessLogEncoding: TEXT`):
+//!
+//! ```text
+//! [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
 //! %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS%
 //! "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
 //! %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%"
 //! "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW%
 //! %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
-//! %REQUESTED_SERVER_NAME% %ROUTE_NAME%`
+//! %REQUESTED_SERVER_NAME% %ROUTE_NAME%
+//! ```
+//!
+//! 22 fields; `-` (or `""`) means absent. Two optional trailing fields are read when
+//! present — the common customisation appending `%DOWNSTREAM_PEER_URI_SAN%` and then
+//! `%UPSTREAM_PEER_URI_SAN%`. Lines with 17 to 21 fields (addresses dropped, as in some
+//! shortened examples) keep the first 17 positional fields and find the mTLS SNI by its
+//! `outbound_.` prefix among the rest.
 
 use super::fields::{AccessLogFields, present};
 use crate::CollectorError;
+
+const FULL_FIELDS: usize = 22;
+const MIN_FIELDS: usize = 17;
+/// A real line has 22–24 fields; far more is garbage and not worth splitting further.
+const MAX_FIELDS: usize = 64;
 
 /// Splits on spaces, keeping `"quoted strings"` and `[bracketed]` tokens whole.
 fn tokens(line: &str) -> Result<Vec<&str>, CollectorError> {
     let mut out = Vec::new();
     let mut rest = line.trim();
-    while !rest.is_empty() {
+    while !rest.is_empty() && out.len() < MAX_FIELDS {
         let (token, after) = match rest.as_bytes()[0] {
             b'"' => {
                 let end = rest[1..].find('"').ok_or_else(|| CollectorError::Malformed("unterminated quote in access log line".into()))?;
@@ -24,7 +38,7 @@ fn tokens(line: &str) -> Result<Vec<&str>, CollectorError> {
                 let end = rest.find(']').ok_or_else(|| CollectorError::Malformed("unterminated [ in access log line".into()))?;
                 (&rest[1..end], &rest[end + 1..])
             }
-            _ => match rest.find(' ') {
+            _ => match rest.find([' ', '\t']) {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, ""),
             },
@@ -37,14 +51,20 @@ fn tokens(line: &str) -> Result<Vec<&str>, CollectorError> {
 
 pub fn parse_istio_text(line: &str) -> Result<AccessLogFields, CollectorError> {
     let t = tokens(line)?;
-    if t.len() < 17 {
+    if t.len() < MIN_FIELDS {
         return Err(CollectorError::Malformed(format!(
-            "istio access log line has {} fields, expected at least 17",
+            "istio access log line has {} fields, expected at least {MIN_FIELDS}",
             t.len()
         )));
     }
-    let mut request = t[1].split(' ');
+    let mut request = t[1].split(' ').filter(|s| !s.is_empty());
     let get = |i: usize| t.get(i).and_then(|s| present(s));
+    let full = t.len() >= FULL_FIELDS;
+    let requested_server_name = if full {
+        get(20)
+    } else {
+        t[MIN_FIELDS..].iter().find(|s| s.starts_with("outbound_.")).and_then(|s| present(s))
+    };
     Ok(AccessLogFields {
         start_time: present(t[0]),
         method: request.next().and_then(present),
@@ -58,30 +78,97 @@ pub fn parse_istio_text(line: &str) -> Result<AccessLogFields, CollectorError> {
         authority: get(14),
         upstream_host: get(15),
         upstream_cluster: get(16),
-        downstream_remote_address: get(19),
-        requested_server_name: get(20),
+        downstream_remote_address: if full { get(19) } else { None },
+        requested_server_name,
+        downstream_peer_uri_san: if full { get(22) } else { None },
+        upstream_peer_uri_san: if full { get(23) } else { None },
         ..Default::default()
     })
+}
+
+/// Renders fields in the text format (absent → `-`), with the two peer-SAN extras when
+/// either is set. Fields the parser does not read are written as `-` or `0`. Used by
+/// tests and seed corpora; a parse of the output gives the fields back.
+pub fn format_istio_text(f: &AccessLogFields) -> String {
+    let d = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |x| x.to_string());
+    let mut line = format!(
+        "[{}] \"{} {} {}\" {} {} {} - \"-\" 0 0 {} - \"-\" \"-\" \"{}\" \"{}\" \"{}\" {} - - {} {} default",
+        d(&f.start_time),
+        d(&f.method),
+        d(&f.path),
+        d(&f.protocol),
+        n(f.response_code.map(u64::from)),
+        d(&f.response_flags),
+        d(&f.response_code_details),
+        n(f.duration_ms),
+        d(&f.request_id),
+        d(&f.authority),
+        d(&f.upstream_host),
+        d(&f.upstream_cluster),
+        d(&f.downstream_remote_address),
+        d(&f.requested_server_name),
+    );
+    if f.downstream_peer_uri_san.is_some() || f.upstream_peer_uri_san.is_some() {
+        line.push_str(&format!(" {} {}", d(&f.downstream_peer_uri_san), d(&f.upstream_peer_uri_san)));
+    }
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// From Istio's "Envoy Access Logs" task.
-    pub const ISTIO_DOC_LINE: &str = r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#;
+    const FIXTURE: &str = include_str!("../../tests/fixtures/accesslog/istio_text.log");
+
+    fn fixture_line(contains: &str) -> &'static str {
+        FIXTURE.lines().find(|l| !l.starts_with('#') && l.contains(contains)).unwrap()
+    }
 
     #[test]
-    fn parses_the_istio_docs_example() {
-        let f = parse_istio_text(ISTIO_DOC_LINE).unwrap();
+    fn parses_the_istio_docs_outbound_example() {
+        let f = parse_istio_text(fixture_line("outbound|8000||httpbin")).unwrap();
+        assert_eq!(f.start_time.as_deref(), Some("2020-11-25T21:26:18.409Z"));
         assert_eq!(f.method.as_deref(), Some("GET"));
         assert_eq!(f.path.as_deref(), Some("/status/418"));
+        assert_eq!(f.protocol.as_deref(), Some("HTTP/1.1"));
         assert_eq!(f.response_code, Some(418));
         assert_eq!(f.response_flags, None);
+        assert_eq!(f.response_code_details.as_deref(), Some("via_upstream"));
         assert_eq!(f.duration_ms, Some(4));
         assert_eq!(f.request_id.as_deref(), Some("84961386-6d84-929d-98bd-c5aee93b5c88"));
+        assert_eq!(f.authority.as_deref(), Some("httpbin:8000"));
+        assert_eq!(f.upstream_host.as_deref(), Some("10.44.1.27:80"));
         assert_eq!(f.upstream_cluster.as_deref(), Some("outbound|8000||httpbin.foo.svc.cluster.local"));
+        assert_eq!(f.downstream_remote_address.as_deref(), Some("10.44.1.23:46520"));
         assert_eq!(f.requested_server_name, None);
+    }
+
+    #[test]
+    fn parses_inbound_failure_and_shortened_lines() {
+        let f = parse_istio_text(fixture_line("inbound|8080||")).unwrap();
+        assert_eq!(f.requested_server_name.as_deref(), Some("outbound_.8080_._.my-service.default.svc.cluster.local"));
+        let f = parse_istio_text(fixture_line("503 UC")).unwrap();
+        assert_eq!((f.response_code, f.response_flags.as_deref(), f.duration_ms), (Some(503), Some("UC"), Some(30004)));
+        // Shortened example with the addresses left out and an empty `""` upstream host.
+        let f = parse_istio_text(fixture_line("\"nginx\" \"\"")).unwrap();
+        assert_eq!(f.upstream_host, None);
+        assert_eq!(f.upstream_cluster.as_deref(), Some("inbound|80||"));
+        assert_eq!(f.requested_server_name.as_deref(), Some("outbound_.80_._.nginx.default.svc.cluster.local"));
+    }
+
+    #[test]
+    fn reads_the_peer_san_extras() {
+        let f = parse_istio_text(fixture_line("spiffe://")).unwrap();
+        assert_eq!(f.downstream_peer_uri_san.as_deref(), Some("spiffe://cluster.local/ns/shop/sa/frontend"));
+        assert_eq!(f.upstream_peer_uri_san, None);
+    }
+
+    #[test]
+    fn every_fixture_line_parses() {
+        for line in FIXTURE.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            parse_istio_text(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
     }
 
     #[test]

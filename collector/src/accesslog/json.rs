@@ -1,10 +1,15 @@
-//! Istio's JSON access-log encoding (`accessLogEncoding: JSON`) and the same keys as
-//! OTLP log attributes (Envoy's OpenTelemetry access logger).
+//! Istio's JSON access-log encoding (`meshConfig.accessLogEncoding: JSON`) and the same
+//! keys as OTLP log attributes or a key/value body (Envoy's OpenTelemetry access
+//! logger). Values may be strings (Istio's JSON template quotes every operator),
+//! numbers, or `null`; `-` and `""` mean absent.
 
 use serde_json::{Map, Value};
 
 use super::fields::{AccessLogFields, present};
 use crate::CollectorError;
+
+/// Lines longer than this are not access-log lines (a real one is well under 4 KiB).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 fn text(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| match map.get(*k)? {
@@ -18,27 +23,33 @@ fn text(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
 pub fn fields_from_map(map: &Map<String, Value>) -> AccessLogFields {
     AccessLogFields {
         start_time: text(map, &["start_time", "startTime", "timestamp"]),
-        method: text(map, &["method", "request_method", ":method"]),
-        path: text(map, &["path", "request_path", "x_envoy_original_path", ":path"]),
-        protocol: text(map, &["protocol"]),
-        response_code: text(map, &["response_code", "responseCode", "status"]).and_then(|c| c.parse().ok()),
-        response_flags: text(map, &["response_flags"]),
-        response_code_details: text(map, &["response_code_details"]),
-        duration_ms: text(map, &["duration"]).and_then(|d| d.parse::<f64>().ok()).map(|d| d.max(0.0) as u64),
-        request_id: text(map, &["request_id", "x_request_id", "x-request-id"]),
-        authority: text(map, &["authority", ":authority"]),
-        upstream_host: text(map, &["upstream_host"]),
-        upstream_cluster: text(map, &["upstream_cluster"]),
-        downstream_remote_address: text(map, &["downstream_remote_address"]),
-        requested_server_name: text(map, &["requested_server_name"]),
+        method: text(map, &["method", "request_method", ":method", "request.method", "http.request.method"]),
+        path: text(map, &["path", "request_path", "x_envoy_original_path", ":path", "request.path", "url.path"]),
+        protocol: text(map, &["protocol", "request.protocol"]),
+        response_code: text(map, &["response_code", "responseCode", "response.code", "status"]).and_then(|c| c.parse().ok()),
+        response_flags: text(map, &["response_flags", "response.flags"]),
+        response_code_details: text(map, &["response_code_details", "response.code_details"]),
+        duration_ms: text(map, &["duration", "request.duration"])
+            .and_then(|d| d.parse::<f64>().ok())
+            .filter(|d| d.is_finite())
+            .map(|d| d.clamp(0.0, 1e12) as u64),
+        request_id: text(map, &["request_id", "x_request_id", "x-request-id", "request.id"]),
+        authority: text(map, &["authority", ":authority", "request.host"]),
+        upstream_host: text(map, &["upstream_host", "upstream.address"]),
+        upstream_cluster: text(map, &["upstream_cluster", "upstream_cluster_raw", "upstream.cluster"]),
+        downstream_remote_address: text(map, &["downstream_remote_address", "source.address"]),
+        requested_server_name: text(map, &["requested_server_name", "connection.requested_server_name"]),
         downstream_peer_uri_san: text(map, &["downstream_peer_uri_san", "source.principal"]),
         upstream_peer_uri_san: text(map, &["upstream_peer_uri_san", "destination.principal"]),
-        trace_id: text(map, &["trace_id", "traceparent_trace_id"]),
-        span_id: text(map, &["span_id"]),
+        trace_id: text(map, &["trace_id", "traceId"]),
+        span_id: text(map, &["span_id", "spanId"]),
     }
 }
 
 pub fn parse_istio_json(line: &str) -> Result<AccessLogFields, CollectorError> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(CollectorError::Malformed(format!("JSON access log line of {} bytes is too long", line.len())));
+    }
     match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(map)) => Ok(fields_from_map(&map)),
         Ok(_) => Err(CollectorError::Malformed("JSON access log line is not an object".into())),
@@ -50,15 +61,32 @@ pub fn parse_istio_json(line: &str) -> Result<AccessLogFields, CollectorError> {
 mod tests {
     use super::*;
 
+    const FIXTURE: &str = include_str!("../../tests/fixtures/accesslog/istio_json.log");
+
     #[test]
-    fn parses_istio_json_lines_with_peer_identities() {
-        let line = r#"{"start_time":"2024-05-01T10:00:00.000Z","method":"DELETE","path":"/admin/users/42","protocol":"HTTP/1.1","response_code":403,"response_flags":"-","response_code_details":"rbac_access_denied_matched_policy[none]","duration":3,"request_id":"r-1","authority":"users:8080","upstream_host":"10.0.0.7:8080","upstream_cluster":"inbound|8080||","downstream_peer_uri_san":"spiffe://cluster.local/ns/shop/sa/cart","requested_server_name":"outbound_.8080_._.users.shop.svc.cluster.local"}"#;
-        let f = parse_istio_json(line).unwrap();
-        assert_eq!(f.response_code, Some(403));
-        assert_eq!(f.response_flags, None, "`-` is absent");
-        assert_eq!(f.downstream_peer_uri_san.as_deref(), Some("spiffe://cluster.local/ns/shop/sa/cart"));
-        assert_eq!(f.duration_ms, Some(3));
+    fn parses_istio_json_lines_with_nulls_and_string_numbers() {
+        let lines: Vec<_> = FIXTURE.lines().map(|l| parse_istio_json(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3);
+        let nginx = &lines[0];
+        assert_eq!(nginx.upstream_host, None, "empty string is absent");
+        assert_eq!(nginx.response_code, Some(200));
+        assert_eq!(nginx.response_flags, None, "`-` is absent");
+        assert_eq!(nginx.upstream_cluster.as_deref(), Some("inbound|80||"));
+        let httpbin = &lines[1];
+        assert_eq!((httpbin.response_code, httpbin.duration_ms), (Some(418), Some(4)), "string-quoted numbers");
+        assert_eq!(httpbin.requested_server_name, None);
+        let denied = &lines[2];
+        assert_eq!(denied.response_code, Some(403));
+        assert_eq!(denied.downstream_peer_uri_san.as_deref(), Some("spiffe://cluster.local/ns/shop/sa/cart"));
+        assert_eq!(denied.duration_ms, Some(3));
+    }
+
+    #[test]
+    fn non_objects_and_broken_json_are_errors() {
         assert!(parse_istio_json("[1]").is_err());
         assert!(parse_istio_json("{").is_err());
+        assert!(parse_istio_json(&format!("{{\"path\":\"{}\"}}", "a".repeat(MAX_LINE_BYTES))).is_err());
+        let f = parse_istio_json(r#"{"duration":-5e400}"#).unwrap_or_default();
+        assert_eq!(f.duration_ms, None, "non-finite durations are absent");
     }
 }

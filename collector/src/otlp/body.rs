@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
@@ -65,8 +66,12 @@ pub fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
     }
 }
 
-/// Reads at most `limit` bytes of the body.
+/// Reads at most `limit` bytes of the body; a declared `Content-Length` over the limit
+/// is refused before reading anything.
 pub async fn read_capped(body: Body, limit: usize) -> Result<Bytes, IngestError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(IngestError::TooLarge { limit });
+    }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(IngestError::TooLarge { limit }),

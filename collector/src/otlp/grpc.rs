@@ -29,17 +29,71 @@ use crate::metrics::{CollectorMetrics, RejectReason};
 
 struct Handler {
     admission: Admission,
+    retry_after_secs: u64,
 }
 
 impl Handler {
     /// The one place handler refusals become gRPC statuses (and are counted).
     fn status_for(&self, err: IngestError) -> Status {
         self.admission.count_refusal(&err);
-        status_for(&err)
+        status_for(&err, self.retry_after_secs)
     }
 }
 
-pub(crate) fn status_for(err: &IngestError) -> Status {
+// `google.rpc.Status` details carrying a `google.rpc.RetryInfo`, which OTLP exporters
+// honour as the back-off before retrying an UNAVAILABLE export.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StatusDetails {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+fn unavailable_with_retry_info(message: String, retry_after_secs: u64) -> Status {
+    let retry = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: retry_after_secs as i64,
+        }),
+    };
+    let details = StatusDetails {
+        code: Code::Unavailable as i32,
+        message: message.clone(),
+        details: vec![ProtoAny {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: prost::Message::encode_to_vec(&retry),
+        }],
+    };
+    Status::with_details(
+        Code::Unavailable,
+        message,
+        prost::Message::encode_to_vec(&details).into(),
+    )
+}
+
+pub(crate) fn status_for(err: &IngestError, retry_after_secs: u64) -> Status {
     let message = err.to_string();
     match err {
         IngestError::Malformed(_) => Status::invalid_argument(message),
@@ -48,7 +102,9 @@ pub(crate) fn status_for(err: &IngestError) -> Status {
             Status::invalid_argument(message)
         }
         // Retryable per the OTLP spec.
-        IngestError::QueueFull | IngestError::ShuttingDown => Status::unavailable(message),
+        IngestError::QueueFull | IngestError::ShuttingDown => {
+            unavailable_with_retry_info(message, retry_after_secs)
+        }
     }
 }
 
@@ -119,10 +175,14 @@ pub(crate) async fn serve(
     listener: TcpListener,
     admission: Admission,
     max_body_bytes: usize,
+    retry_after_secs: u64,
     cancel: CancellationToken,
 ) -> Result<(), CollectorError> {
     let metrics = admission.metrics.clone();
-    let handler = Arc::new(Handler { admission });
+    let handler = Arc::new(Handler {
+        admission,
+        retry_after_secs,
+    });
     let traces = TraceServiceServer::from_arc(handler.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)

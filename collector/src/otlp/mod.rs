@@ -98,6 +98,7 @@ impl Receivers {
             self.grpc,
             admission,
             self.config.max_body_bytes,
+            self.config.retry_after_secs(),
             cancel.clone(),
         );
         let http = http::serve(self.http, router, cancel.clone());

@@ -1,0 +1,216 @@
+use super::*;
+use eastwest_model::{Entry, Workload};
+use std::time::Duration;
+
+const SEC: i64 = 1_000_000_000;
+const T0: i64 = 1_700_000_000 * SEC;
+
+fn call(t: i64, src: &str, dst: &str, route: &str) -> Call {
+    Call {
+        event_time_ns: t,
+        source: Workload::new(src).in_namespace("shop"),
+        destination: Workload::new(dst).in_namespace("shop"),
+        method: "GET".into(),
+        route: route.into(),
+        weight: 1.0,
+        entry: Some(Entry {
+            service: "frontend".into(),
+            route: "GET /".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn feed(b: &mut Baseline, c: &Call) {
+    b.advance(c.event_time_ns);
+    b.observe(c);
+}
+
+#[test]
+fn learning_ends_after_period_then_detects() {
+    let mut b = Baseline::new(BaselineConfig {
+        learning_period: Duration::from_secs(60),
+        ..Default::default()
+    });
+    assert_eq!(b.state(), LearningState::Empty);
+    feed(&mut b, &call(T0, "a", "b", "/x"));
+    assert!(b.is_learning());
+    assert!(!b.advance(T0 + 59 * SEC));
+    assert!(b.advance(T0 + 60 * SEC));
+    assert_eq!(
+        b.state(),
+        LearningState::Detecting {
+            since_ns: T0 + 60 * SEC
+        }
+    );
+    assert_eq!(
+        b.index().edge_count(),
+        1,
+        "end of learning publishes the snapshot"
+    );
+}
+
+#[test]
+fn weights_are_honoured_and_errors_counted() {
+    let mut b = Baseline::new(BaselineConfig::default());
+    let mut c = call(T0, "a", "b", "/x");
+    c.weight = 4.0;
+    c.error = true;
+    feed(&mut b, &c);
+    feed(&mut b, &call(T0 + SEC, "a", "b", "/x"));
+    let edge = EdgeKey {
+        source: "a.shop".into(),
+        destination: "b.shop".into(),
+    };
+    let s = b.working().edge(&edge).unwrap();
+    assert_eq!(
+        (s.calls, s.errors, s.first_seen_ns, s.last_seen_ns),
+        (5.0, 4.0, T0, T0 + SEC)
+    );
+}
+
+#[test]
+fn caps_stop_learning_and_count_overflow() {
+    let cfg = BaselineConfig {
+        max_edges: 2,
+        max_endpoints: 3,
+        max_contexts: 4,
+        ..Default::default()
+    };
+    let mut b = Baseline::new(cfg);
+    for i in 0..50 {
+        feed(
+            &mut b,
+            &call(T0 + i, "a", &format!("dst{i}"), &format!("/r{i}")),
+        );
+    }
+    for i in 0..50 {
+        feed(
+            &mut b,
+            &call(T0 + 100 + i, "a", "dst0", &format!("/flood{i}")),
+        );
+    }
+    let w = b.working();
+    assert_eq!(w.edge_count(), 2);
+    assert!(w.endpoint_count() <= 3);
+    assert!(w.context_count() <= 4);
+    assert!(b.overflow_count() >= 48 + 48);
+}
+
+#[test]
+fn rollout_of_known_workload_reported_once_with_new_endpoints() {
+    let mut b = Baseline::new(BaselineConfig {
+        learning_period: Duration::from_secs(10),
+        ..Default::default()
+    });
+    let mut c = call(T0, "cart", "db", "/q");
+    c.source_version = Some("v1".into());
+    feed(&mut b, &c);
+    b.end_learning(T0 + SEC);
+    for i in 0..100 {
+        let mut c = call(
+            T0 + 2 * SEC + i,
+            "cart",
+            "db",
+            if i % 2 == 0 { "/q" } else { "/new" },
+        );
+        c.source_version = Some("v2".into());
+        feed(&mut b, &c);
+    }
+    let changes = b.rollout_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].workload.as_str(), changes[0].version.as_str()),
+        ("cart.shop", "v2")
+    );
+    assert_eq!((changes[0].new_edges, changes[0].new_endpoints), (0, 1));
+    assert_eq!(b.status(T0 + 3 * SEC).rollout_changes.len(), 1);
+    // v2 inherited v1's baseline: same identity key, one edge.
+    assert_eq!(b.working().edge_count(), 1);
+}
+
+#[test]
+fn retention_ages_out_unseen_entries() {
+    let cfg = BaselineConfig {
+        retention: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let mut b = Baseline::new(cfg);
+    feed(&mut b, &call(T0, "a", "old", "/x"));
+    feed(&mut b, &call(T0 + 7200 * SEC, "a", "new", "/y"));
+    let w = b.working();
+    assert_eq!(w.edge_count(), 1);
+    assert_eq!(w.endpoint_count(), 1);
+    assert_eq!(w.context_count(), 2);
+    assert!(
+        w.edge(&EdgeKey {
+            source: "a.shop".into(),
+            destination: "new.shop".into()
+        })
+        .is_some()
+    );
+}
+
+#[test]
+fn snapshot_published_every_n_calls() {
+    let cfg = BaselineConfig {
+        publish_every_calls: 3,
+        ..Default::default()
+    };
+    let mut b = Baseline::new(cfg);
+    feed(&mut b, &call(T0, "a", "b", "/1"));
+    feed(&mut b, &call(T0 + 1, "a", "b", "/2"));
+    assert_eq!(b.index().endpoint_count(), 0);
+    feed(&mut b, &call(T0 + 2, "a", "b", "/3"));
+    assert_eq!(b.index().endpoint_count(), 3);
+}
+
+#[test]
+fn accepted_alert_call_joins_baseline() {
+    let mut b = Baseline::new(BaselineConfig::default());
+    feed(&mut b, &call(T0, "a", "b", "/x"));
+    let now = chrono::DateTime::from_timestamp_nanos(T0 + SEC);
+    let alert = eastwest_model::Alert {
+        id: "1".into(),
+        kind: eastwest_model::AlertKind::NewEndpoint,
+        severity: eastwest_model::Severity::Medium,
+        score: 3.0,
+        source: Workload::new("a").in_namespace("shop"),
+        destination: Some(Workload::new("b").in_namespace("shop")),
+        method: Some("POST".into()),
+        route: Some("/admin".into()),
+        entry: None,
+        first_seen: now,
+        last_seen: now,
+        count: 2,
+        trace_ids: vec![],
+        incident_id: None,
+        summary: String::new(),
+        evidence: Default::default(),
+        state: Default::default(),
+    };
+    b.accept_alert(&alert);
+    let edge = EdgeKey {
+        source: "a.shop".into(),
+        destination: "b.shop".into(),
+    };
+    let key = EndpointKey {
+        edge,
+        method: "POST".into(),
+        route: "/admin".into(),
+    };
+    assert_eq!(b.index().endpoint(&key).map(|s| s.calls), Some(2.0));
+}
+
+#[test]
+fn config_validation_rejects_zero_caps() {
+    assert!(BaselineConfig::default().validate().is_ok());
+    assert!(
+        BaselineConfig {
+            max_edges: 0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err()
+    );
+}

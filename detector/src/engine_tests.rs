@@ -1,0 +1,302 @@
+use std::time::Duration;
+
+use eastwest_baseline::{Baseline, BaselineConfig};
+use eastwest_model::{AlertKind, Call, Entry, Workload};
+
+use super::*;
+
+const SEC: i64 = 1_000_000_000;
+const T0: i64 = 1_700_000_000 * SEC;
+
+fn w(service: &str) -> Workload {
+    Workload::new(service)
+        .in_namespace("shop")
+        .with_principal(format!("spiffe://cluster.local/ns/shop/sa/{service}"))
+}
+
+fn call(t: i64, src: &str, dst: &str, method: &str, route: &str, entry: &str) -> Call {
+    Call {
+        event_time_ns: t,
+        source: w(src),
+        destination: w(dst),
+        method: method.into(),
+        route: route.into(),
+        status: Some(200),
+        mtls: Some(true),
+        trace_id: format!("{:032x}", t),
+        entry: Some(Entry {
+            service: "frontend".into(),
+            route: entry.into(),
+        }),
+        weight: 1.0,
+        ..Default::default()
+    }
+}
+
+/// One request tree per entry route.
+fn request(t: i64, entry: &str) -> Vec<Call> {
+    match entry {
+        "GET /cart" => vec![
+            call(t, "frontend", "cart", "GET", "/cart/{id}", entry),
+            call(t + 1, "cart", "redis", "GET", "cart", entry),
+        ],
+        _ => vec![
+            call(t, "frontend", "product", "GET", "/products/{id}", entry),
+            call(t + 1, "product", "db", "SELECT", "products", entry),
+        ],
+    }
+}
+
+/// An engine that learned 1h of traffic (a request every 5 s, alternating entries, a
+/// rare admin-free path once, an hourly job) and is detecting.
+fn learned() -> (Engine, i64) {
+    let baseline = Baseline::new(BaselineConfig {
+        learning_period: Duration::from_secs(3600),
+        ..Default::default()
+    });
+    let mut engine = Engine::new(DetectorConfig::default(), baseline);
+    let mut t = T0;
+    let mut i = 0;
+    while t < T0 + 3600 * SEC {
+        let entry = if i % 2 == 0 {
+            "GET /cart"
+        } else {
+            "GET /product"
+        };
+        for c in request(t, entry) {
+            assert!(
+                engine.process(&c).alerts.is_empty(),
+                "no alerts while learning"
+            );
+        }
+        if i == 100 {
+            engine.process(&call(
+                t + 2,
+                "frontend",
+                "recommendations",
+                "GET",
+                "/recs",
+                "GET /cart",
+            ));
+        }
+        if i % 720 == 0 {
+            engine.process(&call(
+                t + 3,
+                "reporter",
+                "db",
+                "SELECT",
+                "orders",
+                "GET /cart",
+            ));
+        }
+        t += 5 * SEC;
+        i += 1;
+    }
+    engine.advance_to(t);
+    assert!(!engine.baseline().is_learning());
+    (engine, t)
+}
+
+fn run(engine: &mut Engine, calls: Vec<Call>) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for c in calls {
+        alerts.extend(engine.process(&c).alerts);
+    }
+    alerts
+}
+
+fn kinds(alerts: &[Alert]) -> Vec<AlertKind> {
+    let mut k: Vec<AlertKind> = alerts.iter().map(|a| a.kind).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+#[test]
+fn admin_endpoint_from_a_compromised_service_is_new_edge_and_sensitive() {
+    let (mut e, t) = learned();
+    let alerts = run(
+        &mut e,
+        vec![call(
+            t,
+            "cart",
+            "users",
+            "DELETE",
+            "/admin/users/{id}",
+            "GET /cart",
+        )],
+    );
+    assert_eq!(
+        kinds(&alerts),
+        vec![AlertKind::NewEdge, AlertKind::SensitiveEndpoint]
+    );
+    let s = alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::SensitiveEndpoint)
+        .unwrap();
+    assert!(s.severity >= Severity::High, "{s:?}");
+    assert!(
+        s.summary.contains("admin") && s.summary.contains("trace"),
+        "{}",
+        s.summary
+    );
+    assert!(s.evidence.contains_key("pattern_weight"));
+}
+
+#[test]
+fn repeated_findings_update_one_alert() {
+    let (mut e, t) = learned();
+    let a = run(
+        &mut e,
+        vec![call(t, "cart", "users", "GET", "/admin", "GET /cart")],
+    );
+    let b = run(
+        &mut e,
+        vec![call(t + SEC, "cart", "users", "GET", "/admin", "GET /cart")],
+    );
+    assert_eq!(a[0].id, b[0].id);
+    assert_eq!(b[0].count, 2);
+    assert_eq!(b[0].trace_ids.len(), 2);
+}
+
+#[test]
+fn benign_surge_rollout_rare_path_and_jobs_stay_silent() {
+    let (mut e, mut t) = learned();
+    let mut calls = Vec::new();
+    for i in 0..500 {
+        // ×5 the learning rate on every edge at once.
+        let entry = if i % 2 == 0 {
+            "GET /cart"
+        } else {
+            "GET /product"
+        };
+        for mut c in request(t, entry) {
+            c.source_version = Some("v2".into()); // a rollout: new version, same calls
+            calls.push(c);
+        }
+        t += SEC;
+    }
+    calls.push(call(
+        t,
+        "frontend",
+        "recommendations",
+        "GET",
+        "/recs",
+        "GET /cart",
+    )); // rare, seen once
+    calls.push(call(
+        t + 1,
+        "reporter",
+        "db",
+        "SELECT",
+        "orders",
+        "GET /cart",
+    )); // hourly job
+    let alerts = run(&mut e, calls);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}
+
+#[test]
+fn known_edge_from_a_request_that_never_reaches_it_is_a_context_anomaly() {
+    let (mut e, t) = learned();
+    let alerts = run(
+        &mut e,
+        vec![call(t, "cart", "redis", "GET", "cart", "GET /product")],
+    );
+    assert_eq!(kinds(&alerts), vec![AlertKind::ContextAnomaly]);
+}
+
+#[test]
+fn plaintext_on_an_mtls_edge_and_a_borrowed_identity_alert() {
+    let (mut e, t) = learned();
+    let mut plain = call(t, "cart", "redis", "GET", "cart", "GET /cart");
+    plain.mtls = Some(false);
+    assert_eq!(kinds(&run(&mut e, vec![plain])), vec![AlertKind::Plaintext]);
+    let mut spoof = call(t + SEC, "cart", "redis", "GET", "cart", "GET /cart");
+    spoof.source.principal = Some("spiffe://cluster.local/ns/shop/sa/product".into());
+    let alerts = run(&mut e, vec![spoof]);
+    assert_eq!(kinds(&alerts), vec![AlertKind::IdentityMismatch]);
+    assert_eq!(alerts[0].evidence["principal_known_for_workloads"], 1);
+}
+
+#[test]
+fn chained_new_edges_form_a_lateral_movement_path() {
+    let (mut e, t) = learned();
+    let mut last = EngineOutput::default();
+    for c in [
+        call(t, "cart", "users", "GET", "/users", "GET /cart"),
+        call(
+            t + 60 * SEC,
+            "users",
+            "billing",
+            "POST",
+            "/refunds",
+            "GET /cart",
+        ),
+    ] {
+        last = e.process(&c);
+    }
+    let incident = &last.incidents[0];
+    assert_eq!(
+        incident.path,
+        vec!["cart.shop", "users.shop", "billing.shop"]
+    );
+    assert_eq!(incident.severity, Severity::Critical);
+    assert!(
+        incident
+            .summary
+            .contains("cart.shop → users.shop → billing.shop")
+    );
+}
+
+#[test]
+fn same_calls_in_any_batching_give_the_same_alerts() {
+    let attack: Vec<Call> = (0..20)
+        .map(|i| {
+            call(
+                i * SEC,
+                "cart",
+                &format!("svc{}", i % 7),
+                "GET",
+                "/admin",
+                "GET /cart",
+            )
+        })
+        .collect();
+    let (mut a, t) = learned();
+    let (mut b, _) = learned();
+    let shifted: Vec<Call> = attack
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            c.event_time_ns += t;
+            c
+        })
+        .collect();
+    let one = run(&mut a, shifted.clone());
+    let mut two = Vec::new();
+    for chunk in shifted.chunks(3) {
+        two.extend(run(&mut b, chunk.to_vec()));
+        b.advance_to(chunk.last().unwrap().event_time_ns);
+    }
+    assert_eq!(one, two);
+}
+
+#[test]
+fn the_example_config_defaults_validate() {
+    DetectorConfig::default().validate().unwrap();
+    let bad = DetectorConfig {
+        sensitive: vec![SensitivePattern_for_test()],
+        ..Default::default()
+    };
+    assert!(bad.validate().is_err());
+}
+
+#[allow(non_snake_case)]
+fn SensitivePattern_for_test() -> crate::SensitivePattern {
+    crate::SensitivePattern {
+        name: "broken".into(),
+        pattern: "(".into(),
+        weight: 1.0,
+    }
+}

@@ -1,0 +1,187 @@
+//! The API's view of the running pipeline (`eastwest_api::Backend`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use eastwest_api::{
+    Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode, GraphSnapshot,
+};
+use eastwest_baseline::{EdgeKey, EdgeStats, LearningState};
+use eastwest_collector::CollectorMetrics;
+use eastwest_detector::Engine;
+use eastwest_model::{Alert, format_event_time};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::pipeline::PipelineShared;
+
+pub struct PipelineBackend {
+    pub engine: Arc<Mutex<Engine>>,
+    pub metrics: Arc<CollectorMetrics>,
+    pub shared: Arc<PipelineShared>,
+}
+
+fn time(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
+impl PipelineBackend {
+    fn watermark(&self) -> i64 {
+        self.shared.watermark_ns.load(Ordering::Relaxed)
+    }
+
+    fn edge(&self, key: &EdgeKey, stats: &EdgeStats, detecting_since: Option<i64>) -> GraphEdge {
+        let known = stats.mtls_calls + stats.plaintext_calls;
+        GraphEdge {
+            source: key.source.clone(),
+            destination: key.destination.clone(),
+            calls: stats.calls,
+            errors: stats.errors,
+            first_seen: time(stats.first_seen_ns),
+            last_seen: time(stats.last_seen_ns),
+            mtls_ratio: (known > 0.0).then(|| stats.mtls_calls / known),
+            status: match detecting_since {
+                Some(since) if stats.first_seen_ns >= since => EdgeStatus::New,
+                _ => EdgeStatus::Baseline,
+            },
+        }
+    }
+}
+
+fn detecting_since(state: LearningState) -> Option<i64> {
+    match state {
+        LearningState::Detecting { since_ns } => Some(since_ns),
+        _ => None,
+    }
+}
+
+impl Backend for PipelineBackend {
+    fn stats(&self) -> Value {
+        let mut stats = serde_json::to_value(self.metrics.snapshot()).unwrap_or_else(|_| json!({}));
+        let wm = self.watermark();
+        if let Value::Object(map) = &mut stats {
+            map.insert(
+                "watermark".into(),
+                if wm > 0 {
+                    json!(format_event_time(wm))
+                } else {
+                    Value::Null
+                },
+            );
+        }
+        stats
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.metrics.write_prometheus(out);
+        let engine = self.engine.lock();
+        let index = engine.baseline().working();
+        out.push_str("# HELP eastwest_baseline_edges Edges in the baseline.\n# TYPE eastwest_baseline_edges gauge\n");
+        out.push_str(&format!("eastwest_baseline_edges {}\n", index.edge_count()));
+        out.push_str("# HELP eastwest_baseline_endpoints Endpoints in the baseline.\n# TYPE eastwest_baseline_endpoints gauge\n");
+        out.push_str(&format!(
+            "eastwest_baseline_endpoints {}\n",
+            index.endpoint_count()
+        ));
+        out.push_str("# HELP eastwest_watermark_seconds Event-time watermark.\n# TYPE eastwest_watermark_seconds gauge\n");
+        out.push_str(&format!(
+            "eastwest_watermark_seconds {}\n",
+            self.watermark() as f64 / 1e9
+        ));
+    }
+
+    fn graph(&self) -> GraphSnapshot {
+        let engine = self.engine.lock();
+        let since = detecting_since(engine.baseline().state());
+        let index = engine.baseline().working();
+        let edges: Vec<GraphEdge> = index.edges().map(|(k, s)| self.edge(k, s, since)).collect();
+        drop(engine);
+        let mut keys: Vec<&str> = edges
+            .iter()
+            .flat_map(|e| [e.source.as_str(), e.destination.as_str()])
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let workloads = self.shared.workloads.lock();
+        let nodes = keys
+            .into_iter()
+            .map(|k| {
+                let (service, namespace) = workloads
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| (k.to_string(), None));
+                GraphNode {
+                    id: k.to_string(),
+                    service,
+                    namespace,
+                }
+            })
+            .collect();
+        GraphSnapshot { nodes, edges }
+    }
+
+    fn edge_detail(&self, source: &str, destination: &str) -> Option<EdgeDetail> {
+        let key = EdgeKey {
+            source: source.to_string(),
+            destination: destination.to_string(),
+        };
+        let engine = self.engine.lock();
+        let since = detecting_since(engine.baseline().state());
+        let index = engine.baseline().working();
+        let edge = self.edge(&key, index.edge(&key)?, since);
+        let mut endpoints: Vec<EndpointSummary> = index
+            .endpoints()
+            .filter(|(k, _)| k.edge == key)
+            .map(|(k, s)| EndpointSummary {
+                method: k.method.clone(),
+                route: k.route.clone(),
+                calls: s.calls,
+                errors: s.errors,
+                first_seen: time(s.first_seen_ns),
+                last_seen: time(s.last_seen_ns),
+            })
+            .collect();
+        drop(engine);
+        endpoints.sort_by(|a, b| b.calls.total_cmp(&a.calls));
+        let trace_ids = self
+            .shared
+            .edge_trace_ids
+            .lock()
+            .get(&(source.to_string(), destination.to_string()))
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default();
+        Some(EdgeDetail {
+            edge,
+            endpoints,
+            trace_ids,
+            alerts: Vec::new(),
+        })
+    }
+
+    fn baseline_status(&self) -> Value {
+        let engine = self.engine.lock();
+        serde_json::to_value(engine.baseline().status(self.watermark())).unwrap_or(Value::Null)
+    }
+
+    fn end_learning(&self) -> Value {
+        let wm = self.watermark();
+        let mut engine = self.engine.lock();
+        engine.end_learning(wm);
+        serde_json::to_value(engine.baseline().status(wm)).unwrap_or(Value::Null)
+    }
+
+    fn accept(&self, alert: &Alert) {
+        self.engine.lock().baseline_mut().accept_alert(alert);
+    }
+
+    fn recent_calls(&self, limit: usize) -> Value {
+        let recent = self.shared.recent_calls.lock();
+        let skip = recent.len().saturating_sub(limit);
+        json!({ "calls": recent.iter().skip(skip).collect::<Vec<_>>() })
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+}
