@@ -64,17 +64,25 @@ pub struct DedupConfig {
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        Self { ttl: DEFAULT_DEDUP_TTL, max_entries: DEFAULT_MAX_DEDUP_ENTRIES, merge_window: DEFAULT_MERGE_WINDOW }
+        Self {
+            ttl: DEFAULT_DEDUP_TTL,
+            max_entries: DEFAULT_MAX_DEDUP_ENTRIES,
+            merge_window: DEFAULT_MERGE_WINDOW,
+        }
     }
 }
 
 impl DedupConfig {
     pub fn validate(&self) -> Result<(), CollectorError> {
         if self.max_entries == 0 {
-            return Err(CollectorError::InvalidConfig("dedup max_entries must be at least 1".into()));
+            return Err(CollectorError::InvalidConfig(
+                "dedup max_entries must be at least 1".into(),
+            ));
         }
         if self.ttl.is_zero() || self.ttl < self.merge_window {
-            return Err(CollectorError::InvalidConfig("dedup ttl must be positive and at least the merge window".into()));
+            return Err(CollectorError::InvalidConfig(
+                "dedup ttl must be positive and at least the merge window".into(),
+            ));
         }
         Ok(())
     }
@@ -135,7 +143,11 @@ impl Default for CallDeduper {
 fn call_ids(call: &Call) -> Vec<String> {
     let mut ids = Vec::with_capacity(2);
     if let Some(rid) = call.request_id.as_deref().filter(|r| !r.is_empty()) {
-        ids.push(format!("r|{rid}|{}|{}", call.destination.key(), call.method));
+        ids.push(format!(
+            "r|{rid}|{}|{}",
+            call.destination.key(),
+            call.method
+        ));
     }
     if !call.trace_id.is_empty() && !call.span_id.is_empty() {
         ids.push(format!("t|{}|{}", call.trace_id, call.span_id));
@@ -185,7 +197,11 @@ impl CallDeduper {
     }
 
     pub fn stats(&self) -> DedupStats {
-        DedupStats { entries: self.groups.len() as u64, held: self.held_now, ..self.stats }
+        DedupStats {
+            entries: self.groups.len() as u64,
+            held: self.held_now,
+            ..self.stats
+        }
     }
 
     /// Immediate mode: true when the call counts (emit it), false for another copy of a
@@ -194,7 +210,10 @@ impl CallDeduper {
     pub fn admit(&mut self, call: &Call, origin: CallOrigin) -> bool {
         let (new, _) = self.record(call, origin);
         let released = self.enforce_bounds();
-        debug_assert!(released.is_empty(), "admit() and offer() mixed on one deduper");
+        debug_assert!(
+            released.is_empty(),
+            "admit() and offer() mixed on one deduper"
+        );
         new
     }
 
@@ -206,9 +225,13 @@ impl CallDeduper {
         let (new, group) = self.record(&call, origin);
         let mut out = self.enforce_bounds();
         let window_ns = self.config.merge_window.as_nanos().min(i64::MAX as u128) as i64;
-        match (new, group.and_then(|gid| self.groups.get_mut(&gid).map(|g| (gid, g)))) {
+        match (
+            new,
+            group.and_then(|gid| self.groups.get_mut(&gid).map(|g| (gid, g))),
+        ) {
             (true, Some((gid, g))) if hold => {
-                g.held = Some((call.clone(), call.event_time_ns.saturating_add(window_ns)));
+                let release_at = call.event_time_ns.saturating_add(window_ns);
+                g.held = Some((call, release_at));
                 self.held_order.push_back(gid);
                 self.held_now += 1;
             }
@@ -256,7 +279,14 @@ impl CallDeduper {
     pub fn flush(&mut self) -> Vec<Call> {
         let held = std::mem::take(&mut self.held_order);
         self.held_now = 0;
-        held.into_iter().filter_map(|gid| self.groups.get_mut(&gid).and_then(|g| g.held.take()).map(|(c, _)| c)).collect()
+        held.into_iter()
+            .filter_map(|gid| {
+                self.groups
+                    .get_mut(&gid)
+                    .and_then(|g| g.held.take())
+                    .map(|(c, _)| c)
+            })
+            .collect()
     }
 
     /// Joins `call` to a group or starts one; (counts as new, its group).
@@ -284,7 +314,13 @@ impl CallDeduper {
                 self.stats.admitted += 1;
                 let gid = self.next_group;
                 self.next_group += 1;
-                let group = Group { ids: Vec::new(), origins: 0, route: call.route.clone(), created_ns: call.event_time_ns, held: None };
+                let group = Group {
+                    ids: Vec::new(),
+                    origins: 0,
+                    route: call.route.clone(),
+                    created_ns: call.event_time_ns,
+                    held: None,
+                };
                 self.groups.insert(gid, group);
                 self.order.push_back(gid);
                 gid
@@ -312,7 +348,10 @@ impl CallDeduper {
         let ttl = self.ttl_ns();
         let horizon = self.newest_ns.max(self.watermark_ns);
         while let Some(&gid) = self.order.front() {
-            let expired = self.groups.get(&gid).is_none_or(|g| g.created_ns.saturating_add(ttl) < horizon);
+            let expired = self
+                .groups
+                .get(&gid)
+                .is_none_or(|g| g.created_ns.saturating_add(ttl) < horizon);
             let over = self.groups.len() > self.config.max_entries.max(1);
             if !expired && !over {
                 break;

@@ -5,7 +5,18 @@ pub enum CollectorError {
     #[error("invalid receiver config: {0}")]
     InvalidConfig(String),
     #[error("cannot bind {what} on {addr}: {source}")]
-    Bind { what: String, addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        what: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Serve(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sending to {endpoint} failed: {reason}")]
+    Send { endpoint: String, reason: String },
 }

@@ -16,6 +16,6 @@ pub mod spans;
 
 pub use error::CollectorError;
 pub use metrics::{CollectorMetrics, MetricsSnapshot, RejectReason};
-pub use spans::{NormalizerConfig, NormalizerStats, SpanNormalizer, template_path};
 pub use otlp::{IngestBatch, IngestError, ReceiverConfig, Receivers};
 pub use pipeline::CallExtractor;
+pub use spans::{NormalizerConfig, NormalizerStats, SpanNormalizer, template_path};

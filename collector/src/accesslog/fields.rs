@@ -67,7 +67,11 @@ pub fn parse_cluster(cluster: &str) -> Option<LogCluster> {
         let (subset, host) = rest.split_once("_.").unwrap_or(("", rest));
         parse_upstream_cluster(&format!("{direction}|{port}|{subset}|{host}"))?
     };
-    Some(LogCluster { inbound: parsed.inbound, service: parsed.service, namespace: parsed.namespace })
+    Some(LogCluster {
+        inbound: parsed.inbound,
+        service: parsed.service,
+        namespace: parsed.namespace,
+    })
 }
 
 /// What an Istio cluster name says about the call.
@@ -81,20 +85,30 @@ pub struct LogCluster {
 fn host_workload(host: &str) -> Workload {
     let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
     let (service, namespace) = split_k8s_host(host);
-    Workload { service, namespace, principal: None }
+    Workload {
+        service,
+        namespace,
+        principal: None,
+    }
 }
 
 fn event_time(start_time: Option<&str>, fallback_time_ns: i64) -> Result<i64, CollectorError> {
     let parsed = start_time.map(|t| {
         chrono::DateTime::parse_from_rfc3339(t)
             .map_err(|e| CollectorError::Malformed(format!("start time {t:?}: {e}")))
-            .and_then(|d| d.timestamp_nanos_opt().ok_or_else(|| CollectorError::Malformed(format!("start time {t:?} out of range"))))
+            .and_then(|d| {
+                d.timestamp_nanos_opt().ok_or_else(|| {
+                    CollectorError::Malformed(format!("start time {t:?} out of range"))
+                })
+            })
     });
     match parsed {
         Some(Ok(ns)) => Ok(ns),
         _ if fallback_time_ns > 0 => Ok(fallback_time_ns),
         Some(Err(e)) => Err(e),
-        None => Err(CollectorError::Malformed("access log line has no start time".into())),
+        None => Err(CollectorError::Malformed(
+            "access log line has no start time".into(),
+        )),
     }
 }
 
@@ -102,12 +116,22 @@ impl AccessLogFields {
     /// The call this line describes, seen from `reporter` (the workload whose proxy wrote
     /// it; `unknown` when nobody said). `fallback_time_ns` (the log record's timestamp)
     /// is used when the line has no usable start time.
-    pub fn into_call(self, reporter: &Workload, fallback_time_ns: i64) -> Result<(Call, CallOrigin), CollectorError> {
+    pub fn into_call(
+        self,
+        reporter: &Workload,
+        fallback_time_ns: i64,
+    ) -> Result<(Call, CallOrigin), CollectorError> {
         let event_time_ns = event_time(self.start_time.as_deref(), fallback_time_ns)?;
         let cluster = self.upstream_cluster.as_deref().and_then(parse_cluster);
-        let sni_cluster = self.requested_server_name.as_deref().and_then(parse_cluster);
+        let sni_cluster = self
+            .requested_server_name
+            .as_deref()
+            .and_then(parse_cluster);
         let inbound = cluster.as_ref().is_some_and(|c| c.inbound);
-        let sni_is_istio_mtls = self.requested_server_name.as_deref().is_some_and(|s| s.starts_with("outbound_."));
+        let sni_is_istio_mtls = self
+            .requested_server_name
+            .as_deref()
+            .is_some_and(|s| s.starts_with("outbound_."));
         let mtls = if inbound {
             (self.downstream_peer_uri_san.is_some() || sni_is_istio_mtls).then_some(true)
         } else {
@@ -124,8 +148,16 @@ impl AccessLogFields {
                 reporter.clone()
             } else {
                 match sni_cluster.as_ref().and_then(|c| c.service.clone()) {
-                    Some(service) => Workload { service, namespace: sni_cluster.and_then(|c| c.namespace), principal: None },
-                    None => self.authority.as_deref().map(host_workload).unwrap_or_else(|| Workload::new("unknown")),
+                    Some(service) => Workload {
+                        service,
+                        namespace: sni_cluster.and_then(|c| c.namespace),
+                        principal: None,
+                    },
+                    None => self
+                        .authority
+                        .as_deref()
+                        .map(host_workload)
+                        .unwrap_or_else(|| Workload::new("unknown")),
                 }
             };
             destination.principal = destination.principal.or(self.upstream_peer_uri_san.clone());
@@ -134,8 +166,17 @@ impl AccessLogFields {
             let mut source = reporter.clone();
             source.principal = source.principal.or(self.downstream_peer_uri_san.clone());
             let mut destination = match cluster.and_then(|c| c.service.map(|s| (s, c.namespace))) {
-                Some((service, namespace)) => Workload { service, namespace, principal: None },
-                None => host_workload(self.authority.as_deref().or(self.upstream_host.as_deref()).unwrap_or("unknown")),
+                Some((service, namespace)) => Workload {
+                    service,
+                    namespace,
+                    principal: None,
+                },
+                None => host_workload(
+                    self.authority
+                        .as_deref()
+                        .or(self.upstream_host.as_deref())
+                        .unwrap_or("unknown"),
+                ),
             };
             destination.principal = self.upstream_peer_uri_san.clone();
             (source, destination, CallOrigin::OutboundLog)
@@ -144,9 +185,17 @@ impl AccessLogFields {
         Ok((call, origin))
     }
 
-    fn call_between(self, source: Workload, destination: Workload, event_time_ns: i64, mtls: Option<bool>) -> Call {
+    fn call_between(
+        self,
+        source: Workload,
+        destination: Workload,
+        event_time_ns: i64,
+        mtls: Option<bool>,
+    ) -> Call {
         let tcp = self.method.is_none() && self.path.is_none();
-        let grpc = !tcp && self.protocol.as_deref() == Some("HTTP/2") && self.path.as_deref().is_some_and(is_grpc_path);
+        let grpc = !tcp
+            && self.protocol.as_deref() == Some("HTTP/2")
+            && self.path.as_deref().is_some_and(is_grpc_path);
         let protocol = if tcp {
             Protocol::Tcp
         } else if grpc {
@@ -162,10 +211,17 @@ impl AccessLogFields {
         };
         let method = match protocol {
             Protocol::Tcp => "CONNECT".to_string(),
-            _ => self.method.clone().unwrap_or_else(|| "GET".into()).to_ascii_uppercase(),
+            _ => self
+                .method
+                .clone()
+                .unwrap_or_else(|| "GET".into())
+                .to_ascii_uppercase(),
         };
         let status = self.response_code.filter(|c| *c > 0);
-        let rbac_denied = self.response_code_details.as_deref().is_some_and(|d| d.starts_with("rbac_access_denied"));
+        let rbac_denied = self
+            .response_code_details
+            .as_deref()
+            .is_some_and(|d| d.starts_with("rbac_access_denied"));
         let response_flags = match (self.response_flags, rbac_denied) {
             (Some(f), true) if !f.split(',').any(|x| x == "RBAC") => Some(format!("{f},RBAC")),
             (None, true) => Some("RBAC".into()),
@@ -184,8 +240,14 @@ impl AccessLogFields {
             error,
             duration_ns: self.duration_ms.unwrap_or(0).saturating_mul(1_000_000),
             mtls,
-            trace_id: self.trace_id.map(|t| t.to_ascii_lowercase()).unwrap_or_default(),
-            span_id: self.span_id.map(|s| s.to_ascii_lowercase()).unwrap_or_default(),
+            trace_id: self
+                .trace_id
+                .map(|t| t.to_ascii_lowercase())
+                .unwrap_or_default(),
+            span_id: self
+                .span_id
+                .map(|s| s.to_ascii_lowercase())
+                .unwrap_or_default(),
             entry: None,
             response_flags,
             destination_address: self.upstream_host.or(self.authority),
@@ -198,9 +260,13 @@ impl AccessLogFields {
 
 /// `/package.Service/Method`: two segments, the first dotted.
 fn is_grpc_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else { return false };
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
     match rest.split_once('/') {
-        Some((service, method)) => service.contains('.') && !method.is_empty() && !method.contains('/'),
+        Some((service, method)) => {
+            service.contains('.') && !method.is_empty() && !method.contains('/')
+        }
         None => false,
     }
 }
@@ -212,9 +278,13 @@ mod tests {
     #[test]
     fn both_cluster_spellings_parse_alike() {
         let raw = parse_cluster("outbound|9080|v1|reviews.bookinfo.svc.cluster.local").unwrap();
-        let stats = parse_cluster("outbound_.9080_.v1_.reviews.bookinfo.svc.cluster.local").unwrap();
+        let stats =
+            parse_cluster("outbound_.9080_.v1_.reviews.bookinfo.svc.cluster.local").unwrap();
         assert_eq!(raw, stats);
-        assert_eq!((raw.service.as_deref(), raw.namespace.as_deref()), (Some("reviews"), Some("bookinfo")));
+        assert_eq!(
+            (raw.service.as_deref(), raw.namespace.as_deref()),
+            (Some("reviews"), Some("bookinfo"))
+        );
         let sni = parse_cluster("outbound_.8000_._.httpbin.foo.svc.cluster.local").unwrap();
         assert_eq!(sni.service.as_deref(), Some("httpbin"));
         assert!(parse_cluster("inbound|8000||").unwrap().inbound);
@@ -229,9 +299,14 @@ mod tests {
             upstream_cluster: Some("outbound|5432||db.data.svc.cluster.local".into()),
             ..Default::default()
         };
-        let (call, origin) = fields.into_call(&Workload::new("api").in_namespace("shop"), 0).unwrap();
+        let (call, origin) = fields
+            .into_call(&Workload::new("api").in_namespace("shop"), 0)
+            .unwrap();
         assert_eq!(origin, CallOrigin::OutboundLog);
-        assert_eq!((call.protocol, call.method.as_str(), call.route.as_str()), (Protocol::Tcp, "CONNECT", "*"));
+        assert_eq!(
+            (call.protocol, call.method.as_str(), call.route.as_str()),
+            (Protocol::Tcp, "CONNECT", "*")
+        );
         assert_eq!(call.destination.key(), "db.data");
         assert!(call.error);
     }
@@ -244,15 +319,23 @@ mod tests {
             path: Some("/hipstershop.CartService/GetCart".into()),
             protocol: Some("HTTP/2".into()),
             response_code: Some(403),
-            response_code_details: Some("rbac_access_denied_matched_policy[ns[shop]-policy[deny-all]-rule[0]]".into()),
+            response_code_details: Some(
+                "rbac_access_denied_matched_policy[ns[shop]-policy[deny-all]-rule[0]]".into(),
+            ),
             upstream_cluster: Some("inbound|7070||".into()),
             ..Default::default()
         };
-        let (call, _) = fields.into_call(&Workload::new("cart").in_namespace("shop"), 0).unwrap();
+        let (call, _) = fields
+            .into_call(&Workload::new("cart").in_namespace("shop"), 0)
+            .unwrap();
         assert_eq!(call.protocol, Protocol::Grpc);
         assert_eq!(call.route, "hipstershop.CartService/GetCart");
         assert_eq!(call.response_flags.as_deref(), Some("RBAC"));
-        assert_eq!(call.source, Workload::new("unknown"), "no peer identity on the line");
+        assert_eq!(
+            call.source,
+            Workload::new("unknown"),
+            "no peer identity on the line"
+        );
         assert_eq!(call.mtls, None);
         assert!(!call.error);
     }
@@ -268,18 +351,38 @@ mod tests {
             requested_server_name: Some("outbound_.80_._.nginx.default.svc.cluster.local".into()),
             ..Default::default()
         };
-        let (call, origin) = fields.clone().into_call(&Workload::new("unknown"), 0).unwrap();
+        let (call, origin) = fields
+            .clone()
+            .into_call(&Workload::new("unknown"), 0)
+            .unwrap();
         assert_eq!(origin, CallOrigin::InboundLog);
         assert_eq!(call.destination.key(), "nginx.default");
         assert_eq!(call.mtls, Some(true));
-        let (call, _) = fields.into_call(&Workload::new("web").in_namespace("prod"), 0).unwrap();
-        assert_eq!(call.destination.key(), "web.prod", "a known reporter wins over the SNI");
+        let (call, _) = fields
+            .into_call(&Workload::new("web").in_namespace("prod"), 0)
+            .unwrap();
+        assert_eq!(
+            call.destination.key(),
+            "web.prod",
+            "a known reporter wins over the SNI"
+        );
     }
 
     #[test]
     fn bad_start_time_falls_back_to_the_record_time_or_fails() {
-        let fields = AccessLogFields { start_time: Some("yesterday".into()), method: Some("GET".into()), ..Default::default() };
+        let fields = AccessLogFields {
+            start_time: Some("yesterday".into()),
+            method: Some("GET".into()),
+            ..Default::default()
+        };
         assert!(fields.clone().into_call(&Workload::new("a"), 0).is_err());
-        assert_eq!(fields.into_call(&Workload::new("a"), 42).unwrap().0.event_time_ns, 42);
+        assert_eq!(
+            fields
+                .into_call(&Workload::new("a"), 42)
+                .unwrap()
+                .0
+                .event_time_ns,
+            42
+        );
     }
 }

@@ -31,11 +31,15 @@ fn tokens(line: &str) -> Result<Vec<&str>, CollectorError> {
     while !rest.is_empty() && out.len() < MAX_FIELDS {
         let (token, after) = match rest.as_bytes()[0] {
             b'"' => {
-                let end = rest[1..].find('"').ok_or_else(|| CollectorError::Malformed("unterminated quote in access log line".into()))?;
+                let end = rest[1..].find('"').ok_or_else(|| {
+                    CollectorError::Malformed("unterminated quote in access log line".into())
+                })?;
                 (&rest[1..1 + end], &rest[end + 2..])
             }
             b'[' => {
-                let end = rest.find(']').ok_or_else(|| CollectorError::Malformed("unterminated [ in access log line".into()))?;
+                let end = rest.find(']').ok_or_else(|| {
+                    CollectorError::Malformed("unterminated [ in access log line".into())
+                })?;
                 (&rest[1..end], &rest[end + 1..])
             }
             _ => match rest.find([' ', '\t']) {
@@ -63,7 +67,10 @@ pub fn parse_istio_text(line: &str) -> Result<AccessLogFields, CollectorError> {
     let requested_server_name = if full {
         get(20)
     } else {
-        t[MIN_FIELDS..].iter().find(|s| s.starts_with("outbound_.")).and_then(|s| present(s))
+        t[MIN_FIELDS..]
+            .iter()
+            .find(|s| s.starts_with("outbound_."))
+            .and_then(|s| present(s))
     };
     Ok(AccessLogFields {
         start_time: present(t[0]),
@@ -110,7 +117,11 @@ pub fn format_istio_text(f: &AccessLogFields) -> String {
         d(&f.requested_server_name),
     );
     if f.downstream_peer_uri_san.is_some() || f.upstream_peer_uri_san.is_some() {
-        line.push_str(&format!(" {} {}", d(&f.downstream_peer_uri_san), d(&f.upstream_peer_uri_san)));
+        line.push_str(&format!(
+            " {} {}",
+            d(&f.downstream_peer_uri_san),
+            d(&f.upstream_peer_uri_san)
+        ));
     }
     line
 }
@@ -122,7 +133,10 @@ mod tests {
     const FIXTURE: &str = include_str!("../../tests/fixtures/accesslog/istio_text.log");
 
     fn fixture_line(contains: &str) -> &'static str {
-        FIXTURE.lines().find(|l| !l.starts_with('#') && l.contains(contains)).unwrap()
+        FIXTURE
+            .lines()
+            .find(|l| !l.starts_with('#') && l.contains(contains))
+            .unwrap()
     }
 
     #[test]
@@ -136,37 +150,61 @@ mod tests {
         assert_eq!(f.response_flags, None);
         assert_eq!(f.response_code_details.as_deref(), Some("via_upstream"));
         assert_eq!(f.duration_ms, Some(4));
-        assert_eq!(f.request_id.as_deref(), Some("84961386-6d84-929d-98bd-c5aee93b5c88"));
+        assert_eq!(
+            f.request_id.as_deref(),
+            Some("84961386-6d84-929d-98bd-c5aee93b5c88")
+        );
         assert_eq!(f.authority.as_deref(), Some("httpbin:8000"));
         assert_eq!(f.upstream_host.as_deref(), Some("10.44.1.27:80"));
-        assert_eq!(f.upstream_cluster.as_deref(), Some("outbound|8000||httpbin.foo.svc.cluster.local"));
-        assert_eq!(f.downstream_remote_address.as_deref(), Some("10.44.1.23:46520"));
+        assert_eq!(
+            f.upstream_cluster.as_deref(),
+            Some("outbound|8000||httpbin.foo.svc.cluster.local")
+        );
+        assert_eq!(
+            f.downstream_remote_address.as_deref(),
+            Some("10.44.1.23:46520")
+        );
         assert_eq!(f.requested_server_name, None);
     }
 
     #[test]
     fn parses_inbound_failure_and_shortened_lines() {
         let f = parse_istio_text(fixture_line("inbound|8080||")).unwrap();
-        assert_eq!(f.requested_server_name.as_deref(), Some("outbound_.8080_._.my-service.default.svc.cluster.local"));
+        assert_eq!(
+            f.requested_server_name.as_deref(),
+            Some("outbound_.8080_._.my-service.default.svc.cluster.local")
+        );
         let f = parse_istio_text(fixture_line("503 UC")).unwrap();
-        assert_eq!((f.response_code, f.response_flags.as_deref(), f.duration_ms), (Some(503), Some("UC"), Some(30004)));
+        assert_eq!(
+            (f.response_code, f.response_flags.as_deref(), f.duration_ms),
+            (Some(503), Some("UC"), Some(30004))
+        );
         // Shortened example with the addresses left out and an empty `""` upstream host.
         let f = parse_istio_text(fixture_line("\"nginx\" \"\"")).unwrap();
         assert_eq!(f.upstream_host, None);
         assert_eq!(f.upstream_cluster.as_deref(), Some("inbound|80||"));
-        assert_eq!(f.requested_server_name.as_deref(), Some("outbound_.80_._.nginx.default.svc.cluster.local"));
+        assert_eq!(
+            f.requested_server_name.as_deref(),
+            Some("outbound_.80_._.nginx.default.svc.cluster.local")
+        );
     }
 
     #[test]
     fn reads_the_peer_san_extras() {
         let f = parse_istio_text(fixture_line("spiffe://")).unwrap();
-        assert_eq!(f.downstream_peer_uri_san.as_deref(), Some("spiffe://cluster.local/ns/shop/sa/frontend"));
+        assert_eq!(
+            f.downstream_peer_uri_san.as_deref(),
+            Some("spiffe://cluster.local/ns/shop/sa/frontend")
+        );
         assert_eq!(f.upstream_peer_uri_san, None);
     }
 
     #[test]
     fn every_fixture_line_parses() {
-        for line in FIXTURE.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        for line in FIXTURE
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
             parse_istio_text(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
     }

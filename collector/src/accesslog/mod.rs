@@ -25,13 +25,20 @@ pub enum LineFormat {
 }
 
 pub fn detect_format(line: &str) -> LineFormat {
-    if line.trim_start().starts_with('{') { LineFormat::Json } else { LineFormat::Text }
+    if line.trim_start().starts_with('{') {
+        LineFormat::Json
+    } else {
+        LineFormat::Text
+    }
 }
 
 /// Parses one line in either format (JSON when it starts with `{`).
 pub fn parse_access_log_line(line: &str) -> Result<AccessLogFields, CollectorError> {
     if line.len() > MAX_LINE_BYTES {
-        return Err(CollectorError::Malformed(format!("access log line of {} bytes is too long", line.len())));
+        return Err(CollectorError::Malformed(format!(
+            "access log line of {} bytes is too long",
+            line.len()
+        )));
     }
     match detect_format(line) {
         LineFormat::Json => parse_istio_json(line),
@@ -40,7 +47,10 @@ pub fn parse_access_log_line(line: &str) -> Result<AccessLogFields, CollectorErr
 }
 
 /// One line → call, seen from the workload whose proxy wrote it (`unknown` if unknown).
-pub fn call_from_line(line: &str, reporter: &Workload) -> Result<(Call, CallOrigin), CollectorError> {
+pub fn call_from_line(
+    line: &str,
+    reporter: &Workload,
+) -> Result<(Call, CallOrigin), CollectorError> {
     parse_access_log_line(line)?.into_call(reporter, 0)
 }
 

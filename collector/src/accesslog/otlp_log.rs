@@ -23,13 +23,17 @@ fn any_to_json(v: &AnyValue, depth: usize) -> serde_json::Value {
         Some(Value::IntValue(i)) => serde_json::Value::from(*i),
         Some(Value::DoubleValue(d)) => serde_json::Value::from(*d),
         Some(Value::BoolValue(b)) => serde_json::Value::Bool(*b),
-        Some(Value::KvlistValue(kv)) if depth < MAX_DEPTH => serde_json::Value::Object(kv_to_map(&kv.values, depth + 1)),
+        Some(Value::KvlistValue(kv)) if depth < MAX_DEPTH => {
+            serde_json::Value::Object(kv_to_map(&kv.values, depth + 1))
+        }
         _ => serde_json::Value::Null,
     }
 }
 
 fn kv_to_map(kvs: &[KeyValue], depth: usize) -> serde_json::Map<String, serde_json::Value> {
-    kvs.iter().filter_map(|kv| Some((kv.key.clone(), any_to_json(kv.value.as_ref()?, depth)))).collect()
+    kvs.iter()
+        .filter_map(|kv| Some((kv.key.clone(), any_to_json(kv.value.as_ref()?, depth))))
+        .collect()
 }
 
 /// Fills every absent field of `base` from `extra`.
@@ -38,9 +42,24 @@ fn fill_from(mut base: AccessLogFields, extra: AccessLogFields) -> AccessLogFiel
         ($($f:ident),*) => { $( if base.$f.is_none() { base.$f = extra.$f; } )* };
     }
     fill!(
-        start_time, method, path, protocol, response_code, response_flags, response_code_details, duration_ms, request_id,
-        authority, upstream_host, upstream_cluster, downstream_remote_address, requested_server_name, downstream_peer_uri_san,
-        upstream_peer_uri_san, trace_id, span_id
+        start_time,
+        method,
+        path,
+        protocol,
+        response_code,
+        response_flags,
+        response_code_details,
+        duration_ms,
+        request_id,
+        authority,
+        upstream_host,
+        upstream_cluster,
+        downstream_remote_address,
+        requested_server_name,
+        downstream_peer_uri_san,
+        upstream_peer_uri_san,
+        trace_id,
+        span_id
     );
     base
 }
@@ -48,7 +67,10 @@ fn fill_from(mut base: AccessLogFields, extra: AccessLogFields) -> AccessLogFiel
 /// One OTLP log record → call. `Ok(None)` for records that are not access logs (no
 /// method, path or cluster anywhere); `Err` for a body that looks like an access log but
 /// does not parse.
-pub fn parse_log_record(resource: &[KeyValue], record: &LogRecord) -> Result<Option<(Call, CallOrigin)>, CollectorError> {
+pub fn parse_log_record(
+    resource: &[KeyValue],
+    record: &LogRecord,
+) -> Result<Option<(Call, CallOrigin)>, CollectorError> {
     let reporter = crate::spans::resource_workload(resource);
     let from_attributes = json::fields_from_map(&kv_to_map(&record.attributes, 0));
     let from_body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
@@ -63,23 +85,41 @@ pub fn parse_log_record(resource: &[KeyValue], record: &LogRecord) -> Result<Opt
     if fields.method.is_none() && fields.path.is_none() && fields.upstream_cluster.is_none() {
         return Ok(None);
     }
-    if fields.trace_id.is_none() && record.trace_id.len() == 16 && record.trace_id.iter().any(|b| *b != 0) {
+    if fields.trace_id.is_none()
+        && record.trace_id.len() == 16
+        && record.trace_id.iter().any(|b| *b != 0)
+    {
         fields.trace_id = Some(hex::encode(&record.trace_id));
     }
-    if fields.span_id.is_none() && record.span_id.len() == 8 && record.span_id.iter().any(|b| *b != 0) {
+    if fields.span_id.is_none()
+        && record.span_id.len() == 8
+        && record.span_id.iter().any(|b| *b != 0)
+    {
         fields.span_id = Some(hex::encode(&record.span_id));
     }
-    let record_time = if record.time_unix_nano > 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
-    fields.into_call(&reporter, i64::try_from(record_time).unwrap_or(0)).map(Some)
+    let record_time = if record.time_unix_nano > 0 {
+        record.time_unix_nano
+    } else {
+        record.observed_time_unix_nano
+    };
+    fields
+        .into_call(&reporter, i64::try_from(record_time).unwrap_or(0))
+        .map(Some)
 }
 
 /// Every access-log record of a request as calls with their origin; the second value
 /// counts records that looked like access logs but could not be parsed.
-pub fn calls_from_otlp_logs_with_origin(request: &ExportLogsServiceRequest) -> (Vec<(Call, CallOrigin)>, u64) {
+pub fn calls_from_otlp_logs_with_origin(
+    request: &ExportLogsServiceRequest,
+) -> (Vec<(Call, CallOrigin)>, u64) {
     let mut calls = Vec::new();
     let mut rejected = 0;
     for rl in &request.resource_logs {
-        let resource = rl.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let resource = rl
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         for sl in &rl.scope_logs {
             for record in &sl.log_records {
                 match parse_log_record(resource, record) {
@@ -95,7 +135,11 @@ pub fn calls_from_otlp_logs_with_origin(request: &ExportLogsServiceRequest) -> (
 
 /// Calls only (origin dropped), for callers that do not deduplicate.
 pub fn calls_from_otlp_logs(request: &ExportLogsServiceRequest) -> Vec<Call> {
-    calls_from_otlp_logs_with_origin(request).0.into_iter().map(|(c, _)| c).collect()
+    calls_from_otlp_logs_with_origin(request)
+        .0
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,7 +151,13 @@ mod tests {
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
     fn s(key: &str, v: &str) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }), ..Default::default() }
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
     }
 
     fn body(v: Value) -> Option<AnyValue> {
@@ -118,18 +168,31 @@ mod tests {
     const JSON: &str = include_str!("../../tests/fixtures/accesslog/istio_json.log");
 
     fn line(src: &'static str, contains: &str) -> &'static str {
-        src.lines().find(|l| !l.starts_with('#') && l.contains(contains)).unwrap()
+        src.lines()
+            .find(|l| !l.starts_with('#') && l.contains(contains))
+            .unwrap()
     }
 
     #[test]
     fn outbound_text_body_is_a_call_from_the_reporting_workload() {
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(Resource { attributes: vec![s("service.name", "sleep"), s("k8s.namespace.name", "foo")], ..Default::default() }),
+                resource: Some(Resource {
+                    attributes: vec![s("service.name", "sleep"), s("k8s.namespace.name", "foo")],
+                    ..Default::default()
+                }),
                 scope_logs: vec![ScopeLogs {
                     log_records: vec![
-                        LogRecord { body: body(Value::StringValue(line(TEXT, "outbound|8000||httpbin").into())), ..Default::default() },
-                        LogRecord { body: body(Value::StringValue("[x] \"broken".into())), ..Default::default() },
+                        LogRecord {
+                            body: body(Value::StringValue(
+                                line(TEXT, "outbound|8000||httpbin").into(),
+                            )),
+                            ..Default::default()
+                        },
+                        LogRecord {
+                            body: body(Value::StringValue("[x] \"broken".into())),
+                            ..Default::default()
+                        },
                     ],
                     ..Default::default()
                 }],
@@ -141,10 +204,19 @@ mod tests {
         let (call, origin) = &calls[0];
         assert_eq!(*origin, CallOrigin::OutboundLog);
         assert_eq!(call.source, Workload::new("sleep").in_namespace("foo"));
-        assert_eq!(call.destination, Workload::new("httpbin").in_namespace("foo"));
-        assert_eq!((call.method.as_str(), call.route.as_str(), call.status), ("GET", "/status/{id}", Some(418)));
+        assert_eq!(
+            call.destination,
+            Workload::new("httpbin").in_namespace("foo")
+        );
+        assert_eq!(
+            (call.method.as_str(), call.route.as_str(), call.status),
+            ("GET", "/status/{id}", Some(418))
+        );
         assert_eq!(call.event_time_ns, 1_606_339_578_409_000_000);
-        assert_eq!(call.request_id.as_deref(), Some("84961386-6d84-929d-98bd-c5aee93b5c88"));
+        assert_eq!(
+            call.request_id.as_deref(),
+            Some("84961386-6d84-929d-98bd-c5aee93b5c88")
+        );
         assert_eq!(call.duration_ns, 4_000_000);
         assert_eq!(call.mtls, None);
         assert_eq!(calls_from_otlp_logs(&request).len(), 1);
@@ -165,11 +237,17 @@ mod tests {
             span_id: vec![0xcd; 8],
             ..Default::default()
         };
-        let resource = [s("istio.canonical_service", "users"), s("k8s.namespace.name", "shop")];
+        let resource = [
+            s("istio.canonical_service", "users"),
+            s("k8s.namespace.name", "shop"),
+        ];
         let (call, origin) = parse_log_record(&resource, &record).unwrap().unwrap();
         assert_eq!(origin, CallOrigin::InboundLog);
         assert_eq!(call.source.key(), "cart.shop");
-        assert_eq!(call.source.principal.as_deref(), Some("spiffe://cluster.local/ns/shop/sa/cart"));
+        assert_eq!(
+            call.source.principal.as_deref(),
+            Some("spiffe://cluster.local/ns/shop/sa/cart")
+        );
         assert_eq!(call.destination.key(), "users.shop");
         assert_eq!(call.mtls, Some(true));
         assert_eq!(call.trace_id, "ab".repeat(16));
@@ -181,32 +259,63 @@ mod tests {
         let resource = [s("service.name", "users.shop")];
         let json_record = LogRecord {
             body: body(Value::StringValue(line(JSON, "r-1").into())),
-            attributes: vec![s("x-request-id", "ignored-body-wins"), s("upstream_peer_uri_san", "spiffe://cluster.local/ns/shop/sa/users")],
+            attributes: vec![
+                s("x-request-id", "ignored-body-wins"),
+                s(
+                    "upstream_peer_uri_san",
+                    "spiffe://cluster.local/ns/shop/sa/users",
+                ),
+            ],
             ..Default::default()
         };
         let (call, origin) = parse_log_record(&resource, &json_record).unwrap().unwrap();
         assert_eq!(origin, CallOrigin::InboundLog);
-        assert_eq!((call.method.as_str(), call.route.as_str()), ("DELETE", "/admin/users/{id}"));
+        assert_eq!(
+            (call.method.as_str(), call.route.as_str()),
+            ("DELETE", "/admin/users/{id}")
+        );
         assert_eq!(call.request_id.as_deref(), Some("r-1"));
-        assert_eq!(call.destination.principal.as_deref(), Some("spiffe://cluster.local/ns/shop/sa/users"));
+        assert_eq!(
+            call.destination.principal.as_deref(),
+            Some("spiffe://cluster.local/ns/shop/sa/users")
+        );
         assert_eq!(call.response_flags.as_deref(), Some("RBAC"));
 
         let kv_record = LogRecord {
             time_unix_nano: 1_700_000_000_000_000_000,
             body: body(Value::KvlistValue(KeyValueList {
-                values: vec![s("method", "POST"), s("path", "/orders"), s("upstream_cluster", "outbound|80||orders.shop.svc.cluster.local")],
+                values: vec![
+                    s("method", "POST"),
+                    s("path", "/orders"),
+                    s(
+                        "upstream_cluster",
+                        "outbound|80||orders.shop.svc.cluster.local",
+                    ),
+                ],
             })),
             ..Default::default()
         };
-        let (call, _) = parse_log_record(&[s("service.name", "web")], &kv_record).unwrap().unwrap();
+        let (call, _) = parse_log_record(&[s("service.name", "web")], &kv_record)
+            .unwrap()
+            .unwrap();
         assert_eq!(call.destination.key(), "orders.shop");
-        assert_eq!(call.event_time_ns, 1_700_000_000_000_000_000, "record time when the body has none");
+        assert_eq!(
+            call.event_time_ns, 1_700_000_000_000_000_000,
+            "record time when the body has none"
+        );
     }
 
     #[test]
     fn non_access_log_records_are_skipped() {
-        let record = LogRecord { body: body(Value::StringValue("{\"msg\":\"hello\"}".into())), ..Default::default() };
+        let record = LogRecord {
+            body: body(Value::StringValue("{\"msg\":\"hello\"}".into())),
+            ..Default::default()
+        };
         assert!(parse_log_record(&[], &record).unwrap().is_none());
-        assert!(parse_log_record(&[], &LogRecord::default()).unwrap().is_none());
+        assert!(
+            parse_log_record(&[], &LogRecord::default())
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -30,7 +30,11 @@ prop_compose! {
 fn to_json(f: &AccessLogFields) -> String {
     let mut map = serde_json::Map::new();
     let mut put = |k: &str, v: &Option<String>| {
-        map.insert(k.into(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String));
+        map.insert(
+            k.into(),
+            v.clone()
+                .map_or(serde_json::Value::Null, serde_json::Value::String),
+        );
     };
     put("start_time", &f.start_time);
     put("method", &f.method);

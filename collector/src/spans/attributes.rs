@@ -13,7 +13,9 @@ pub struct Attrs<'a> {
 }
 
 fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    kvs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref())
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
 }
 
 fn as_string(v: &AnyValue) -> Option<String> {
@@ -67,24 +69,32 @@ impl<'a> Attrs<'a> {
 
     /// First of `keys` present on the span (then the resource) as a non-empty string.
     pub fn str(&self, keys: &[&str]) -> Option<String> {
-        keys.iter().find_map(|k| find(self.span, k).and_then(as_string))
-            .or_else(|| keys.iter().find_map(|k| find(self.resource, k).and_then(as_string)))
+        keys.iter()
+            .find_map(|k| find(self.span, k).and_then(as_string))
+            .or_else(|| {
+                keys.iter()
+                    .find_map(|k| find(self.resource, k).and_then(as_string))
+            })
     }
 
     pub fn span_str(&self, keys: &[&str]) -> Option<String> {
-        keys.iter().find_map(|k| find(self.span, k).and_then(as_string))
+        keys.iter()
+            .find_map(|k| find(self.span, k).and_then(as_string))
     }
 
     pub fn resource_str(&self, keys: &[&str]) -> Option<String> {
-        keys.iter().find_map(|k| find(self.resource, k).and_then(as_string))
+        keys.iter()
+            .find_map(|k| find(self.resource, k).and_then(as_string))
     }
 
     pub fn int(&self, keys: &[&str]) -> Option<i64> {
-        keys.iter().find_map(|k| find(self.span, k).and_then(as_i64))
+        keys.iter()
+            .find_map(|k| find(self.span, k).and_then(as_i64))
     }
 
     pub fn bool(&self, keys: &[&str]) -> Option<bool> {
-        keys.iter().find_map(|k| find(self.span, k).and_then(as_bool))
+        keys.iter()
+            .find_map(|k| find(self.span, k).and_then(as_bool))
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -99,13 +109,21 @@ pub(crate) mod test_support {
     pub fn kv(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.into(),
-            value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.into())),
+            }),
             ..Default::default()
         }
     }
 
     pub fn kv_int(key: &str, value: i64) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Value::IntValue(value)) }), ..Default::default() }
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(Value::IntValue(value)),
+            }),
+            ..Default::default()
+        }
     }
 }
 
@@ -121,7 +139,10 @@ mod tests {
         let a = Attrs::new(&span, &res);
         assert_eq!(a.str(&["x"]).as_deref(), Some("span"));
         assert_eq!(a.str(&["service.name"]).as_deref(), Some("cart"));
-        assert_eq!(a.int(&["http.response.status_code", "http.status_code"]), Some(503));
+        assert_eq!(
+            a.int(&["http.response.status_code", "http.status_code"]),
+            Some(503)
+        );
     }
 
     #[test]

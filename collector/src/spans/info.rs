@@ -8,7 +8,10 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::Status
 use super::attributes::{Attrs, truncate};
 use super::routes::template_path;
 use super::sampling::weight_from_tracestate;
-use super::workload::{own_workload, parse_upstream_cluster, spiffe_service_account, split_k8s_host, url_authority, url_path};
+use super::workload::{
+    own_workload, parse_upstream_cluster, spiffe_service_account, split_k8s_host, url_authority,
+    url_path,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -53,7 +56,10 @@ impl SpanInfo {
             SpanKind::Server | SpanKind::Consumer => Side::Callee,
             _ => return None,
         };
-        if span.trace_id.len() != 16 || span.span_id.len() != 8 || span.trace_id.iter().all(|b| *b == 0) {
+        if span.trace_id.len() != 16
+            || span.span_id.len() != 8
+            || span.trace_id.iter().all(|b| *b == 0)
+        {
             return None;
         }
         let attrs = Attrs::new(&span.attributes, resource);
@@ -65,40 +71,79 @@ impl SpanInfo {
             .int(&["http.response.status_code", "http.status_code"])
             .or_else(|| attrs.int(&["rpc.grpc.status_code", "grpc.status_code"]))
             .and_then(|s| u32::try_from(s).ok());
-        let span_error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32);
+        let span_error = span
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == StatusCode::Error as i32);
         let error = span_error
             || match protocol {
-                Protocol::Grpc => status.is_some_and(|s| s != 0 && s < 100) || status.is_some_and(|s| s >= 500),
+                Protocol::Grpc => {
+                    status.is_some_and(|s| s != 0 && s < 100) || status.is_some_and(|s| s >= 500)
+                }
                 _ => status.is_some_and(|s| s >= 500),
             };
-        let source_principal = attrs.span_str(&["source.principal", "tls.client.principal", "downstream_peer_uri_san"]);
-        let destination_principal = attrs.span_str(&["destination.principal", "tls.server.principal", "upstream_peer_uri_san"]);
+        let source_principal = attrs.span_str(&[
+            "source.principal",
+            "tls.client.principal",
+            "downstream_peer_uri_san",
+        ]);
+        let destination_principal = attrs.span_str(&[
+            "destination.principal",
+            "tls.server.principal",
+            "upstream_peer_uri_san",
+        ]);
         if side == Side::Caller {
             workload.principal = source_principal.clone();
         } else {
             workload.principal = destination_principal.clone();
         }
-        let cluster = attrs.span_str(&["upstream_cluster"]).and_then(|c| parse_upstream_cluster(&c));
+        let cluster = attrs
+            .span_str(&["upstream_cluster"])
+            .and_then(|c| parse_upstream_cluster(&c));
         let url = attrs.span_str(&["url.full", "http.url"]);
         let authority = attrs.span_str(&["http.authority", "http.host"]);
-        let destination_address = destination_address(&attrs, cluster.as_ref(), url.as_deref(), authority.as_deref());
+        let destination_address = destination_address(
+            &attrs,
+            cluster.as_ref(),
+            url.as_deref(),
+            authority.as_deref(),
+        );
         let peer = (side == Side::Caller)
-            .then(|| peer_workload(&attrs, protocol, cluster.as_ref(), url.as_deref(), authority.as_deref()))
+            .then(|| {
+                peer_workload(
+                    &attrs,
+                    protocol,
+                    cluster.as_ref(),
+                    url.as_deref(),
+                    authority.as_deref(),
+                )
+            })
             .flatten();
         let mtls = attrs
             .bool(&["connection.mtls", "istio.mtls", "tls.mutual"])
-            .or_else(|| match attrs.span_str(&["connection_security_policy", "connection.security_policy"])?.as_str() {
-                "mutual_tls" => Some(true),
-                "none" | "plaintext" => Some(false),
-                _ => None,
+            .or_else(|| {
+                match attrs
+                    .span_str(&["connection_security_policy", "connection.security_policy"])?
+                    .as_str()
+                {
+                    "mutual_tls" => Some(true),
+                    "none" | "plaintext" => Some(false),
+                    _ => None,
+                }
             });
         Some(SpanInfo {
             trace_id: hex::encode(&span.trace_id),
             span_id: hex::encode(&span.span_id),
-            parent_id: if span.parent_span_id.len() == 8 { hex::encode(&span.parent_span_id) } else { String::new() },
+            parent_id: if span.parent_span_id.len() == 8 {
+                hex::encode(&span.parent_span_id)
+            } else {
+                String::new()
+            },
             side,
             start_ns: i64::try_from(span.start_time_unix_nano).unwrap_or(i64::MAX),
-            duration_ns: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+            duration_ns: span
+                .end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano),
             workload,
             version,
             protocol,
@@ -112,7 +157,11 @@ impl SpanInfo {
             peer,
             destination_address,
             response_flags: attrs.span_str(&["response_flags"]).filter(|f| f != "-"),
-            request_id: attrs.span_str(&["guid:x-request-id", "http.request.header.x-request-id", "x-request-id"]),
+            request_id: attrs.span_str(&[
+                "guid:x-request-id",
+                "http.request.header.x-request-id",
+                "x-request-id",
+            ]),
             weight: weight_from_tracestate(&span.trace_state),
         })
     }
@@ -128,31 +177,61 @@ impl SpanInfo {
 }
 
 fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
-    if attrs.span_str(&["rpc.system"]).is_some_and(|s| s == "grpc") || attrs.int(&["rpc.grpc.status_code", "grpc.status_code"]).is_some() {
+    if attrs.span_str(&["rpc.system"]).is_some_and(|s| s == "grpc")
+        || attrs
+            .int(&["rpc.grpc.status_code", "grpc.status_code"])
+            .is_some()
+    {
         Protocol::Grpc
     } else if attrs.span_str(&["db.system", "db.system.name"]).is_some() {
         Protocol::Db
-    } else if attrs.span_str(&["messaging.system"]).is_some() || matches!(kind, SpanKind::Producer | SpanKind::Consumer) {
+    } else if attrs.span_str(&["messaging.system"]).is_some()
+        || matches!(kind, SpanKind::Producer | SpanKind::Consumer)
+    {
         Protocol::Messaging
-    } else if attrs.span_str(&["http.request.method", "http.method", "http.url", "url.full", "url.path", "http.target", "http.path"]).is_some() {
+    } else if attrs
+        .span_str(&[
+            "http.request.method",
+            "http.method",
+            "http.url",
+            "url.full",
+            "url.path",
+            "http.target",
+            "http.path",
+        ])
+        .is_some()
+    {
         Protocol::Http
     } else {
         Protocol::Tcp
     }
 }
 
-fn method_and_route(attrs: &Attrs, protocol: Protocol, span_name: &str) -> (String, Option<String>) {
+fn method_and_route(
+    attrs: &Attrs,
+    protocol: Protocol,
+    span_name: &str,
+) -> (String, Option<String>) {
     let http_method = attrs.span_str(&["http.request.method", "http.method"]);
     let path = || {
         attrs
             .span_str(&["url.path", "http.target", "http.path"])
-            .or_else(|| attrs.span_str(&["url.full", "http.url"]).map(|u| url_path(&u).to_string()))
+            .or_else(|| {
+                attrs
+                    .span_str(&["url.full", "http.url"])
+                    .map(|u| url_path(&u).to_string())
+            })
     };
     match protocol {
         Protocol::Grpc => {
-            let route = match (attrs.span_str(&["rpc.service"]), attrs.span_str(&["rpc.method"])) {
+            let route = match (
+                attrs.span_str(&["rpc.service"]),
+                attrs.span_str(&["rpc.method"]),
+            ) {
                 (Some(s), Some(m)) => Some(format!("{s}/{m}")),
-                _ => path().map(|p| p.trim_start_matches('/').to_string()).or_else(|| Some(span_name.trim_start_matches('/').to_string())),
+                _ => path()
+                    .map(|p| p.trim_start_matches('/').to_string())
+                    .or_else(|| Some(span_name.trim_start_matches('/').to_string())),
             };
             ("POST".into(), route.map(|r| truncate(&r)))
         }
@@ -160,19 +239,42 @@ fn method_and_route(attrs: &Attrs, protocol: Protocol, span_name: &str) -> (Stri
             let statement = attrs.span_str(&["db.query.text", "db.statement"]);
             let operation = attrs
                 .span_str(&["db.operation.name", "db.operation"])
-                .or_else(|| statement.as_deref().and_then(|s| s.split_whitespace().next()).map(str::to_string))
+                .or_else(|| {
+                    statement
+                        .as_deref()
+                        .and_then(|s| s.split_whitespace().next())
+                        .map(str::to_string)
+                })
                 .unwrap_or_else(|| "query".into())
                 .to_ascii_uppercase();
-            let target = attrs.span_str(&["db.collection.name", "db.sql.table", "db.mongodb.collection", "db.namespace", "db.name"]);
+            let target = attrs.span_str(&[
+                "db.collection.name",
+                "db.sql.table",
+                "db.mongodb.collection",
+                "db.namespace",
+                "db.name",
+            ]);
             (truncate(&operation), target)
         }
         Protocol::Messaging => {
-            let op = attrs.span_str(&["messaging.operation.type", "messaging.operation"]).unwrap_or_else(|| "publish".into());
-            (op, attrs.span_str(&["messaging.destination.name", "messaging.destination"]))
+            let op = attrs
+                .span_str(&["messaging.operation.type", "messaging.operation"])
+                .unwrap_or_else(|| "publish".into());
+            (
+                op,
+                attrs.span_str(&["messaging.destination.name", "messaging.destination"]),
+            )
         }
         Protocol::Http => {
-            let route = attrs.span_str(&["http.route"]).or_else(|| path().map(|p| template_path(&p)));
-            (http_method.unwrap_or_else(|| "GET".into()).to_ascii_uppercase(), route)
+            let route = attrs
+                .span_str(&["http.route"])
+                .or_else(|| path().map(|p| template_path(&p)));
+            (
+                http_method
+                    .unwrap_or_else(|| "GET".into())
+                    .to_ascii_uppercase(),
+                route,
+            )
         }
         Protocol::Tcp => ("CONNECT".into(), None),
     }
@@ -207,7 +309,11 @@ fn peer_workload(
 ) -> Option<Workload> {
     let from_host = |host: &str| {
         let (service, namespace) = split_k8s_host(host);
-        Workload { service, namespace, principal: None }
+        Workload {
+            service,
+            namespace,
+            principal: None,
+        }
     };
     if let Some(p) = attrs.span_str(&["peer.service"]) {
         return Some(Workload::new(p));
@@ -215,7 +321,11 @@ fn peer_workload(
     if let Some(c) = cluster.filter(|c| !c.inbound)
         && let Some(service) = &c.service
     {
-        return Some(Workload { service: service.clone(), namespace: c.namespace.clone(), principal: None });
+        return Some(Workload {
+            service: service.clone(),
+            namespace: c.namespace.clone(),
+            principal: None,
+        });
     }
     if let Some(host) = attrs.span_str(&["server.address", "net.peer.name"]) {
         return Some(from_host(&host));
@@ -234,12 +344,18 @@ fn peer_workload(
         return Some(Workload::new(system));
     }
     let host = url.and_then(url_authority).or(authority)?;
-    Some(from_host(host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)))
+    Some(from_host(
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    ))
 }
 
 /// The principal claims a service account: used when a server side is missing but the
 /// client knows who it talked to.
 pub fn principal_workload(principal: &str) -> Option<Workload> {
     let (sa, ns) = spiffe_service_account(principal)?;
-    Some(Workload { service: sa, namespace: Some(ns), principal: Some(principal.to_string()) })
+    Some(Workload {
+        service: sa,
+        namespace: Some(ns),
+        principal: Some(principal.to_string()),
+    })
 }

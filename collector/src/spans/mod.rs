@@ -6,9 +6,9 @@ mod info;
 mod normalizer;
 mod routes;
 mod sampling;
-mod workload;
 #[cfg(test)]
 mod tests;
+mod workload;
 
 use std::time::Duration;
 
@@ -23,7 +23,9 @@ pub use sampling::weight_from_tracestate;
 pub use workload::{parse_upstream_cluster, spiffe_service_account, split_k8s_host};
 
 /// The workload a resource describes (reporting proxy of an access log, emitter of a span).
-pub fn resource_workload(resource: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> eastwest_model::Workload {
+pub fn resource_workload(
+    resource: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+) -> eastwest_model::Workload {
     workload::own_workload(&attributes::Attrs::new(&[], resource)).0
 }
 

@@ -97,7 +97,11 @@ impl SpanNormalizer {
     pub fn push(&mut self, request: &ExportTraceServiceRequest) -> Vec<Call> {
         let mut out = Vec::new();
         for rs in &request.resource_spans {
-            let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or(&[]);
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
                     self.stats.spans_seen += 1;
@@ -166,7 +170,11 @@ impl SpanNormalizer {
                 if !info.parent_id.is_empty() {
                     let child_key = (info.trace_id.clone(), info.parent_id.clone());
                     if self.caller_children.insert(child_key.clone()) {
-                        self.schedule(start.saturating_add(2 * ttl), Slot::CallerChildMarker, child_key);
+                        self.schedule(
+                            start.saturating_add(2 * ttl),
+                            Slot::CallerChildMarker,
+                            child_key,
+                        );
                     }
                 }
                 let key = (info.trace_id.clone(), info.span_id.clone());
@@ -215,7 +223,9 @@ impl SpanNormalizer {
                 self.callee_ids.remove(&key);
             }
             Slot::Caller => {
-                let Some(caller) = self.callers.remove(&key) else { return };
+                let Some(caller) = self.callers.remove(&key) else {
+                    return;
+                };
                 if self.caller_children.contains(&key) {
                     self.stats.layers_collapsed += 1;
                     return;
@@ -225,7 +235,9 @@ impl SpanNormalizer {
                 self.complete(call, out);
             }
             Slot::Callee => {
-                let Some(callee) = self.callees.remove(&key) else { return };
+                let Some(callee) = self.callees.remove(&key) else {
+                    return;
+                };
                 // key = (trace, parent id): a parent that is itself a callee means this
                 // is the app layer behind a sidecar's server span.
                 if callee.parent_id.is_empty() || self.callee_ids.contains(&key) {
@@ -257,7 +269,12 @@ impl SpanNormalizer {
             None => caller
                 .peer
                 .clone()
-                .or_else(|| caller.destination_principal.as_deref().and_then(principal_workload))
+                .or_else(|| {
+                    caller
+                        .destination_principal
+                        .as_deref()
+                        .and_then(principal_workload)
+                })
                 .unwrap_or_else(|| Workload::new("unknown")),
         };
         let callee_route = callee.and_then(|c| c.route.clone().map(|r| (c.method.clone(), r)));
@@ -287,10 +304,16 @@ impl SpanNormalizer {
             trace_id: caller.trace_id.clone(),
             span_id: caller.span_id.clone(),
             entry: None,
-            response_flags: caller.response_flags.clone().or_else(|| callee.and_then(|c| c.response_flags.clone())),
+            response_flags: caller
+                .response_flags
+                .clone()
+                .or_else(|| callee.and_then(|c| c.response_flags.clone())),
             destination_address: caller.destination_address.clone(),
             source_version: caller.version.clone(),
-            request_id: caller.request_id.clone().or_else(|| callee.and_then(|c| c.request_id.clone())),
+            request_id: caller
+                .request_id
+                .clone()
+                .or_else(|| callee.and_then(|c| c.request_id.clone())),
             weight: caller.weight,
         }
     }
@@ -301,8 +324,13 @@ impl SpanNormalizer {
             .as_deref()
             .and_then(principal_workload)
             .unwrap_or_else(|| Workload::new("unknown"));
-        let route = callee.route.clone().unwrap_or_else(|| default_route(callee));
-        let route = self.routes.admit(&source.key(), &callee.workload.key(), route);
+        let route = callee
+            .route
+            .clone()
+            .unwrap_or_else(|| default_route(callee));
+        let route = self
+            .routes
+            .admit(&source.key(), &callee.workload.key(), route);
         Call {
             event_time_ns: callee.start_ns,
             source,
@@ -327,13 +355,17 @@ impl SpanNormalizer {
 
     /// A server span may be (or improve the guess of) the trace's root server span.
     fn note_entry_candidate(&mut self, info: &SpanInfo, out: &mut Vec<Call>) {
-        if !self.traces.contains_key(&info.trace_id) && self.traces.len() >= self.config.max_traces {
+        if !self.traces.contains_key(&info.trace_id) && self.traces.len() >= self.config.max_traces
+        {
             return;
         }
-        let trace = self.traces.entry(info.trace_id.clone()).or_insert_with(|| TraceEntry {
-            best_start_ns: i64::MAX,
-            ..Default::default()
-        });
+        let trace = self
+            .traces
+            .entry(info.trace_id.clone())
+            .or_insert_with(|| TraceEntry {
+                best_start_ns: i64::MAX,
+                ..Default::default()
+            });
         trace.last_ns = trace.last_ns.max(info.start_ns);
         if trace.definitive {
             return;
@@ -341,7 +373,10 @@ impl SpanNormalizer {
         let root = info.parent_id.is_empty();
         if root || info.start_ns < trace.best_start_ns {
             trace.best_start_ns = info.start_ns;
-            trace.entry = Some(Entry { service: info.workload.service.clone(), route: info.entry_route() });
+            trace.entry = Some(Entry {
+                service: info.workload.service.clone(),
+                route: info.entry_route(),
+            });
         }
         if root {
             trace.definitive = true;
@@ -354,16 +389,20 @@ impl SpanNormalizer {
     }
 
     fn complete(&mut self, mut call: Call, out: &mut Vec<Call>) {
-        let tracked = self.traces.contains_key(&call.trace_id) || self.traces.len() < self.config.max_traces;
+        let tracked =
+            self.traces.contains_key(&call.trace_id) || self.traces.len() < self.config.max_traces;
         if !tracked {
             self.stats.traces_untracked += 1;
             out.push(call);
             return;
         }
-        let trace = self.traces.entry(call.trace_id.clone()).or_insert_with(|| TraceEntry {
-            best_start_ns: i64::MAX,
-            ..Default::default()
-        });
+        let trace = self
+            .traces
+            .entry(call.trace_id.clone())
+            .or_insert_with(|| TraceEntry {
+                best_start_ns: i64::MAX,
+                ..Default::default()
+            });
         trace.last_ns = trace.last_ns.max(call.event_time_ns);
         if trace.definitive {
             call.entry = trace.entry.clone();
@@ -392,7 +431,9 @@ impl SpanNormalizer {
             }
             match watermark_ns {
                 None => false,
-                Some(wm) => !trace.waiting.is_empty() || trace.last_ns.saturating_add(keep_for) > wm,
+                Some(wm) => {
+                    !trace.waiting.is_empty() || trace.last_ns.saturating_add(keep_for) > wm
+                }
             }
         });
     }

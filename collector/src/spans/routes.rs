@@ -71,7 +71,12 @@ pub struct RouteCap {
 
 impl RouteCap {
     pub fn new(max_routes_per_edge: usize, max_edges: usize) -> Self {
-        Self { routes: HashMap::new(), max_routes_per_edge, max_edges, overflowed: 0 }
+        Self {
+            routes: HashMap::new(),
+            max_routes_per_edge,
+            max_edges,
+            overflowed: 0,
+        }
     }
 
     /// The route to report for this edge: itself while under the cap, else overflow.

@@ -19,7 +19,9 @@ pub fn weight_from_tracestate(tracestate: &str) -> f64 {
         return 1.0;
     }
     let padded = format!("{th:0<14}");
-    let Ok(threshold) = u64::from_str_radix(&padded, 16) else { return 1.0 };
+    let Ok(threshold) = u64::from_str_radix(&padded, 16) else {
+        return 1.0;
+    };
     let p = 1.0 - threshold as f64 / (1u64 << 56) as f64;
     if p <= 0.0 { 1.0 } else { 1.0 / p }
 }

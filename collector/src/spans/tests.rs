@@ -25,8 +25,24 @@ struct S {
     trace_state: &'static str,
 }
 
-fn span(id: u8, parent: Option<u8>, kind: SpanKind, at_ms: u64, service: &'static str, attrs: Vec<KeyValue>) -> S {
-    S { id, parent, kind, at_ms, service, resource: vec![], attrs, trace_state: "" }
+fn span(
+    id: u8,
+    parent: Option<u8>,
+    kind: SpanKind,
+    at_ms: u64,
+    service: &'static str,
+    attrs: Vec<KeyValue>,
+) -> S {
+    S {
+        id,
+        parent,
+        kind,
+        at_ms,
+        service,
+        resource: vec![],
+        attrs,
+        trace_state: "",
+    }
 }
 
 fn request(spans: Vec<S>) -> ExportTraceServiceRequest {
@@ -37,7 +53,10 @@ fn request(spans: Vec<S>) -> ExportTraceServiceRequest {
                 let mut resource = vec![kv("service.name", s.service)];
                 resource.extend(s.resource);
                 ResourceSpans {
-                    resource: Some(Resource { attributes: resource, ..Default::default() }),
+                    resource: Some(Resource {
+                        attributes: resource,
+                        ..Default::default()
+                    }),
                     scope_spans: vec![ScopeSpans {
                         spans: vec![Span {
                             trace_id: vec![T; 16],
@@ -73,7 +92,17 @@ fn run(spans: Vec<S>) -> Vec<Call> {
 }
 
 fn edges(calls: &[Call]) -> Vec<(String, String, String, String)> {
-    calls.iter().map(|c| (c.source.key(), c.destination.key(), c.method.clone(), c.route.clone())).collect()
+    calls
+        .iter()
+        .map(|c| {
+            (
+                c.source.key(),
+                c.destination.key(),
+                c.method.clone(),
+                c.route.clone(),
+            )
+        })
+        .collect()
 }
 
 fn e(s: &str, d: &str, m: &str, r: &str) -> (String, String, String, String) {
@@ -85,13 +114,51 @@ use SpanKind::{Client, Consumer, Producer, Server};
 #[test]
 fn plain_sdk_client_server_pair_with_current_conventions_and_entry() {
     let calls = run(vec![
-        span(2, Some(1), Client, 1, "frontend", vec![kv("http.request.method", "GET"), kv("url.full", "http://cart:8080/cart/42"), kv("server.address", "cart"), kv_int("server.port", 8080)]),
-        span(3, Some(2), Server, 2, "cart", vec![kv("http.request.method", "GET"), kv("http.route", "/cart/{userId}"), kv_int("http.response.status_code", 200)]),
-        span(1, None, Server, 0, "frontend", vec![kv("http.request.method", "GET"), kv("url.path", "/cart")]),
+        span(
+            2,
+            Some(1),
+            Client,
+            1,
+            "frontend",
+            vec![
+                kv("http.request.method", "GET"),
+                kv("url.full", "http://cart:8080/cart/42"),
+                kv("server.address", "cart"),
+                kv_int("server.port", 8080),
+            ],
+        ),
+        span(
+            3,
+            Some(2),
+            Server,
+            2,
+            "cart",
+            vec![
+                kv("http.request.method", "GET"),
+                kv("http.route", "/cart/{userId}"),
+                kv_int("http.response.status_code", 200),
+            ],
+        ),
+        span(
+            1,
+            None,
+            Server,
+            0,
+            "frontend",
+            vec![kv("http.request.method", "GET"), kv("url.path", "/cart")],
+        ),
     ]);
-    assert_eq!(edges(&calls), vec![e("frontend", "cart", "GET", "/cart/{userId}")]);
+    assert_eq!(
+        edges(&calls),
+        vec![e("frontend", "cart", "GET", "/cart/{userId}")]
+    );
     let c = &calls[0];
-    assert_eq!(c.entry.as_ref().map(|e| (e.service.as_str(), e.route.as_str())), Some(("frontend", "GET /cart")));
+    assert_eq!(
+        c.entry
+            .as_ref()
+            .map(|e| (e.service.as_str(), e.route.as_str())),
+        Some(("frontend", "GET /cart"))
+    );
     assert_eq!(c.status, Some(200));
     assert_eq!(c.destination_address.as_deref(), Some("cart:8080"));
     assert_eq!(c.trace_id, hex::encode([T; 16]));
@@ -100,37 +167,151 @@ fn plain_sdk_client_server_pair_with_current_conventions_and_entry() {
 #[test]
 fn old_conventions_template_the_target() {
     let calls = run(vec![
-        span(1, None, Server, 0, "web", vec![kv("http.method", "POST"), kv("http.target", "/orders?id=1")]),
-        span(2, Some(1), Client, 1, "web", vec![kv("http.method", "GET"), kv("http.target", "/users/1234/profile"), kv("net.peer.name", "users")]),
-        span(3, Some(2), Server, 2, "users", vec![kv("http.method", "GET"), kv("http.target", "/users/1234/profile"), kv("http.status_code", "503")]),
+        span(
+            1,
+            None,
+            Server,
+            0,
+            "web",
+            vec![kv("http.method", "POST"), kv("http.target", "/orders?id=1")],
+        ),
+        span(
+            2,
+            Some(1),
+            Client,
+            1,
+            "web",
+            vec![
+                kv("http.method", "GET"),
+                kv("http.target", "/users/1234/profile"),
+                kv("net.peer.name", "users"),
+            ],
+        ),
+        span(
+            3,
+            Some(2),
+            Server,
+            2,
+            "users",
+            vec![
+                kv("http.method", "GET"),
+                kv("http.target", "/users/1234/profile"),
+                kv("http.status_code", "503"),
+            ],
+        ),
     ]);
-    assert_eq!(edges(&calls), vec![e("web", "users", "GET", "/users/{id}/profile")]);
+    assert_eq!(
+        edges(&calls),
+        vec![e("web", "users", "GET", "/users/{id}/profile")]
+    );
     assert!(calls[0].error, "5xx is an error");
     assert_eq!(calls[0].entry.as_ref().unwrap().route, "POST /orders");
 }
 
 #[test]
 fn grpc_routes_come_from_rpc_attributes() {
-    let rpc = |code: i64| vec![kv("rpc.system", "grpc"), kv("rpc.service", "hipstershop.CartService"), kv("rpc.method", "GetCart"), kv_int("rpc.grpc.status_code", code)];
+    let rpc = |code: i64| {
+        vec![
+            kv("rpc.system", "grpc"),
+            kv("rpc.service", "hipstershop.CartService"),
+            kv("rpc.method", "GetCart"),
+            kv_int("rpc.grpc.status_code", code),
+        ]
+    };
     let calls = run(vec![
-        span(1, None, Server, 0, "frontend", vec![kv("rpc.system", "grpc"), kv("rpc.service", "hipstershop.Frontend"), kv("rpc.method", "Home")]),
+        span(
+            1,
+            None,
+            Server,
+            0,
+            "frontend",
+            vec![
+                kv("rpc.system", "grpc"),
+                kv("rpc.service", "hipstershop.Frontend"),
+                kv("rpc.method", "Home"),
+            ],
+        ),
         span(2, Some(1), Client, 1, "frontend", rpc(0)),
         span(3, Some(2), Server, 2, "cartservice", rpc(5)),
     ]);
-    assert_eq!(edges(&calls), vec![e("frontend", "cartservice", "POST", "hipstershop.CartService/GetCart")]);
+    assert_eq!(
+        edges(&calls),
+        vec![e(
+            "frontend",
+            "cartservice",
+            "POST",
+            "hipstershop.CartService/GetCart"
+        )]
+    );
     assert_eq!(calls[0].protocol, Protocol::Grpc);
-    assert_eq!(calls[0].entry.as_ref().unwrap().route, "hipstershop.Frontend/Home");
-    assert!(!calls[0].error || calls[0].status == Some(0), "the client saw OK");
+    assert_eq!(
+        calls[0].entry.as_ref().unwrap().route,
+        "hipstershop.Frontend/Home"
+    );
+    assert!(
+        !calls[0].error || calls[0].status == Some(0),
+        "the client saw OK"
+    );
 }
 
 #[test]
 fn unpaired_clients_become_virtual_peers_db_messaging_and_peer_service() {
     let calls = run(vec![
-        span(1, None, Server, 0, "cart", vec![kv("http.method", "GET"), kv("http.route", "/cart")]),
-        span(2, Some(1), Client, 1, "cart", vec![kv("db.system", "redis"), kv("db.statement", "HGETALL cart:1")]),
-        span(3, Some(1), Client, 2, "cart", vec![kv("db.system", "postgresql"), kv("server.address", "pg-main"), kv("db.operation", "select"), kv("db.sql.table", "carts")]),
-        span(4, Some(1), Producer, 3, "cart", vec![kv("messaging.system", "kafka"), kv("messaging.destination.name", "cart-events")]),
-        span(5, Some(1), Client, 4, "cart", vec![kv("peer.service", "legacy-billing"), kv("http.method", "POST"), kv("http.url", "http://10.0.0.9/charge")]),
+        span(
+            1,
+            None,
+            Server,
+            0,
+            "cart",
+            vec![kv("http.method", "GET"), kv("http.route", "/cart")],
+        ),
+        span(
+            2,
+            Some(1),
+            Client,
+            1,
+            "cart",
+            vec![
+                kv("db.system", "redis"),
+                kv("db.statement", "HGETALL cart:1"),
+            ],
+        ),
+        span(
+            3,
+            Some(1),
+            Client,
+            2,
+            "cart",
+            vec![
+                kv("db.system", "postgresql"),
+                kv("server.address", "pg-main"),
+                kv("db.operation", "select"),
+                kv("db.sql.table", "carts"),
+            ],
+        ),
+        span(
+            4,
+            Some(1),
+            Producer,
+            3,
+            "cart",
+            vec![
+                kv("messaging.system", "kafka"),
+                kv("messaging.destination.name", "cart-events"),
+            ],
+        ),
+        span(
+            5,
+            Some(1),
+            Client,
+            4,
+            "cart",
+            vec![
+                kv("peer.service", "legacy-billing"),
+                kv("http.method", "POST"),
+                kv("http.url", "http://10.0.0.9/charge"),
+            ],
+        ),
     ]);
     assert_eq!(
         edges(&calls),
@@ -141,20 +322,50 @@ fn unpaired_clients_become_virtual_peers_db_messaging_and_peer_service() {
             e("cart", "legacy-billing", "POST", "/charge"),
         ]
     );
-    assert!(calls.iter().all(|c| c.entry.as_ref().is_some_and(|e| e.service == "cart")));
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.entry.as_ref().is_some_and(|e| e.service == "cart"))
+    );
 }
 
 #[test]
 fn producer_consumer_pairs_like_client_server() {
     let calls = run(vec![
-        span(1, None, Producer, 0, "orders", vec![kv("messaging.system", "kafka"), kv("messaging.destination.name", "paid")]),
-        span(2, Some(1), Consumer, 9, "shipping", vec![kv("messaging.system", "kafka"), kv("messaging.destination.name", "paid")]),
+        span(
+            1,
+            None,
+            Producer,
+            0,
+            "orders",
+            vec![
+                kv("messaging.system", "kafka"),
+                kv("messaging.destination.name", "paid"),
+            ],
+        ),
+        span(
+            2,
+            Some(1),
+            Consumer,
+            9,
+            "shipping",
+            vec![
+                kv("messaging.system", "kafka"),
+                kv("messaging.destination.name", "paid"),
+            ],
+        ),
     ]);
-    assert_eq!(edges(&calls), vec![e("orders", "shipping", "publish", "paid")]);
+    assert_eq!(
+        edges(&calls),
+        vec![e("orders", "shipping", "publish", "paid")]
+    );
 }
 
 fn istio(cluster: &str, extra: Vec<KeyValue>) -> Vec<KeyValue> {
-    let mut v = vec![kv("upstream_cluster", cluster), kv("node_id", "sidecar~10.0.0.1~x~bookinfo.svc.cluster.local")];
+    let mut v = vec![
+        kv("upstream_cluster", cluster),
+        kv("node_id", "sidecar~10.0.0.1~x~bookinfo.svc.cluster.local"),
+    ];
     v.extend(extra);
     v
 }
@@ -162,17 +373,73 @@ fn istio(cluster: &str, extra: Vec<KeyValue>) -> Vec<KeyValue> {
 #[test]
 fn istio_sidecar_spans_pair_and_read_cluster_identity_and_mtls() {
     let calls = run(vec![
-        span(1, None, Server, 0, "productpage.bookinfo", istio("inbound|9080||", vec![kv("http.method", "GET"), kv("http.url", "http://productpage:9080/productpage")])),
-        span(2, Some(1), Client, 1, "productpage.bookinfo", istio("outbound|9080|v3|reviews.bookinfo.svc.cluster.local", vec![
-            kv("http.method", "GET"), kv("http.url", "http://reviews:9080/reviews/0"), kv("http.status_code", "200"),
-            kv("response_flags", "-"), kv("guid:x-request-id", "req-1"), kv("istio.canonical_revision", "v1"),
-            kv("source.principal", "spiffe://cluster.local/ns/bookinfo/sa/productpage"), kv("connection_security_policy", "mutual_tls"),
-        ])),
-        span(3, Some(2), Server, 2, "reviews.bookinfo", istio("inbound|9080||", vec![kv("http.method", "GET"), kv("http.url", "http://reviews:9080/reviews/0"), kv("istio.canonical_revision", "v3")])),
+        span(
+            1,
+            None,
+            Server,
+            0,
+            "productpage.bookinfo",
+            istio(
+                "inbound|9080||",
+                vec![
+                    kv("http.method", "GET"),
+                    kv("http.url", "http://productpage:9080/productpage"),
+                ],
+            ),
+        ),
+        span(
+            2,
+            Some(1),
+            Client,
+            1,
+            "productpage.bookinfo",
+            istio(
+                "outbound|9080|v3|reviews.bookinfo.svc.cluster.local",
+                vec![
+                    kv("http.method", "GET"),
+                    kv("http.url", "http://reviews:9080/reviews/0"),
+                    kv("http.status_code", "200"),
+                    kv("response_flags", "-"),
+                    kv("guid:x-request-id", "req-1"),
+                    kv("istio.canonical_revision", "v1"),
+                    kv(
+                        "source.principal",
+                        "spiffe://cluster.local/ns/bookinfo/sa/productpage",
+                    ),
+                    kv("connection_security_policy", "mutual_tls"),
+                ],
+            ),
+        ),
+        span(
+            3,
+            Some(2),
+            Server,
+            2,
+            "reviews.bookinfo",
+            istio(
+                "inbound|9080||",
+                vec![
+                    kv("http.method", "GET"),
+                    kv("http.url", "http://reviews:9080/reviews/0"),
+                    kv("istio.canonical_revision", "v3"),
+                ],
+            ),
+        ),
     ]);
-    assert_eq!(edges(&calls), vec![e("productpage.bookinfo", "reviews.bookinfo", "GET", "/reviews/{id}")]);
+    assert_eq!(
+        edges(&calls),
+        vec![e(
+            "productpage.bookinfo",
+            "reviews.bookinfo",
+            "GET",
+            "/reviews/{id}"
+        )]
+    );
     let c = &calls[0];
-    assert_eq!(c.source.principal.as_deref(), Some("spiffe://cluster.local/ns/bookinfo/sa/productpage"));
+    assert_eq!(
+        c.source.principal.as_deref(),
+        Some("spiffe://cluster.local/ns/bookinfo/sa/productpage")
+    );
     assert_eq!(c.mtls, Some(true));
     assert_eq!(c.request_id.as_deref(), Some("req-1"));
     assert_eq!(c.response_flags, None);
@@ -182,10 +449,35 @@ fn istio_sidecar_spans_pair_and_read_cluster_identity_and_mtls() {
 
 #[test]
 fn istio_outbound_without_a_server_names_the_peer_from_upstream_cluster() {
-    let calls = run(vec![span(2, Some(1), Client, 1, "reviews.bookinfo", istio("outbound|9080||ratings.bookinfo.svc.cluster.local", vec![kv("http.method", "GET"), kv("http.url", "http://ratings:9080/ratings/1"), kv("response_flags", "UF")]))]);
-    assert_eq!(edges(&calls), vec![e("reviews.bookinfo", "ratings.bookinfo", "GET", "/ratings/{id}")]);
+    let calls = run(vec![span(
+        2,
+        Some(1),
+        Client,
+        1,
+        "reviews.bookinfo",
+        istio(
+            "outbound|9080||ratings.bookinfo.svc.cluster.local",
+            vec![
+                kv("http.method", "GET"),
+                kv("http.url", "http://ratings:9080/ratings/1"),
+                kv("response_flags", "UF"),
+            ],
+        ),
+    )]);
+    assert_eq!(
+        edges(&calls),
+        vec![e(
+            "reviews.bookinfo",
+            "ratings.bookinfo",
+            "GET",
+            "/ratings/{id}"
+        )]
+    );
     assert_eq!(calls[0].response_flags.as_deref(), Some("UF"));
-    assert_eq!(calls[0].destination_address.as_deref(), Some("ratings:9080"));
+    assert_eq!(
+        calls[0].destination_address.as_deref(),
+        Some("ratings:9080")
+    );
 }
 
 #[test]
@@ -194,46 +486,157 @@ fn app_and_sidecar_double_layers_count_once_without_self_edges() {
     let http = || vec![kv("http.method", "GET"), kv("url.path", "/items/7")];
     for order in [[1u8, 2, 3, 4, 5], [5, 4, 3, 2, 1], [3, 5, 1, 4, 2]] {
         let make = |id: u8| match id {
-            1 => span(1, None, Server, 0, "web", vec![kv("http.method", "GET"), kv("http.route", "/")]),
+            1 => span(
+                1,
+                None,
+                Server,
+                0,
+                "web",
+                vec![kv("http.method", "GET"), kv("http.route", "/")],
+            ),
             2 => span(2, Some(1), Client, 1, "web", http()),
             3 => span(3, Some(2), Client, 1, "web", http()),
             4 => span(4, Some(3), Server, 2, "items", http()),
-            _ => span(5, Some(4), Server, 2, "items", vec![kv("http.method", "GET"), kv("http.route", "/items/{id}")]),
+            _ => span(
+                5,
+                Some(4),
+                Server,
+                2,
+                "items",
+                vec![kv("http.method", "GET"), kv("http.route", "/items/{id}")],
+            ),
         };
         let calls = run(order.iter().map(|id| make(*id)).collect());
-        assert_eq!(edges(&calls), vec![e("web", "items", "GET", "/items/{id}")], "order {order:?}");
+        assert_eq!(
+            edges(&calls),
+            vec![e("web", "items", "GET", "/items/{id}")],
+            "order {order:?}"
+        );
     }
 }
 
 #[test]
 fn gateway_client_to_client_chains_yield_one_call_per_hop() {
     let calls = run(vec![
-        span(1, None, Client, 0, "istio-ingressgateway", vec![kv("http.method", "GET"), kv("http.url", "http://shop/cart")]),
-        span(2, Some(1), Client, 0, "istio-ingressgateway", vec![kv("http.method", "GET"), kv("http.url", "http://frontend/cart")]),
-        span(3, Some(2), Server, 1, "frontend", vec![kv("http.method", "GET"), kv("url.path", "/cart")]),
-        span(4, Some(3), Client, 2, "frontend", vec![kv("http.method", "GET"), kv("url.path", "/cart/1")]),
-        span(5, Some(4), Server, 3, "cart", vec![kv("http.method", "GET"), kv("url.path", "/cart/1")]),
+        span(
+            1,
+            None,
+            Client,
+            0,
+            "istio-ingressgateway",
+            vec![kv("http.method", "GET"), kv("http.url", "http://shop/cart")],
+        ),
+        span(
+            2,
+            Some(1),
+            Client,
+            0,
+            "istio-ingressgateway",
+            vec![
+                kv("http.method", "GET"),
+                kv("http.url", "http://frontend/cart"),
+            ],
+        ),
+        span(
+            3,
+            Some(2),
+            Server,
+            1,
+            "frontend",
+            vec![kv("http.method", "GET"), kv("url.path", "/cart")],
+        ),
+        span(
+            4,
+            Some(3),
+            Client,
+            2,
+            "frontend",
+            vec![kv("http.method", "GET"), kv("url.path", "/cart/1")],
+        ),
+        span(
+            5,
+            Some(4),
+            Server,
+            3,
+            "cart",
+            vec![kv("http.method", "GET"), kv("url.path", "/cart/1")],
+        ),
     ]);
     assert_eq!(
         edges(&calls),
-        vec![e("istio-ingressgateway", "frontend", "GET", "/cart"), e("frontend", "cart", "GET", "/cart/{id}")]
+        vec![
+            e("istio-ingressgateway", "frontend", "GET", "/cart"),
+            e("frontend", "cart", "GET", "/cart/{id}")
+        ]
     );
-    assert_eq!(calls[1].entry.as_ref().unwrap().service, "frontend", "first server below the gateway is the entry");
+    assert_eq!(
+        calls[1].entry.as_ref().unwrap().service,
+        "frontend",
+        "first server below the gateway is the entry"
+    );
 }
 
 #[test]
 fn linkerd_proxy_spans_take_identity_from_kubernetes_attributes_and_authority() {
-    let mut client = span(2, Some(1), Client, 1, "linkerd-proxy", vec![kv("http.method", "GET"), kv("http.path", "/api/list"), kv("http.authority", "emoji-svc.emojivoto.svc.cluster.local:8080"), kv("http.status_code", "200")]);
-    client.resource = vec![kv("k8s.deployment.name", "web"), kv("k8s.namespace.name", "emojivoto"), kv("k8s.pod.name", "web-abc")];
+    let mut client = span(
+        2,
+        Some(1),
+        Client,
+        1,
+        "linkerd-proxy",
+        vec![
+            kv("http.method", "GET"),
+            kv("http.path", "/api/list"),
+            kv(
+                "http.authority",
+                "emoji-svc.emojivoto.svc.cluster.local:8080",
+            ),
+            kv("http.status_code", "200"),
+        ],
+    );
+    client.resource = vec![
+        kv("k8s.deployment.name", "web"),
+        kv("k8s.namespace.name", "emojivoto"),
+        kv("k8s.pod.name", "web-abc"),
+    ];
     let calls = run(vec![client]);
-    assert_eq!(edges(&calls), vec![e("web.emojivoto", "emoji-svc.emojivoto", "GET", "/api/list")]);
+    assert_eq!(
+        edges(&calls),
+        vec![e(
+            "web.emojivoto",
+            "emoji-svc.emojivoto",
+            "GET",
+            "/api/list"
+        )]
+    );
 }
 
 #[test]
 fn server_with_remote_parent_and_no_client_is_a_call_from_its_principal_or_unknown() {
-    let calls = run(vec![span(3, Some(9), Server, 2, "users", vec![kv("http.method", "DELETE"), kv("url.path", "/admin/users/5"), kv("source.principal", "spiffe://cluster.local/ns/shop/sa/cart")])]);
-    assert_eq!(edges(&calls), vec![e("cart.shop", "users", "DELETE", "/admin/users/{id}")]);
-    let calls = run(vec![span(3, Some(9), Server, 2, "users", vec![kv("http.method", "GET"), kv("url.path", "/x")])]);
+    let calls = run(vec![span(
+        3,
+        Some(9),
+        Server,
+        2,
+        "users",
+        vec![
+            kv("http.method", "DELETE"),
+            kv("url.path", "/admin/users/5"),
+            kv("source.principal", "spiffe://cluster.local/ns/shop/sa/cart"),
+        ],
+    )]);
+    assert_eq!(
+        edges(&calls),
+        vec![e("cart.shop", "users", "DELETE", "/admin/users/{id}")]
+    );
+    let calls = run(vec![span(
+        3,
+        Some(9),
+        Server,
+        2,
+        "users",
+        vec![kv("http.method", "GET"), kv("url.path", "/x")],
+    )]);
     assert_eq!(edges(&calls), vec![e("unknown", "users", "GET", "/x")]);
 }
 
@@ -241,15 +644,38 @@ fn server_with_remote_parent_and_no_client_is_a_call_from_its_principal_or_unkno
 fn route_cap_turns_a_path_flood_into_overflow() {
     let mut spans = vec![];
     for i in 0..5u8 {
-        spans.push(span(10 + i, None, Client, i as u64, "scanner", vec![kv("http.method", "GET"), kv("url.path", &*Box::leak(format!("/probe-{}", (b'a' + i) as char).into_boxed_str())), kv("server.address", "api")]));
+        spans.push(span(
+            10 + i,
+            None,
+            Client,
+            i as u64,
+            "scanner",
+            vec![
+                kv("http.method", "GET"),
+                kv(
+                    "url.path",
+                    &*Box::leak(format!("/probe-{}", (b'a' + i) as char).into_boxed_str()),
+                ),
+                kv("server.address", "api"),
+            ],
+        ));
     }
-    let mut n = SpanNormalizer::new(NormalizerConfig { max_routes_per_edge: 3, ..Default::default() });
+    let mut n = SpanNormalizer::new(NormalizerConfig {
+        max_routes_per_edge: 3,
+        ..Default::default()
+    });
     let mut calls = Vec::new();
     for s in spans {
         calls.extend(n.push(&request(vec![s])));
     }
     calls.extend(n.flush());
-    assert_eq!(calls.iter().filter(|c| c.route == super::OVERFLOW_ROUTE).count(), 2);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.route == super::OVERFLOW_ROUTE)
+            .count(),
+        2
+    );
     assert_eq!(n.stats().route_overflow, 2);
 }
 
@@ -265,21 +691,49 @@ fn sampling_weight_comes_from_tracestate() {
 fn calls_wait_for_the_root_then_release_on_watermark_without_it() {
     let mut n = SpanNormalizer::new(NormalizerConfig::default());
     let out = n.push(&request(vec![
-        span(2, Some(1), Client, 1, "frontend", vec![kv("http.method", "GET"), kv("url.path", "/x")]),
-        span(3, Some(2), Server, 2, "x", vec![kv("http.method", "GET"), kv("url.path", "/x")]),
+        span(
+            2,
+            Some(1),
+            Client,
+            1,
+            "frontend",
+            vec![kv("http.method", "GET"), kv("url.path", "/x")],
+        ),
+        span(
+            3,
+            Some(2),
+            Server,
+            2,
+            "x",
+            vec![kv("http.method", "GET"), kv("url.path", "/x")],
+        ),
     ]));
     assert!(out.is_empty(), "waiting for the entry");
     assert_eq!(n.stats().waiting_for_entry, 1);
     let released = n.advance((BASE + 10_000 * MS) as i64);
     assert_eq!(released.len(), 1);
-    assert_eq!(released[0].entry.as_ref().unwrap().service, "x", "best known server span");
+    assert_eq!(
+        released[0].entry.as_ref().unwrap().service,
+        "x",
+        "best known server span"
+    );
 }
 
 #[test]
 fn pending_store_is_bounded_and_counts_drops() {
-    let mut n = SpanNormalizer::new(NormalizerConfig { max_pending_spans: 10, ..Default::default() });
+    let mut n = SpanNormalizer::new(NormalizerConfig {
+        max_pending_spans: 10,
+        ..Default::default()
+    });
     for i in 0..50u8 {
-        n.push(&request(vec![span(i, Some(200), Client, i as u64, "a", vec![])]));
+        n.push(&request(vec![span(
+            i,
+            Some(200),
+            Client,
+            i as u64,
+            "a",
+            vec![],
+        )]));
     }
     let s = n.stats();
     assert!(s.pending <= 10);

@@ -20,7 +20,12 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
     let mut service = attrs.str(&["istio.canonical_service"]);
     let mut namespace = attrs.str(&["istio.namespace", "service.namespace", "k8s.namespace.name"]);
     if service.is_none() && generic {
-        service = attrs.resource_str(&["k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "app"]);
+        service = attrs.resource_str(&[
+            "k8s.deployment.name",
+            "k8s.statefulset.name",
+            "k8s.daemonset.name",
+            "app",
+        ]);
     }
     if service.is_none() && istio_proxy {
         // Istio sidecars name themselves `service.namespace`.
@@ -33,9 +38,26 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
             namespace = namespace.or_else(|| Some(ns.to_string()));
         }
     }
-    let service = service.unwrap_or_else(|| if service_name.is_empty() { "unknown".into() } else { service_name });
-    let version = attrs.str(&["istio.canonical_revision", "service.version", "k8s.deployment.revision"]);
-    (Workload { service: truncate(&service), namespace, principal: None }, version)
+    let service = service.unwrap_or_else(|| {
+        if service_name.is_empty() {
+            "unknown".into()
+        } else {
+            service_name
+        }
+    });
+    let version = attrs.str(&[
+        "istio.canonical_revision",
+        "service.version",
+        "k8s.deployment.revision",
+    ]);
+    (
+        Workload {
+            service: truncate(&service),
+            namespace,
+            principal: None,
+        },
+        version,
+    )
 }
 
 /// An Istio `upstream_cluster` (`outbound|9080|v3|ratings.bookinfo.svc.cluster.local`).
@@ -63,7 +85,13 @@ pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
         Some((s, n)) => (Some(s), n),
         None => (None, None),
     };
-    Some(IstioCluster { inbound, port, service, namespace, host })
+    Some(IstioCluster {
+        inbound,
+        port,
+        service,
+        namespace,
+        host,
+    })
 }
 
 /// `ratings.bookinfo.svc.cluster.local` → (`ratings`, `bookinfo`); other hosts → (host, None).
@@ -90,7 +118,10 @@ pub fn spiffe_service_account(principal: &str) -> Option<(String, String)> {
 pub fn url_authority(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map(|(_, a)| a).unwrap_or(authority);
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, a)| a)
+        .unwrap_or(authority);
     (!authority.is_empty()).then_some(authority)
 }
 
@@ -110,7 +141,10 @@ mod tests {
     #[test]
     fn istio_sidecar_names_split_into_service_and_namespace() {
         let res = [kv("service.name", "reviews.bookinfo")];
-        let span = [kv("upstream_cluster", "inbound|9080||"), kv("istio.canonical_revision", "v3")];
+        let span = [
+            kv("upstream_cluster", "inbound|9080||"),
+            kv("istio.canonical_revision", "v3"),
+        ];
         let (w, v) = own_workload(&Attrs::new(&span, &res));
         assert_eq!(w, Workload::new("reviews").in_namespace("bookinfo"));
         assert_eq!(v.as_deref(), Some("v3"));
@@ -118,11 +152,23 @@ mod tests {
 
     #[test]
     fn canonical_service_wins_and_plain_sdk_names_stay_whole() {
-        let span = [kv("istio.canonical_service", "ratings"), kv("istio.namespace", "bookinfo")];
+        let span = [
+            kv("istio.canonical_service", "ratings"),
+            kv("istio.namespace", "bookinfo"),
+        ];
         let res = [kv("service.name", "ratings-v1.bookinfo")];
-        assert_eq!(own_workload(&Attrs::new(&span, &res)).0, Workload::new("ratings").in_namespace("bookinfo"));
-        let res = [kv("service.name", "com.example.cart"), kv("service.namespace", "shop")];
-        assert_eq!(own_workload(&Attrs::new(&[], &res)).0, Workload::new("com.example.cart").in_namespace("shop"));
+        assert_eq!(
+            own_workload(&Attrs::new(&span, &res)).0,
+            Workload::new("ratings").in_namespace("bookinfo")
+        );
+        let res = [
+            kv("service.name", "com.example.cart"),
+            kv("service.namespace", "shop"),
+        ];
+        assert_eq!(
+            own_workload(&Attrs::new(&[], &res)).0,
+            Workload::new("com.example.cart").in_namespace("shop")
+        );
     }
 
     #[test]
@@ -133,12 +179,16 @@ mod tests {
             kv("k8s.namespace.name", "emojivoto"),
             kv("k8s.pod.name", "web-5f86686c4d-58p7k"),
         ];
-        assert_eq!(own_workload(&Attrs::new(&[], &res)).0, Workload::new("web").in_namespace("emojivoto"));
+        assert_eq!(
+            own_workload(&Attrs::new(&[], &res)).0,
+            Workload::new("web").in_namespace("emojivoto")
+        );
     }
 
     #[test]
     fn upstream_clusters_parse() {
-        let c = parse_upstream_cluster("outbound|9080|v3|ratings.bookinfo.svc.cluster.local").unwrap();
+        let c =
+            parse_upstream_cluster("outbound|9080|v3|ratings.bookinfo.svc.cluster.local").unwrap();
         assert!(!c.inbound);
         assert_eq!(c.port, Some(9080));
         assert_eq!(c.service.as_deref(), Some("ratings"));
@@ -154,7 +204,10 @@ mod tests {
             Some(("cart".into(), "shop".into()))
         );
         assert_eq!(spiffe_service_account("spiffe://x/y"), None);
-        assert_eq!(url_authority("http://169.254.169.254/latest/meta-data"), Some("169.254.169.254"));
+        assert_eq!(
+            url_authority("http://169.254.169.254/latest/meta-data"),
+            Some("169.254.169.254")
+        );
         assert_eq!(url_path("http://h:80/a/1?x=2"), "/a/1?x=2");
     }
 }
