@@ -52,10 +52,14 @@ pub fn fields_from_map(map: &Map<String, Value>) -> AccessLogFields {
         .and_then(|c| c.parse().ok()),
         response_flags: text(map, &["response_flags", "response.flags"]),
         response_code_details: text(map, &["response_code_details", "response.code_details"]),
-        duration_ms: text(map, &["duration", "request.duration"])
-            .and_then(|d| d.parse::<f64>().ok())
-            .filter(|d| d.is_finite())
-            .map(|d| d.clamp(0.0, 1e12) as u64),
+        duration_ms: text(map, &["duration", "request.duration"]).and_then(|d| {
+            d.parse::<u64>().ok().or_else(|| {
+                d.parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite())
+                    .map(|d| d.clamp(0.0, 1e12) as u64)
+            })
+        }),
         request_id: text(
             map,
             &["request_id", "x_request_id", "x-request-id", "request.id"],
