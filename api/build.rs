@@ -77,15 +77,18 @@ fn build_web(web: &Path) {
         );
     }
     let installed_lock = web.join("node_modules").join(".package-lock.json");
-    let needs_ci = match (
+    let needs_install = match (
         modified(&installed_lock),
         modified(&web.join("package-lock.json")),
     ) {
         (Some(installed), Some(lock)) => lock > installed,
         _ => true,
     };
-    if needs_ci {
-        run(npm, &["ci", "--no-audit", "--no-fund"], web);
+    if needs_install {
+        // `npm ci` refuses lockfiles that list rollup's per-platform optional packages
+        // without entries of their own (what this registry mirror produces); `install`
+        // still honours the pinned versions, and `--no-save` keeps the tree untouched.
+        run(npm, &["install", "--no-audit", "--no-fund", "--no-save"], web);
     }
     run(npm, &["run", "build"], web);
 }
