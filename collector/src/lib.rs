@@ -4,17 +4,22 @@
 //! access-log records), span pairing into calls and their normalisation (workloads,
 //! routes, identities, request entry). It does not learn or judge calls: it hands them
 //! downstream through a bounded channel and counts everything it rejects or drops.
+//! It also holds the client side of `eastwest ingest-logs` (access-log files → OTLP/HTTP
+//! logs) and the fuzz targets (`fuzzing`) run by `fuzz/` and by the smoke test.
 #![forbid(unsafe_code)]
 
 pub mod accesslog;
 pub mod dedup;
 mod error;
+pub mod fuzzing;
+pub mod ingest_logs;
 pub mod metrics;
 pub mod otlp;
 mod pipeline;
 pub mod spans;
 
 pub use error::CollectorError;
+pub use ingest_logs::{IngestLogsOptions, IngestLogsReport, ingest_log_files};
 pub use metrics::{CollectorMetrics, MetricsSnapshot, RejectReason};
 pub use otlp::{IngestBatch, IngestError, ReceiverConfig, Receivers};
 pub use pipeline::CallExtractor;

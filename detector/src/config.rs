@@ -18,6 +18,42 @@ pub const DEFAULT_MIN_ENTRY_CALLS: f64 = 20.0;
 pub const DEFAULT_MIN_MTLS_CALLS: f64 = 20.0;
 /// Distinct alerts kept in memory (oldest forgotten first; the store keeps them all).
 pub const DEFAULT_MAX_TRACKED_ALERTS: usize = 100_000;
+/// Pseudo-windows of prior belief mixed into every window history (short histories
+/// stay cautious: one window of history cannot make a count look impossible).
+pub const DEFAULT_PRIOR_WINDOWS: f64 = 1.0;
+/// Prior mean of distinct destinations (and endpoints) per active window of a source.
+pub const DEFAULT_FAN_OUT_PRIOR_MEAN: f64 = 2.0;
+/// Prior mean of calls per active window on an edge.
+pub const DEFAULT_RATE_PRIOR_MEAN: f64 = 5.0;
+/// Prior mean of distinct denied targets (destination + route) per window of a source.
+pub const DEFAULT_PROBE_PRIOR_MEAN: f64 = 0.5;
+/// Divide window counts by the mesh-wide surge factor (traffic of everything else
+/// relative to its history), so a global ×5 surge does not fire per edge or source.
+pub const DEFAULT_SURGE_NORMALISATION: bool = true;
+/// New alerts per source namespace per budget window; beyond it findings are folded
+/// into one storm incident (`suppressed`).
+pub const DEFAULT_ALERT_BUDGET_PER_NAMESPACE: usize = 50;
+/// Event-time window of the alert budget.
+pub const DEFAULT_BUDGET_WINDOW: Duration = Duration::from_secs(600);
+/// An updated alert (count/last_seen) is re-emitted at most this often in event time;
+/// pending updates are flushed by `advance_to`.
+pub const DEFAULT_MIN_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
+/// Cap on sources and edges tracked in one open window (attacker-controlled names).
+pub const DEFAULT_MAX_WINDOW_KEYS: usize = 50_000;
+/// Cap on distinct destinations/endpoints/denied targets tracked per source per window.
+pub const DEFAULT_MAX_TARGETS_PER_SOURCE: usize = 1_000;
+/// HTTP statuses that count as a denial for probing.
+pub const DEFAULT_DENIAL_STATUSES: [u32; 3] = [401, 403, 404];
+/// Envoy response flags that count as a denial (no route, ext-authz denied, RBAC).
+pub const DEFAULT_DENIAL_FLAGS: [&str; 3] = ["NR", "UAEX", "RBAC"];
+/// Surprise added to a new edge that continues a chain of new edges (−ln of a ~1%
+/// chance that two unrelated novelties line up).
+pub const DEFAULT_CHAIN_BONUS: f64 = 4.6;
+/// Score of a route `{overflow}` (the collector's per-edge route cap was hit): a
+/// cardinality attack or scan, raised as `new_endpoint` with `route_overflow: true`.
+pub const DEFAULT_OVERFLOW_SCORE: f64 = 8.0;
+/// Weight of a SPIFFE principal whose `ns/…` contradicts the claimed namespace.
+pub const DEFAULT_IDENTITY_NAMESPACE_WEIGHT: f64 = 8.0;
 
 /// A route or address pattern that makes a call sensitive, with the surprise it adds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,6 +116,23 @@ pub struct DetectorConfig {
     pub min_mtls_calls: f64,
     pub max_tracked_alerts: usize,
     pub sensitive: Vec<SensitivePattern>,
+    pub prior_windows: f64,
+    pub fan_out_prior_mean: f64,
+    pub rate_prior_mean: f64,
+    pub probe_prior_mean: f64,
+    pub surge_normalisation: bool,
+    pub alert_budget_per_namespace: usize,
+    #[serde(with = "humantime_serde")]
+    pub budget_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub min_update_interval: Duration,
+    pub max_window_keys: usize,
+    pub max_targets_per_source: usize,
+    pub denial_statuses: Vec<u32>,
+    pub denial_flags: Vec<String>,
+    pub chain_bonus: f64,
+    pub overflow_score: f64,
+    pub identity_namespace_weight: f64,
 }
 
 impl Default for DetectorConfig {
@@ -92,6 +145,21 @@ impl Default for DetectorConfig {
             min_mtls_calls: DEFAULT_MIN_MTLS_CALLS,
             max_tracked_alerts: DEFAULT_MAX_TRACKED_ALERTS,
             sensitive: default_sensitive_patterns(),
+            prior_windows: DEFAULT_PRIOR_WINDOWS,
+            fan_out_prior_mean: DEFAULT_FAN_OUT_PRIOR_MEAN,
+            rate_prior_mean: DEFAULT_RATE_PRIOR_MEAN,
+            probe_prior_mean: DEFAULT_PROBE_PRIOR_MEAN,
+            surge_normalisation: DEFAULT_SURGE_NORMALISATION,
+            alert_budget_per_namespace: DEFAULT_ALERT_BUDGET_PER_NAMESPACE,
+            budget_window: DEFAULT_BUDGET_WINDOW,
+            min_update_interval: DEFAULT_MIN_UPDATE_INTERVAL,
+            max_window_keys: DEFAULT_MAX_WINDOW_KEYS,
+            max_targets_per_source: DEFAULT_MAX_TARGETS_PER_SOURCE,
+            denial_statuses: DEFAULT_DENIAL_STATUSES.to_vec(),
+            denial_flags: DEFAULT_DENIAL_FLAGS.iter().map(|s| s.to_string()).collect(),
+            chain_bonus: DEFAULT_CHAIN_BONUS,
+            overflow_score: DEFAULT_OVERFLOW_SCORE,
+            identity_namespace_weight: DEFAULT_IDENTITY_NAMESPACE_WEIGHT,
         }
     }
 }
@@ -101,6 +169,47 @@ impl DetectorConfig {
         if !self.min_score.is_finite() || self.min_score < 0.0 {
             return Err(DetectorError::Config(
                 "min_score must be a finite number ≥ 0".into(),
+            ));
+        }
+        let finite_non_negative = [
+            ("chain_bonus", self.chain_bonus),
+            ("overflow_score", self.overflow_score),
+            ("identity_namespace_weight", self.identity_namespace_weight),
+            ("min_entry_calls", self.min_entry_calls),
+            ("min_mtls_calls", self.min_mtls_calls),
+        ];
+        for (name, v) in finite_non_negative {
+            if !v.is_finite() || v < 0.0 {
+                return Err(DetectorError::Config(format!(
+                    "{name} must be a finite number ≥ 0"
+                )));
+            }
+        }
+        let finite_positive = [
+            ("prior_windows", self.prior_windows),
+            ("fan_out_prior_mean", self.fan_out_prior_mean),
+            ("rate_prior_mean", self.rate_prior_mean),
+            ("probe_prior_mean", self.probe_prior_mean),
+        ];
+        for (name, v) in finite_positive {
+            if !v.is_finite() || v <= 0.0 {
+                return Err(DetectorError::Config(format!(
+                    "{name} must be a finite number > 0"
+                )));
+            }
+        }
+        if self.incident_window.is_zero() || self.budget_window.is_zero() {
+            return Err(DetectorError::Config(
+                "incident_window and budget_window must be greater than zero".into(),
+            ));
+        }
+        if self.alert_budget_per_namespace == 0
+            || self.max_window_keys == 0
+            || self.max_targets_per_source == 0
+            || self.max_trace_ids == 0
+        {
+            return Err(DetectorError::Config(
+                "alert_budget_per_namespace, max_window_keys, max_targets_per_source and max_trace_ids must be at least 1".into(),
             ));
         }
         if self.max_tracked_alerts == 0 {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use eastwest_baseline::{Baseline, BaselineConfig};
-use eastwest_model::{AlertKind, Call, Entry, Workload};
+use eastwest_model::{AlertKind, Call, Entry, Severity, Workload};
 
 use super::*;
 

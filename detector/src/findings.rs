@@ -2,54 +2,102 @@
 //! returns a finding that carries its numbers.
 
 use eastwest_baseline::{EdgeKey, EndpointKey, LookupIndex};
-use eastwest_model::{AlertKind, Call};
-use regex::Regex;
+use eastwest_model::{AlertKind, Call, Workload};
+use regex::{Regex, RegexSet};
 use serde_json::{Map, Value, json};
 
 use crate::config::DetectorConfig;
 use crate::score::{p_novel, p_rare_upper, surprise};
 
+/// Route the collector substitutes once an edge's distinct-route cap is hit.
+pub const OVERFLOW_ROUTE: &str = "{overflow}";
+
+/// One surprising observation, before dedup into an alert.
 #[derive(Debug, Clone)]
 pub struct Finding {
     pub kind: AlertKind,
     pub score: f64,
-    /// Extra severity from a sensitive target.
+    /// Extra severity from a sensitive target or a security property (mTLS, identity).
     pub sensitive: bool,
     pub evidence: Map<String, Value>,
     pub summary: String,
+    /// Alert key beyond kind and source: `None` for per-source findings (fan-out, probing).
+    pub destination: Option<Workload>,
+    pub method: Option<String>,
+    pub route: Option<String>,
 }
 
-pub struct Detectors {
-    sensitive: Vec<(String, Regex, f64)>,
+impl Finding {
+    fn on_call(kind: AlertKind, call: &Call, score: f64, sensitive: bool) -> Self {
+        Self {
+            kind,
+            score,
+            sensitive,
+            evidence: Map::new(),
+            summary: String::new(),
+            destination: Some(call.destination.clone()),
+            method: Some(call.method.clone()),
+            route: Some(call.route.clone()),
+        }
+    }
+
+    fn with(mut self, evidence: &[(&str, Value)], summary: String) -> Self {
+        self.evidence = ev(evidence);
+        self.summary = summary;
+        self
+    }
 }
 
-fn ev(pairs: &[(&str, Value)]) -> Map<String, Value> {
+pub(crate) fn ev(pairs: &[(&str, Value)]) -> Map<String, Value> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
 }
 
+/// `spiffe://TRUST_DOMAIN/ns/NS/sa/SA` → (NS, SA).
+pub fn spiffe_ns_sa(principal: &str) -> Option<(&str, &str)> {
+    let rest = principal.strip_prefix("spiffe://")?;
+    let path = rest.split_once('/')?.1;
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("ns"), Some(ns), Some("sa"), Some(sa)) if !ns.is_empty() => Some((ns, sa)),
+        _ => None,
+    }
+}
+
+pub struct Detectors {
+    sensitive_set: RegexSet,
+    sensitive: Vec<(String, Regex, f64)>,
+}
+
 impl Detectors {
     pub fn new(config: &DetectorConfig) -> Self {
-        let sensitive = config
+        let sensitive: Vec<(String, Regex, f64)> = config
             .sensitive
             .iter()
             .filter_map(|p| Some((p.name.clone(), Regex::new(&p.pattern).ok()?, p.weight)))
             .collect();
-        Self { sensitive }
+        let sensitive_set = RegexSet::new(sensitive.iter().map(|(_, re, _)| re.as_str()))
+            .unwrap_or_else(|_| RegexSet::empty());
+        Self {
+            sensitive_set,
+            sensitive,
+        }
     }
 
-    fn sensitive_match(&self, call: &Call) -> Option<(&str, f64)> {
-        self.sensitive
-            .iter()
-            .filter(|(_, re, _)| {
-                re.is_match(&call.route)
-                    || call
-                        .destination_address
-                        .as_deref()
-                        .is_some_and(|a| re.is_match(a))
-            })
+    /// The heaviest sensitive pattern matching the route or the destination address.
+    pub fn sensitive_match(&self, call: &Call) -> Option<(&str, f64)> {
+        let mut hits: Vec<usize> = self
+            .sensitive_set
+            .matches(&call.route)
+            .into_iter()
+            .collect();
+        if let Some(addr) = call.destination_address.as_deref() {
+            hits.extend(self.sensitive_set.matches(addr).iter());
+        }
+        hits.into_iter()
+            .filter_map(|i| self.sensitive.get(i))
             .map(|(name, _, w)| (name.as_str(), *w))
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
@@ -63,87 +111,111 @@ impl Detectors {
         let mut out = Vec::new();
         let (src, dst) = call.edge_key();
         let edge = EdgeKey {
-            source: src.clone(),
-            destination: dst.clone(),
+            source: src,
+            destination: dst,
         };
         let endpoint = EndpointKey {
-            edge: edge.clone(),
+            edge,
             method: call.method.clone(),
             route: call.route.clone(),
         };
-        let source = index.source(&src);
-        let edge_stats = index.edge(&edge);
-        let endpoint_known = index.endpoint(&endpoint).is_some();
+        let (src, dst) = (&endpoint.edge.source, &endpoint.edge.destination);
+        let edge_stats = index.edge(&endpoint.edge);
+        let endpoint_stats = index.endpoint(&endpoint);
         let what = format!("{} {}", call.method, call.route);
 
         let mut novelty = 0.0;
         match edge_stats {
             None => {
-                let (callees, calls) = source
+                let (callees, calls) = index
+                    .source(src)
                     .map(|s| (s.callees.len() as f64, s.calls))
                     .unwrap_or((0.0, 0.0));
                 let p = p_novel(callees, calls);
                 novelty = surprise(p);
-                out.push(Finding {
-                    kind: AlertKind::NewEdge,
-                    score: novelty,
-                    sensitive: false,
-                    evidence: ev(&[("baseline_callees", json!(callees)), ("baseline_source_calls", json!(calls)), ("p_new_callee", json!(p))]),
-                    summary: format!(
-                        "{src} called {dst} ({what}) for the first time; in the baseline it called {callees} services over {calls:.0} calls (p of a new callee ≈ {p:.2e})"
-                    ),
-                });
+                out.push(Finding::on_call(AlertKind::NewEdge, call, novelty, false).with(
+                    &[("baseline_callees", json!(callees)), ("baseline_source_calls", json!(calls)), ("p_new_callee", json!(p))],
+                    format!("{src} called {dst} ({what}) for the first time; in the baseline it called {callees} services over {calls:.0} calls (p of a new callee ≈ {p:.2e}, score {novelty:.1})"),
+                ));
             }
-            Some(e) if !endpoint_known => {
-                let endpoints = index.endpoints_on_edge(&edge) as f64;
+            Some(e) if endpoint_stats.is_none() => {
+                let endpoints = index.endpoints_on_edge(&endpoint.edge) as f64;
                 let p = p_novel(endpoints, e.calls);
                 novelty = surprise(p);
-                let overflow = call.route == "{overflow}";
-                out.push(Finding {
-                    kind: AlertKind::NewEndpoint,
-                    score: if overflow { novelty.max(config.min_score + 2.0) } else { novelty },
-                    sensitive: overflow,
-                    evidence: ev(&[("baseline_endpoints", json!(endpoints)), ("baseline_edge_calls", json!(e.calls)), ("p_new_endpoint", json!(p)), ("route_overflow", json!(overflow))]),
-                    summary: if overflow {
-                        format!("{src} called so many distinct routes on {dst} that the per-edge route cap overflowed (route cardinality attack or scan)")
-                    } else {
-                        format!("{src} called {dst} {what}, an endpoint never seen on this edge; the edge had {endpoints} endpoints over {:.0} calls (p ≈ {p:.2e})", e.calls)
-                    },
-                });
+                let overflow = call.route == OVERFLOW_ROUTE;
+                let score = if overflow {
+                    novelty.max(config.overflow_score)
+                } else {
+                    novelty
+                };
+                let summary = if overflow {
+                    format!(
+                        "{src} called so many distinct routes on {dst} that the collector's per-edge route cap overflowed (route cardinality attack or scan; score {score:.1})"
+                    )
+                } else {
+                    format!(
+                        "{src} called {dst} {what}, an endpoint never seen on this edge; the edge had {endpoints} endpoints over {:.0} calls (p ≈ {p:.2e}, score {score:.1})",
+                        e.calls
+                    )
+                };
+                out.push(
+                    Finding::on_call(AlertKind::NewEndpoint, call, score, overflow).with(
+                        &[
+                            ("baseline_endpoints", json!(endpoints)),
+                            ("baseline_edge_calls", json!(e.calls)),
+                            ("p_new_endpoint", json!(p)),
+                            ("route_overflow", json!(overflow)),
+                        ],
+                        summary,
+                    ),
+                );
             }
             Some(_) => {}
         }
 
-        if let Some((name, weight)) = self.sensitive_match(call) {
-            let known_calls = index.endpoint(&endpoint).map(|s| s.calls).unwrap_or(0.0);
-            // Sensitive calls that were routine in the baseline are not findings.
-            if known_calls < 1.0 {
-                out.push(Finding {
-                    kind: AlertKind::SensitiveEndpoint,
-                    score: weight + novelty,
-                    sensitive: true,
-                    evidence: ev(&[("pattern", json!(name)), ("pattern_weight", json!(weight)), ("novelty", json!(novelty)), ("destination_address", json!(call.destination_address))]),
-                    summary: format!("{src} called {name} endpoint {what} on {dst}, never called on this edge in the baseline (score {weight:.1} for {name} + {novelty:.1} novelty)"),
-                });
-            }
+        // Sensitive calls that were routine in the baseline are not findings; the regex
+        // set only runs for endpoints the baseline does not know (keeps the hot path cheap).
+        if endpoint_stats.is_none()
+            && let Some((name, weight)) = self.sensitive_match(call)
+        {
+            let score = weight + novelty;
+            out.push(Finding::on_call(AlertKind::SensitiveEndpoint, call, score, true).with(
+                &[("pattern", json!(name)), ("pattern_weight", json!(weight)), ("novelty", json!(novelty)), ("destination_address", json!(call.destination_address))],
+                format!("{src} called {name} endpoint {what} on {dst}, never called on this edge in the baseline (score {score:.1} = {weight:.1} for {name} + {novelty:.1} novelty)"),
+            ));
         }
 
         if let (Some(entry), Some(_)) = (&call.entry, edge_stats)
             && let Some(entry_calls) = index.entry_calls(entry)
             && entry_calls >= config.min_entry_calls
-            && index.edge_context(entry, &edge).is_none()
         {
-            let p = p_rare_upper(0.0, entry_calls);
-            out.push(Finding {
-                kind: AlertKind::ContextAnomaly,
-                score: surprise(p),
-                sensitive: false,
-                evidence: ev(&[("entry_calls", json!(entry_calls)), ("p_upper", json!(p))]),
-                summary: format!(
-                    "{src} → {dst} ({what}) happened inside request {} {}, which never reached this edge in {entry_calls:.0} baseline calls",
-                    entry.service, entry.route
-                ),
-            });
+            let edge_context = index.edge_context(entry, &endpoint.edge);
+            let finding = match (edge_context, endpoint_stats) {
+                (None, _) => {
+                    let p = p_rare_upper(0.0, entry_calls);
+                    Some((p, "edge", entry_calls, 0.0))
+                }
+                // Known edge under this entry, but this endpoint never under it: only as
+                // surprising as the endpoint is common on the edge.
+                (Some(ctx), Some(ep)) if index.endpoint_context(entry, &endpoint).is_none() => {
+                    let share = edge_stats
+                        .map(|e| ep.calls / e.calls.max(1.0))
+                        .unwrap_or(1.0);
+                    let p = p_rare_upper(0.0, ctx.calls).max(share);
+                    Some((p, "endpoint", ctx.calls, share))
+                }
+                _ => None,
+            };
+            if let Some((p, scope, n, share)) = finding {
+                let score = surprise(p);
+                out.push(Finding::on_call(AlertKind::ContextAnomaly, call, score, false).with(
+                    &[("scope", json!(scope)), ("entry_calls", json!(entry_calls)), ("context_calls", json!(n)), ("endpoint_share_on_edge", json!(share)), ("p_upper", json!(p))],
+                    format!(
+                        "{src} → {dst} ({what}) happened inside request {} {}, which never reached this {scope} in {n:.0} baseline calls (p ≤ {p:.2e}, score {score:.1})",
+                        entry.service, entry.route
+                    ),
+                ));
+            }
         }
 
         if call.mtls == Some(false) {
@@ -152,44 +224,145 @@ impl Detectors {
                     (e.mtls_calls, e.plaintext_calls, "edge")
                 }
                 _ => index
-                    .identity(&src)
+                    .identity(src)
                     .map(|i| (i.mtls_calls, i.plaintext_calls, "workload"))
                     .unwrap_or((0.0, 0.0, "workload")),
             };
             if mtls + plain >= config.min_mtls_calls && mtls > plain {
                 let p = p_rare_upper(plain, mtls + plain);
-                out.push(Finding {
-                    kind: AlertKind::Plaintext,
-                    score: surprise(p),
-                    sensitive: true,
-                    evidence: ev(&[("baseline_mtls_calls", json!(mtls)), ("baseline_plaintext_calls", json!(plain)), ("scope", json!(scope))]),
-                    summary: format!("{src} called {dst} {what} without mTLS; this {scope} used mTLS on {mtls:.0} of {:.0} baseline calls", mtls + plain),
-                });
+                let score = surprise(p);
+                out.push(Finding::on_call(AlertKind::Plaintext, call, score, true).with(
+                    &[("baseline_mtls_calls", json!(mtls)), ("baseline_plaintext_calls", json!(plain)), ("scope", json!(scope)), ("p_upper", json!(p))],
+                    format!("{src} called {dst} {what} without mTLS; this {scope} used mTLS on {mtls:.0} of {:.0} baseline calls (score {score:.1})", mtls + plain),
+                ));
             }
         }
 
-        if let Some(principal) = &call.source.principal
-            && let Some(id) = index.identity(&src)
-            && !id.principals.is_empty()
-            && !id.principals.contains_key(principal)
-        {
-            let seen: f64 = id.principals.values().sum();
-            let others = index
-                .principal_workloads(principal)
-                .map(|w| w.len())
-                .unwrap_or(0);
-            let p = p_rare_upper(0.0, seen);
-            out.push(Finding {
-                kind: AlertKind::IdentityMismatch,
-                score: surprise(p) + if others > 0 { 2.0 } else { 0.0 },
-                sensitive: true,
-                evidence: ev(&[("principal", json!(principal)), ("baseline_principals", json!(id.principals.keys().collect::<Vec<_>>())), ("principal_known_for_workloads", json!(others))]),
-                summary: format!(
-                    "{src} presented identity {principal}, never seen for it in {seen:.0} baseline calls{}",
-                    if others > 0 { format!("; that identity belongs to {others} other workload(s)") } else { String::new() }
-                ),
-            });
+        if let Some(f) = identity_finding(call, src, index, config) {
+            out.push(f);
         }
         out
+    }
+}
+
+/// A principal whose SPIFFE namespace contradicts the claimed one, or one never seen for
+/// this workload (worse when it belongs to other workloads: one identity speaking for
+/// several services).
+fn identity_finding(
+    call: &Call,
+    src: &str,
+    index: &LookupIndex,
+    config: &DetectorConfig,
+) -> Option<Finding> {
+    let principal = call.source.principal.as_deref()?;
+    let claimed_ns = call.source.namespace.as_deref().filter(|n| !n.is_empty());
+    let ns_conflict = match (spiffe_ns_sa(principal), claimed_ns) {
+        (Some((ns, _)), Some(claimed)) if ns != claimed => Some(ns),
+        _ => None,
+    };
+    let id = index.identity(src);
+    let seen: f64 = id.map(|i| i.principals.values().sum()).unwrap_or(0.0);
+    let unseen =
+        id.is_some_and(|i| !i.principals.is_empty() && !i.principals.contains_key(principal));
+    if ns_conflict.is_none() && !unseen {
+        return None;
+    }
+    let others: Vec<String> = index
+        .principal_workloads(principal)
+        .map(|w| {
+            let mut v: Vec<String> = w.iter().filter(|k| k.as_str() != src).cloned().collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let p = if unseen { p_rare_upper(0.0, seen) } else { 1.0 };
+    let ns_weight = if ns_conflict.is_some() {
+        config.identity_namespace_weight
+    } else {
+        0.0
+    };
+    // −ln ½: an identity that already belongs to other workloads halves the benign odds.
+    let borrowed = if others.is_empty() {
+        0.0
+    } else {
+        std::f64::consts::LN_2 * 2.0
+    };
+    let score = surprise(p) + ns_weight + borrowed;
+    let mut summary = format!("{src} presented identity {principal}");
+    if let Some(ns) = ns_conflict {
+        summary.push_str(&format!(
+            ", whose SPIFFE namespace {ns} is not the claimed namespace {}",
+            claimed_ns.unwrap_or("")
+        ));
+    }
+    if unseen {
+        summary.push_str(&format!(", never seen for it in {seen:.0} baseline calls"));
+    }
+    if !others.is_empty() {
+        summary.push_str(&format!(
+            "; that identity speaks for {} other workload(s): {}",
+            others.len(),
+            others.join(", ")
+        ));
+    }
+    summary.push_str(&format!(" (score {score:.1})"));
+    Some(
+        Finding::on_call(AlertKind::IdentityMismatch, call, score, true).with(
+            &[
+                ("principal", json!(principal)),
+                ("spiffe_namespace_conflict", json!(ns_conflict)),
+                (
+                    "baseline_principals",
+                    json!(
+                        id.map(|i| {
+                            let mut k: Vec<&String> = i.principals.keys().collect();
+                            k.sort();
+                            k
+                        })
+                        .unwrap_or_default()
+                    ),
+                ),
+                ("baseline_identity_calls", json!(seen)),
+                ("principal_known_for_workloads", json!(others.len())),
+                ("p_upper", json!(p)),
+            ],
+            summary,
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spiffe_ids_parse_and_odd_input_does_not() {
+        assert_eq!(
+            spiffe_ns_sa("spiffe://cluster.local/ns/shop/sa/cart"),
+            Some(("shop", "cart"))
+        );
+        assert_eq!(spiffe_ns_sa("spiffe://td/ns//sa/x"), None);
+        assert_eq!(spiffe_ns_sa("cart"), None);
+        assert_eq!(spiffe_ns_sa("spiffe://td"), None);
+    }
+
+    #[test]
+    fn sensitive_patterns_match_routes_and_addresses() {
+        let d = Detectors::new(&DetectorConfig::default());
+        let mut c = Call {
+            route: "/actuator/env".into(),
+            ..Default::default()
+        };
+        assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("actuator"));
+        c.route = "/latest/api/token".into();
+        c.destination_address = Some("169.254.169.254:80".into());
+        assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("cloud-metadata"));
+        c.destination_address = Some("10.0.0.7:15000".into());
+        assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("envoy-admin"));
+        c.destination_address = None;
+        c.route = "/products/{id}".into();
+        assert_eq!(d.sensitive_match(&c), None);
+        c.route = "/debug/pprof/heap".into();
+        assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("debug"));
     }
 }

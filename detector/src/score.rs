@@ -1,6 +1,54 @@
 //! Calibrated surprise: −ln p of what was observed under the baseline.
 
 use statrs::distribution::{Beta, ContinuousCDF};
+use statrs::function::beta::beta_reg;
+
+/// Sufficient statistics of per-window counts (windows, Σx, Σx²).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Moments {
+    pub windows: f64,
+    pub sum: f64,
+    pub sum_sq: f64,
+}
+
+impl Moments {
+    pub fn from_values(values: &[f64]) -> Self {
+        let mut m = Self::default();
+        for v in values {
+            m.push(*v);
+        }
+        m
+    }
+
+    pub fn push(&mut self, v: f64) {
+        self.windows += 1.0;
+        self.sum += v;
+        self.sum_sq += v * v;
+    }
+}
+
+/// `P(X ≥ x)` for the next window's count under a negative binomial predictive fitted to
+/// the history: mean and variance from the windows plus `prior_windows` pseudo-windows
+/// at `prior_mean`, variance at least Poisson, inflated by `1 + 1/n` for the
+/// uncertainty of the mean (this is exactly the Gamma–Poisson predictive when the
+/// history is not over-dispersed). `x` may be fractional (surge-normalised counts).
+pub fn nb_upper_tail(x: f64, history: &Moments, prior_mean: f64, prior_windows: f64) -> f64 {
+    if !x.is_finite() || x <= 0.0 {
+        return 1.0;
+    }
+    let n = history.windows.max(0.0) + prior_windows.max(1e-9);
+    let mean =
+        ((history.sum.max(0.0) + prior_mean.max(1e-9) * prior_windows.max(1e-9)) / n).max(1e-9);
+    let second = (history.sum_sq.max(0.0) + prior_mean * prior_mean * prior_windows) / n;
+    let var = (second - mean * mean).max(mean) * (1.0 + 1.0 / n);
+    let r = mean * mean / (var - mean);
+    let p = mean / var;
+    // P(X ≥ x) = I_{1−p}(x, r), the continuous extension of the NB survival function.
+    match beta_reg(x, r, 1.0 - p) {
+        v if v.is_finite() => v.clamp(0.0, 1.0),
+        _ => 1.0,
+    }
+}
 
 /// Probability that the next event is a *new* kind, after `events` events that showed
 /// `distinct` kinds: the Good–Turing / Dirichlet-process estimate `(distinct + 1) /
@@ -41,6 +89,20 @@ mod tests {
         assert!(churny < 1.5, "{churny}");
     }
 
+    #[test]
+    fn negative_binomial_tails_follow_the_history() {
+        let steady = Moments::from_values(&[2.0; 60]);
+        assert!(surprise(nb_upper_tail(12.0, &steady, 2.0, 1.0)) > 10.0);
+        assert!(surprise(nb_upper_tail(3.0, &steady, 2.0, 1.0)) < 3.0);
+        // A bursty history makes the same count far less surprising.
+        let bursty = Moments::from_values(&[0.0, 1.0, 9.0, 2.0, 14.0, 0.0, 3.0, 11.0]);
+        assert!(
+            nb_upper_tail(12.0, &bursty, 2.0, 1.0) > 100.0 * nb_upper_tail(12.0, &steady, 2.0, 1.0)
+        );
+        // No history: the prior alone keeps one burst from looking impossible.
+        assert!(surprise(nb_upper_tail(4.0, &Moments::default(), 2.0, 1.0)) < 4.0);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -51,6 +113,19 @@ mod tests {
             prop_assert!(surprise(p_novel(d, n + extra)) >= s);
             let r = surprise(p_rare_upper(d.min(n), n));
             prop_assert!(r.is_finite() && r >= 0.0);
+        }
+
+        #[test]
+        fn tail_scores_are_finite_and_monotone_in_the_count(
+            values in proptest::collection::vec(0.0f64..500.0, 0..50),
+            x in 0.0f64..1e4,
+            more in 0.0f64..1e3,
+            prior in 0.01f64..100.0,
+        ) {
+            let h = Moments::from_values(&values);
+            let s = surprise(nb_upper_tail(x, &h, prior, 1.0));
+            prop_assert!(s.is_finite() && s >= 0.0);
+            prop_assert!(surprise(nb_upper_tail(x + more, &h, prior, 1.0)) >= s - 1e-9);
         }
     }
 }

@@ -1,0 +1,149 @@
+//! Fuzz targets as plain functions, shared by the `cargo fuzz` project in `fuzz/` and by
+//! the smoke test that runs them in the normal test suite (`tests/fuzz_smoke.rs`). Each
+//! takes arbitrary bytes, must never panic, and asserts that what comes out is bounded:
+//! no more calls than input items allow, and every name within the field cap. Each
+//! returns the number of calls produced, so callers can see the input did something.
+
+use eastwest_model::{Call, Workload};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::accesslog::{
+    AccessLogFields, calls_from_otlp_logs_with_origin, parse_istio_json, parse_istio_text,
+};
+use crate::dedup::{CallDeduper, CallOrigin, DedupConfig};
+use crate::spans::{NormalizerConfig, SpanNormalizer};
+
+/// Inputs beyond this are ignored: real payloads are capped by the receivers long before
+/// and big inputs only slow the fuzzer down.
+pub const MAX_FUZZ_INPUT_BYTES: usize = 1 << 20;
+/// Bound checked on every name of a call (service, namespace, method, route).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+fn assert_bounded(call: &Call) {
+    for (what, value) in [
+        ("source service", call.source.service.as_str()),
+        ("destination service", call.destination.service.as_str()),
+        (
+            "source namespace",
+            call.source.namespace.as_deref().unwrap_or(""),
+        ),
+        (
+            "destination namespace",
+            call.destination.namespace.as_deref().unwrap_or(""),
+        ),
+        ("method", call.method.as_str()),
+        ("route", call.route.as_str()),
+    ] {
+        assert!(
+            value.len() <= MAX_NAME_BYTES,
+            "{what} of {} bytes",
+            value.len()
+        );
+    }
+    assert!(
+        call.weight.is_finite() && call.weight >= 0.0,
+        "weight {}",
+        call.weight
+    );
+}
+
+/// OTLP trace export bytes → decode → `SpanNormalizer::push` + `flush`.
+pub fn otlp_traces(data: &[u8]) -> usize {
+    if data.len() > MAX_FUZZ_INPUT_BYTES {
+        return 0;
+    }
+    let Ok(request) = ExportTraceServiceRequest::decode(data) else {
+        return 0;
+    };
+    let spans: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    let mut normalizer = SpanNormalizer::new(NormalizerConfig::default());
+    let mut calls = normalizer.push(&request);
+    calls.extend(normalizer.advance(i64::MAX));
+    calls.extend(normalizer.flush());
+    assert!(
+        calls.len() <= spans.saturating_mul(2),
+        "{} calls from {spans} spans",
+        calls.len()
+    );
+    calls.iter().for_each(assert_bounded);
+    calls.len()
+}
+
+/// OTLP log export bytes → decode → access-log records → calls → deduplication (both
+/// modes).
+pub fn otlp_logs(data: &[u8]) -> usize {
+    if data.len() > MAX_FUZZ_INPUT_BYTES {
+        return 0;
+    }
+    let Ok(request) = ExportLogsServiceRequest::decode(data) else {
+        return 0;
+    };
+    let records: usize = request
+        .resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len())
+        .sum();
+    let (calls, rejected) = calls_from_otlp_logs_with_origin(&request);
+    assert!(calls.len() + rejected as usize <= records);
+    calls.iter().for_each(|(c, _)| assert_bounded(c));
+    let mut immediate = CallDeduper::new(DedupConfig {
+        max_entries: 8,
+        ..Default::default()
+    });
+    let admitted = calls.iter().filter(|(c, o)| immediate.admit(c, *o)).count();
+    let mut merging = CallDeduper::new(DedupConfig {
+        max_entries: 8,
+        merge_window: std::time::Duration::from_secs(1),
+        ..Default::default()
+    });
+    let mut released = 0;
+    for (call, origin) in calls.iter().cloned() {
+        released += merging.offer(call, origin).len();
+    }
+    released += merging.flush().len();
+    assert_eq!(admitted, released, "both modes count the same calls");
+    assert!(merging.stats().entries <= 8);
+    calls.len()
+}
+
+fn fields_to_calls(fields: AccessLogFields) -> usize {
+    let mut produced = 0;
+    for reporter in [
+        Workload::new("unknown"),
+        Workload::new("web").in_namespace("shop"),
+    ] {
+        if let Ok((call, origin)) = fields.clone().into_call(&reporter, 1) {
+            assert_bounded(&call);
+            assert!(matches!(
+                origin,
+                CallOrigin::InboundLog | CallOrigin::OutboundLog
+            ));
+            produced += 1;
+        }
+    }
+    produced
+}
+
+/// Bytes as one Istio text access-log line.
+pub fn access_log_text(data: &[u8]) -> usize {
+    if data.len() > MAX_FUZZ_INPUT_BYTES {
+        return 0;
+    }
+    parse_istio_text(&String::from_utf8_lossy(data)).map_or(0, fields_to_calls)
+}
+
+/// Bytes as one Istio JSON access-log line.
+pub fn access_log_json(data: &[u8]) -> usize {
+    if data.len() > MAX_FUZZ_INPUT_BYTES {
+        return 0;
+    }
+    parse_istio_json(&String::from_utf8_lossy(data)).map_or(0, fields_to_calls)
+}

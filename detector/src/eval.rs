@@ -1,0 +1,451 @@
+//! Offline evaluation: run labelled, event-time ordered calls through baseline learning
+//! and detection in-process, and score the alerts per label, side by side with two
+//! reference rules on the same data ("any edge unseen in learning" and a strict
+//! allowlist of (edge, method, route)).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use eastwest_baseline::{Baseline, BaselineConfig, LearningState};
+use eastwest_model::{Alert, AlertKind, Call, Label};
+use serde::{Deserialize, Serialize};
+
+use crate::DetectorError;
+use crate::config::DetectorConfig;
+use crate::engine::Engine;
+
+/// Alerts this long after a label's end still count for it (windows close late).
+pub const DEFAULT_SLACK: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    pub detector: DetectorConfig,
+    pub baseline: BaselineConfig,
+    #[serde(with = "humantime_serde")]
+    pub slack: Duration,
+}
+
+impl EvalConfig {
+    pub fn new(detector: DetectorConfig, baseline: BaselineConfig) -> Self {
+        Self {
+            detector,
+            baseline,
+            slack: DEFAULT_SLACK,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), DetectorError> {
+        self.detector.validate()?;
+        self.baseline
+            .validate()
+            .map_err(|e| DetectorError::Config(e.to_string()))
+    }
+}
+
+/// One label's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub class: String,
+    pub kind: Option<AlertKind>,
+    pub source: String,
+    /// An alert of the label's kind, source (and destination) inside [start, end + slack].
+    pub detected: bool,
+    /// Event time from the label's start to the first matching alert.
+    pub time_to_detect: Option<Duration>,
+    /// Kinds of all alerts from the label's source inside its window.
+    pub kinds_seen: Vec<AlertKind>,
+    /// For benign labels: alerts matching it (all false).
+    pub false_alerts: usize,
+    /// Per reference rule (same order as `EvalReport::references`): alerted inside the window.
+    pub reference_detected: Vec<bool>,
+}
+
+/// Totals for one detector (eastwest or a reference rule).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleTotals {
+    pub name: String,
+    pub detected: usize,
+    pub attacks: usize,
+    pub false_alerts: usize,
+    pub normal_calls: u64,
+}
+
+impl RuleTotals {
+    pub fn recall(&self) -> f64 {
+        if self.attacks == 0 {
+            return 1.0;
+        }
+        self.detected as f64 / self.attacks as f64
+    }
+
+    pub fn false_per_million(&self) -> f64 {
+        if self.normal_calls == 0 {
+            return 0.0;
+        }
+        self.false_alerts as f64 * 1e6 / self.normal_calls as f64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ReferenceRule {
+    /// Alert once per edge never seen during learning.
+    UnseenEdge,
+    /// Alert once per (edge, method, route) never seen during learning.
+    StrictAllowlist,
+}
+
+impl ReferenceRule {
+    pub const ALL: [ReferenceRule; 2] = [ReferenceRule::UnseenEdge, ReferenceRule::StrictAllowlist];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReferenceRule::UnseenEdge => "unseen-edge",
+            ReferenceRule::StrictAllowlist => "allowlist",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    pub scenarios: Vec<ScenarioResult>,
+    pub eastwest: RuleTotals,
+    pub references: Vec<RuleTotals>,
+    pub calls: u64,
+    pub learning_calls: u64,
+    pub alerts: usize,
+}
+
+/// The part of an alert matching needs (shared by eastwest and the reference rules).
+#[derive(Debug, Clone)]
+struct Hit {
+    kind: Option<AlertKind>,
+    source: String,
+    destination: Option<String>,
+    first_ns: i64,
+    last_ns: i64,
+}
+
+impl Hit {
+    fn from_alert(a: &Alert) -> Self {
+        Self {
+            kind: Some(a.kind),
+            source: a.source.key(),
+            destination: a.destination.as_ref().map(|d| d.key()),
+            first_ns: a.first_seen.timestamp_nanos_opt().unwrap_or(0),
+            last_ns: a.last_seen.timestamp_nanos_opt().unwrap_or(0),
+        }
+    }
+
+    /// Same source, overlapping [start, end + slack], same destination when both say.
+    fn near(&self, l: &Label, slack_ns: i64) -> bool {
+        let (start, end) = label_span(l);
+        self.source == l.source
+            && self.last_ns >= start
+            && self.first_ns <= end.saturating_add(slack_ns)
+            && match (&l.destination, &self.destination) {
+                (Some(want), Some(got)) => want == got,
+                _ => true,
+            }
+    }
+}
+
+fn label_span(l: &Label) -> (i64, i64) {
+    (
+        l.start.timestamp_nanos_opt().unwrap_or(i64::MIN),
+        l.end.timestamp_nanos_opt().unwrap_or(i64::MAX),
+    )
+}
+
+/// Runs learning then detection over `calls` (event-time ordered) and scores the result.
+pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalReport {
+    let slack_ns = config.slack.as_nanos() as i64;
+    let mut engine = Engine::new(
+        config.detector.clone(),
+        Baseline::new(config.baseline.clone()),
+    );
+    let mut alerts: BTreeMap<String, Alert> = BTreeMap::new();
+    let mut keep = |out: crate::EngineOutput| {
+        for a in out.alerts {
+            alerts.insert(a.id.clone(), a);
+        }
+    };
+    let mut last_second = i64::MIN;
+    for call in calls {
+        let second = call.event_time_ns.div_euclid(1_000_000_000);
+        if second > last_second {
+            keep(engine.advance_to(call.event_time_ns));
+            last_second = second;
+        }
+        keep(engine.process(call));
+    }
+    let window_ns = config.baseline.window.as_nanos() as i64;
+    if let Some(last) = calls.last() {
+        keep(engine.advance_to(last.event_time_ns.saturating_add(2 * window_ns)));
+    }
+    keep(engine.flush());
+    let detect_from = match engine.baseline().state() {
+        LearningState::Detecting { since_ns } => since_ns,
+        _ => i64::MAX,
+    };
+    let hits: Vec<Hit> = alerts.values().map(Hit::from_alert).collect();
+    let references: Vec<Vec<Hit>> = ReferenceRule::ALL
+        .iter()
+        .map(|r| reference_hits(*r, calls, detect_from))
+        .collect();
+
+    let attacks: Vec<&Label> = labels.iter().filter(|l| l.class == "attack").collect();
+    let is_attack_call = |c: &Call| {
+        let src = c.source.key();
+        attacks.iter().any(|l| {
+            let (s, e) = label_span(l);
+            l.source == src && c.event_time_ns >= s && c.event_time_ns <= e
+        })
+    };
+    let learning_calls = calls
+        .iter()
+        .filter(|c| c.event_time_ns < detect_from)
+        .count() as u64;
+    let normal_calls = calls
+        .iter()
+        .filter(|c| c.event_time_ns >= detect_from && !is_attack_call(c))
+        .count() as u64;
+
+    let mut scenarios = Vec::new();
+    for l in labels {
+        let near: Vec<&Hit> = hits.iter().filter(|h| h.near(l, slack_ns)).collect();
+        let matching: Vec<&Hit> = near
+            .iter()
+            .copied()
+            .filter(|h| l.kind.is_none() || h.kind == l.kind)
+            .collect();
+        let attack = l.class == "attack";
+        let (start, _) = label_span(l);
+        let first = matching.iter().map(|h| h.first_ns.max(start)).min();
+        let mut kinds_seen: Vec<AlertKind> = near.iter().filter_map(|h| h.kind).collect();
+        kinds_seen.sort();
+        kinds_seen.dedup();
+        scenarios.push(ScenarioResult {
+            scenario: l.scenario.clone(),
+            class: l.class.clone(),
+            kind: l.kind,
+            source: l.source.clone(),
+            detected: attack && !matching.is_empty(),
+            time_to_detect: first
+                .filter(|_| attack)
+                .map(|t| Duration::from_nanos((t - start).max(0) as u64)),
+            kinds_seen,
+            false_alerts: if attack { 0 } else { near.len() },
+            reference_detected: references
+                .iter()
+                .map(|r| attack && r.iter().any(|h| h.near(l, slack_ns)))
+                .collect(),
+        });
+    }
+    let totals = |name: &str, hits: &[Hit], detected: usize| RuleTotals {
+        name: name.to_string(),
+        detected,
+        attacks: attacks.len(),
+        false_alerts: hits
+            .iter()
+            .filter(|h| !attacks.iter().any(|l| h.near(l, slack_ns)))
+            .count(),
+        normal_calls,
+    };
+    let eastwest = totals(
+        "eastwest",
+        &hits,
+        scenarios.iter().filter(|s| s.detected).count(),
+    );
+    let references = ReferenceRule::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let detected = scenarios.iter().filter(|s| s.reference_detected[i]).count();
+            totals(r.name(), &references[i], detected)
+        })
+        .collect();
+    EvalReport {
+        scenarios,
+        eastwest,
+        references,
+        calls: calls.len() as u64,
+        learning_calls,
+        alerts: alerts.len(),
+    }
+}
+
+/// One hit per unseen key after learning (the rule never learns during detection).
+fn reference_hits(rule: ReferenceRule, calls: &[Call], detect_from: i64) -> Vec<Hit> {
+    let key = |c: &Call| {
+        let (s, d) = c.edge_key();
+        match rule {
+            ReferenceRule::UnseenEdge => (s, d, String::new(), String::new()),
+            ReferenceRule::StrictAllowlist => (s, d, c.method.clone(), c.route.clone()),
+        }
+    };
+    let learned: HashSet<_> = calls
+        .iter()
+        .filter(|c| c.event_time_ns < detect_from)
+        .map(key)
+        .collect();
+    let mut hits: HashMap<(String, String, String, String), Hit> = HashMap::new();
+    for c in calls.iter().filter(|c| c.event_time_ns >= detect_from) {
+        let k = key(c);
+        if learned.contains(&k) {
+            continue;
+        }
+        let t = c.event_time_ns;
+        hits.entry(k.clone())
+            .and_modify(|h| h.last_ns = h.last_ns.max(t))
+            .or_insert(Hit {
+                kind: None,
+                source: k.0,
+                destination: Some(k.1),
+                first_ns: t,
+                last_ns: t,
+            });
+    }
+    hits.into_values().collect()
+}
+
+impl EvalReport {
+    /// Combines per-scenario-directory reports (each with its own learning) into one.
+    pub fn merge(reports: Vec<EvalReport>) -> EvalReport {
+        let mut it = reports.into_iter();
+        let Some(mut acc) = it.next() else {
+            let empty = |name: &str| RuleTotals {
+                name: name.into(),
+                detected: 0,
+                attacks: 0,
+                false_alerts: 0,
+                normal_calls: 0,
+            };
+            return EvalReport {
+                scenarios: Vec::new(),
+                eastwest: empty("eastwest"),
+                references: ReferenceRule::ALL.iter().map(|r| empty(r.name())).collect(),
+                calls: 0,
+                learning_calls: 0,
+                alerts: 0,
+            };
+        };
+        for r in it {
+            acc.scenarios.extend(r.scenarios);
+            add(&mut acc.eastwest, &r.eastwest);
+            for (a, b) in acc.references.iter_mut().zip(&r.references) {
+                add(a, b);
+            }
+            acc.calls += r.calls;
+            acc.learning_calls += r.learning_calls;
+            acc.alerts += r.alerts;
+        }
+        acc
+    }
+}
+
+fn add(a: &mut RuleTotals, b: &RuleTotals) {
+    a.detected += b.detected;
+    a.attacks += b.attacks;
+    a.false_alerts += b.false_alerts;
+    a.normal_calls += b.normal_calls;
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        writeln!(
+            f,
+            "{:<22} {:<7} {:<19} {:<8} {:>9} {:>6} {:<11} {:<9} {}",
+            "scenario",
+            "class",
+            "expected",
+            "detected",
+            "ttd",
+            "false",
+            "unseen-edge",
+            "allowlist",
+            "kinds seen"
+        )?;
+        for s in &self.scenarios {
+            let ttd = s
+                .time_to_detect
+                .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                .unwrap_or_else(|| "-".into());
+            let attack = s.class == "attack";
+            let refs: Vec<&str> = s
+                .reference_detected
+                .iter()
+                .map(|d| if attack { yn(*d) } else { "-" })
+                .collect();
+            let kinds: Vec<&str> = s.kinds_seen.iter().map(|k| k.as_str()).collect();
+            writeln!(
+                f,
+                "{:<22} {:<7} {:<19} {:<8} {:>9} {:>6} {:<11} {:<9} {}",
+                truncate(&s.scenario, 22),
+                truncate(&s.class, 7),
+                s.kind.map(|k| k.as_str()).unwrap_or("(silent)"),
+                if attack { yn(s.detected) } else { "-" },
+                ttd,
+                s.false_alerts,
+                refs.first().copied().unwrap_or("-"),
+                refs.get(1).copied().unwrap_or("-"),
+                if kinds.is_empty() {
+                    "-".to_string()
+                } else {
+                    kinds.join(",")
+                },
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<12} {:>9} {:>10} {:>13} {:>15}",
+            "detector", "recall", "detected", "false alerts", "false per 1M"
+        )?;
+        for t in std::iter::once(&self.eastwest).chain(&self.references) {
+            writeln!(
+                f,
+                "{:<12} {:>8.1}% {:>4}/{:<5} {:>13} {:>15.1}",
+                t.name,
+                t.recall() * 100.0,
+                t.detected,
+                t.attacks,
+                t.false_alerts,
+                t.false_per_million()
+            )?;
+        }
+        let refs: Vec<String> = self
+            .references
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:.1}% / {:.1}",
+                    r.name,
+                    r.recall() * 100.0,
+                    r.false_per_million()
+                )
+            })
+            .collect();
+        write!(
+            f,
+            "totals: recall {:.1}% ({}/{}), false alerts per million normal calls {:.1} ({} false of {} normal calls after learning); reference rules (recall / false per 1M): {}",
+            self.eastwest.recall() * 100.0,
+            self.eastwest.detected,
+            self.eastwest.attacks,
+            self.eastwest.false_per_million(),
+            self.eastwest.false_alerts,
+            self.eastwest.normal_calls,
+            refs.join(", ")
+        )
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+#[path = "eval_tests.rs"]
+mod tests;

@@ -1,0 +1,219 @@
+//! Incidents: findings from one source close in event time, lateral-movement paths
+//! stitched from chains of new edges (petgraph), and storm incidents that absorb what
+//! the alert budget suppresses.
+
+use std::collections::{BTreeSet, HashMap};
+
+use eastwest_model::{Alert, Incident, Severity, Workload};
+use petgraph::Direction;
+use petgraph::graphmap::DiGraphMap;
+
+use crate::alerts::{stable_id, time};
+use crate::config::DetectorConfig;
+
+/// Longest lateral-movement path reported.
+const MAX_PATH: usize = 6;
+/// Workloads tracked in the new-edge graph (attacker-controlled names).
+const MAX_PATH_NODES: usize = 100_000;
+
+#[derive(Default)]
+pub struct IncidentBook {
+    incidents: HashMap<String, Incident>,
+    /// Source workload key → its open incident id.
+    open: HashMap<String, String>,
+    new_edges: DiGraphMap<u32, ()>,
+    node_ids: HashMap<String, u32>,
+    node_names: Vec<String>,
+    dirty: BTreeSet<String>,
+}
+
+fn new_incident(id: String, source: Workload, t: i64) -> Incident {
+    Incident {
+        id,
+        source,
+        severity: Severity::Info,
+        score: 0.0,
+        first_seen: time(t),
+        last_seen: time(t),
+        alert_ids: Vec::new(),
+        path: Vec::new(),
+        suppressed: 0,
+        summary: String::new(),
+    }
+}
+
+impl IncidentBook {
+    pub fn get(&self, id: &str) -> Option<&Incident> {
+        self.incidents.get(id)
+    }
+
+    /// Workloads that reached `source` over a new edge since learning ended.
+    pub fn reached_by(&self, source: &str) -> Vec<String> {
+        let Some(&node) = self.node_ids.get(source) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = self
+            .new_edges
+            .neighbors_directed(node, Direction::Incoming)
+            .map(|n| self.node_names[n as usize].clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn node(&mut self, key: &str) -> Option<u32> {
+        if let Some(id) = self.node_ids.get(key) {
+            return Some(*id);
+        }
+        if self.node_names.len() >= MAX_PATH_NODES {
+            return None;
+        }
+        let id = self.node_names.len() as u32;
+        self.node_names.push(key.to_string());
+        self.node_ids.insert(key.to_string(), id);
+        Some(id)
+    }
+
+    /// Adds a new edge and returns the longest chain of new edges ending in it (≥ 3
+    /// workloads), else empty.
+    pub fn record_new_edge(&mut self, src: &str, dst: &str) -> Vec<String> {
+        let (Some(a), Some(b)) = (self.node(src), self.node(dst)) else {
+            return Vec::new();
+        };
+        self.new_edges.add_edge(a, b, ());
+        let mut path = vec![b, a];
+        let mut cur = a;
+        while path.len() < MAX_PATH {
+            let Some(prev) = self
+                .new_edges
+                .neighbors_directed(cur, Direction::Incoming)
+                .filter(|n| !path.contains(n))
+                .min()
+            else {
+                break;
+            };
+            path.push(prev);
+            cur = prev;
+        }
+        if path.len() < 3 {
+            return Vec::new();
+        }
+        path.reverse();
+        path.into_iter()
+            .map(|n| self.node_names[n as usize].clone())
+            .collect()
+    }
+
+    /// Folds alerts of one source at event time `t` into its open incident; returns the
+    /// incident when it changed materially (new alert, severity, path), else marks it
+    /// for the next flush.
+    pub fn add(
+        &mut self,
+        source: &Workload,
+        t: i64,
+        alerts: &[Alert],
+        path: Vec<String>,
+        config: &DetectorConfig,
+    ) -> (String, Option<Incident>) {
+        let src = source.key();
+        let window = config.incident_window.as_nanos() as i64;
+        let open = self
+            .open
+            .get(&src)
+            .and_then(|id| self.incidents.get(id))
+            .filter(|i| t - i.last_seen.timestamp_nanos_opt().unwrap_or(0) <= window)
+            .map(|i| i.id.clone());
+        let id = open.unwrap_or_else(|| {
+            let id = stable_id(&["incident", &src, &t.to_string()]);
+            self.incidents
+                .insert(id.clone(), new_incident(id.clone(), source.clone(), t));
+            self.open.insert(src.clone(), id.clone());
+            id
+        });
+        let incident = self.incidents.get_mut(&id).expect("incident just ensured");
+        let before = (
+            incident.alert_ids.len(),
+            incident.severity,
+            incident.path.len(),
+        );
+        incident.last_seen = incident.last_seen.max(time(t));
+        for a in alerts {
+            if !incident.alert_ids.contains(&a.id) {
+                incident.alert_ids.push(a.id.clone());
+            }
+            incident.severity = incident.severity.max(a.severity);
+            incident.score = incident.score.max(a.score);
+        }
+        if path.len() > incident.path.len() {
+            incident.path = path;
+            incident.severity = Severity::Critical;
+        }
+        incident.summary = if incident.path.len() >= 3 {
+            format!(
+                "lateral movement {} ({} findings, max score {:.1})",
+                incident.path.join(" → "),
+                incident.alert_ids.len(),
+                incident.score
+            )
+        } else {
+            format!(
+                "{} findings from {} (max score {:.1})",
+                incident.alert_ids.len(),
+                src,
+                incident.score
+            )
+        };
+        let changed = before
+            != (
+                incident.alert_ids.len(),
+                incident.severity,
+                incident.path.len(),
+            );
+        if changed {
+            self.dirty.remove(&id);
+            (id, Some(incident.clone()))
+        } else {
+            self.dirty.insert(id.clone());
+            (id, None)
+        }
+    }
+
+    /// Counts one suppressed finding in the namespace's storm incident for the budget
+    /// window; emits it at powers of two, otherwise at the next flush.
+    pub fn suppress(
+        &mut self,
+        namespace: &str,
+        window_start_ns: i64,
+        source: &Workload,
+        t: i64,
+    ) -> Option<Incident> {
+        let id = stable_id(&["storm", namespace, &window_start_ns.to_string()]);
+        let incident = self.incidents.entry(id.clone()).or_insert_with(|| {
+            let mut i = new_incident(id.clone(), source.clone(), t);
+            i.severity = Severity::High;
+            i
+        });
+        incident.suppressed += 1;
+        incident.last_seen = incident.last_seen.max(time(t));
+        incident.summary = format!(
+            "alert storm in namespace {:?}: {} findings over the alert budget were suppressed into this incident (first from {})",
+            namespace,
+            incident.suppressed,
+            incident.source.key()
+        );
+        if incident.suppressed.is_power_of_two() {
+            self.dirty.remove(&id);
+            Some(incident.clone())
+        } else {
+            self.dirty.insert(id);
+            None
+        }
+    }
+
+    pub fn flush(&mut self) -> Vec<Incident> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|id| self.incidents.get(&id).cloned())
+            .collect()
+    }
+}
