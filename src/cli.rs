@@ -30,6 +30,109 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run `serve` on its defaults and feed it built-in mesh traffic followed by an attack.
     Demo(DemoArgs),
+    /// Send Envoy/Istio access-log files (text or JSON lines) to an OTLP/HTTP receiver.
+    IngestLogs(IngestLogsArgs),
+    /// Generate a labelled scenario (OTLP traces + labels) into a directory.
+    Gen(GenArgs),
+    /// Replay OTLP trace files (or scenario directories) to an OTLP receiver.
+    Replay(ReplayArgs),
+    /// Run labelled scenarios through collector, baseline and detector in-process and
+    /// report recall and false alerts next to two reference rules.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestLogsArgs {
+    /// Access-log files (Istio default text format or its JSON encoding, one per line).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// OTLP/HTTP base URL (`/v1/logs` is appended).
+    #[arg(long, value_name = "URL", default_value = eastwest_collector::ingest_logs::DEFAULT_INGEST_ENDPOINT)]
+    pub to: String,
+    /// Keep tailing the files (rotation and truncation aware) until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Service whose sidecar wrote the files (becomes `service.name`).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Namespace of that service (becomes `k8s.namespace.name`).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Log records per request.
+    #[arg(long, default_value_t = eastwest_collector::ingest_logs::DEFAULT_BATCH_LINES)]
+    pub batch_lines: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Scenario name (see `eastwest gen --list`).
+    #[arg(required_unless_present = "list", value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Output directory (created; files in it are overwritten).
+    #[arg(long, value_name = "DIR", required_unless_present = "list")]
+    pub out: Option<PathBuf>,
+    /// Seed: the same seed gives byte-identical output.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// `pb` (length-delimited protobuf) or `json` (OTLP/HTTP JSON lines).
+    #[arg(long, value_name = "FORMAT", default_value = "pb", value_parser = ["pb", "json"])]
+    pub format: String,
+    /// Event time of normal traffic before the attack, e.g. 2h.
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub learning: Option<Duration>,
+    /// Event time from the attack's start to the end of the data, e.g. 1h.
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub attack: Option<Duration>,
+    /// Entry requests per second of event time.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// `.pb`/`.json` OTLP trace files, or scenario directories (their traces file).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// `http://HOST:4317` for gRPC, or `http://HOST:4318/v1/traces` for HTTP protobuf.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:4317")]
+    pub to: String,
+    /// Event time runs this many times faster than wall time (default: as fast as possible).
+    #[arg(long, value_name = "X", conflicts_with = "max_rate")]
+    pub speed: Option<f64>,
+    /// At most this many spans per second.
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
+    /// Attempts after the first for retryable errors (UNAVAILABLE, 429, 503, …).
+    #[arg(long, default_value_t = 5)]
+    pub max_retries: u32,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Scenario directories written by `eastwest gen`.
+    #[arg(value_name = "DIR", required_unless_present = "all")]
+    pub dirs: Vec<PathBuf>,
+    /// Generate and evaluate the whole built-in scenario suite.
+    #[arg(long, conflicts_with = "dirs")]
+    pub all: bool,
+    /// Seed for `--all` (default: the generator's default seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// TOML config whose `[detector]` and `[baseline]` sections are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// After the table, list every false alert with its summary.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]

@@ -7,8 +7,10 @@ mod cli;
 mod commands;
 mod config;
 mod demo;
+mod eval;
 mod pipeline;
 mod serve;
+mod tools;
 
 use clap::Parser;
 
@@ -30,6 +32,11 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => commands::serve(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::IngestLogs(args) => tools::ingest_logs(args).await,
+            Command::Gen(args) => tools::gen_scenario(args),
+            Command::Replay(args) => tools::replay(args).await,
+            // CPU-bound; off the async workers.
+            Command::Eval(args) => tokio::task::spawn_blocking(move || eval::run(args)).await?,
         }
     })
 }

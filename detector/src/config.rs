@@ -8,6 +8,11 @@ use crate::DetectorError;
 
 /// Surprise (−ln p) below which a finding is not raised: p ≥ e^−4 ≈ 1.8%.
 pub const DEFAULT_MIN_SCORE: f64 = 4.0;
+/// Surprise below which a *windowed* finding (fan-out, rate spike, probing) is not
+/// raised: p ≤ e^−10 ≈ 4.5e-5. Windows are judged for every source and edge every
+/// window, so the bar sits higher than for per-call novelty (≈ one chance false alarm
+/// per 20,000 source-or-edge windows).
+pub const DEFAULT_WINDOW_MIN_SCORE: f64 = 10.0;
 /// Findings from one source within this event time join one incident.
 pub const DEFAULT_INCIDENT_WINDOW: Duration = Duration::from_secs(600);
 /// Example trace ids kept per alert.
@@ -23,6 +28,10 @@ pub const DEFAULT_MAX_TRACKED_ALERTS: usize = 100_000;
 pub const DEFAULT_PRIOR_WINDOWS: f64 = 1.0;
 /// Prior mean of distinct destinations (and endpoints) per active window of a source.
 pub const DEFAULT_FAN_OUT_PRIOR_MEAN: f64 = 2.0;
+/// New destinations one source must reach in a window before their number alone (vs
+/// the source's Good–Turing rate of adding callees) can raise `fan_out`; fewer are
+/// left to `new_edge`.
+pub const DEFAULT_FAN_OUT_MIN_NEW: usize = 3;
 /// Prior mean of calls per active window on an edge.
 pub const DEFAULT_RATE_PRIOR_MEAN: f64 = 5.0;
 /// Prior mean of distinct denied targets (destination + route) per window of a source.
@@ -109,6 +118,7 @@ pub fn default_sensitive_patterns() -> Vec<SensitivePattern> {
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     pub min_score: f64,
+    pub window_min_score: f64,
     #[serde(with = "humantime_serde")]
     pub incident_window: Duration,
     pub max_trace_ids: usize,
@@ -118,6 +128,7 @@ pub struct DetectorConfig {
     pub sensitive: Vec<SensitivePattern>,
     pub prior_windows: f64,
     pub fan_out_prior_mean: f64,
+    pub fan_out_min_new: usize,
     pub rate_prior_mean: f64,
     pub probe_prior_mean: f64,
     pub surge_normalisation: bool,
@@ -139,6 +150,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             min_score: DEFAULT_MIN_SCORE,
+            window_min_score: DEFAULT_WINDOW_MIN_SCORE,
             incident_window: DEFAULT_INCIDENT_WINDOW,
             max_trace_ids: DEFAULT_MAX_TRACE_IDS,
             min_entry_calls: DEFAULT_MIN_ENTRY_CALLS,
@@ -147,6 +159,7 @@ impl Default for DetectorConfig {
             sensitive: default_sensitive_patterns(),
             prior_windows: DEFAULT_PRIOR_WINDOWS,
             fan_out_prior_mean: DEFAULT_FAN_OUT_PRIOR_MEAN,
+            fan_out_min_new: DEFAULT_FAN_OUT_MIN_NEW,
             rate_prior_mean: DEFAULT_RATE_PRIOR_MEAN,
             probe_prior_mean: DEFAULT_PROBE_PRIOR_MEAN,
             surge_normalisation: DEFAULT_SURGE_NORMALISATION,
@@ -172,6 +185,7 @@ impl DetectorConfig {
             ));
         }
         let finite_non_negative = [
+            ("window_min_score", self.window_min_score),
             ("chain_bonus", self.chain_bonus),
             ("overflow_score", self.overflow_score),
             ("identity_namespace_weight", self.identity_namespace_weight),

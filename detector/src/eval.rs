@@ -116,6 +116,8 @@ pub struct EvalReport {
     pub calls: u64,
     pub learning_calls: u64,
     pub alerts: usize,
+    /// eastwest's false alerts, explained (for `eastwest eval --explain`).
+    pub false_alert_summaries: Vec<String>,
 }
 
 /// The part of an alert matching needs (shared by eastwest and the reference rules).
@@ -267,6 +269,22 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
             totals(r.name(), &references[i], detected)
         })
         .collect();
+    let false_alert_summaries = alerts
+        .values()
+        .filter(|a| {
+            let h = Hit::from_alert(a);
+            !attacks.iter().any(|l| h.near(l, slack_ns))
+        })
+        .map(|a| {
+            format!(
+                "{} {} {}: {}",
+                a.severity.as_str(),
+                a.kind.as_str(),
+                a.first_seen.to_rfc3339(),
+                a.summary
+            )
+        })
+        .collect();
     EvalReport {
         scenarios,
         eastwest,
@@ -274,6 +292,7 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
         calls: calls.len() as u64,
         learning_calls,
         alerts: alerts.len(),
+        false_alert_summaries,
     }
 }
 
@@ -330,6 +349,7 @@ impl EvalReport {
                 calls: 0,
                 learning_calls: 0,
                 alerts: 0,
+                false_alert_summaries: Vec::new(),
             };
         };
         for r in it {
@@ -341,6 +361,7 @@ impl EvalReport {
             acc.calls += r.calls;
             acc.learning_calls += r.learning_calls;
             acc.alerts += r.alerts;
+            acc.false_alert_summaries.extend(r.false_alert_summaries);
         }
         acc
     }

@@ -23,4 +23,4 @@ pub use engine::{Engine, EngineOutput};
 pub use error::DetectorError;
 pub use eval::{EvalConfig, EvalReport, ReferenceRule, RuleTotals, ScenarioResult, evaluate};
 pub use findings::{OVERFLOW_ROUTE, spiffe_ns_sa};
-pub use score::{Moments, nb_upper_tail, p_novel, p_rare_upper, surprise};
+pub use score::{Moments, nb_upper_tail, p_novel, p_rare_upper, poisson_upper_tail, surprise};

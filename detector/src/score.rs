@@ -68,6 +68,20 @@ pub fn p_rare_upper(k: f64, n: f64) -> f64 {
     }
 }
 
+/// `P(N ≥ k)` for `N ~ Poisson(lambda)`: the lower regularised gamma `P(k, λ)`.
+pub fn poisson_upper_tail(k: f64, lambda: f64) -> f64 {
+    if !k.is_finite() || k <= 0.0 {
+        return 1.0;
+    }
+    if !(lambda > 0.0) {
+        return f64::MIN_POSITIVE;
+    }
+    match statrs::function::gamma::gamma_lr(k, lambda) {
+        v if v.is_finite() => v.clamp(f64::MIN_POSITIVE, 1.0),
+        _ => 1.0,
+    }
+}
+
 /// −ln p, finite and ≥ 0.
 pub fn surprise(p: f64) -> f64 {
     if !(p > 0.0) {
@@ -80,6 +94,16 @@ pub fn surprise(p: f64) -> f64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn poisson_tails_match_closed_forms() {
+        // P(N ≥ 1) = 1 − e^−λ; P(N ≥ 2) = 1 − e^−λ(1 + λ).
+        let l: f64 = 0.3;
+        assert!((poisson_upper_tail(1.0, l) - (1.0 - (-l).exp())).abs() < 1e-12);
+        assert!((poisson_upper_tail(2.0, l) - (1.0 - (-l).exp() * (1.0 + l))).abs() < 1e-12);
+        assert_eq!(poisson_upper_tail(0.0, l), 1.0);
+        assert!(poisson_upper_tail(6.0, 0.01) < 1e-14);
+    }
 
     #[test]
     fn sources_that_rarely_add_callees_are_more_surprising() {

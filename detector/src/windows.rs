@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::config::DetectorConfig;
 use crate::findings::{Finding, ev};
-use crate::score::{Moments, nb_upper_tail, surprise};
+use crate::score::{Moments, nb_upper_tail, p_novel, poisson_upper_tail, surprise};
 
 /// A windowed finding with what the alert needs beyond the finding itself.
 #[derive(Debug, Clone)]
@@ -267,7 +267,7 @@ impl WindowTracker {
         if new_denied_target && !open.fired.contains(&(AlertKind::Probing, src.to_string())) {
             let s = &open.sources[src];
             if let Some(f) = probing(s, habit, windows_closed, config, t)
-                && f.finding.score >= config.min_score
+                && f.finding.score >= config.window_min_score
             {
                 open.fired.insert((AlertKind::Probing, src.to_string()));
                 out.push(f);
@@ -277,7 +277,7 @@ impl WindowTracker {
             // New destinations alone are a lower bound on the window's final fan-out.
             let s = &open.sources[src];
             if let Some(f) = fan_out(src, s, index, f64::INFINITY, config, t)
-                && f.finding.score >= config.min_score
+                && f.finding.score >= config.window_min_score
             {
                 open.fired.insert((AlertKind::FanOut, src.to_string()));
                 out.push(f);
@@ -318,14 +318,14 @@ impl WindowTracker {
                 let factor = self.surge(w.total, s.calls, own_mean, config);
                 if !w.fired.contains(&(AlertKind::FanOut, src.clone()))
                     && let Some(f) = fan_out(src, s, index, factor, config, s.last_ns)
-                    && f.finding.score >= config.min_score
+                    && f.finding.score >= config.window_min_score
                 {
                     raised = true;
                     out.push(f);
                 }
                 if !w.fired.contains(&(AlertKind::Probing, src.clone()))
                     && let Some(f) = probing(s, habit, self.windows_closed, config, s.last_ns)
-                    && f.finding.score >= config.min_score
+                    && f.finding.score >= config.window_min_score
                 {
                     raised = true;
                     out.push(f);
@@ -364,9 +364,13 @@ impl WindowTracker {
                 let mean = m.sum / m.windows;
                 let factor = self.surge(w.total, e.calls, mean, config);
                 let x = e.calls / factor;
+                // Never a spike at or below what learning already saw on this edge.
+                if x <= hist.max() {
+                    continue;
+                }
                 let p = nb_upper_tail(x, &m, config.rate_prior_mean, config.prior_windows);
                 let score = surprise(p);
-                if score < config.min_score {
+                if score < config.window_min_score {
                     continue;
                 }
                 let summary = format!(
@@ -456,9 +460,21 @@ fn fan_out(
         config.fan_out_prior_mean,
         config.prior_windows,
     );
-    let p = p_dst.min(p_ep);
+    // How many new callees this many calls should bring, at the source's own
+    // Good–Turing rate of adding callees.
+    let (known_callees, baseline_calls) = hist
+        .map(|h| (h.callees.len() as f64, h.calls))
+        .unwrap_or((0.0, 0.0));
+    let expected_new = s.calls * p_novel(known_callees, baseline_calls);
+    let p_new = if dst_new >= config.fan_out_min_new as f64 {
+        poisson_upper_tail(dst_new, expected_new)
+    } else {
+        1.0
+    };
+    // Three looks at one window: Bonferroni keeps the minimum a p-value.
+    let p = (3.0 * p_dst.min(p_ep).min(p_new)).min(1.0);
     let score = surprise(p);
-    if score < config.min_score {
+    if score < config.window_min_score {
         return None;
     }
     let mean = |m: &Moments| {
@@ -469,12 +485,13 @@ fn fan_out(
         }
     };
     let summary = format!(
-        "{src} called {} distinct destinations ({dst_new} new) and {} distinct endpoints ({ep_new} new) in one window; its history averages {:.1} destinations and {:.1} endpoints per active window over {} windows (p ≈ {p:.2e}, score {score:.1})",
+        "{src} called {} distinct destinations ({dst_new} new) and {} distinct endpoints ({ep_new} new) in one window; its history averages {:.1} destinations and {:.1} endpoints per active window over {} windows; at its rate of adding callees {:.2e} new ones were expected (p ≈ {p:.2e}, score {score:.1})",
         s.callees.len(),
         s.endpoints.len(),
         mean(&dst_hist),
         mean(&ep_hist),
-        dst_hist.windows
+        dst_hist.windows,
+        expected_new
     );
     let mut callees: Vec<&String> = s.callees.keys().collect();
     callees.sort();
@@ -491,6 +508,7 @@ fn fan_out(
             ("history_mean_destinations", json!(mean(&dst_hist))),
             ("history_mean_endpoints", json!(mean(&ep_hist))),
             ("history_windows", json!(dst_hist.windows)),
+            ("expected_new_destinations", json!(expected_new)),
             (
                 "surge_factor",
                 json!(if factor.is_finite() { factor } else { 0.0 }),
@@ -534,7 +552,7 @@ fn probing(
         .unwrap_or_default();
     let p = nb_upper_tail(x, &m, config.probe_prior_mean, config.prior_windows);
     let score = surprise(p);
-    if score < config.min_score {
+    if score < config.window_min_score {
         return None;
     }
     let mean = if m.windows > 0.0 {

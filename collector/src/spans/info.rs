@@ -130,6 +130,14 @@ impl SpanInfo {
                     "none" | "plaintext" => Some(false),
                     _ => None,
                 }
+            })
+            // A SPIFFE peer identity only exists on a mutually authenticated connection.
+            .or_else(|| {
+                [&source_principal, &destination_principal]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p.starts_with("spiffe://"))
+                    .then_some(true)
             });
         Some(SpanInfo {
             trace_id: hex::encode(&span.trace_id),

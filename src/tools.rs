@@ -1,0 +1,129 @@
+//! The client-side subcommands: `ingest-logs`, `gen` and `replay`. Each is a thin shell
+//! over the library that owns the behaviour (collector, datasets).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use eastwest_datasets::{FileFormat, GenOptions, Pace, ReplayOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{GenArgs, IngestLogsArgs, ReplayArgs};
+
+pub async fn ingest_logs(args: IngestLogsArgs) -> anyhow::Result<()> {
+    let opts = eastwest_collector::IngestLogsOptions {
+        files: args.files,
+        endpoint: args.to,
+        follow: args.follow,
+        service: args.service,
+        namespace: args.namespace,
+        batch_lines: args.batch_lines,
+        ..Default::default()
+    };
+    let cancel = CancellationToken::new();
+    crate::serve::cancel_on_signals(cancel.clone());
+    let report = eastwest_collector::ingest_log_files(opts, cancel).await?;
+    eprintln!(
+        "eastwest ingest-logs: read {} lines ({} text, {} json), sent {} records in {} requests \
+         ({} rejected by the server, {} retries); skipped {} blank/comment, {} not access logs, \
+         {} too long",
+        report.lines_read,
+        report.text_lines,
+        report.json_lines,
+        report.records_sent,
+        report.batches_sent,
+        report.records_rejected,
+        report.retries,
+        report.lines_skipped,
+        report.lines_unparsed,
+        report.lines_too_long
+    );
+    Ok(())
+}
+
+pub fn gen_scenario(args: GenArgs) -> anyhow::Result<()> {
+    if args.list {
+        for name in eastwest_datasets::scenario_names() {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    let (Some(name), Some(out)) = (args.scenario, args.out) else {
+        anyhow::bail!("gen needs SCENARIO and --out DIR (or --list)");
+    };
+    let defaults = GenOptions::default();
+    let opts = GenOptions {
+        seed: args.seed.unwrap_or(defaults.seed),
+        learning: args.learning.unwrap_or(defaults.learning),
+        attack: args.attack.unwrap_or(defaults.attack),
+        rate_per_sec: args.rate.unwrap_or(defaults.rate_per_sec),
+        format: if args.format == "json" {
+            FileFormat::Json
+        } else {
+            FileFormat::Pb
+        },
+        ..defaults
+    };
+    let summary = eastwest_datasets::generate(&name, &opts, &out)?;
+    println!(
+        "wrote {} to {}: {} spans in {} traces, {} labels (learning period {})",
+        name,
+        out.display(),
+        summary.meta.spans,
+        summary.meta.traces,
+        summary.labels,
+        summary.meta.learning_period
+    );
+    Ok(())
+}
+
+/// A directory stands for the OTLP trace files directly inside it.
+fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| is_trace_file(f))
+                .collect();
+            if found.is_empty() {
+                anyhow::bail!("{} holds no traces*.pb or traces*.json file", p.display());
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn is_trace_file(f: &Path) -> bool {
+    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with("traces") && (name.ends_with(".pb") || name.ends_with(".json"))
+}
+
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let files = expand_paths(&args.paths)?;
+    let pace = match (args.speed, args.max_rate) {
+        (Some(x), _) => Pace::Speed(x),
+        (None, Some(n)) => Pace::MaxRate(n),
+        (None, None) => Pace::Unlimited,
+    };
+    let opts = ReplayOptions {
+        endpoint: args.to,
+        pace,
+        max_retries: args.max_retries,
+        progress: !args.quiet,
+    };
+    let report = eastwest_datasets::replay(&files, opts).await?;
+    eprintln!(
+        "eastwest replay: sent {} spans in {} requests in {:.1}s ({:.0} spans/s, {} retries)",
+        report.spans,
+        report.requests,
+        report.elapsed.as_secs_f64(),
+        report.spans_per_sec(),
+        report.retries
+    );
+    Ok(())
+}
