@@ -2,35 +2,11 @@
 //! the API.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn eastwest_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("EASTWEST_BIN") {
-        return bin.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug/eastwest");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --bin eastwest` first (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use eastwest_tests::{eastwest_bin, free_port};
 
 #[test]
 fn demo_shows_the_attack_alerts() {

@@ -8,7 +8,7 @@ use axum::body::HttpBody as _;
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
 use super::ingest::IngestError;
 
@@ -69,15 +69,37 @@ pub fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
 /// Reads at most `limit` bytes of the body; a declared `Content-Length` over the limit
 /// is refused before reading anything.
 pub async fn read_capped(body: Body, limit: usize) -> Result<Bytes, IngestError> {
-    if body.size_hint().lower() > limit as u64 {
+    let drain_limit = (limit as u64).saturating_mul(DRAIN_FACTOR);
+    if body.size_hint().lower() > drain_limit {
         return Err(IngestError::TooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(IngestError::TooLarge { limit }),
-        Err(e) => Err(IngestError::Malformed(format!("reading request body: {e}"))),
+    let mut body = body;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| IngestError::Malformed(format!("reading request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen += data.len() as u64;
+        if seen > drain_limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        if seen <= limit as u64 {
+            kept.extend_from_slice(&data);
+        }
     }
+    if seen > limit as u64 {
+        return Err(IngestError::TooLarge { limit });
+    }
+    Ok(kept.freeze())
 }
+
+/// An oversized body up to this many times the limit is read and discarded before the
+/// 413 goes out: a client still writing its body would otherwise see a broken pipe
+/// instead of the status that tells it not to retry.
+const DRAIN_FACTOR: u64 = 4;
 
 /// Inflates gzip, holding at most `limit + 1` bytes: one byte past the limit proves
 /// the body too large without inflating the rest.

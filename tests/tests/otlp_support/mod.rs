@@ -11,29 +11,7 @@ use anyhow::{Context, bail};
 use eastwest_model::Call;
 use serde_json::Value;
 
-/// The `eastwest` binary. Other crates' binaries are not built for this crate's tests,
-/// so `scripts/test.sh` runs `cargo build --bin eastwest` first and sets `EASTWEST_BIN`.
-pub fn eastwest_bin() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let mut candidates = Vec::new();
-    if let Some(bin) = std::env::var_os("EASTWEST_BIN") {
-        candidates.push(PathBuf::from(bin));
-    }
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(dir).join("debug/eastwest"));
-    }
-    candidates.push(workspace.join("target/debug/eastwest"));
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(bin) => bin.clone(),
-        None => panic!(
-            "the eastwest binary is missing (looked at {candidates:?}); build it first with \
-             `cargo build --bin eastwest` (scripts/test.sh does) or set EASTWEST_BIN"
-        ),
-    }
-}
+pub use eastwest_tests::eastwest_bin;
 
 /// The Python venv made by `scripts/setup-test-env.sh`.
 pub fn venv() -> PathBuf {
