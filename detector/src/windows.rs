@@ -3,7 +3,9 @@
 //! so that a global traffic surge does not fire per edge.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 
 use eastwest_baseline::{EdgeKey, EndpointKey, LookupIndex};
 use eastwest_model::{AlertKind, Call, Entry, Workload};
@@ -29,10 +31,10 @@ struct SourceWin {
     entry: Option<Entry>,
     calls: f64,
     /// Destination key → known to the baseline as a callee of this source.
-    callees: HashMap<String, bool>,
+    callees: FastMap<String, bool>,
     /// Endpoint hash → known to the baseline.
-    endpoints: HashMap<u64, bool>,
-    denied: HashSet<u64>,
+    endpoints: FastMap<u64, bool>,
+    denied: FastSet<u64>,
     denials: f64,
     denied_examples: Vec<String>,
     trace_ids: Vec<String>,
@@ -52,8 +54,9 @@ struct EdgeWin {
 struct OpenWindow {
     start_ns: i64,
     total: f64,
-    sources: HashMap<String, SourceWin>,
-    edges: HashMap<(String, String), EdgeWin>,
+    sources: FastMap<String, SourceWin>,
+    /// Keyed by the seeded hash of (source, destination): no key allocation per call.
+    edges: FastMap<u64, EdgeWin>,
     /// Per-source/edge findings already raised early in this window.
     fired: HashSet<(AlertKind, String)>,
 }
@@ -75,16 +78,15 @@ pub struct WindowTracker {
     open: Option<OpenWindow>,
     windows_closed: u64,
     totals: Moments,
-    habits: HashMap<String, Habit>,
+    habits: FastMap<String, Habit>,
+    /// Seeded per process: window keys are attacker-chosen names.
+    hasher: RandomState,
     late_calls: u64,
     dropped_keys: u64,
 }
 
-fn hash_of(parts: &[&str]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish()
-}
+type FastMap<K, V> = HashMap<K, V, RandomState>;
+type FastSet<K> = HashSet<K, RandomState>;
 
 fn push_trace(ids: &mut Vec<String>, id: &str, max: usize) {
     if !id.is_empty() && ids.len() < max && !ids.iter().any(|t| t == id) {
@@ -99,7 +101,8 @@ impl WindowTracker {
             open: None,
             windows_closed: 0,
             totals: Moments::default(),
-            habits: HashMap::new(),
+            habits: FastMap::default(),
+            hasher: RandomState::default(),
             late_calls: 0,
             dropped_keys: 0,
         }
@@ -166,7 +169,8 @@ impl WindowTracker {
         let max_targets = config.max_targets_per_source;
         let t = call.event_time_ns;
 
-        let edge_key = (src.to_string(), dst.to_string());
+        let hasher = self.hasher;
+        let edge_key = hasher.hash_one((src, dst));
         if let Some(e) = open.edges.get_mut(&edge_key) {
             e.calls += w;
             e.last_ns = e.last_ns.max(t);
@@ -199,9 +203,9 @@ impl WindowTracker {
                     workload: call.source.clone(),
                     entry: call.entry.clone(),
                     calls: 0.0,
-                    callees: HashMap::new(),
-                    endpoints: HashMap::new(),
-                    denied: HashSet::new(),
+                    callees: FastMap::default(),
+                    endpoints: FastMap::default(),
+                    denied: FastSet::default(),
                     denials: 0.0,
                     denied_examples: Vec::new(),
                     trace_ids: Vec::new(),
@@ -219,7 +223,7 @@ impl WindowTracker {
             new_unknown_callee = !known;
             push_trace(&mut s.trace_ids, &call.trace_id, max_ids);
         }
-        let ep = hash_of(&[dst, &call.method, &call.route]);
+        let ep = hasher.hash_one((dst, &call.method, &call.route));
         if !s.endpoints.contains_key(&ep) && s.endpoints.len() < max_targets {
             let known = index
                 .endpoint(&EndpointKey {
@@ -244,7 +248,8 @@ impl WindowTracker {
         let mut new_denied_target = false;
         if denied {
             s.denials += w;
-            if s.denied.len() < max_targets && s.denied.insert(hash_of(&[dst, &call.route])) {
+            if s.denied.len() < max_targets && s.denied.insert(hasher.hash_one((dst, &call.route)))
+            {
                 new_denied_target = true;
                 if s.denied_examples.len() < 5 {
                     let why = call
@@ -350,13 +355,22 @@ impl WindowTracker {
             }
         }
         if judge {
-            let mut edges: Vec<(&(String, String), &EdgeWin)> = w.edges.iter().collect();
-            edges.sort_by(|a, b| a.0.cmp(b.0));
-            for ((src, dst), e) in edges {
-                let key = EdgeKey {
-                    source: src.clone(),
-                    destination: dst.clone(),
-                };
+            let mut edges: Vec<(EdgeKey, &EdgeWin)> = w
+                .edges
+                .values()
+                .map(|e| {
+                    let key = EdgeKey {
+                        source: e.source.key(),
+                        destination: e.destination.key(),
+                    };
+                    (key, e)
+                })
+                .collect();
+            edges.sort_by(|a, b| {
+                (&a.0.source, &a.0.destination).cmp(&(&b.0.source, &b.0.destination))
+            });
+            for (key, e) in edges {
+                let (src, dst) = (&key.source, &key.destination);
                 let Some(hist) = index.edge_rate(&key).filter(|h| !h.values.is_empty()) else {
                     continue; // a new edge: `new_edge` speaks for it
                 };

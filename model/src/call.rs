@@ -34,7 +34,14 @@ impl Workload {
     /// edges, graphs and baselines (the principal is *not* part of the identity key).
     pub fn key(&self) -> String {
         match &self.namespace {
-            Some(ns) if !ns.is_empty() => format!("{}.{}", self.service, ns),
+            // Hot path (several times per call): no formatting machinery.
+            Some(ns) if !ns.is_empty() => {
+                let mut key = String::with_capacity(self.service.len() + 1 + ns.len());
+                key.push_str(&self.service);
+                key.push('.');
+                key.push_str(ns);
+                key
+            }
             _ => self.service.clone(),
         }
     }
