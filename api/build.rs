@@ -88,7 +88,11 @@ fn build_web(web: &Path) {
         // `npm ci` refuses lockfiles that list rollup's per-platform optional packages
         // without entries of their own (what this registry mirror produces); `install`
         // still honours the pinned versions, and `--no-save` keeps the tree untouched.
-        run(npm, &["install", "--no-audit", "--no-fund", "--no-save"], web);
+        run(
+            npm,
+            &["install", "--no-audit", "--no-fund", "--no-save"],
+            web,
+        );
     }
     run(npm, &["run", "build"], web);
 }

@@ -1,5 +1,6 @@
 //! The API's view of the running pipeline (`eastwest_api::Backend`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,7 +15,7 @@ use eastwest_model::{Alert, format_event_time};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::pipeline::PipelineShared;
+use crate::pipeline::{LiveEdge, PipelineShared};
 
 pub struct PipelineBackend {
     pub engine: Arc<Mutex<Engine>>,
@@ -46,6 +47,49 @@ impl PipelineBackend {
                 _ => EdgeStatus::Baseline,
             },
         }
+    }
+}
+
+impl PipelineBackend {
+    /// Endpoints of an edge the baseline never learned, from the recent calls.
+    fn recent_endpoints(&self, source: &str, destination: &str) -> Vec<EndpointSummary> {
+        let mut by_endpoint: std::collections::BTreeMap<(String, String), EndpointSummary> =
+            Default::default();
+        for c in self.shared.recent_calls.lock().iter() {
+            if c.source.key() != source || c.destination.key() != destination {
+                continue;
+            }
+            let t = time(c.event_time_ns);
+            let e = by_endpoint
+                .entry((c.method.clone(), c.route.clone()))
+                .or_insert_with(|| EndpointSummary {
+                    method: c.method.clone(),
+                    route: c.route.clone(),
+                    calls: 0.0,
+                    errors: 0.0,
+                    first_seen: t,
+                    last_seen: t,
+                });
+            e.calls += 1.0;
+            e.errors += if c.error { 1.0 } else { 0.0 };
+            e.first_seen = e.first_seen.min(t);
+            e.last_seen = e.last_seen.max(t);
+        }
+        by_endpoint.into_values().collect()
+    }
+}
+
+fn live_edge(source: &str, destination: &str, e: &LiveEdge) -> GraphEdge {
+    let known = e.mtls_calls + e.plaintext_calls;
+    GraphEdge {
+        source: source.to_string(),
+        destination: destination.to_string(),
+        calls: e.calls,
+        errors: e.errors,
+        first_seen: time(e.first_seen_ns),
+        last_seen: time(e.last_seen_ns),
+        mtls_ratio: (known > 0.0).then(|| e.mtls_calls / known),
+        status: EdgeStatus::New,
     }
 }
 
@@ -95,8 +139,23 @@ impl Backend for PipelineBackend {
         let engine = self.engine.lock();
         let since = detecting_since(engine.baseline().state());
         let index = engine.baseline().working();
-        let edges: Vec<GraphEdge> = index.edges().map(|(k, s)| self.edge(k, s, since)).collect();
+        let mut edges: Vec<GraphEdge> =
+            index.edges().map(|(k, s)| self.edge(k, s, since)).collect();
         drop(engine);
+        // Edges the baseline did not learn (alerted calls are never learned) still happened.
+        let learned: HashSet<(&str, &str)> = edges
+            .iter()
+            .map(|e| (e.source.as_str(), e.destination.as_str()))
+            .collect();
+        let unlearned: Vec<GraphEdge> = self
+            .shared
+            .live_edges
+            .lock()
+            .iter()
+            .filter(|((s, d), _)| !learned.contains(&(s.as_str(), d.as_str())))
+            .map(|((s, d), e)| live_edge(s, d, e))
+            .collect();
+        edges.extend(unlearned);
         let mut keys: Vec<&str> = edges
             .iter()
             .flat_map(|e| [e.source.as_str(), e.destination.as_str()])
@@ -129,20 +188,34 @@ impl Backend for PipelineBackend {
         let engine = self.engine.lock();
         let since = detecting_since(engine.baseline().state());
         let index = engine.baseline().working();
-        let edge = self.edge(&key, index.edge(&key)?, since);
-        let mut endpoints: Vec<EndpointSummary> = index
-            .endpoints()
-            .filter(|(k, _)| k.edge == key)
-            .map(|(k, s)| EndpointSummary {
-                method: k.method.clone(),
-                route: k.route.clone(),
-                calls: s.calls,
-                errors: s.errors,
-                first_seen: time(s.first_seen_ns),
-                last_seen: time(s.last_seen_ns),
-            })
-            .collect();
-        drop(engine);
+        let (edge, mut endpoints) = match index.edge(&key) {
+            Some(stats) => {
+                let endpoints: Vec<EndpointSummary> = index
+                    .endpoints()
+                    .filter(|(k, _)| k.edge == key)
+                    .map(|(k, s)| EndpointSummary {
+                        method: k.method.clone(),
+                        route: k.route.clone(),
+                        calls: s.calls,
+                        errors: s.errors,
+                        first_seen: time(s.first_seen_ns),
+                        last_seen: time(s.last_seen_ns),
+                    })
+                    .collect();
+                (self.edge(&key, stats, since), endpoints)
+            }
+            None => {
+                drop(engine);
+                let live = self
+                    .shared
+                    .live_edges
+                    .lock()
+                    .get(&(source.to_string(), destination.to_string()))
+                    .cloned()?;
+                let edge = live_edge(source, destination, &live);
+                (edge, self.recent_endpoints(source, destination))
+            }
+        };
         endpoints.sort_by(|a, b| b.calls.total_cmp(&a.calls));
         let trace_ids = self
             .shared

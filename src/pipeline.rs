@@ -26,6 +26,20 @@ pub struct PipelineShared {
     pub edge_trace_ids: Mutex<HashMap<(String, String), VecDeque<String>>>,
     /// Workload key → (service, namespace) for graph nodes; capped like the examples.
     pub workloads: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// Every edge as traffic showed it, including calls the baseline did not learn
+    /// (alerted ones): the graph shows what happened, not only what is normal.
+    pub live_edges: Mutex<HashMap<(String, String), LiveEdge>>,
+}
+
+/// Traffic on one edge since start (sampling-weighted).
+#[derive(Debug, Clone, Default)]
+pub struct LiveEdge {
+    pub calls: f64,
+    pub errors: f64,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub mtls_calls: f64,
+    pub plaintext_calls: f64,
 }
 
 impl PipelineShared {
@@ -47,11 +61,36 @@ impl PipelineShared {
                 }
             }
         }
+        let key = call.edge_key();
+        {
+            let mut live = self.live_edges.lock();
+            if live.len() < MAX_EDGE_EXAMPLES || live.contains_key(&key) {
+                let w = if call.weight > 0.0 && call.weight.is_finite() {
+                    call.weight
+                } else {
+                    1.0
+                };
+                let t = call.event_time_ns;
+                let e = live.entry(key.clone()).or_insert_with(|| LiveEdge {
+                    first_seen_ns: t,
+                    last_seen_ns: t,
+                    ..Default::default()
+                });
+                e.calls += w;
+                e.errors += if call.error { w } else { 0.0 };
+                e.first_seen_ns = e.first_seen_ns.min(t);
+                e.last_seen_ns = e.last_seen_ns.max(t);
+                match call.mtls {
+                    Some(true) => e.mtls_calls += w,
+                    Some(false) => e.plaintext_calls += w,
+                    None => {}
+                }
+            }
+        }
         if call.trace_id.is_empty() {
             return;
         }
         let mut examples = self.edge_trace_ids.lock();
-        let key = call.edge_key();
         if !examples.contains_key(&key) && examples.len() >= MAX_EDGE_EXAMPLES {
             return;
         }

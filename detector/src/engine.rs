@@ -149,7 +149,8 @@ impl Engine {
             .evaluate(call, self.baseline.working(), &self.config);
         // The chain bonus comes before the threshold: a hop out of a freshly reached
         // workload matters even when the hop alone would look unremarkable.
-        if findings.iter().any(|f| f.kind == AlertKind::NewEdge) {
+        let new_edge = findings.iter().any(|f| f.kind == AlertKind::NewEdge);
+        if new_edge {
             self.score_chain(&src, &mut findings);
         }
         findings
@@ -164,7 +165,9 @@ impl Engine {
             return out;
         }
         let mut path = Vec::new();
-        if findings.iter().any(|f| f.kind == AlertKind::NewEdge) {
+        // Any alert on a new edge makes it a hop (an admin call over a new edge counts even
+        // when the edge's novelty alone stayed under the threshold).
+        if new_edge {
             path = self.incidents.record_new_edge(&src, &dst);
         }
         let trace_ids: Vec<String> = if call.trace_id.is_empty() {

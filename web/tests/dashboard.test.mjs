@@ -48,6 +48,8 @@ before(async () => {
 });
 
 after(async () => {
+  // EASTWEST_TEST_LOG=1 npm test: the server's own log, for a failing run.
+  if (process.env.EASTWEST_TEST_LOG) console.error(server?.log());
   await browser?.close();
   await server?.stop();
 });
