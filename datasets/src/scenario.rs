@@ -316,6 +316,14 @@ const JOB: (&str, &[Hop]) = (
         "/hipstershop.ProductCatalogService/ListProducts",
     )],
 );
+/// What the job's next release also calls: a new edge from a source with a short,
+/// low-volume history, where novelty is expected (benign-jobs).
+const JOB_NEW_STEP: Hop = grpc(
+    "catalog-reindex",
+    "currencyservice",
+    7000,
+    "/hipstershop.CurrencyService/GetSupportedCurrencies",
+);
 
 /// How one injected call deviates from mesh normal.
 #[derive(Clone)]
@@ -368,6 +376,8 @@ pub(crate) struct Gen {
     /// Version label and pod-name suffix in use (rollouts and new pods change them).
     version: &'static str,
     pod_generation: u32,
+    /// The hourly job's new release adds a pricing step (benign-jobs).
+    job_adds_step: bool,
 }
 
 impl Gen {
@@ -466,6 +476,12 @@ impl Gen {
                 &format!("10.1.{}.{}:{port}", port % 200, port % 97),
             ),
         ];
+        // Istio's access-log attribute: what the sidecars negotiated, stated explicitly so
+        // a plaintext call is visible as such rather than as a missing identity.
+        common.push(kv(
+            "connection_security_policy",
+            if inj.mtls { "mutual_tls" } else { "none" },
+        ));
         if inj.mtls {
             let src = Self::principal(inj.principal_of.unwrap_or(caller));
             common.push(kv("source.principal", &src));
@@ -590,7 +606,10 @@ impl Gen {
             }
             self.request("frontend", route, &injs, t);
             if (t / (3600 * SEC)) != ((t + (SEC as f64 / load) as i64) / (3600 * SEC)) {
-                let injs: Vec<Inject> = JOB.1.iter().map(|h| inject(*h)).collect();
+                let mut injs: Vec<Inject> = JOB.1.iter().map(|h| inject(*h)).collect();
+                if self.job_adds_step {
+                    injs.push(inject(JOB_NEW_STEP));
+                }
                 self.request("catalog-reindex", JOB.0, &injs, t + 1);
             }
             n += 1;
@@ -692,6 +711,7 @@ pub(crate) fn build(
         span_count: 0,
         version: "v1",
         pod_generation: 0,
+        job_adds_step: false,
     };
     let start = opts.start_ns;
     let attack_start = start + opts.learning.as_nanos() as i64;
@@ -720,6 +740,7 @@ pub(crate) fn build(
     match name {
         "benign-rollout" => g.version = "v2",
         "benign-new-pods" => g.pod_generation = 7,
+        "benign-jobs" => g.job_adds_step = true,
         _ => {}
     }
     g.normal(
@@ -835,6 +856,18 @@ pub(crate) fn build(
             for i in 0..3 {
                 g.request("frontend", "GET /product/{id}", &hops, t0 + i * SEC);
             }
+            // The same requests also reach checkout from a product page: one injection,
+            // two anomalous hops, both legitimately reportable.
+            labels.push(label(
+                name,
+                Some(AlertKind::ContextAnomaly),
+                "frontend",
+                Some("checkoutservice"),
+                Some("POST"),
+                Some("/hipstershop.CheckoutService/PlaceOrder"),
+                t0,
+                t0 + 3 * SEC,
+            ));
             labels.push(label(
                 name,
                 Some(AlertKind::ContextAnomaly),
@@ -1003,7 +1036,11 @@ pub(crate) fn build(
         _ => labels.push(label(
             name,
             None,
-            "frontend",
+            if name == "benign-jobs" {
+                "catalog-reindex"
+            } else {
+                "frontend"
+            },
             None,
             None,
             None,

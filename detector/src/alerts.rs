@@ -48,7 +48,7 @@ pub struct Subject<'a> {
 
 pub enum Recorded {
     /// New, or updated and due for re-emission.
-    Emit(Alert),
+    Emit(Box<Alert>),
     /// Updated; re-emitted later by a flush.
     Held(String),
     /// Over the namespace budget: not stored, counted in a storm incident.
@@ -115,7 +115,7 @@ impl AlertBook {
             if escalated || s.time_ns.saturating_sub(tr.last_emitted_ns) >= interval {
                 tr.last_emitted_ns = s.time_ns;
                 self.dirty.remove(&id);
-                return Recorded::Emit(tr.alert.clone());
+                return Recorded::Emit(Box::new(tr.alert.clone()));
             }
             self.dirty.insert(id.clone());
             return Recorded::Held(id);
@@ -176,7 +176,7 @@ impl AlertBook {
                 last_emitted_ns: s.time_ns,
             },
         );
-        Recorded::Emit(alert)
+        Recorded::Emit(Box::new(alert))
     }
 
     /// Alerts updated since they were last emitted, in id order.

@@ -224,8 +224,8 @@ impl Engine {
         for f in findings {
             match self.alerts.record(f, s, &self.config) {
                 Recorded::Emit(a) => {
-                    members.push(a.clone());
-                    out.alerts.push(a);
+                    members.push((*a).clone());
+                    out.alerts.push(*a);
                 }
                 Recorded::Held(id) => {
                     if let Some(a) = self.alerts.get(&id) {

@@ -379,16 +379,8 @@ impl fmt::Display for EvalReport {
         let yn = |b: bool| if b { "yes" } else { "no" };
         writeln!(
             f,
-            "{:<22} {:<7} {:<19} {:<8} {:>9} {:>6} {:<11} {:<9} {}",
-            "scenario",
-            "class",
-            "expected",
-            "detected",
-            "ttd",
-            "false",
-            "unseen-edge",
-            "allowlist",
-            "kinds seen"
+            "{:<22} {:<7} {:<19} {:<8} {:>9} {:>6} {:<11} {:<9} kinds seen",
+            "scenario", "class", "expected", "detected", "ttd", "false", "unseen-edge", "allowlist",
         )?;
         for s in &self.scenarios {
             let ttd = s

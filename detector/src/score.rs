@@ -73,7 +73,8 @@ pub fn poisson_upper_tail(k: f64, lambda: f64) -> f64 {
     if !k.is_finite() || k <= 0.0 {
         return 1.0;
     }
-    if !(lambda > 0.0) {
+    // NaN or ≤ 0: no expected events, so any observed count is maximally surprising.
+    if lambda.is_nan() || lambda <= 0.0 {
         return f64::MIN_POSITIVE;
     }
     match statrs::function::gamma::gamma_lr(k, lambda) {
@@ -84,7 +85,7 @@ pub fn poisson_upper_tail(k: f64, lambda: f64) -> f64 {
 
 /// −ln p, finite and ≥ 0.
 pub fn surprise(p: f64) -> f64 {
-    if !(p > 0.0) {
+    if p.is_nan() || p <= 0.0 {
         return 700.0;
     }
     (-p.min(1.0).ln()).clamp(0.0, 700.0)

@@ -37,10 +37,10 @@ fn demo_shows_the_attack_alerts() {
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(500)) {
             Ok(line) => {
-                if let Some(rest) = line.strip_prefix("ALERT [") {
-                    if let Some(kind) = rest.split_whitespace().nth(1) {
-                        kinds.insert(kind.to_string());
-                    }
+                if let Some(rest) = line.strip_prefix("ALERT [")
+                    && let Some(kind) = rest.split_whitespace().nth(1)
+                {
+                    kinds.insert(kind.to_string());
                 }
                 lines.push(line);
             }

@@ -34,6 +34,27 @@ fn totals(report: &str) -> (f64, f64) {
     )
 }
 
+/// One row of the totals table: `name  recall%  detected/attacks  false  per-1M`.
+struct Row {
+    recall: f64,
+    false_alerts: u64,
+}
+
+fn row(report: &str, name: &str) -> Row {
+    let line = report
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name) && l.contains('%'))
+        .unwrap_or_else(|| panic!("no {name} row in\n{report}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    Row {
+        recall: cols[1]
+            .trim_end_matches('%')
+            .parse()
+            .expect("recall column"),
+        false_alerts: cols[3].parse().expect("false alerts column"),
+    }
+}
+
 #[test]
 fn eval_all_matches_the_golden_report_and_meets_the_quality_bar() {
     let out = Command::new(eastwest_bin())
@@ -57,6 +78,21 @@ fn eval_all_matches_the_golden_report_and_meets_the_quality_bar() {
     assert!(
         false_per_million <= 1.0,
         "{false_per_million} false alerts per million > 1\n{report}"
+    );
+
+    // …and ≥ 10× fewer false alerts than "alert on any unseen edge" at no lower recall.
+    let (ours, unseen) = (row(&report, "eastwest"), row(&report, "unseen-edge"));
+    assert!(
+        ours.recall >= unseen.recall,
+        "recall {} below the unseen-edge rule's {}\n{report}",
+        ours.recall,
+        unseen.recall
+    );
+    assert!(
+        ours.false_alerts * 10 <= unseen.false_alerts && unseen.false_alerts > 0,
+        "false alerts {} vs unseen-edge {}: not ≥ 10× fewer (or the suite has no benign novelty)\n{report}",
+        ours.false_alerts,
+        unseen.false_alerts
     );
 
     let golden = golden_path();

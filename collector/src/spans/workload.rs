@@ -81,7 +81,7 @@ pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
     let port = parts.next().and_then(|p| p.parse().ok());
     let _subset = parts.next();
     let host = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
-    let (service, namespace) = match host.as_deref().map(|h| split_k8s_host(h)) {
+    let (service, namespace) = match host.as_deref().map(split_k8s_host) {
         Some((s, n)) => (Some(s), n),
         None => (None, None),
     };
