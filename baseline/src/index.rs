@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use eastwest_model::Entry;
 
 /// `source workload key → destination workload key` (see `Workload::key`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct EdgeKey {
     pub source: String,
     pub destination: String,
@@ -76,9 +78,6 @@ pub struct SourceStats {
     pub calls: f64,
     /// Distinct destinations ever called.
     pub callees: HashSet<String>,
-    /// First-seen event time of each callee, in order of discovery (Good–Turing input:
-    /// how often this source adds a callee).
-    pub callee_first_seen_ns: Vec<i64>,
     /// Distinct destinations per window.
     pub fan_out: WindowHistory,
     /// Distinct endpoints (destination+method+route) per window.
@@ -103,7 +102,7 @@ impl IdentityStats {
 
 /// Immutable snapshot of the baseline, built by the learner and swapped atomically
 /// (`Arc<LookupIndex>`); every query is a hash lookup.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LookupIndex {
     pub(crate) edges: HashMap<EdgeKey, EdgeStats>,
     pub(crate) endpoints: HashMap<EndpointKey, EndpointStats>,

@@ -34,7 +34,7 @@ pub struct BaselineCounts {
 }
 
 /// A new version of a known workload, reported once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutChange {
     pub workload: String,
     pub version: String,
@@ -59,25 +59,25 @@ pub struct BaselineStatus {
 }
 
 /// Accumulators for the currently open window.
-#[derive(Debug, Default)]
-struct OpenWindow {
-    start_ns: i64,
-    source_callees: HashMap<String, HashSet<String>>,
-    source_endpoints: HashMap<String, HashSet<(String, String, String)>>,
-    edge_calls: HashMap<EdgeKey, f64>,
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct OpenWindow {
+    pub(crate) start_ns: i64,
+    pub(crate) source_callees: HashMap<String, HashSet<String>>,
+    pub(crate) source_endpoints: HashMap<String, HashSet<(String, String, String)>>,
+    pub(crate) edge_calls: HashMap<EdgeKey, f64>,
 }
 
 /// The learner. Owned by one task; readers get [`Baseline::index`] snapshots.
 pub struct Baseline {
-    config: BaselineConfig,
-    state: LearningState,
-    working: LookupIndex,
+    pub(crate) config: BaselineConfig,
+    pub(crate) state: LearningState,
+    pub(crate) working: LookupIndex,
     published: RwLock<Arc<LookupIndex>>,
-    window: OpenWindow,
+    pub(crate) window: OpenWindow,
     /// Calls not learned because a cardinality cap was reached.
-    overflow: u64,
+    pub(crate) overflow: u64,
     calls_since_publish: u64,
-    rollouts: crate::rollout::RolloutTracker,
+    pub(crate) rollouts: crate::rollout::RolloutTracker,
 }
 
 impl Baseline {
@@ -92,6 +92,33 @@ impl Baseline {
             calls_since_publish: 0,
             rollouts: Default::default(),
         }
+    }
+
+    /// A baseline restored from a snapshot (published = working).
+    pub(crate) fn from_parts(
+        config: BaselineConfig,
+        state: LearningState,
+        working: LookupIndex,
+        window: OpenWindow,
+        overflow: u64,
+        rollouts: crate::rollout::RolloutTracker,
+    ) -> Self {
+        Self {
+            config,
+            state,
+            published: RwLock::new(Arc::new(working.clone())),
+            working,
+            window,
+            overflow,
+            calls_since_publish: 0,
+            rollouts,
+        }
+    }
+
+    /// Replaces the learned tables (`baseline rebuild`) and publishes them.
+    pub fn replace_tables(&mut self, index: LookupIndex) {
+        self.working = index;
+        self.publish();
     }
 
     pub fn config(&self) -> &BaselineConfig {
@@ -261,9 +288,7 @@ impl Baseline {
         }
         touch(&mut s.first_seen_ns, &mut s.last_seen_ns, t);
         s.calls += w;
-        if s.callees.insert(dst.clone()) {
-            s.callee_first_seen_ns.push(t);
-        }
+        s.callees.insert(dst.clone());
 
         let id = self.working.identities.entry(src.clone()).or_default();
         match call.mtls {

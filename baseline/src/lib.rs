@@ -8,11 +8,20 @@
 
 mod config;
 mod error;
+mod history;
 mod index;
 mod learner;
+mod query;
+mod rebuild;
 mod rollout;
+mod snapshot;
+mod tables;
+
+#[cfg(test)]
+mod persist_tests;
 
 pub use error::BaselineError;
+pub use history::{CALLS_DIR, DEFAULT_FLUSH_ROWS, HistoryWriter, calls_batch, calls_schema};
 pub use index::{
     ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, IdentityStats, LookupIndex,
     SourceStats, WindowHistory,
@@ -20,3 +29,9 @@ pub use index::{
 pub use learner::{
     Baseline, BaselineConfig, BaselineCounts, BaselineStatus, LearningState, RolloutChange,
 };
+pub use query::{BASELINE_DIR, format_table, session, sql};
+pub use rebuild::{RebuildStats, rebuild};
+pub use snapshot::{
+    FORMAT_VERSION, KEEP_SNAPSHOTS, Manifest, SnapshotData, list_snapshots, load_snapshot,
+};
+pub use tables::{TABLES, from_tables, to_tables};

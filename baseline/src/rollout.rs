@@ -9,7 +9,7 @@ use crate::RolloutChange;
 const MAX_VERSIONS_PER_WORKLOAD: usize = 64;
 const MAX_CHANGES: usize = 1_000;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RolloutTracker {
     /// workload key → version → index into `changes` (None for versions seen first).
     versions: HashMap<String, HashMap<String, Option<usize>>>,

@@ -1,0 +1,254 @@
+//! Call history: every call, appended as Parquet under `calls/hour=YYYY-MM-DDTHH/`
+//! (event-time hour partitions), with a `learned` flag saying whether the online learner
+//! folded it in. `sql` queries it and `baseline rebuild` relearns from it. Old hours are
+//! pruned by the history retention.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt32Array, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use eastwest_model::Call;
+
+use crate::BaselineError;
+use crate::snapshot::write_parquet;
+use crate::tables::utc_ns;
+
+/// Directory under the data dir holding the history.
+pub const CALLS_DIR: &str = "calls";
+pub const DEFAULT_FLUSH_ROWS: usize = 65_536;
+const NS_PER_HOUR: i64 = 3_600_000_000_000;
+
+/// Schema of the `calls` table.
+pub fn calls_schema() -> SchemaRef {
+    let s = |n: &str, nullable: bool| Field::new(n, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("time", utc_ns(), false),
+        s("source", false),
+        s("source_service", false),
+        s("source_namespace", true),
+        s("source_principal", true),
+        s("destination", false),
+        s("destination_service", false),
+        s("destination_namespace", true),
+        s("destination_principal", true),
+        s("protocol", false),
+        s("method", false),
+        s("route", false),
+        Field::new("status", DataType::UInt32, true),
+        Field::new("error", DataType::Boolean, false),
+        Field::new("duration_ns", DataType::UInt64, false),
+        Field::new("mtls", DataType::Boolean, true),
+        s("trace_id", false),
+        s("span_id", false),
+        s("entry_service", true),
+        s("entry_route", true),
+        s("response_flags", true),
+        s("destination_address", true),
+        s("source_version", true),
+        s("request_id", true),
+        Field::new("weight", DataType::Float64, false),
+        Field::new("learned", DataType::Boolean, false),
+    ]))
+}
+
+/// Effective sampling weight, as the learner counts it.
+pub fn weight(call: &Call) -> f64 {
+    if call.weight > 0.0 && call.weight.is_finite() {
+        call.weight
+    } else {
+        1.0
+    }
+}
+
+/// Rows as one Arrow batch in the `calls` schema.
+pub fn calls_batch(rows: &[(Call, bool)]) -> RecordBatch {
+    let strs = |f: &dyn Fn(&Call) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(c, _)| f(c)),
+        ))
+    };
+    let opt = |f: &dyn Fn(&Call) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            rows.iter().map(|(c, _)| f(c)).collect::<Vec<_>>(),
+        ))
+    };
+    let keys = |f: &dyn Fn(&Call) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(c, _)| f(c)),
+        ))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|(c, _)| c.event_time_ns))
+                .with_timezone("UTC"),
+        ),
+        keys(&|c| c.source.key()),
+        strs(&|c| &c.source.service),
+        opt(&|c| c.source.namespace.as_deref()),
+        opt(&|c| c.source.principal.as_deref()),
+        keys(&|c| c.destination.key()),
+        strs(&|c| &c.destination.service),
+        opt(&|c| c.destination.namespace.as_deref()),
+        opt(&|c| c.destination.principal.as_deref()),
+        strs(&|c| c.protocol.as_str()),
+        strs(&|c| &c.method),
+        strs(&|c| &c.route),
+        Arc::new(UInt32Array::from(
+            rows.iter().map(|(c, _)| c.status).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|(c, _)| c.error).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|(c, _)| c.duration_ns),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|(c, _)| c.mtls).collect::<Vec<_>>(),
+        )),
+        strs(&|c| &c.trace_id),
+        strs(&|c| &c.span_id),
+        opt(&|c| c.entry.as_ref().map(|e| e.service.as_str())),
+        opt(&|c| c.entry.as_ref().map(|e| e.route.as_str())),
+        opt(&|c| c.response_flags.as_deref()),
+        opt(&|c| c.destination_address.as_deref()),
+        opt(&|c| c.source_version.as_deref()),
+        opt(&|c| c.request_id.as_deref()),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(c, _)| weight(c)),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(calls_schema(), columns).expect("columns match the calls schema")
+}
+
+/// Buffers calls and writes them as hourly Parquet parts.
+pub struct HistoryWriter {
+    dir: PathBuf,
+    flush_rows: usize,
+    retention: Duration,
+    buffered: usize,
+    /// Event-time hour → rows.
+    hours: BTreeMap<i64, Vec<(Call, bool)>>,
+    seq: u64,
+    /// Rows written since start.
+    pub written: u64,
+}
+
+impl HistoryWriter {
+    pub fn new(data_dir: &Path, retention: Duration, flush_rows: usize) -> Self {
+        Self {
+            dir: data_dir.join(CALLS_DIR),
+            flush_rows: flush_rows.max(1),
+            retention,
+            buffered: 0,
+            hours: BTreeMap::new(),
+            seq: 0,
+            written: 0,
+        }
+    }
+
+    /// Buffers one call; writes the buffer once it reaches the flush size.
+    pub fn append(&mut self, call: Call, learned: bool) -> Result<(), BaselineError> {
+        let hour = call.event_time_ns.div_euclid(NS_PER_HOUR);
+        self.hours.entry(hour).or_default().push((call, learned));
+        self.buffered += 1;
+        if self.buffered >= self.flush_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every buffered row (one file per hour touched).
+    pub fn flush(&mut self) -> Result<(), BaselineError> {
+        while let Some((hour, rows)) = self.hours.pop_first() {
+            let part = self.dir.join(hour_dir_name(hour));
+            std::fs::create_dir_all(&part).map_err(|e| BaselineError::io(&part, e))?;
+            self.seq += 1;
+            let stamp = chrono::Utc::now().timestamp_micros();
+            let name = format!(
+                "part-{stamp}-{}-{:06}.parquet",
+                std::process::id(),
+                self.seq
+            );
+            let tmp = part.join(format!(".{name}.tmp"));
+            let result = write_parquet(&tmp, &calls_batch(&rows)).and_then(|()| {
+                std::fs::rename(&tmp, part.join(&name)).map_err(|e| BaselineError::io(&tmp, e))
+            });
+            if let Err(e) = result {
+                let _ = std::fs::remove_file(&tmp);
+                // Keep the rows for the next attempt (a full disk may clear).
+                self.hours.insert(hour, rows);
+                return Err(e);
+            }
+            self.buffered -= rows.len();
+            self.written += rows.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Rows waiting to be written.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Deletes hour partitions older than the retention before `now_ns`; returns how many.
+    pub fn prune(&self, now_ns: i64) -> Result<usize, BaselineError> {
+        let cutoff = now_ns
+            .saturating_sub(self.retention.as_nanos() as i64)
+            .div_euclid(NS_PER_HOUR);
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(BaselineError::io(&self.dir, e)),
+        };
+        let mut removed = 0;
+        for entry in rd.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some(hour) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_hour_dir)
+            else {
+                continue;
+            };
+            if hour < cutoff {
+                std::fs::remove_dir_all(&path).map_err(|e| BaselineError::io(&path, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn hour_dir_name(hour: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(hour * NS_PER_HOUR);
+    format!("hour={}", t.format("%Y-%m-%dT%H"))
+}
+
+fn parse_hour_dir(name: &str) -> Option<i64> {
+    let s = name.strip_prefix("hour=")?;
+    let t =
+        chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+    Some(t.and_utc().timestamp() / 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_dir_names_round_trip() {
+        let hour = 1_767_571_200 / 3600 + 13;
+        assert_eq!(hour_dir_name(hour), "hour=2026-01-05T13");
+        assert_eq!(parse_hour_dir(&hour_dir_name(hour)), Some(hour));
+        assert_eq!(parse_hour_dir("hour=garbage"), None);
+    }
+}
