@@ -21,6 +21,7 @@ pub struct PipelineBackend {
     pub engine: Arc<Mutex<Engine>>,
     pub metrics: Arc<CollectorMetrics>,
     pub shared: Arc<PipelineShared>,
+    pub storage: Arc<crate::storage::StorageMetrics>,
 }
 
 fn time(ns: i64) -> DateTime<Utc> {
@@ -119,6 +120,7 @@ impl Backend for PipelineBackend {
 
     fn write_metrics(&self, out: &mut String) {
         self.metrics.write_prometheus(out);
+        self.storage.write_prometheus(out);
         let engine = self.engine.lock();
         let index = engine.baseline().working();
         out.push_str("# HELP eastwest_baseline_edges Edges in the baseline.\n# TYPE eastwest_baseline_edges gauge\n");

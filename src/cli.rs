@@ -39,6 +39,48 @@ pub enum Command {
     /// Run labelled scenarios through collector, baseline and detector in-process and
     /// report recall and false alerts next to two reference rules.
     Eval(EvalArgs),
+    /// Run SQL over the data dir: the call history (`calls`) and the newest baseline
+    /// snapshot's tables (edges, endpoints, edge_contexts, endpoint_contexts, entries,
+    /// sources, source_callees, fan_out, edge_rates, identities, principals).
+    Sql(SqlArgs),
+    /// Baseline maintenance.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Data dir written by `eastwest serve`.
+    #[arg(long, value_name = "DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// One SQL statement, e.g. "SELECT source, destination, calls FROM edges ORDER BY calls DESC".
+    #[arg(value_name = "SQL")]
+    pub query: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Relearn the baseline tables from the Parquet call history with DataFusion and write
+    /// them as a new snapshot (run while `serve` is stopped; it loads the snapshot at start).
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[arg(long, value_name = "DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Only calls at or after this event time (RFC 3339, e.g. 2026-01-05T00:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only calls before this event time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// TOML config whose `[baseline]` section (window, caps, retention) is used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Report what would be rebuilt without writing a snapshot.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

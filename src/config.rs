@@ -24,6 +24,7 @@ pub struct EastwestConfig {
     pub detector: eastwest_detector::DetectorConfig,
     pub api: eastwest_api::ApiConfig,
     pub pipeline: PipelineConfig,
+    pub storage: crate::storage::StorageConfig,
     pub webhooks: Vec<eastwest_api::WebhookConfig>,
 }
 
@@ -37,6 +38,7 @@ impl Default for EastwestConfig {
             detector: Default::default(),
             api: Default::default(),
             pipeline: Default::default(),
+            storage: Default::default(),
             webhooks: Vec::new(),
         }
     }
@@ -153,6 +155,7 @@ impl EastwestConfig {
         self.baseline.validate().context("[baseline]")?;
         self.detector.validate().context("[detector]")?;
         self.api.validate().context("[api]")?;
+        self.storage.validate().context("[storage]")?;
         for w in &self.webhooks {
             w.validate()
                 .with_context(|| format!("[[webhooks]] {}", w.name))?;

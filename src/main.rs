@@ -6,10 +6,12 @@ mod backend;
 mod cli;
 mod commands;
 mod config;
+mod data;
 mod demo;
 mod eval;
 mod pipeline;
 mod serve;
+mod storage;
 mod tools;
 
 use clap::Parser;
@@ -37,6 +39,8 @@ fn main() -> anyhow::Result<()> {
             Command::Replay(args) => tools::replay(args).await,
             // CPU-bound; off the async workers.
             Command::Eval(args) => tokio::task::spawn_blocking(move || eval::run(args)).await?,
+            Command::Sql(args) => data::sql(args).await,
+            Command::Baseline(cli::BaselineCommand::Rebuild(args)) => data::rebuild(args).await,
         }
     })
 }

@@ -1,6 +1,7 @@
 //! The pipeline task: ingest batches → calls → engine → alert sink, on event time.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use eastwest_detector::{Engine, EngineOutput};
 use eastwest_model::Call;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+
+use crate::storage::{HistorySink, StorageMetrics, write_snapshot};
 
 pub const RECENT_CALLS: usize = 1000;
 pub const TRACE_IDS_PER_EDGE: usize = 5;
@@ -111,6 +114,28 @@ pub struct Pipeline {
     pub shared: Arc<PipelineShared>,
     pub allowed_lateness: Duration,
     pub idle_advance: Duration,
+    pub persistence: Persistence,
+}
+
+/// Where the pipeline persists: call history rows and periodic baseline snapshots.
+pub struct Persistence {
+    pub history: Option<HistorySink>,
+    pub data_dir: PathBuf,
+    pub snapshot_interval: Duration,
+    pub metrics: Arc<StorageMetrics>,
+}
+
+impl Persistence {
+    /// Captures the baseline under the engine lock and writes it on a blocking thread.
+    async fn snapshot(&self, engine: &Mutex<Engine>) {
+        let data = engine.lock().baseline().snapshot_data();
+        let (dir, metrics) = (self.data_dir.clone(), self.metrics.clone());
+        let written =
+            tokio::task::spawn_blocking(move || write_snapshot(&data, &dir, &metrics)).await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, "snapshot task failed");
+        }
+    }
 }
 
 impl Pipeline {
@@ -118,6 +143,7 @@ impl Pipeline {
     /// flushes: pending pairs, open windows, history.
     pub async fn run(mut self, mut rx: mpsc::Receiver<IngestBatch>) {
         let mut last_input = Instant::now();
+        let mut last_snapshot = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -143,6 +169,10 @@ impl Pipeline {
                         self.watermark(true).saturating_add(idle.as_nanos() as i64)
                     };
                     self.advance(wm);
+                    if last_snapshot.elapsed() >= self.persistence.snapshot_interval {
+                        last_snapshot = Instant::now();
+                        self.persistence.snapshot(&self.engine).await;
+                    }
                 }
             }
         }
@@ -150,6 +180,11 @@ impl Pipeline {
         self.handle_calls(calls);
         let wm = self.watermark(true);
         self.advance(wm);
+        let output = self.engine.lock().flush();
+        self.publish(output);
+        // Persist last: the history writer flushes once its sink is dropped.
+        self.persistence.snapshot(&self.engine).await;
+        self.persistence.history = None;
     }
 
     fn watermark(&self, idle: bool) -> i64 {
@@ -182,6 +217,7 @@ impl Pipeline {
             return;
         }
         let mut output = EngineOutput::default();
+        let mut learned = Vec::with_capacity(calls.len());
         {
             let mut engine = self.engine.lock();
             for call in &calls {
@@ -189,6 +225,7 @@ impl Pipeline {
                     .max_event_ns
                     .fetch_max(call.event_time_ns, Ordering::Relaxed);
                 let out = engine.process(call);
+                learned.push(out.learned);
                 output.alerts.extend(out.alerts);
                 output.incidents.extend(out.incidents);
             }
@@ -197,6 +234,9 @@ impl Pipeline {
             self.shared.remember(call);
         }
         self.publish(output);
+        if let Some(history) = &self.persistence.history {
+            history.send(calls.into_iter().zip(learned).collect());
+        }
     }
 
     fn publish(&self, output: EngineOutput) {

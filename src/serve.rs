@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use eastwest_api::{AlertStore, ApiState};
-use eastwest_baseline::Baseline;
 use eastwest_collector::{CallExtractor, CollectorMetrics, Receivers};
 use eastwest_detector::Engine;
 use parking_lot::Mutex;
@@ -16,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::PipelineBackend;
 use crate::config::EastwestConfig;
-use crate::pipeline::{Pipeline, PipelineShared};
+use crate::pipeline::{Persistence, Pipeline, PipelineShared};
+use crate::storage::{StorageMetrics, restore_baseline, start_history};
 
 /// Where a started server listens, and handles the demo uses.
 pub struct Running {
@@ -48,8 +48,15 @@ pub async fn start(config: EastwestConfig, shutdown: CancellationToken) -> anyho
         .with_context(|| format!("binding API on {}", config.api.addr))?;
     let api_addr = api_listener.local_addr()?;
 
-    // Baseline persistence (Parquet snapshots) is not built yet: every start learns anew.
-    let baseline = Baseline::new(config.baseline.clone());
+    let baseline = restore_baseline(&config.baseline, &config.data_dir)?;
+    let storage_metrics = Arc::new(StorageMetrics::default());
+    let (history, history_thread) = if config.storage.history {
+        let (sink, thread) =
+            start_history(&config.storage, &config.data_dir, storage_metrics.clone());
+        (Some(sink), Some(thread))
+    } else {
+        (None, None)
+    };
     let engine = Arc::new(Mutex::new(Engine::new(config.detector.clone(), baseline)));
     let shared = Arc::new(PipelineShared::default());
 
@@ -58,6 +65,7 @@ pub async fn start(config: EastwestConfig, shutdown: CancellationToken) -> anyho
         engine: engine.clone(),
         metrics: metrics.clone(),
         shared: shared.clone(),
+        storage: storage_metrics.clone(),
     });
     let state = ApiState::new(config.api.clone(), store, backend)?
         .with_webhooks(config.webhooks.clone())?;
@@ -71,6 +79,12 @@ pub async fn start(config: EastwestConfig, shutdown: CancellationToken) -> anyho
         shared: shared.clone(),
         allowed_lateness: config.pipeline.allowed_lateness,
         idle_advance: config.pipeline.idle_advance,
+        persistence: Persistence {
+            history,
+            data_dir: config.data_dir.clone(),
+            snapshot_interval: config.storage.snapshot_interval,
+            metrics: storage_metrics,
+        },
     };
 
     let receivers_cancel = CancellationToken::new();
@@ -98,6 +112,12 @@ pub async fn start(config: EastwestConfig, shutdown: CancellationToken) -> anyho
         tracing::info!("draining pipeline");
         if let Err(e) = pipeline_task.await {
             tracing::error!(error = %e, "pipeline task failed");
+        }
+        if let Some(thread) = history_thread {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("history writer did not finish cleanly");
+            }
         }
         if !sink_for_shutdown.flush(grace).await {
             tracing::warn!("alert store did not finish writing within {grace:?}");

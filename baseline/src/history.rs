@@ -194,6 +194,18 @@ impl HistoryWriter {
         Ok(())
     }
 
+    /// Drops the buffer when it holds more than `flushes` flushes' worth of rows (writes
+    /// keep failing); returns how many rows were dropped.
+    pub fn discard_if_over(&mut self, flushes: usize) -> usize {
+        if self.buffered <= self.flush_rows.saturating_mul(flushes) {
+            return 0;
+        }
+        let dropped = self.buffered;
+        self.hours.clear();
+        self.buffered = 0;
+        dropped
+    }
+
     /// Rows waiting to be written.
     pub fn buffered(&self) -> usize {
         self.buffered

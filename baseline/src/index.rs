@@ -165,6 +165,9 @@ impl LookupIndex {
     pub fn endpoint_count(&self) -> usize {
         self.endpoints.len()
     }
+    pub fn source_count(&self) -> usize {
+        self.sources.len()
+    }
     pub fn context_count(&self) -> usize {
         self.edge_contexts.len() + self.endpoint_contexts.len()
     }

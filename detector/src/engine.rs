@@ -16,6 +16,8 @@ use crate::windows::{WindowFinding, WindowTracker};
 pub struct EngineOutput {
     pub alerts: Vec<Alert>,
     pub incidents: Vec<Incident>,
+    /// The processed call was folded into the baseline (it raised nothing, or learning).
+    pub learned: bool,
 }
 
 impl EngineOutput {
@@ -142,6 +144,7 @@ impl Engine {
         );
         if !judging {
             self.baseline.observe(call);
+            out.learned = true;
             return out;
         }
         let mut findings = self
@@ -158,6 +161,7 @@ impl Engine {
         if findings.is_empty() && early.is_empty() {
             // Drift: calls that raised nothing keep the baseline current.
             self.baseline.observe(call);
+            out.learned = true;
             return out;
         }
         self.emit_window(early, &mut out);

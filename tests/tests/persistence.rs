@@ -1,0 +1,220 @@
+//! The data dir end to end: `serve` learns from replayed traffic, writes the call history
+//! and a baseline snapshot at SIGTERM; `sql` reads both; a restart restores the same
+//! baseline; `baseline rebuild` relearns it from the history.
+
+mod otlp_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use otlp_support::*;
+use serde_json::Value;
+
+struct Server {
+    child: ChildGuard,
+    api: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+}
+
+async fn serve(data_dir: &Path) -> Server {
+    let (grpc, http, api) = (free_addr(), free_addr(), free_addr());
+    let mut cmd = Command::new(eastwest_bin());
+    cmd.arg("serve")
+        .args(["--otlp-grpc", &grpc.to_string()])
+        .args(["--otlp-http", &http.to_string()])
+        .args(["--api", &api.to_string()])
+        .args(["--learning-period", "20m"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("EASTWEST_LOG", "warn");
+    let mut child = spawn_quiet(cmd).unwrap();
+    wait_ready(api, &mut child).await.unwrap();
+    Server { child, api, http }
+}
+
+impl Server {
+    async fn baseline(&self) -> Value {
+        get_json(&format!("http://{}/api/v1/baseline", self.api))
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM, then wait for an orderly exit.
+    fn stop(mut self) {
+        let pid = self.child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.0.try_wait().unwrap() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop within 30s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn run(args: &[&str], data_dir: &Path) -> String {
+    let out = Command::new(eastwest_bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("EASTWEST_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
+    stdout + &stderr
+}
+
+/// The single number in a one-cell `sql` result table.
+fn cell(table: &str) -> u64 {
+    table
+        .lines()
+        .filter_map(|l| l.trim().trim_matches('|').trim().parse().ok())
+        .next()
+        .unwrap_or_else(|| panic!("no number in\n{table}"))
+}
+
+fn counts(b: &Value) -> (u64, u64, u64, String) {
+    let c = &b["counts"];
+    (
+        c["edges"].as_u64().unwrap(),
+        c["endpoints"].as_u64().unwrap(),
+        c["contexts"].as_u64().unwrap(),
+        b["state"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_snapshots_sql_restart_and_rebuild() {
+    let scenario = tempfile::tempdir().unwrap();
+    let generated = Command::new(eastwest_bin())
+        .args([
+            "gen",
+            "admin-endpoint",
+            "--learning",
+            "30m",
+            "--attack",
+            "5m",
+        ])
+        .args(["--rate", "5", "--out"])
+        .arg(scenario.path())
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(data.path()).await;
+    let replay = Command::new(eastwest_bin())
+        .arg("replay")
+        .arg(scenario.path())
+        .args([
+            "--to",
+            &format!("http://{}/v1/traces", server.http),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+
+    // Learning ended (20 min of 35 min event time) and the attack alerted; wait until the
+    // idle watermark has closed the last windows and the counts stop moving.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = counts(&server.baseline().await);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = counts(&server.baseline().await);
+        if now == last && now.3 == "detecting" && now.0 > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "baseline never settled: {now:?}");
+        last = now;
+    }
+    let alerts = get_json(&format!("http://{}/api/v1/alerts", server.api))
+        .await
+        .unwrap();
+    assert!(
+        !alerts["alerts"].as_array().unwrap().is_empty(),
+        "the attack alerted"
+    );
+    let before = counts(&server.baseline().await);
+    server.stop();
+
+    let snapshots: Vec<_> = std::fs::read_dir(data.path().join("baseline"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .collect();
+    assert!(!snapshots.is_empty(), "a snapshot was written at shutdown");
+
+    // SQL over the history and the snapshot.
+    let edges = cell(&run(
+        &["sql", "SELECT count(*) AS n FROM edges"],
+        data.path(),
+    ));
+    assert_eq!(edges, before.0, "edges table = baseline edge count");
+    let endpoints = cell(&run(
+        &["sql", "SELECT count(*) AS n FROM endpoints"],
+        data.path(),
+    ));
+    assert_eq!(endpoints, before.1);
+    let calls = cell(&run(
+        &["sql", "SELECT count(*) AS n FROM calls"],
+        data.path(),
+    ));
+    assert!(calls > 1000, "history holds the replayed calls: {calls}");
+    let admin = cell(&run(
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM calls WHERE route = '/admin/dump' AND NOT learned",
+        ],
+        data.path(),
+    ));
+    assert_eq!(
+        admin, 1,
+        "the alerted admin call is in history, marked not learned"
+    );
+    let bad = Command::new(eastwest_bin())
+        .args(["sql", "SELECT nope FROM edges", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+
+    // Restart: the same baseline, before any new traffic.
+    let server = serve(data.path()).await;
+    let after = counts(&server.baseline().await);
+    assert_eq!(after, before, "restart restores the baseline");
+    server.stop();
+
+    // Rebuild from history gives the same tables' sizes.
+    let report = run(&["baseline", "rebuild"], data.path());
+    assert!(
+        report.contains(&format!("{} edges, {} endpoints", before.0, before.1)),
+        "{report}"
+    );
+    let server = serve(data.path()).await;
+    assert_eq!(counts(&server.baseline().await), before);
+    server.stop();
+}
