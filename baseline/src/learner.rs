@@ -8,7 +8,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::*;
-use crate::index::{EdgeKey, EndpointKey, LookupIndex, WindowHistory};
+use crate::index::{EdgeKey, EndpointKey, EndpointStats, LookupIndex, SourceStats, WindowHistory};
+use eastwest_model::Entry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "state")]
@@ -191,15 +192,16 @@ impl Baseline {
         let err = if call.error { w } else { 0.0 };
         let (src, dst) = call.edge_key();
         let edge = EdgeKey {
-            source: src.clone(),
-            destination: dst.clone(),
+            source: src,
+            destination: dst,
         };
         let endpoint = EndpointKey {
-            edge: edge.clone(),
+            edge,
             method: call.method.clone(),
             route: call.route.clone(),
         };
-        let new_edge = !self.working.edges.contains_key(&edge);
+        let edge = &endpoint.edge;
+        let new_edge = !self.working.edges.contains_key(edge);
         let new_endpoint = !self.working.endpoints.contains_key(&endpoint);
         // Why: attacker-controlled names must not grow memory without bound.
         if (new_edge && self.working.edges.len() >= self.config.max_edges)
@@ -211,15 +213,12 @@ impl Baseline {
         if let Some(version) = &call.source_version {
             let report = !self.is_learning();
             self.rollouts
-                .observe(&src, version, t, new_edge, new_endpoint, report);
+                .observe(&edge.source, version, t, new_edge, new_endpoint, report);
         }
         self.calls_since_publish += 1;
 
-        let e = self
-            .working
-            .edges
-            .entry(edge.clone())
-            .or_insert_with(|| first_seen(t));
+        // Keys are cloned only when a row is new: the steady state allocates nothing here.
+        let e = get_or_insert(&mut self.working.edges, edge, || first_seen(t));
         touch(&mut e.first_seen_ns, &mut e.last_seen_ns, t);
         e.calls += w;
         e.errors += err;
@@ -229,95 +228,88 @@ impl Baseline {
             None => {}
         }
 
-        let ep = self.working.endpoints.entry(endpoint.clone()).or_default();
-        if ep.calls == 0.0 {
-            ep.first_seen_ns = t;
-            *self
-                .working
-                .edge_endpoint_counts
-                .entry(edge.clone())
-                .or_default() += 1;
+        if new_endpoint {
+            *get_or_insert(&mut self.working.edge_endpoint_counts, edge, || 0) += 1;
         }
+        let ep = get_or_insert(&mut self.working.endpoints, &endpoint, || EndpointStats {
+            first_seen_ns: t,
+            last_seen_ns: t,
+            ..Default::default()
+        });
         touch(&mut ep.first_seen_ns, &mut ep.last_seen_ns, t);
         ep.calls += w;
         ep.errors += err;
 
-        let contexts_full = self.working.edge_contexts.len() + self.working.endpoint_contexts.len()
-            >= self.config.max_contexts;
-        let entry = call.entry.as_ref().filter(|e| {
-            let known = self
-                .working
-                .edge_contexts
-                .contains_key(&((*e).clone(), edge.clone()))
-                && self
-                    .working
-                    .endpoint_contexts
-                    .contains_key(&((*e).clone(), endpoint.clone()));
-            if !known && contexts_full {
-                self.overflow += 1;
-            }
-            known || !contexts_full
-        });
-        if let Some(entry) = entry {
-            *self.working.entries.entry(entry.clone()).or_default() += w;
-            let c = self
-                .working
-                .edge_contexts
-                .entry((entry.clone(), edge.clone()))
-                .or_default();
-            if c.calls == 0.0 {
-                c.first_seen_ns = t;
-            }
-            touch(&mut c.first_seen_ns, &mut c.last_seen_ns, t);
-            c.calls += w;
-            let c = self
-                .working
-                .endpoint_contexts
-                .entry((entry.clone(), endpoint))
-                .or_default();
-            if c.calls == 0.0 {
-                c.first_seen_ns = t;
-            }
-            touch(&mut c.first_seen_ns, &mut c.last_seen_ns, t);
-            c.calls += w;
+        if let Some(entry) = &call.entry {
+            self.observe_contexts(entry, &endpoint, t, w);
         }
 
-        let s = self.working.sources.entry(src.clone()).or_default();
-        if s.calls == 0.0 {
-            s.first_seen_ns = t;
-        }
+        let s = get_or_insert(&mut self.working.sources, &edge.source, || SourceStats {
+            first_seen_ns: t,
+            last_seen_ns: t,
+            ..Default::default()
+        });
         touch(&mut s.first_seen_ns, &mut s.last_seen_ns, t);
         s.calls += w;
-        s.callees.insert(dst.clone());
+        if !s.callees.contains(&edge.destination) {
+            s.callees.insert(edge.destination.clone());
+        }
 
-        let id = self.working.identities.entry(src.clone()).or_default();
+        let id = get_or_insert(&mut self.working.identities, &edge.source, Default::default);
         match call.mtls {
             Some(true) => id.mtls_calls += w,
             Some(false) => id.plaintext_calls += w,
             None => {}
         }
         if let Some(p) = &call.source.principal {
-            *id.principals.entry(p.clone()).or_default() += w;
-            self.working
-                .principal_workloads
-                .entry(p.clone())
-                .or_default()
-                .insert(src.clone());
+            *get_or_insert(&mut id.principals, p, || 0.0) += w;
+            let speakers = get_or_insert(&mut self.working.principal_workloads, p, Default::default);
+            if !speakers.contains(&edge.source) {
+                speakers.insert(edge.source.clone());
+            }
         }
 
-        self.window
-            .source_callees
-            .entry(src.clone())
-            .or_default()
-            .insert(dst.clone());
-        self.window
-            .source_endpoints
-            .entry(src)
-            .or_default()
-            .insert((dst, call.method.clone(), call.route.clone()));
-        *self.window.edge_calls.entry(edge).or_default() += w;
+        let callees = get_or_insert(&mut self.window.source_callees, &edge.source, Default::default);
+        if !callees.contains(&edge.destination) {
+            callees.insert(edge.destination.clone());
+        }
+        let endpoints =
+            get_or_insert(&mut self.window.source_endpoints, &edge.source, Default::default);
+        let triple = (
+            edge.destination.clone(),
+            endpoint.method.clone(),
+            endpoint.route.clone(),
+        );
+        endpoints.insert(triple);
+        *get_or_insert(&mut self.window.edge_calls, edge, || 0.0) += w;
         if self.calls_since_publish >= self.config.publish_every_calls {
             self.publish();
+        }
+    }
+
+    /// Entry → edge and entry → endpoint contexts, within the context cap.
+    fn observe_contexts(&mut self, entry: &Entry, endpoint: &EndpointKey, t: i64, w: f64) {
+        let edge_key = (entry.clone(), endpoint.edge.clone());
+        let endpoint_key = (entry.clone(), endpoint.clone());
+        let known = self.working.edge_contexts.contains_key(&edge_key)
+            && self.working.endpoint_contexts.contains_key(&endpoint_key);
+        if !known
+            && self.working.edge_contexts.len() + self.working.endpoint_contexts.len()
+                >= self.config.max_contexts
+        {
+            self.overflow += 1;
+            return;
+        }
+        *get_or_insert(&mut self.working.entries, entry, || 0.0) += w;
+        for c in [
+            get_or_insert(&mut self.working.edge_contexts, &edge_key, Default::default),
+            get_or_insert(&mut self.working.endpoint_contexts, &endpoint_key, Default::default),
+        ] {
+            if c.calls == 0.0 {
+                c.first_seen_ns = t;
+            }
+            touch(&mut c.first_seen_ns, &mut c.last_seen_ns, t);
+            c.calls += w;
         }
     }
 
@@ -425,6 +417,21 @@ impl Baseline {
         self.working.age_out(cutoff);
         self.publish();
     }
+}
+
+/// `map[key]`, inserting `make()` under a clone of `key` only when absent.
+fn get_or_insert<'a, K, V>(
+    map: &'a mut HashMap<K, V>,
+    key: &K,
+    make: impl FnOnce() -> V,
+) -> &'a mut V
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    if !map.contains_key(key) {
+        map.insert(key.clone(), make());
+    }
+    map.get_mut(key).expect("present: checked or just inserted")
 }
 
 fn first_seen(t: i64) -> crate::EdgeStats {

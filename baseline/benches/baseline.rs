@@ -1,0 +1,226 @@
+//! Baseline bench (prints a table): history write and DataFusion rebuild rate over N calls
+//! of Parquet history (default 10M, `EASTWEST_BENCH_ROWS` to change), hot-path lookup cost
+//! per call, and heap bytes per learned endpoint at the scale of the Jaeger UI sample graph
+//! (1,238 services, 4,271 edges) with many routes per edge.
+//!
+//! Run: `cargo bench -p eastwest-baseline --bench baseline`
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use eastwest_baseline::{
+    Baseline, BaselineConfig, EdgeKey, EndpointKey, HistoryWriter, LookupIndex, rebuild,
+};
+use eastwest_model::{Call, Entry, Workload};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const ROUTES_PER_EDGE: usize = 20;
+const SEC: i64 = 1_000_000_000;
+const T0: i64 = 1_767_571_200 * SEC;
+
+/// (caller, callee) pairs of the Jaeger UI large sample graph, or a synthetic graph of the
+/// same size when the dataset is not next to the repo.
+fn graph() -> (Vec<(String, String)>, &'static str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../shared/datasets/jaeger-ui-dependency-graph-samples/packages/jaeger-ui/src/components/DependencyGraph/sample_data/large.json",
+    );
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let v: serde_json::Value = serde_json::from_str(&text).expect("large.json is JSON");
+        let mut edges: Vec<(String, String)> = v
+            .as_array()
+            .expect("an array of edges")
+            .iter()
+            .map(|e| {
+                (
+                    e["parent"].as_str().unwrap_or_default().to_string(),
+                    e["child"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        edges.sort();
+        edges.dedup();
+        return (edges, "jaeger-ui large.json");
+    }
+    let edges = (0..4271u64)
+        .map(|i| {
+            let a = (i * 7919) % 1238;
+            let b = (a + 1 + (i * 104_729) % 1237) % 1238;
+            (format!("Service{a}"), format!("Service{b}"))
+        })
+        .collect();
+    (edges, "synthetic 1238/4271")
+}
+
+fn call(edges: &[(String, String)], i: usize, t: i64) -> Call {
+    let (src, dst) = &edges[i % edges.len()];
+    let route = (i / edges.len()) % ROUTES_PER_EDGE;
+    Call {
+        event_time_ns: t,
+        source: Workload::new(src.clone()).in_namespace("prod"),
+        destination: Workload::new(dst.clone()).in_namespace("prod"),
+        method: if route % 3 == 0 { "POST" } else { "GET" }.into(),
+        route: format!("/api/v1/{dst}/resource{route}/{{id}}"),
+        status: Some(200),
+        mtls: Some(true),
+        trace_id: format!("{i:032x}"),
+        span_id: format!("{i:016x}"),
+        entry: Some(Entry {
+            service: "gateway.prod".into(),
+            // A function of the endpoint, so every endpoint has exactly one context.
+            route: format!("GET /page{}", (i % (edges.len() * ROUTES_PER_EDGE)) % 8),
+        }),
+        weight: 1.0,
+        ..Default::default()
+    }
+}
+
+fn main() {
+    let (edges, source) = graph();
+    let services: std::collections::HashSet<&String> =
+        edges.iter().flat_map(|(a, b)| [a, b]).collect();
+    println!(
+        "graph: {source}: {} services, {} edges, {ROUTES_PER_EDGE} routes per edge",
+        services.len(),
+        edges.len()
+    );
+    let endpoints = edges.len() * ROUTES_PER_EDGE;
+
+    // Memory: heap bytes of one copy of the learned index (the hot path's snapshot).
+    let config = BaselineConfig {
+        window: Duration::from_secs(24 * 3600),
+        publish_every_calls: u64::MAX,
+        max_endpoints: 10 * endpoints,
+        max_contexts: 10 * endpoints,
+        ..Default::default()
+    };
+    let mut b = Baseline::new(config.clone());
+    for i in 0..endpoints {
+        let c = call(&edges, i, T0 + i as i64);
+        b.advance(c.event_time_ns);
+        b.observe(&c);
+    }
+    let region = Region::new(GLOBAL);
+    let index: LookupIndex = b.working().clone();
+    let bytes = region.change().bytes_allocated as f64 - region.change().bytes_deallocated as f64;
+    let learned = index.endpoint_count();
+    let contexts = index.context_count();
+    drop(b);
+
+    // Lookup: what the detectors ask per call (edge, endpoint, both contexts, source).
+    let calls: Vec<Call> = (0..100_000).map(|i| call(&edges, i * 7, T0)).collect();
+    let start = Instant::now();
+    let mut hits = 0usize;
+    for c in &calls {
+        let (s, d) = c.edge_key();
+        let edge = EdgeKey {
+            source: s,
+            destination: d,
+        };
+        let entry = c.entry.as_ref().expect("entry");
+        hits += usize::from(index.edge(&edge).is_some());
+        hits += usize::from(index.edge_context(entry, &edge).is_some());
+        let ep = EndpointKey {
+            edge,
+            method: c.method.clone(),
+            route: c.route.clone(),
+        };
+        hits += usize::from(index.endpoint(&ep).is_some());
+        hits += usize::from(index.endpoint_context(entry, &ep).is_some());
+        hits += usize::from(index.source(&ep.edge.source).is_some());
+    }
+    let per_call = start.elapsed().as_nanos() as f64 / calls.len() as f64;
+    assert_eq!(black_box(hits), calls.len() * 5, "every lookup hits");
+    let keys: Vec<EndpointKey> = calls
+        .iter()
+        .map(|c| {
+            let (s, d) = c.edge_key();
+            EndpointKey {
+                edge: EdgeKey {
+                    source: s,
+                    destination: d,
+                },
+                method: c.method.clone(),
+                route: c.route.clone(),
+            }
+        })
+        .collect();
+    let start = Instant::now();
+    for k in &keys {
+        black_box(index.endpoint(k));
+    }
+    let bare = start.elapsed().as_nanos() as f64 / keys.len() as f64;
+
+    // History write and rebuild.
+    let rows: usize = std::env::var("EASTWEST_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut writer = HistoryWriter::new(dir.path(), Duration::from_secs(365 * 86400), 262_144);
+    let start = Instant::now();
+    // ~1000 calls/s of event time: 10M rows span ~3 hours of hourly partitions.
+    for i in 0..rows {
+        writer
+            .append(call(&edges, i, T0 + i as i64 * SEC / 1000), true)
+            .expect("history write");
+    }
+    writer.flush().expect("history flush");
+    let write_secs = start.elapsed().as_secs_f64();
+    let on_disk: u64 = walk_size(&dir.path().join("calls"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cfg = BaselineConfig {
+        window: Duration::from_secs(60),
+        ..config
+    };
+    let (rebuilt, stats) = runtime
+        .block_on(rebuild(dir.path(), None, None, &cfg))
+        .expect("rebuild");
+    assert_eq!(stats.rows, rows as u64);
+
+    println!();
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    println!(
+        "| memory per baseline endpoint ({learned} endpoints, {contexts} contexts, {} edges) | {:.0} bytes | ≤ 512 bytes |",
+        index.edge_count(),
+        bytes / learned as f64
+    );
+    println!("| lookup per call (edge + endpoint + 2 contexts + source, keys built from the call) | {per_call:.0} ns | ≤ 200 ns |");
+    println!("| bare endpoint lookup (prebuilt key) | {bare:.0} ns | |");
+    println!(
+        "| history write ({rows} calls, {:.0} MiB Parquet) | {:.2} M rows/s | |",
+        on_disk as f64 / (1024.0 * 1024.0),
+        rows as f64 / write_secs / 1e6
+    );
+    println!(
+        "| rebuild from Parquet history with DataFusion ({rows} calls → {} endpoints) | {:.2} M rows/s ({:.1} s) | ≥ 5 M rows/s |",
+        rebuilt.endpoint_count(),
+        stats.rows_per_sec() / 1e6,
+        stats.elapsed.as_secs_f64()
+    );
+}
+
+fn walk_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
