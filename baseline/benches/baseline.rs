@@ -193,7 +193,9 @@ fn main() {
         index.edge_count(),
         bytes / learned as f64
     );
-    println!("| lookup per call (edge + endpoint + 2 contexts + source, keys built from the call) | {per_call:.0} ns | ≤ 200 ns |");
+    println!(
+        "| lookup per call (edge + endpoint + 2 contexts + source, keys built from the call) | {per_call:.0} ns | ≤ 200 ns |"
+    );
     println!("| bare endpoint lookup (prebuilt key) | {bare:.0} ns | |");
     println!(
         "| history write ({rows} calls, {:.0} MiB Parquet) | {:.2} M rows/s | |",

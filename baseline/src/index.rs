@@ -1,6 +1,9 @@
 //! The read side of the baseline that the hot path uses: plain hash maps, no SQL.
 
-use std::collections::{HashMap, HashSet};
+/// Hash maps of the index: a fast hasher, randomly seeded per process (the keys are
+/// attacker-controlled names, so the seed must not be guessable).
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 use eastwest_model::Entry;
 
@@ -77,7 +80,7 @@ pub struct SourceStats {
     pub last_seen_ns: i64,
     pub calls: f64,
     /// Distinct destinations ever called.
-    pub callees: HashSet<String>,
+    pub callees: Set<String>,
     /// Distinct destinations per window.
     pub fan_out: WindowHistory,
     /// Distinct endpoints (destination+method+route) per window.
@@ -87,7 +90,7 @@ pub struct SourceStats {
 /// Per workload (as a caller): the identities it presents and how it connects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdentityStats {
-    pub principals: HashMap<String, f64>,
+    pub principals: Map<String, f64>,
     pub mtls_calls: f64,
     pub plaintext_calls: f64,
 }
@@ -104,18 +107,18 @@ impl IdentityStats {
 /// (`Arc<LookupIndex>`); every query is a hash lookup.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LookupIndex {
-    pub(crate) edges: HashMap<EdgeKey, EdgeStats>,
-    pub(crate) endpoints: HashMap<EndpointKey, EndpointStats>,
-    pub(crate) edge_contexts: HashMap<(Entry, EdgeKey), ContextStats>,
-    pub(crate) endpoint_contexts: HashMap<(Entry, EndpointKey), ContextStats>,
-    pub(crate) entries: HashMap<Entry, f64>,
-    pub(crate) sources: HashMap<String, SourceStats>,
-    pub(crate) edge_rates: HashMap<EdgeKey, WindowHistory>,
-    pub(crate) identities: HashMap<String, IdentityStats>,
+    pub(crate) edges: Map<EdgeKey, EdgeStats>,
+    pub(crate) endpoints: Map<EndpointKey, EndpointStats>,
+    pub(crate) edge_contexts: Map<(Entry, EdgeKey), ContextStats>,
+    pub(crate) endpoint_contexts: Map<(Entry, EndpointKey), ContextStats>,
+    pub(crate) entries: Map<Entry, f64>,
+    pub(crate) sources: Map<String, SourceStats>,
+    pub(crate) edge_rates: Map<EdgeKey, WindowHistory>,
+    pub(crate) identities: Map<String, IdentityStats>,
     /// Principal → workload keys it has spoken for.
-    pub(crate) principal_workloads: HashMap<String, HashSet<String>>,
+    pub(crate) principal_workloads: Map<String, Set<String>>,
     /// Distinct endpoints (method + route) per edge.
-    pub(crate) edge_endpoint_counts: HashMap<EdgeKey, u32>,
+    pub(crate) edge_endpoint_counts: Map<EdgeKey, u32>,
 }
 
 impl LookupIndex {
@@ -145,7 +148,7 @@ impl LookupIndex {
     pub fn identity(&self, workload_key: &str) -> Option<&IdentityStats> {
         self.identities.get(workload_key)
     }
-    pub fn principal_workloads(&self, principal: &str) -> Option<&HashSet<String>> {
+    pub fn principal_workloads(&self, principal: &str) -> Option<&Set<String>> {
         self.principal_workloads.get(principal)
     }
     /// Distinct endpoints learned on this edge.

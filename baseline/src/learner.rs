@@ -263,18 +263,26 @@ impl Baseline {
         }
         if let Some(p) = &call.source.principal {
             *get_or_insert(&mut id.principals, p, || 0.0) += w;
-            let speakers = get_or_insert(&mut self.working.principal_workloads, p, Default::default);
+            let speakers =
+                get_or_insert(&mut self.working.principal_workloads, p, Default::default);
             if !speakers.contains(&edge.source) {
                 speakers.insert(edge.source.clone());
             }
         }
 
-        let callees = get_or_insert(&mut self.window.source_callees, &edge.source, Default::default);
+        let callees = get_or_insert(
+            &mut self.window.source_callees,
+            &edge.source,
+            Default::default,
+        );
         if !callees.contains(&edge.destination) {
             callees.insert(edge.destination.clone());
         }
-        let endpoints =
-            get_or_insert(&mut self.window.source_endpoints, &edge.source, Default::default);
+        let endpoints = get_or_insert(
+            &mut self.window.source_endpoints,
+            &edge.source,
+            Default::default,
+        );
         let triple = (
             edge.destination.clone(),
             endpoint.method.clone(),
@@ -303,7 +311,11 @@ impl Baseline {
         *get_or_insert(&mut self.working.entries, entry, || 0.0) += w;
         for c in [
             get_or_insert(&mut self.working.edge_contexts, &edge_key, Default::default),
-            get_or_insert(&mut self.working.endpoint_contexts, &endpoint_key, Default::default),
+            get_or_insert(
+                &mut self.working.endpoint_contexts,
+                &endpoint_key,
+                Default::default,
+            ),
         ] {
             if c.calls == 0.0 {
                 c.first_seen_ns = t;
@@ -420,13 +432,14 @@ impl Baseline {
 }
 
 /// `map[key]`, inserting `make()` under a clone of `key` only when absent.
-fn get_or_insert<'a, K, V>(
-    map: &'a mut HashMap<K, V>,
+fn get_or_insert<'a, K, V, S>(
+    map: &'a mut HashMap<K, V, S>,
     key: &K,
     make: impl FnOnce() -> V,
 ) -> &'a mut V
 where
     K: std::hash::Hash + Eq + Clone,
+    S: std::hash::BuildHasher,
 {
     if !map.contains_key(key) {
         map.insert(key.clone(), make());

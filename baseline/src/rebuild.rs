@@ -3,7 +3,7 @@
 //! calls. Equal as long as no cardinality cap overflowed and nothing aged out mid-way
 //! (the online learner ages out at every window close, the rebuild once at the end).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -62,14 +62,17 @@ pub async fn rebuild(
         .cache()
         .await?;
     ctx.register_table("c", cached.into_view())?;
-    let rows = scalar_i64(&ctx, "SELECT count(*) FROM c")
-        .await?
-        .unwrap_or(0) as u64;
-    let first_ns = scalar_i64(&ctx, "SELECT min(t) FROM c").await?;
-    let last_ns = scalar_i64(&ctx, "SELECT max(t) FROM c").await?;
+    let (rows, first_ns, last_ns) = extent(&ctx).await?;
     let mut index = LookupIndex::default();
     if let Some(last) = last_ns {
-        aggregate(&ctx, &mut index, last / width, config.max_window_history).await?;
+        aggregate(
+            &ctx,
+            &mut index,
+            width,
+            last / width,
+            config.max_window_history,
+        )
+        .await?;
         index.age_out(last.saturating_sub(config.retention.as_nanos() as i64));
     }
     Ok((
@@ -83,144 +86,107 @@ pub async fn rebuild(
     ))
 }
 
-const W: &str = "CASE WHEN error THEN weight ELSE 0.0 END";
+const ERR: &str = "CASE WHEN error THEN weight ELSE 0.0 END";
 const MTLS: &str = "CASE WHEN mtls THEN weight ELSE 0.0 END";
 const PLAIN: &str = "CASE WHEN NOT mtls THEN weight ELSE 0.0 END";
 
+/// Three passes over the cached calls: one fine aggregate per (entry, endpoint) from which
+/// edges, endpoints, contexts, entries, sources and identities all derive; one per
+/// (source, principal); one per (edge, window) for rates and fan-out. Weight sums are
+/// exact (sampling weights are powers of two), so summing in another order is equal.
 async fn aggregate(
     ctx: &SessionContext,
     index: &mut LookupIndex,
+    width: i64,
     current_window: i64,
     cap: usize,
 ) -> Result<(), BaselineError> {
-    for b in run(ctx, &format!(
-        "SELECT source, destination, min(t), max(t), sum(weight), sum({W}), sum({MTLS}), sum({PLAIN}) \
-         FROM c GROUP BY source, destination"
-    ))
-    .await?
-    {
-        let (s, d) = (string_column(&b, 0)?, string_column(&b, 1)?);
-        let (first, last) = (i64s(&b, 2)?, i64s(&b, 3)?);
-        let (calls, errors, mtls, plain) = (f64s(&b, 4)?, f64s(&b, 5)?, f64s(&b, 6)?, f64s(&b, 7)?);
-        for i in 0..b.num_rows() {
-            let edge = edge(s.value(i), d.value(i));
-            index
-                .sources
-                .entry(edge.source.clone())
-                .or_default()
-                .callees
-                .insert(edge.destination.clone());
-            index.edges.insert(
-                edge,
-                EdgeStats {
-                    first_seen_ns: first.value(i),
-                    last_seen_ns: last.value(i),
-                    calls: calls.value(i),
-                    errors: errors.value(i),
-                    mtls_calls: mtls.value(i),
-                    plaintext_calls: plain.value(i),
-                },
-            );
-        }
-    }
-    for b in run(
+    let fine = run(
         ctx,
         &format!(
-            "SELECT source, destination, method, route, min(t), max(t), sum(weight), sum({W}) \
-         FROM c GROUP BY source, destination, method, route"
+            "SELECT entry_service, entry_route, source, destination, method, route, min(t), max(t), \
+             sum(weight), sum({ERR}), sum({MTLS}), sum({PLAIN}) FROM c \
+             GROUP BY entry_service, entry_route, source, destination, method, route"
         ),
     )
-    .await?
-    {
-        let keys = endpoint_keys(&b, 0)?;
-        let (first, last, calls, errors) = (i64s(&b, 4)?, i64s(&b, 5)?, f64s(&b, 6)?, f64s(&b, 7)?);
-        for (i, k) in keys.into_iter().enumerate() {
-            *index
-                .edge_endpoint_counts
-                .entry(k.edge.clone())
-                .or_default() += 1;
-            index.endpoints.insert(
-                k,
-                EndpointStats {
-                    first_seen_ns: first.value(i),
-                    last_seen_ns: last.value(i),
-                    calls: calls.value(i),
-                    errors: errors.value(i),
-                },
-            );
-        }
-    }
-    for b in run(
-        ctx,
-        "SELECT entry_service, entry_route, source, destination, min(t), max(t), sum(weight) \
-         FROM c WHERE entry_service IS NOT NULL AND entry_route IS NOT NULL \
-         GROUP BY entry_service, entry_route, source, destination",
-    )
-    .await?
-    {
-        let entries = entries(&b)?;
-        let (s, d) = (string_column(&b, 2)?, string_column(&b, 3)?);
-        let stats = context_stats(&b, 4)?;
-        for (i, (e, st)) in entries.into_iter().zip(stats).enumerate() {
-            index
-                .edge_contexts
-                .insert((e, edge(s.value(i), d.value(i))), st);
-        }
-    }
-    for b in run(ctx,
-        "SELECT entry_service, entry_route, source, destination, method, route, min(t), max(t), sum(weight) \
-         FROM c WHERE entry_service IS NOT NULL AND entry_route IS NOT NULL \
-         GROUP BY entry_service, entry_route, source, destination, method, route",
-    )
-    .await?
-    {
-        let entries = entries(&b)?;
+    .await?;
+    for b in fine {
+        let (es, er) = (string_column(&b, 0)?, string_column(&b, 1)?);
         let keys = endpoint_keys(&b, 2)?;
-        let stats = context_stats(&b, 6)?;
-        for ((e, k), st) in entries.into_iter().zip(keys).zip(stats) {
-            index.endpoint_contexts.insert((e, k), st);
+        let (first, last) = (i64s(&b, 6)?, i64s(&b, 7)?);
+        let (calls, errors) = (f64s(&b, 8)?, f64s(&b, 9)?);
+        let (mtls, plain) = (f64s(&b, 10)?, f64s(&b, 11)?);
+        for (i, k) in keys.into_iter().enumerate() {
+            let (t0, t1, w) = (first.value(i), last.value(i), calls.value(i));
+            let e = index
+                .edges
+                .entry(k.edge.clone())
+                .or_insert_with(|| EdgeStats {
+                    first_seen_ns: t0,
+                    last_seen_ns: t1,
+                    ..Default::default()
+                });
+            widen(&mut e.first_seen_ns, &mut e.last_seen_ns, t0, t1);
+            e.calls += w;
+            e.errors += errors.value(i);
+            e.mtls_calls += mtls.value(i);
+            e.plaintext_calls += plain.value(i);
+            let s = index.sources.entry(k.edge.source.clone()).or_default();
+            if s.calls == 0.0 {
+                (s.first_seen_ns, s.last_seen_ns) = (t0, t1);
+            }
+            widen(&mut s.first_seen_ns, &mut s.last_seen_ns, t0, t1);
+            s.calls += w;
+            if !s.callees.contains(&k.edge.destination) {
+                s.callees.insert(k.edge.destination.clone());
+            }
+            let id = index.identities.entry(k.edge.source.clone()).or_default();
+            id.mtls_calls += mtls.value(i);
+            id.plaintext_calls += plain.value(i);
+            if !es.is_null(i) && !er.is_null(i) {
+                let entry = Entry {
+                    service: es.value(i).to_owned(),
+                    route: er.value(i).to_owned(),
+                };
+                *index.entries.entry(entry.clone()).or_default() += w;
+                add_context(
+                    &mut index.edge_contexts,
+                    (entry.clone(), k.edge.clone()),
+                    t0,
+                    t1,
+                    w,
+                );
+                add_context(&mut index.endpoint_contexts, (entry, k.clone()), t0, t1, w);
+            }
+            let ep = index.endpoints.entry(k).or_insert_with(|| EndpointStats {
+                first_seen_ns: t0,
+                last_seen_ns: t1,
+                ..Default::default()
+            });
+            widen(&mut ep.first_seen_ns, &mut ep.last_seen_ns, t0, t1);
+            ep.calls += w;
+            ep.errors += errors.value(i);
         }
     }
-    for b in run(ctx,
-        "SELECT entry_service, entry_route, sum(weight) FROM c \
-         WHERE entry_service IS NOT NULL AND entry_route IS NOT NULL GROUP BY entry_service, entry_route",
-    )
-    .await?
-    {
-        let calls = f64s(&b, 2)?;
-        for (i, e) in entries(&b)?.into_iter().enumerate() {
-            index.entries.insert(e, calls.value(i));
-        }
+    for k in index.endpoints.keys() {
+        *index
+            .edge_endpoint_counts
+            .entry(k.edge.clone())
+            .or_default() += 1;
     }
-    for b in run(ctx, &format!(
-        "SELECT source, min(t), max(t), sum(weight), sum({MTLS}), sum({PLAIN}), min(w) FROM c GROUP BY source"
-    ))
-    .await?
-    {
-        let s = string_column(&b, 0)?;
-        let (first, last, calls) = (i64s(&b, 1)?, i64s(&b, 2)?, f64s(&b, 3)?);
-        let (mtls, plain, first_w) = (f64s(&b, 4)?, f64s(&b, 5)?, i64s(&b, 6)?);
-        for i in 0..b.num_rows() {
-            let src = index.sources.entry(s.value(i).to_owned()).or_default();
-            src.first_seen_ns = first.value(i);
-            src.last_seen_ns = last.value(i);
-            src.calls = calls.value(i);
-            // Every window closed since the source's first one counts, idle ones too.
-            let observed = (current_window - first_w.value(i)).max(0) as u64;
-            src.fan_out.windows_observed = observed;
-            src.endpoint_fan_out.windows_observed = observed;
-            let id = index.identities.entry(s.value(i).to_owned()).or_default();
-            id.mtls_calls = mtls.value(i);
-            id.plaintext_calls = plain.value(i);
-        }
+    for s in index.sources.values_mut() {
+        // Every window closed since the source's first one counts, idle ones too.
+        let observed = (current_window - s.first_seen_ns.div_euclid(width)).max(0) as u64;
+        s.fan_out.windows_observed = observed;
+        s.endpoint_fan_out.windows_observed = observed;
     }
-    for b in run(
+    let principals = run(
         ctx,
         "SELECT source, source_principal, sum(weight) FROM c WHERE source_principal IS NOT NULL \
          GROUP BY source, source_principal",
     )
-    .await?
-    {
+    .await?;
+    for b in principals {
         let (s, p, calls) = (string_column(&b, 0)?, string_column(&b, 1)?, f64s(&b, 2)?);
         for i in 0..b.num_rows() {
             let id = index.identities.entry(s.value(i).to_owned()).or_default();
@@ -232,85 +198,80 @@ async fn aggregate(
                 .insert(s.value(i).to_owned());
         }
     }
-    fan_out(ctx, index, current_window, cap).await?;
-    edge_rates(ctx, index, current_window, cap).await
+    windows(ctx, index, current_window, cap).await
 }
 
-/// Per-source distinct destinations and endpoints in every closed window.
-async fn fan_out(
+fn widen(first: &mut i64, last: &mut i64, t0: i64, t1: i64) {
+    *first = (*first).min(t0);
+    *last = (*last).max(t1);
+}
+
+fn add_context<K: std::hash::Hash + Eq>(
+    map: &mut crate::index::Map<K, ContextStats>,
+    key: K,
+    t0: i64,
+    t1: i64,
+    w: f64,
+) {
+    let c = map.entry(key).or_insert_with(|| ContextStats {
+        first_seen_ns: t0,
+        last_seen_ns: t1,
+        calls: 0.0,
+    });
+    widen(&mut c.first_seen_ns, &mut c.last_seen_ns, t0, t1);
+    c.calls += w;
+}
+
+/// One pass per (edge, closed window): the edge's calls give its rate history; per
+/// (source, window) the rows count distinct destinations, and their distinct
+/// method+route counts sum to distinct endpoints (fan-out histories).
+async fn windows(
     ctx: &SessionContext,
     index: &mut LookupIndex,
     current_window: i64,
     cap: usize,
 ) -> Result<(), BaselineError> {
-    let mut per_source: HashMap<String, Vec<(i64, f64, f64)>> = HashMap::new();
-    for b in run(ctx, &format!(
-        "SELECT d.source, d.w, d.n, e.n FROM \
-         (SELECT source, w, count(DISTINCT destination) AS n FROM c WHERE w < {current_window} GROUP BY source, w) d \
-         JOIN (SELECT source, w, count(*) AS n FROM \
-               (SELECT DISTINCT source, w, destination, method, route FROM c WHERE w < {current_window}) \
-               GROUP BY source, w) e \
-         ON d.source = e.source AND d.w = e.w"
-    ))
-    .await?
-    {
-        let s = string_column(&b, 0)?;
-        let (w, dn, en) = (i64s(&b, 1)?, i64s(&b, 2)?, i64s(&b, 3)?);
-        for i in 0..b.num_rows() {
-            per_source.entry(s.value(i).to_owned()).or_default().push((
-                w.value(i),
-                dn.value(i) as f64,
-                en.value(i) as f64,
-            ));
-        }
-    }
-    for (src, mut windows) in per_source {
-        windows.sort_by_key(|x| x.0);
-        let keep = windows.len().saturating_sub(cap);
-        let s = index.sources.entry(src).or_default();
-        s.fan_out.values = windows[keep..].iter().map(|x| x.1).collect();
-        s.endpoint_fan_out.values = windows[keep..].iter().map(|x| x.2).collect();
-    }
-    Ok(())
-}
-
-/// Per-edge calls in every closed window where the edge was active. Like the online
-/// learner, an edge's history starts when its first active window closes (counting 1)
-/// and then counts every window the learner rolled through.
-async fn edge_rates(
-    ctx: &SessionContext,
-    index: &mut LookupIndex,
-    current_window: i64,
-    cap: usize,
-) -> Result<(), BaselineError> {
-    let mut active = BTreeSet::new();
-    for b in run(ctx, "SELECT DISTINCT w FROM c").await? {
-        let w = i64s(&b, 0)?;
-        active.extend((0..b.num_rows()).map(|i| w.value(i)));
-    }
     let mut per_edge: HashMap<EdgeKey, Vec<(i64, f64)>> = HashMap::new();
-    for b in run(
+    let mut per_source: HashMap<String, BTreeMap<i64, (f64, f64)>> = HashMap::new();
+    let mut active = BTreeSet::from([current_window]);
+    let rows = run(
         ctx,
         &format!(
-            "SELECT source, destination, w, sum(weight) FROM c WHERE w < {current_window} \
-         GROUP BY source, destination, w"
+            "SELECT source, destination, w, sum(weight), count(DISTINCT concat(method, ' ', route)) \
+             FROM c WHERE w < {current_window} GROUP BY source, destination, w"
         ),
     )
-    .await?
-    {
+    .await?;
+    for b in rows {
         let (s, d) = (string_column(&b, 0)?, string_column(&b, 1)?);
-        let (w, calls) = (i64s(&b, 2)?, f64s(&b, 3)?);
+        let (w, calls, endpoints) = (i64s(&b, 2)?, f64s(&b, 3)?, i64s(&b, 4)?);
         for i in 0..b.num_rows() {
+            let w = w.value(i);
+            active.insert(w);
             per_edge
                 .entry(edge(s.value(i), d.value(i)))
                 .or_default()
-                .push((w.value(i), calls.value(i)));
+                .push((w, calls.value(i)));
+            let f = per_source
+                .entry(s.value(i).to_owned())
+                .or_default()
+                .entry(w)
+                .or_default();
+            f.0 += 1.0;
+            f.1 += endpoints.value(i) as f64;
         }
     }
+    for (src, windows) in per_source {
+        let keep = windows.len().saturating_sub(cap);
+        let s = index.sources.entry(src).or_default();
+        s.fan_out.values = windows.values().skip(keep).map(|x| x.0).collect();
+        s.endpoint_fan_out.values = windows.values().skip(keep).map(|x| x.1).collect();
+    }
+    // Like the online learner, an edge's rate history starts when its first active
+    // window closes (counting 1) and then counts every window the learner rolled through.
     for (key, mut windows) in per_edge {
         windows.sort_by_key(|x| x.0);
         let first = windows[0].0;
-        // The window the learner rolled into when `first` closed.
         let next = active
             .range(first + 1..)
             .next()
@@ -332,13 +293,15 @@ async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Baseli
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
-async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<Option<i64>, BaselineError> {
-    let batches = run(ctx, sql).await?;
+/// Rows, first and last event time of the cached calls.
+async fn extent(ctx: &SessionContext) -> Result<(u64, Option<i64>, Option<i64>), BaselineError> {
+    let batches = run(ctx, "SELECT count(*), min(t), max(t) FROM c").await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(None);
+        return Ok((0, None, None));
     };
-    let col = i64s(b, 0)?;
-    Ok((!col.is_null(0)).then(|| col.value(0)))
+    let (n, lo, hi) = (i64s(b, 0)?, i64s(b, 1)?, i64s(b, 2)?);
+    let opt = |a: &Int64Array| (!a.is_null(0)).then(|| a.value(0));
+    Ok((n.value(0).max(0) as u64, opt(&lo), opt(&hi)))
 }
 
 fn i64s(b: &RecordBatch, i: usize) -> Result<Int64Array, BaselineError> {
@@ -368,27 +331,6 @@ fn endpoint_keys(b: &RecordBatch, at: usize) -> Result<Vec<EndpointKey>, Baselin
             edge: edge(s.value(i), d.value(i)),
             method: m.value(i).to_owned(),
             route: r.value(i).to_owned(),
-        })
-        .collect())
-}
-
-fn entries(b: &RecordBatch) -> Result<Vec<Entry>, BaselineError> {
-    let (s, r) = (string_column(b, 0)?, string_column(b, 1)?);
-    Ok((0..b.num_rows())
-        .map(|i| Entry {
-            service: s.value(i).to_owned(),
-            route: r.value(i).to_owned(),
-        })
-        .collect())
-}
-
-fn context_stats(b: &RecordBatch, at: usize) -> Result<Vec<ContextStats>, BaselineError> {
-    let (first, last, calls) = (i64s(b, at)?, i64s(b, at + 1)?, f64s(b, at + 2)?);
-    Ok((0..b.num_rows())
-        .map(|i| ContextStats {
-            first_seen_ns: first.value(i),
-            last_seen_ns: last.value(i),
-            calls: calls.value(i),
         })
         .collect())
 }
