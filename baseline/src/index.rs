@@ -2,8 +2,19 @@
 
 /// Hash maps of the index: a fast hasher, randomly seeded per process (the keys are
 /// attacker-controlled names, so the seed must not be guessable).
-pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+pub type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
+
+/// A borrowed `(A, B)` key: hashes like the tuple, so composite keys are looked up
+/// without cloning their strings.
+#[derive(Hash)]
+struct Pair<'a, A, B>(&'a A, &'a B);
+
+impl<A: PartialEq, B: PartialEq> hashbrown::Equivalent<(A, B)> for Pair<'_, A, B> {
+    fn equivalent(&self, key: &(A, B)) -> bool {
+        *self.0 == key.0 && *self.1 == key.1
+    }
+}
 
 use eastwest_model::Entry;
 
@@ -129,11 +140,10 @@ impl LookupIndex {
         self.endpoints.get(key)
     }
     pub fn edge_context(&self, entry: &Entry, edge: &EdgeKey) -> Option<&ContextStats> {
-        self.edge_contexts.get(&(entry.clone(), edge.clone()))
+        self.edge_contexts.get(&Pair(entry, edge))
     }
     pub fn endpoint_context(&self, entry: &Entry, endpoint: &EndpointKey) -> Option<&ContextStats> {
-        self.endpoint_contexts
-            .get(&(entry.clone(), endpoint.clone()))
+        self.endpoint_contexts.get(&Pair(entry, endpoint))
     }
     /// Sampling-adjusted number of calls seen under this entry, if the entry is known.
     pub fn entry_calls(&self, entry: &Entry) -> Option<f64> {

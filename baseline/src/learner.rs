@@ -1,6 +1,5 @@
 //! The online learner: folds calls into the baseline tables and publishes snapshots.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use eastwest_model::Call;
@@ -8,7 +7,9 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::*;
-use crate::index::{EdgeKey, EndpointKey, EndpointStats, LookupIndex, SourceStats, WindowHistory};
+use crate::index::{
+    EdgeKey, EndpointKey, EndpointStats, LookupIndex, Map, Set, SourceStats, WindowHistory,
+};
 use eastwest_model::Entry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,9 +64,9 @@ pub struct BaselineStatus {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct OpenWindow {
     pub(crate) start_ns: i64,
-    pub(crate) source_callees: HashMap<String, HashSet<String>>,
-    pub(crate) source_endpoints: HashMap<String, HashSet<(String, String, String)>>,
-    pub(crate) edge_calls: HashMap<EdgeKey, f64>,
+    pub(crate) source_callees: Map<String, Set<String>>,
+    pub(crate) source_endpoints: Map<String, Set<(String, String, String)>>,
+    pub(crate) edge_calls: Map<EdgeKey, f64>,
 }
 
 /// The learner. Owned by one task; readers get [`Baseline::index`] snapshots.
@@ -433,7 +434,7 @@ impl Baseline {
 
 /// `map[key]`, inserting `make()` under a clone of `key` only when absent.
 fn get_or_insert<'a, K, V, S>(
-    map: &'a mut HashMap<K, V, S>,
+    map: &'a mut hashbrown::HashMap<K, V, S>,
     key: &K,
     make: impl FnOnce() -> V,
 ) -> &'a mut V

@@ -51,7 +51,7 @@ struct WindowState {
 impl WindowState {
     fn from_open(w: &OpenWindow) -> Self {
         fn sorted_sets<T: Ord + Clone>(
-            m: &std::collections::HashMap<String, std::collections::HashSet<T>>,
+            m: &crate::index::Map<String, crate::index::Set<T>>,
         ) -> Vec<(String, Vec<T>)> {
             let mut v: Vec<(String, Vec<T>)> = m
                 .iter()

@@ -2,7 +2,6 @@
 //! One `RecordBatch` per table, rows sorted by key so equal baselines give equal bytes.
 //! Derived maps (principal → workloads, endpoints per edge) are rebuilt on load.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -79,7 +78,7 @@ pub(crate) fn utc_ns() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-fn sorted<K: Ord, V, S>(map: &HashMap<K, V, S>) -> Vec<(&K, &V)> {
+fn sorted<K: Ord, V, S>(map: &hashbrown::HashMap<K, V, S>) -> Vec<(&K, &V)> {
     let mut v: Vec<_> = map.iter().collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v

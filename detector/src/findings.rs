@@ -122,7 +122,7 @@ impl Detectors {
         let (src, dst) = (&endpoint.edge.source, &endpoint.edge.destination);
         let edge_stats = index.edge(&endpoint.edge);
         let endpoint_stats = index.endpoint(&endpoint);
-        let what = format!("{} {}", call.method, call.route);
+        let what = MethodRoute(call);
 
         let mut novelty = 0.0;
         match edge_stats {
@@ -364,5 +364,14 @@ mod tests {
         assert_eq!(d.sensitive_match(&c), None);
         c.route = "/debug/pprof/heap".into();
         assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("debug"));
+    }
+}
+
+/// `METHOD route` of a call, formatted only when a summary is written.
+struct MethodRoute<'a>(&'a Call);
+
+impl std::fmt::Display for MethodRoute<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.method, self.0.route)
     }
 }
