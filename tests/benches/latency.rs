@@ -69,16 +69,31 @@ fn letters(mut i: usize) -> String {
     }
 }
 
-/// frontend (root SERVER) → cartservice `GET /admin/<tag>` as Istio sidecar spans.
+/// Destinations of the admin calls, in turn (the collector caps distinct routes per edge).
+const TARGETS: [(&str, u16); 6] = [
+    ("cartservice", 7070),
+    ("paymentservice", 50051),
+    ("emailservice", 8080),
+    ("shippingservice", 50051),
+    ("currencyservice", 7000),
+    ("adservice", 9555),
+];
+
+/// frontend (root SERVER) → a target's `GET /admin/<tag>` as Istio sidecar spans.
 fn admin_request(i: usize, t: u64) -> (ExportTraceServiceRequest, String) {
     let route = format!("/admin/{}", letters(i));
+    let (target, port) = TARGETS[i % TARGETS.len()];
     let mut trace = vec![0xA5u8; 16];
     trace[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-    let host = "cartservice.boutique.svc.cluster.local";
+    let host = format!("{target}.boutique.svc.cluster.local");
     let span = |id: u64, parent: u64, kind: SpanKind, name: &str, attrs: Vec<KeyValue>| Span {
         trace_id: trace.clone(),
         span_id: id.to_be_bytes().to_vec(),
-        parent_span_id: if parent == 0 { vec![] } else { parent.to_be_bytes().to_vec() },
+        parent_span_id: if parent == 0 {
+            vec![]
+        } else {
+            parent.to_be_bytes().to_vec()
+        },
         name: name.into(),
         kind: kind as i32,
         start_time_unix_nano: t,
@@ -89,15 +104,21 @@ fn admin_request(i: usize, t: u64) -> (ExportTraceServiceRequest, String) {
     let base = 0x7000_0000_0000_0000u64 + (i as u64) * 4;
     let common = vec![
         kv("http.method", "GET"),
-        kv("http.url", &format!("http://{host}:7070{route}")),
+        kv("http.url", &format!("http://{host}:{port}{route}")),
         kv("http.status_code", "200"),
-        kv("source.principal", "spiffe://cluster.local/ns/boutique/sa/frontend"),
-        kv("destination.principal", "spiffe://cluster.local/ns/boutique/sa/cartservice"),
+        kv(
+            "source.principal",
+            "spiffe://cluster.local/ns/boutique/sa/frontend",
+        ),
+        kv(
+            "destination.principal",
+            "spiffe://cluster.local/ns/boutique/sa/cartservice",
+        ),
     ];
     let mut client = common.clone();
-    client.push(kv("upstream_cluster", &format!("outbound|7070||{host}")));
+    client.push(kv("upstream_cluster", &format!("outbound|{port}||{host}")));
     let mut server = common;
-    server.push(kv("upstream_cluster", "inbound|7070||"));
+    server.push(kv("upstream_cluster", &format!("inbound|{port}||")));
     let resource = |svc: &str| Resource {
         attributes: vec![
             kv("service.name", &format!("{svc}.boutique")),
@@ -126,12 +147,12 @@ fn admin_request(i: usize, t: u64) -> (ExportTraceServiceRequest, String) {
             kv("upstream_cluster", "inbound|8080||"),
         ],
     );
-    let name = format!("{host}:7070{route}");
+    let name = format!("{host}:{port}{route}");
     let c = span(base + 1, base, SpanKind::Client, &name, client);
     let s = span(base + 2, base + 1, SpanKind::Server, &name, server);
     (
         ExportTraceServiceRequest {
-            resource_spans: vec![rs("frontend", vec![root, c]), rs("cartservice", vec![s])],
+            resource_spans: vec![rs("frontend", vec![root, c]), rs(target, vec![s])],
         },
         route,
     )
@@ -183,7 +204,16 @@ async fn main() {
     let work = tempfile::tempdir().unwrap();
     let scenario = work.path().join("scenario");
     let status = Command::new(&bin)
-        .args(["gen", "benign-surge", "--learning", LEARNING, "--attack", "10m", "--rate", "50"])
+        .args([
+            "gen",
+            "benign-surge",
+            "--learning",
+            LEARNING,
+            "--attack",
+            "10m",
+            "--rate",
+            "50",
+        ])
         .arg("--out")
         .arg(&scenario)
         .stderr(Stdio::null())
@@ -226,7 +256,10 @@ async fn main() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{api}/readyz")).await.is_err() {
+    while reqwest::get(format!("http://127.0.0.1:{api}/readyz"))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "serve did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -324,7 +357,16 @@ async fn main() {
         latencies.len(),
         sent.len()
     );
-    println!("| span arrival → alert stored, p50 | {:.1} ms | |", pct(0.50).as_secs_f64() * 1e3);
-    println!("| span arrival → alert stored, p99 | {:.1} ms | ≤ 1000 ms |", pct(0.99).as_secs_f64() * 1e3);
-    println!("| span arrival → alert stored, max | {:.1} ms | |", pct(1.0).as_secs_f64() * 1e3);
+    println!(
+        "| span arrival → alert stored, p50 | {:.1} ms | |",
+        pct(0.50).as_secs_f64() * 1e3
+    );
+    println!(
+        "| span arrival → alert stored, p99 | {:.1} ms | ≤ 1000 ms |",
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "| span arrival → alert stored, max | {:.1} ms | |",
+        pct(1.0).as_secs_f64() * 1e3
+    );
 }
