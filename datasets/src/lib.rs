@@ -18,7 +18,10 @@ pub use demo::{DEMO_LEARNING_PERIOD, DemoFeed, demo_feed, demo_feed_at};
 pub use error::DatasetError;
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
 pub use replay::{Pace, ReplayOptions, ReplayReport, replay};
-pub use scenario::{FileFormat, GenOptions, GenSummary, ScenarioMeta, generate, scenario_names};
+pub use scenario::{
+    AccessLogFormat, FileFormat, GenOptions, GenSummary, ScenarioMeta, SpanStyle, TopologyKind,
+    generate, scenario_names,
+};
 pub use sink::spawn_counting_receiver;
 
 /// Writes converted requests to `dir/traces.pb` (or `.json`).

@@ -1,0 +1,656 @@
+//! The per-scenario injections and their labels. The Online Boutique keeps its
+//! hand-written injections (their bytes are pinned by the eval golden file); the other
+//! topologies run the same scenarios from their [`AttackPlan`].
+
+use chrono::DateTime;
+use eastwest_model::{AlertKind, Label};
+
+use super::spans::{Gen, Inject, inject};
+use super::topology::{AttackPlan, Hop, Topology, db, grpc, h};
+use super::{DatasetError, SEC};
+
+#[allow(clippy::too_many_arguments)] // the label's fields, in schema order
+fn label(
+    ns: &str,
+    name: &str,
+    kind: Option<AlertKind>,
+    src: &str,
+    dst: Option<&str>,
+    method: Option<&str>,
+    route: Option<&str>,
+    start: i64,
+    end: i64,
+) -> Label {
+    Label {
+        scenario: name.into(),
+        kind,
+        source: format!("{src}.{ns}"),
+        destination: dst.map(|d| format!("{d}.{ns}")),
+        method: method.map(Into::into),
+        route: route.map(Into::into),
+        start: DateTime::from_timestamp_nanos(start),
+        end: DateTime::from_timestamp_nanos(end),
+        class: if kind.is_some() { "attack" } else { "benign" }.into(),
+    }
+}
+
+/// The caller acting on its own: a trace rooted at the caller, entry = the call itself.
+fn own(inj: Inject, t: i64, g: &mut Gen) {
+    let route = format!("{} {}", inj.hop.method, inj.hop.path);
+    let caller = inj.hop.caller.clone();
+    g.request(&caller, &route, &[inj], t);
+}
+
+/// Normal traffic for the whole scenario, the benign change or the attack, and labels.
+pub(super) fn run(
+    name: &str,
+    g: &mut Gen,
+    topo: &Topology,
+    rate: f64,
+    start: i64,
+    attack_start: i64,
+    attack_end: i64,
+) -> Result<Vec<Label>, DatasetError> {
+    g.normal(topo, start, attack_start, rate, 500);
+    // Normal traffic continues through the attack window (surge scales it).
+    let phase_rate = if name == "benign-surge" {
+        rate * 5.0
+    } else {
+        rate
+    };
+    match name {
+        "benign-rollout" => g.version = "v2",
+        "benign-new-pods" => g.pod_generation = 7,
+        "benign-jobs" => g.job_adds_step = true,
+        _ => {}
+    }
+    g.normal(
+        topo,
+        attack_start,
+        attack_end,
+        phase_rate,
+        if name == "benign-rare-path" { 50 } else { 500 },
+    );
+    let t0 = attack_start + 60 * SEC;
+    g.force_keep = true;
+    let labels = match &topo.plan {
+        None => boutique(name, g, &topo.namespace, t0, attack_start, attack_end),
+        Some(plan) => generic(name, g, topo, plan, t0, attack_start, attack_end)?,
+    };
+    g.force_keep = false;
+    Ok(labels)
+}
+
+/// Label of a benign change: the whole attack phase, nothing may fire for it.
+fn benign(ns: &str, name: &str, src: &str, attack_start: i64, attack_end: i64) -> Label {
+    label(
+        ns,
+        name,
+        None,
+        src,
+        None,
+        None,
+        None,
+        attack_start,
+        attack_end,
+    )
+}
+
+fn boutique(
+    name: &str,
+    g: &mut Gen,
+    ns: &str,
+    t0: i64,
+    attack_start: i64,
+    attack_end: i64,
+) -> Vec<Label> {
+    let compromised = "recommendationservice";
+    let mut labels = Vec::new();
+    match name {
+        "admin-endpoint" => {
+            own(
+                inject(h(compromised, "cartservice", 7070, "GET", "/admin/dump")),
+                t0,
+                g,
+            );
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::SensitiveEndpoint),
+                compromised,
+                Some("cartservice"),
+                Some("GET"),
+                Some("/admin/dump"),
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "fan-out" => {
+            let targets = [
+                ("emailservice", 8080),
+                ("shippingservice", 50051),
+                ("paymentservice", 50051),
+                ("checkoutservice", 5050),
+                ("adservice", 9555),
+                ("currencyservice", 7000),
+            ];
+            for (i, (svc, port)) in targets.iter().enumerate() {
+                own(
+                    inject(h(compromised, svc, *port, "GET", "/healthz")),
+                    t0 + i as i64 * SEC,
+                    g,
+                );
+            }
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::FanOut),
+                compromised,
+                None,
+                None,
+                None,
+                t0,
+                t0 + targets.len() as i64 * SEC,
+            ));
+        }
+        "probing" => {
+            for (i, path) in [
+                "/admin",
+                "/debug/pprof",
+                "/internal/users",
+                "/actuator/env",
+                "/api/v1/secrets",
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut inj = inject(h(compromised, "paymentservice", 50051, "GET", path));
+                inj.status = if i % 2 == 0 { 404 } else { 403 };
+                own(inj, t0 + i as i64 * 2 * SEC, g);
+            }
+            own(
+                inject(h(
+                    compromised,
+                    "paymentservice",
+                    50051,
+                    "POST",
+                    "/hipstershop.PaymentService/Charge",
+                )),
+                t0 + 12 * SEC,
+                g,
+            );
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::Probing),
+                compromised,
+                Some("paymentservice"),
+                None,
+                None,
+                t0,
+                t0 + 13 * SEC,
+            ));
+        }
+        "context-anomaly" => {
+            // Known edge checkoutservice → paymentservice, but entered from /product/{id}.
+            let hops = [
+                inject(grpc(
+                    "frontend",
+                    "productcatalogservice",
+                    3550,
+                    "/hipstershop.ProductCatalogService/GetProduct",
+                )),
+                inject(grpc(
+                    "frontend",
+                    "checkoutservice",
+                    5050,
+                    "/hipstershop.CheckoutService/PlaceOrder",
+                )),
+                inject(grpc(
+                    "checkoutservice",
+                    "paymentservice",
+                    50051,
+                    "/hipstershop.PaymentService/Charge",
+                )),
+            ];
+            for i in 0..3 {
+                g.request("frontend", "GET /product/{id}", &hops, t0 + i * SEC);
+            }
+            // The same requests also reach checkout from a product page: one injection,
+            // two anomalous hops, both legitimately reportable.
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::ContextAnomaly),
+                "frontend",
+                Some("checkoutservice"),
+                Some("POST"),
+                Some("/hipstershop.CheckoutService/PlaceOrder"),
+                t0,
+                t0 + 3 * SEC,
+            ));
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::ContextAnomaly),
+                "checkoutservice",
+                Some("paymentservice"),
+                Some("POST"),
+                Some("/hipstershop.PaymentService/Charge"),
+                t0,
+                t0 + 3 * SEC,
+            ));
+        }
+        "new-endpoint" => {
+            let hops = [inject(h(
+                "frontend",
+                "cartservice",
+                7070,
+                "POST",
+                "/hipstershop.CartService/ExportAllCarts",
+            ))];
+            g.request("frontend", "GET /cart", &hops, t0);
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::NewEndpoint),
+                "frontend",
+                Some("cartservice"),
+                Some("POST"),
+                Some("/hipstershop.CartService/ExportAllCarts"),
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "plaintext" => {
+            let mut inj = inject(grpc(
+                compromised,
+                "paymentservice",
+                50051,
+                "/hipstershop.PaymentService/Charge",
+            ));
+            inj.mtls = false;
+            own(inj, t0, g);
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::Plaintext),
+                compromised,
+                Some("paymentservice"),
+                Some("POST"),
+                Some("/hipstershop.PaymentService/Charge"),
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "identity-spoof" => {
+            let mut inj = inject(grpc(
+                compromised,
+                "paymentservice",
+                50051,
+                "/hipstershop.PaymentService/Charge",
+            ));
+            inj.principal_of = Some("checkoutservice".into());
+            own(inj, t0, g);
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::IdentityMismatch),
+                compromised,
+                Some("paymentservice"),
+                Some("POST"),
+                Some("/hipstershop.PaymentService/Charge"),
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "multi-hop" => {
+            // A → B, then 30 min later B → C: each a new edge, chained into a path.
+            own(
+                inject(h(
+                    compromised,
+                    "cartservice",
+                    7070,
+                    "POST",
+                    "/hipstershop.CartService/GetCart",
+                )),
+                t0,
+                g,
+            );
+            let t1 = t0 + 30 * 60 * SEC;
+            own(
+                inject(h(
+                    "cartservice",
+                    "paymentservice",
+                    50051,
+                    "POST",
+                    "/hipstershop.PaymentService/Charge",
+                )),
+                t1,
+                g,
+            );
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::NewEdge),
+                compromised,
+                Some("cartservice"),
+                Some("POST"),
+                Some("/hipstershop.CartService/GetCart"),
+                t0,
+                t0 + SEC,
+            ));
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::NewEdge),
+                "cartservice",
+                Some("paymentservice"),
+                Some("POST"),
+                Some("/hipstershop.PaymentService/Charge"),
+                t1,
+                t1 + SEC,
+            ));
+        }
+        "cloud-metadata" => {
+            let mut inj = inject(h(
+                compromised,
+                "169.254.169.254",
+                80,
+                "GET",
+                "/latest/meta-data/iam/security-credentials/",
+            ));
+            inj.instrumented = false;
+            inj.mtls = false;
+            own(inj, t0, g);
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::SensitiveEndpoint),
+                compromised,
+                None,
+                Some("GET"),
+                Some("/latest/meta-data/iam/security-credentials/"),
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "bulk-read" => {
+            for i in 0..600 {
+                g.request(
+                    "cartservice",
+                    "POST /hipstershop.CartService/GetCart",
+                    &[inject(db(
+                        "cartservice",
+                        "redis-cart",
+                        "redis",
+                        6379,
+                        "HGETALL",
+                        "cart",
+                    ))],
+                    t0 + i * SEC / 10,
+                );
+            }
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::RateSpike),
+                "cartservice",
+                Some("redis-cart"),
+                Some("HGETALL"),
+                Some("cart"),
+                t0,
+                t0 + 60 * SEC,
+            ));
+        }
+        _ => labels.push(benign(
+            ns,
+            name,
+            if name == "benign-jobs" {
+                "catalog-reindex"
+            } else {
+                "frontend"
+            },
+            attack_start,
+            attack_end,
+        )),
+    }
+    labels
+}
+
+fn route_of(hop: &Hop) -> (String, String) {
+    (hop.method.to_string(), hop.path.to_string())
+}
+
+/// The label of one injected hop: kind, caller → callee, method, route template.
+fn hop_label(ns: &str, name: &str, kind: AlertKind, hop: &Hop, start: i64, end: i64) -> Label {
+    let (method, route) = route_of(hop);
+    label(
+        ns,
+        name,
+        Some(kind),
+        &hop.caller,
+        Some(&hop.callee),
+        Some(&method),
+        Some(&route),
+        start,
+        end,
+    )
+}
+
+fn unsupported(name: &str, topo: &Topology, why: &str) -> DatasetError {
+    DatasetError::InvalidOptions(format!(
+        "scenario {name} is not available on topology {}: {why}",
+        topo.name
+    ))
+}
+
+/// The scenarios on a topology described by an [`AttackPlan`].
+fn generic(
+    name: &str,
+    g: &mut Gen,
+    topo: &Topology,
+    plan: &AttackPlan,
+    t0: i64,
+    attack_start: i64,
+    attack_end: i64,
+) -> Result<Vec<Label>, DatasetError> {
+    let ns: &str = &topo.namespace;
+    let c: &str = &plan.compromised;
+    let mut labels = Vec::new();
+    match name {
+        "admin-endpoint" => {
+            own(inject(plan.admin.clone()), t0, g);
+            labels.push(hop_label(
+                ns,
+                name,
+                AlertKind::SensitiveEndpoint,
+                &plan.admin,
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "fan-out" => {
+            for (i, (svc, port)) in plan.fan_out.iter().enumerate() {
+                let hop = Hop {
+                    caller: plan.compromised.clone(),
+                    callee: svc.clone(),
+                    port: *port,
+                    method: "GET".into(),
+                    path: "/healthz".into(),
+                    db: None,
+                };
+                own(inject(hop), t0 + i as i64 * SEC, g);
+            }
+            let end = t0 + plan.fan_out.len() as i64 * SEC;
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::FanOut),
+                c,
+                None,
+                None,
+                None,
+                t0,
+                end,
+            ));
+        }
+        "probing" => {
+            let target = &plan.probe_success;
+            for (i, path) in [
+                "/admin",
+                "/debug/pprof",
+                "/internal/users",
+                "/actuator/env",
+                "/api/v1/secrets",
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut inj = inject(Hop {
+                    method: "GET".into(),
+                    path: (*path).into(),
+                    ..target.clone()
+                });
+                inj.status = if i % 2 == 0 { 404 } else { 403 };
+                own(inj, t0 + i as i64 * 2 * SEC, g);
+            }
+            own(inject(target.clone()), t0 + 12 * SEC, g);
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::Probing),
+                c,
+                Some(&target.callee),
+                None,
+                None,
+                t0,
+                t0 + 13 * SEC,
+            ));
+        }
+        "context-anomaly" => {
+            let Some((service, route, hops)) = &plan.context else {
+                return Err(unsupported(name, topo, "no two entries share a caller"));
+            };
+            let injs: Vec<Inject> = hops.iter().map(|h| inject(h.clone())).collect();
+            for i in 0..3 {
+                g.request(service, route, &injs, t0 + i * SEC);
+            }
+            // Every hop after the entry's own first one is a known edge in a new context.
+            for hop in &hops[1..] {
+                labels.push(hop_label(
+                    ns,
+                    name,
+                    AlertKind::ContextAnomaly,
+                    hop,
+                    t0,
+                    t0 + 3 * SEC,
+                ));
+            }
+        }
+        "new-endpoint" => {
+            let (service, route, hop) = &plan.new_endpoint;
+            g.request(service, route, &[inject(hop.clone())], t0);
+            labels.push(hop_label(
+                ns,
+                name,
+                AlertKind::NewEndpoint,
+                hop,
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "plaintext" => {
+            let mut inj = inject(plan.lateral.clone());
+            inj.mtls = false;
+            own(inj, t0, g);
+            labels.push(hop_label(
+                ns,
+                name,
+                AlertKind::Plaintext,
+                &plan.lateral,
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "identity-spoof" => {
+            let mut inj = inject(plan.lateral.clone());
+            inj.principal_of = Some(plan.spoof_as.clone());
+            own(inj, t0, g);
+            labels.push(hop_label(
+                ns,
+                name,
+                AlertKind::IdentityMismatch,
+                &plan.lateral,
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "multi-hop" => {
+            let (a, b) = &plan.multi_hop;
+            own(inject(a.clone()), t0, g);
+            let t1 = t0 + 30 * 60 * SEC;
+            own(inject(b.clone()), t1, g);
+            labels.push(hop_label(ns, name, AlertKind::NewEdge, a, t0, t0 + SEC));
+            labels.push(hop_label(ns, name, AlertKind::NewEdge, b, t1, t1 + SEC));
+        }
+        "cloud-metadata" => {
+            let mut inj = inject(h(
+                "",
+                "169.254.169.254",
+                80,
+                "GET",
+                "/latest/meta-data/iam/security-credentials/",
+            ));
+            inj.hop.caller = plan.compromised.clone();
+            inj.instrumented = false;
+            inj.mtls = false;
+            own(inj, t0, g);
+            labels.push(label(
+                ns,
+                name,
+                Some(AlertKind::SensitiveEndpoint),
+                c,
+                None,
+                Some("GET"),
+                Some("/latest/meta-data/iam/security-credentials/"),
+                t0,
+                t0 + SEC,
+            ));
+        }
+        "bulk-read" => {
+            let Some((route, hop)) = &plan.bulk_read else {
+                return Err(unsupported(name, topo, "it has no database"));
+            };
+            // Reads inside one of the caller's own routes, ten a second for a minute.
+            for i in 0..600 {
+                g.request(
+                    &hop.caller,
+                    route,
+                    &[inject(hop.clone())],
+                    t0 + i * SEC / 10,
+                );
+            }
+            labels.push(hop_label(
+                ns,
+                name,
+                AlertKind::RateSpike,
+                hop,
+                t0,
+                t0 + 60 * SEC,
+            ));
+        }
+        _ => labels.push(benign(
+            ns,
+            name,
+            if name == "benign-jobs" {
+                &topo.job.service
+            } else {
+                &topo.entries[0].service
+            },
+            attack_start,
+            attack_end,
+        )),
+    }
+    Ok(labels)
+}
