@@ -188,11 +188,46 @@ impl Gen {
             return template.to_string();
         }
         let rng = &mut self.rng;
+        // Values as in TrainTicket's initial data; ids are UUIDs. Small value sets keep
+        // the routes an Istio span shows (no route template there) few per edge.
         fill_params(template, |name| {
             let n = name.to_ascii_lowercase();
+            let pick =
+                |rng: &mut StdRng, set: &[&str]| set[rng.random_range(0..set.len())].to_string();
             if n.contains("date") {
                 format!("2026-01-{:02}", rng.random_range(5..28u32))
-            } else if n.ends_with("id") && n != "id" || n.contains("uuid") {
+            } else if n.contains("station") {
+                pick(
+                    rng,
+                    &[
+                        "shanghai", "beijing", "nanjing", "suzhou", "taiyuan", "wuxi",
+                    ],
+                )
+            } else if n == "traintype" || n == "traintypeid" {
+                pick(
+                    rng,
+                    &[
+                        "GaoTieOne",
+                        "GaoTieTwo",
+                        "DongCheOne",
+                        "ZhiDa",
+                        "TeKuai",
+                        "KuaiSu",
+                    ],
+                )
+            } else if n.contains("trip") || n.contains("trainnumber") {
+                pick(
+                    rng,
+                    &[
+                        "G1234", "G1235", "G1236", "G1237", "D1345", "Z1234", "Z1235", "T1235",
+                        "K1345",
+                    ],
+                )
+            } else if n == "configname" {
+                "DirectTicketAllocationProportion".into()
+            } else if n == "iswithinregion" {
+                pick(rng, &["true", "false"])
+            } else if n.ends_with("id") || n.contains("uuid") {
                 let b: [u8; 16] = rng.random();
                 let x = hex::encode(b);
                 format!(
@@ -202,17 +237,6 @@ impl Gen {
                     &x[12..16],
                     &x[16..20],
                     &x[20..]
-                )
-            } else if n.contains("station") || n.contains("name") {
-                [
-                    "shanghai", "beijing", "nanjing", "suzhou", "taiyuan", "wuxi",
-                ][rng.random_range(0..6usize)]
-                .to_string()
-            } else if n.contains("train") || n.contains("trip") {
-                format!(
-                    "{}{}",
-                    ["G", "D", "Z", "T", "K"][rng.random_range(0..5usize)],
-                    rng.random_range(1000..9999u32)
                 )
             } else {
                 rng.random_range(1..100_000u32).to_string()
