@@ -36,6 +36,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Replay OTLP trace files (or scenario directories) to an OTLP receiver.
     Replay(ReplayArgs),
+    /// Convert public trace datasets (Nezha CSV, Zipkin v2 JSON) to OTLP files for replay.
+    Convert(ConvertArgs),
     /// Run labelled scenarios through collector, baseline and detector in-process and
     /// report recall and false alerts next to two reference rules.
     Eval(EvalArgs),
@@ -131,6 +133,40 @@ pub struct GenArgs {
     /// Entry requests per second of event time.
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
+    /// Mesh: `boutique` (Online Boutique), `trainticket` (41 services, REST), `large`
+    /// (the 1,238-service Jaeger sample graph).
+    #[arg(long, value_name = "NAME", default_value = "boutique", value_parser = ["boutique", "trainticket", "large"])]
+    pub topology: String,
+    /// For `--topology large`: a Jaeger dependencies JSON (`[{parent, child, callCount}]`)
+    /// instead of the built-in graph.
+    #[arg(long, value_name = "FILE")]
+    pub topology_file: Option<PathBuf>,
+    /// `istio` sidecar spans or plain OpenTelemetry `sdk` spans.
+    #[arg(long, value_name = "STYLE", default_value = "istio", value_parser = ["istio", "sdk"])]
+    pub spans: String,
+    /// Also write Envoy access logs for every hop: `istio-text`, `istio-json`
+    /// (access-logs/SERVICE.NAMESPACE.log) or `otlp-logs` (logs.pb / logs.json).
+    #[arg(long, value_name = "FORMAT", value_parser = ["istio-text", "istio-json", "otlp-logs"])]
+    pub access_logs: Option<String>,
+    /// Keep about this share of the traces (`ot=th` threshold sampling), in (0, 1].
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    pub sample_ratio: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Input format: `nezha` (span CSV) or `zipkin` (Zipkin v2 JSON array).
+    #[arg(value_name = "FORMAT", value_parser = ["nezha", "zipkin"])]
+    pub format: String,
+    /// Input files (several Nezha CSVs go into one output).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory (gets traces.pb or traces.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// `pb` or `json`.
+    #[arg(long, value_name = "FORMAT", default_value = "pb", value_parser = ["pb", "json"])]
+    pub output_format: String,
 }
 
 #[derive(Debug, Args)]

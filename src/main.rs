@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
             Command::IngestLogs(args) => tools::ingest_logs(args).await,
             Command::Gen(args) => tools::gen_scenario(args),
             Command::Replay(args) => tools::replay(args).await,
+            Command::Convert(args) => tools::convert(args),
             // CPU-bound; off the async workers.
             Command::Eval(args) => tokio::task::spawn_blocking(move || eval::run(args)).await?,
             Command::Sql(args) => data::sql(args).await,

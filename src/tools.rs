@@ -1,13 +1,15 @@
-//! The client-side subcommands: `ingest-logs`, `gen` and `replay`. Each is a thin shell
+//! The client-side subcommands: `ingest-logs`, `gen`, `convert` and `replay`. Each is a thin shell
 //! over the library that owns the behaviour (collector, datasets).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use eastwest_datasets::{FileFormat, GenOptions, Pace, ReplayOptions};
+use eastwest_datasets::{
+    AccessLogFormat, FileFormat, GenOptions, Pace, ReplayOptions, SpanStyle, TopologyKind,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GenArgs, IngestLogsArgs, ReplayArgs};
+use crate::cli::{ConvertArgs, GenArgs, IngestLogsArgs, ReplayArgs};
 
 pub async fn ingest_logs(args: IngestLogsArgs) -> anyhow::Result<()> {
     let opts = eastwest_collector::IngestLogsOptions {
@@ -61,17 +63,68 @@ pub fn gen_scenario(args: GenArgs) -> anyhow::Result<()> {
         } else {
             FileFormat::Pb
         },
+        topology: TopologyKind::parse(&args.topology)
+            .with_context(|| format!("unknown topology {}", args.topology))?,
+        topology_file: args.topology_file,
+        spans: if args.spans == "sdk" {
+            SpanStyle::Sdk
+        } else {
+            SpanStyle::Istio
+        },
+        access_logs: match args.access_logs.as_deref() {
+            None => None,
+            Some(f) => Some(
+                AccessLogFormat::parse(f)
+                    .with_context(|| format!("unknown access-log format {f}"))?,
+            ),
+        },
+        sample_ratio: args.sample_ratio,
         ..defaults
     };
     let summary = eastwest_datasets::generate(&name, &opts, &out)?;
     println!(
-        "wrote {} to {}: {} spans in {} traces, {} labels (learning period {})",
+        "wrote {} ({}) to {}: {} spans in {} traces, {} labels (learning period {}){}",
         name,
+        summary.meta.topology,
         out.display(),
         summary.meta.spans,
         summary.meta.traces,
         summary.labels,
-        summary.meta.learning_period
+        summary.meta.learning_period,
+        summary
+            .meta
+            .access_log_lines
+            .map(|n| format!(", {n} access-log lines"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    let mut reqs = Vec::new();
+    for input in &args.inputs {
+        reqs.extend(match args.format.as_str() {
+            "nezha" => eastwest_datasets::convert_nezha_csv(input)?,
+            _ => eastwest_datasets::convert_zipkin_json(input)?,
+        });
+    }
+    let format = if args.output_format == "json" {
+        FileFormat::Json
+    } else {
+        FileFormat::Pb
+    };
+    eastwest_datasets::write_requests(&args.out, format, &reqs)?;
+    let spans: usize = reqs
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    println!(
+        "converted {} file(s) to {}: {spans} spans in {} requests",
+        args.inputs.len(),
+        args.out.display(),
+        reqs.len()
     );
     Ok(())
 }

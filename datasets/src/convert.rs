@@ -223,13 +223,17 @@ pub fn convert_zipkin_json(path: &Path) -> Result<Vec<ExportTraceServiceRequest>
     // Zipkin reuses one id for a client and its shared server (and for local fragments);
     // OTLP ids must be unique, so later holders get a derived id hung under the first.
     let mut used: HashSet<(Vec<u8>, Vec<u8>)> = HashSet::new();
-    let mut assigned: Vec<Option<Vec<u8>>> = Vec::with_capacity(spans.len());
+    let mut assigned: Vec<Option<Vec<u8>>> = vec![None; spans.len()];
     // (trace, original id) → [(service, kind, assigned id)] for parent resolution.
     let mut holders: HashMap<(&str, &str), Vec<Holder>> = HashMap::new();
-    for z in &spans {
+    // CLIENT spans first: a shared id stays with the client, so the server half (whatever
+    // its place in the file) becomes the client's child, as span pairing expects.
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&i| spans[i].kind.as_deref() != Some("CLIENT"));
+    for i in order {
+        let z = &spans[i];
         let (Some(trace), Some(id)) = (decode_hex_id(&z.trace_id, 16), decode_hex_id(&z.id, 8))
         else {
-            assigned.push(None);
             continue;
         };
         let mut candidate = id.clone();
@@ -248,7 +252,7 @@ pub fn convert_zipkin_json(path: &Path) -> Result<Vec<ExportTraceServiceRequest>
             .entry((z.trace_id.as_str(), z.id.as_str()))
             .or_default()
             .push((service, z.kind.as_deref(), candidate.clone()));
-        assigned.push(Some(candidate));
+        assigned[i] = Some(candidate);
     }
     let mut traces: Vec<Vec<(Vec<KeyValue>, Span)>> = Vec::new();
     let mut trace_index: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -469,7 +473,7 @@ mod tests {
             .iter()
             .map(|(a, b, _)| (a.clone(), b.clone()))
             .collect();
-        assert_eq!(pairs.len(), 27, "{pairs:#?}");
+        assert_eq!(pairs.len(), 28, "{pairs:#?}");
         assert!(
             pairs.is_subset(&raw_joins),
             "{:?}",
@@ -484,6 +488,27 @@ mod tests {
             })
             .collect();
         assert_eq!(ids.len(), 1041, "span ids must be unique after conversion");
+    }
+
+    #[test]
+    fn shared_server_half_is_the_clients_child_whatever_the_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("shared.json");
+        std::fs::write(
+            &p,
+            r#"[{"traceId":"a1","id":"b2","parentId":"c3","kind":"SERVER","shared":true,
+                 "localEndpoint":{"serviceName":"auth"},"timestamp":10,"duration":5},
+                {"traceId":"a1","id":"b2","parentId":"c3","kind":"CLIENT",
+                 "localEndpoint":{"serviceName":"bouncer"},"timestamp":9,"duration":7}]"#,
+        )
+        .unwrap();
+        let reqs = convert_zipkin_json(&p).unwrap();
+        let spans: Vec<(&str, &Span)> = spans_with_service(&reqs[0]).collect();
+        let client = spans.iter().find(|(s, _)| *s == "bouncer").unwrap().1;
+        let server = spans.iter().find(|(s, _)| *s == "auth").unwrap().1;
+        assert_eq!(client.span_id, decode_hex_id("b2", 8).unwrap());
+        assert_eq!(server.parent_span_id, client.span_id);
+        assert_ne!(server.span_id, client.span_id);
     }
 
     #[test]
