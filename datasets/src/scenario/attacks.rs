@@ -549,8 +549,10 @@ fn generic(
             }
         }
         "new-endpoint" => {
-            let (service, route, hop) = &plan.new_endpoint;
-            g.request(service, route, &[inject(hop.clone())], t0);
+            let (service, route, chain, hop) = &plan.new_endpoint;
+            let mut injs: Vec<Inject> = chain.iter().map(|h| inject(h.clone())).collect();
+            injs.push(inject(hop.clone()));
+            g.request(service, route, &injs, t0);
             labels.push(hop_label(
                 ns,
                 name,

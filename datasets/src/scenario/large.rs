@@ -316,15 +316,44 @@ fn plan(g: &Graph, entries: &[Entry]) -> AttackPlan {
         .map(|h| (h.caller.to_string(), h.callee.to_string()))
         .collect();
     let popular = by_in_degree(&edges);
-    // A leaf of the graph that the trees reach: it calls nobody, so everything it calls
-    // is new.
-    let compromised = edges
+    let top: BTreeSet<&String> = popular.iter().take(8).collect();
+    // How many entry routes each caller acts in, and its callees.
+    let mut acts_in: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut callees: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for e in entries {
+        let callers: BTreeSet<&str> = e.hops.iter().map(|h| h.caller.as_ref()).collect();
+        for c in callers {
+            *acts_in.entry(c).or_default() += 1;
+        }
+        for h in &e.hops {
+            callees
+                .entry(h.caller.as_ref())
+                .or_default()
+                .insert(h.callee.as_ref());
+        }
+    }
+    // The compromised workload: a mid-tier service with a history of its own as a
+    // caller (one or two callees, busiest such), like a real foothold; not an entry.
+    let entry_services: BTreeSet<&str> = entries.iter().map(|e| e.service.as_ref()).collect();
+    let compromised = acts_in
         .iter()
-        .map(|(_, c)| c)
-        .find(|c| !g.children.contains_key(*c) && !popular[..8.min(popular.len())].contains(c))
-        .cloned()
+        .filter(|(s, _)| {
+            callees[*s].len() <= 2
+                && !entry_services.contains(*s)
+                && !top.contains(&s.to_string())
+                && g.in_degree.get(**s).is_some_and(|d| *d > 0)
+        })
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(s, _)| s.to_string())
         .unwrap_or_else(|| popular[popular.len() - 1].clone());
-    let targets: Vec<&String> = popular.iter().filter(|s| **s != compromised).collect();
+    let own_callees: BTreeSet<&str> = callees
+        .get(compromised.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let targets: Vec<&String> = popular
+        .iter()
+        .filter(|s| **s != compromised && !own_callees.contains(s.as_str()))
+        .collect();
     let known_route = |callee: &str| -> Hop {
         let caller = edges
             .iter()
@@ -351,14 +380,45 @@ fn plan(g: &Graph, entries: &[Entry]) -> AttackPlan {
         .unwrap_or(targets[3]);
     let mut multi_b = known_route(third);
     multi_b.caller = Cow::Owned(second.clone());
-    let first = &entries[0];
-    let first_hop = &first.hops[0];
-    let new_endpoint = hop(
-        &first_hop.caller,
-        &first_hop.callee,
-        "GET",
-        format!("/api/v1/{}/export", first_hop.callee),
-    );
+    // New endpoint on the busiest edge (in the most entry routes), inside an entry that
+    // uses it: the chain of known hops from the entry down to the caller, then the call.
+    let mut edge_freq: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for e in entries {
+        let own: BTreeSet<(&str, &str)> = e
+            .hops
+            .iter()
+            .map(|h| (h.caller.as_ref(), h.callee.as_ref()))
+            .collect();
+        for k in own {
+            *edge_freq.entry(k).or_default() += 1;
+        }
+    }
+    let (&(p, c), _) = edge_freq
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .expect("trees have edges");
+    let (entry, at) = entries
+        .iter()
+        .find_map(|e| {
+            e.hops
+                .iter()
+                .position(|h| h.caller == p && h.callee == c)
+                .map(|i| (e, i))
+        })
+        .expect("the edge is in a tree");
+    let mut chain = Vec::new();
+    let mut cur = p;
+    for h in entry.hops[..at].iter().rev() {
+        if cur == entry.service.as_ref() {
+            break;
+        }
+        if h.callee == cur {
+            chain.push(h.clone());
+            cur = h.caller.as_ref();
+        }
+    }
+    chain.reverse();
+    let new_endpoint = hop(p, c, "GET", format!("/api/v1/{c}/export"));
     // Context anomaly: an entry's first callee making a call it makes in other trees,
     // never in this one.
     let mut context = None;
@@ -391,7 +451,12 @@ fn plan(g: &Graph, entries: &[Entry]) -> AttackPlan {
         lateral: known_route(targets[1]),
         spoof_as,
         multi_hop: (known_route(second), multi_b),
-        new_endpoint: (first.service.clone(), first.route.clone(), new_endpoint),
+        new_endpoint: (
+            entry.service.clone(),
+            entry.route.clone(),
+            chain,
+            new_endpoint,
+        ),
         context,
         bulk_read: None,
     }
@@ -420,7 +485,19 @@ mod tests {
         assert!(services.len() > 1000, "{} services", services.len());
         assert!(edges.len() > 2000, "{} edges", edges.len());
         let plan = t.plan.as_ref().unwrap();
-        assert!(!edges.iter().any(|(a, _)| *a == *plan.compromised));
+        // A foothold with a history as a caller; everything it is made to call is new.
+        assert!(edges.iter().any(|(a, _)| *a == *plan.compromised));
+        for (t, _) in &plan.fan_out {
+            assert!(!edges.contains(&(plan.compromised.to_string(), t.to_string())));
+        }
+        assert!(!edges.contains(&(plan.admin.caller.to_string(), plan.admin.callee.to_string())));
+        let (_, _, chain, new) = &plan.new_endpoint;
+        assert!(edges.contains(&(new.caller.to_string(), new.callee.to_string())));
+        assert!(
+            chain
+                .iter()
+                .all(|h| edges.contains(&(h.caller.to_string(), h.callee.to_string())))
+        );
         assert!(plan.context.is_some());
         let (a, b) = &plan.multi_hop;
         assert!(!edges.contains(&(b.caller.to_string(), b.callee.to_string())));

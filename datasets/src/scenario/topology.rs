@@ -148,8 +148,9 @@ pub(crate) struct AttackPlan {
     pub spoof_as: Name,
     /// Two new edges A → B, then B → C.
     pub multi_hop: (Hop, Hop),
-    /// A known edge (first hop of an entry) on a route never seen on it.
-    pub new_endpoint: (Name, Name, Hop),
+    /// A known edge on a route never seen on it, inside an entry (service, route) that
+    /// uses the edge; the known hops leading from the entry to the caller come first.
+    pub new_endpoint: (Name, Name, Vec<Hop>, Hop),
     /// An entry whose first hop is kept, plus two known edges from another entry's tree
     /// that never occur under this entry.
     pub context: Option<(Name, Name, Vec<Hop>)>,

@@ -529,6 +529,7 @@ pub(crate) fn trainticket() -> Topology {
         new_endpoint: (
             Cow::Borrowed(UI),
             Cow::Borrowed(ORDER_BY_ID),
+            vec![],
             r(UI, ORDER, "DELETE /api/v1/orderservice/order/{orderId}"),
         ),
         // The order page reaching preserve → order (both edges known from booking).
