@@ -18,6 +18,11 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// Ingest decodes requests on receiver threads and frees them on the pipeline thread;
+/// mimalloc handles that cross-thread churn far better than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -250,23 +250,10 @@ impl Pipeline {
 /// Newest span start or log record time in a batch (event time moves with input even
 /// before any span pairs into a call).
 fn batch_max_time(batch: &IngestBatch) -> i64 {
-    let max = match batch {
-        IngestBatch::Traces(req) => req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| s.start_time_unix_nano)
-            .max(),
-        IngestBatch::Logs(req) => req
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .flat_map(|s| &s.log_records)
-            .map(|l| l.time_unix_nano.max(l.observed_time_unix_nano))
-            .max(),
-    };
     // Clamp absurd timestamps so an attacker cannot push the watermark to the end of time.
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    (max.unwrap_or(0).min(i64::MAX as u64) as i64).min(now.saturating_add(3_600_000_000_000))
+    batch
+        .max_event_time_ns()
+        .unwrap_or(0)
+        .min(now.saturating_add(3_600_000_000_000))
 }

@@ -24,6 +24,7 @@
 //! counted, and a held call is released (never dropped) when its group goes.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher as _};
 use std::time::Duration;
 
 use eastwest_model::Call;
@@ -106,11 +107,20 @@ pub struct DedupStats {
     pub held: u64,
 }
 
+/// Ids are 64-bit hashes under a per-process seed: no allocation per copy, and a
+/// collision (about 1 in 10^9 at the default bound) cannot be aimed at.
+type IdHasher = foldhash::quality::RandomState;
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Three origins with at most two ids each.
+const MAX_IDS_PER_GROUP: usize = 6;
+
 #[derive(Debug)]
 struct Group {
-    ids: Vec<String>,
+    ids: [u64; MAX_IDS_PER_GROUP],
+    id_count: u8,
     origins: u8,
-    route: String,
+    route_hash: u64,
     created_ns: i64,
     /// The merged call not yet released, and the event time at which it is.
     held: Option<(Call, i64)>,
@@ -119,8 +129,10 @@ struct Group {
 #[derive(Debug)]
 pub struct CallDeduper {
     config: DedupConfig,
-    groups: HashMap<u64, Group>,
-    by_id: HashMap<String, Vec<u64>>,
+    groups: FastMap<u64, Group>,
+    /// Id → the groups holding it (almost always one).
+    by_id: FastMap<u64, GroupList>,
+    id_hasher: IdHasher,
     /// Group ids in creation order (expiry and eviction walk it from the front).
     order: VecDeque<u64>,
     /// Held group ids in hold order (release walks it from the front).
@@ -140,19 +152,56 @@ impl Default for CallDeduper {
     }
 }
 
-fn call_ids(call: &Call) -> Vec<String> {
-    let mut ids = Vec::with_capacity(2);
+#[derive(Debug)]
+enum GroupList {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl GroupList {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            GroupList::One(g) => std::slice::from_ref(g),
+            GroupList::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, gid: u64) {
+        match self {
+            GroupList::One(g) => *self = GroupList::Many(vec![*g, gid]),
+            GroupList::Many(v) => v.push(gid),
+        }
+    }
+
+    /// Drops `gid`; true when nothing is left.
+    fn remove(&mut self, gid: u64) -> bool {
+        match self {
+            GroupList::One(g) => *g == gid,
+            GroupList::Many(v) => {
+                v.retain(|g| *g != gid);
+                v.is_empty()
+            }
+        }
+    }
+}
+
+/// The copy's ids: its `x-request-id` scoped by destination and method, and its
+/// trace+span id.
+fn call_ids(hasher: &IdHasher, call: &Call) -> ([u64; 2], usize) {
+    let mut ids = [0; 2];
+    let mut n = 0;
     if let Some(rid) = call.request_id.as_deref().filter(|r| !r.is_empty()) {
-        ids.push(format!(
-            "r|{rid}|{}|{}",
-            call.destination.key(),
-            call.method
-        ));
+        let mut h = hasher.build_hasher();
+        (b'r', rid, &call.destination.service).hash(&mut h);
+        (&call.destination.namespace, &call.method).hash(&mut h);
+        ids[n] = h.finish();
+        n += 1;
     }
     if !call.trace_id.is_empty() && !call.span_id.is_empty() {
-        ids.push(format!("t|{}|{}", call.trace_id, call.span_id));
+        ids[n] = hasher.hash_one((b't', &call.trace_id, &call.span_id));
+        n += 1;
     }
-    ids
+    (ids, n)
 }
 
 /// Fills what `base` does not know from `other`.
@@ -184,8 +233,9 @@ impl CallDeduper {
     pub fn new(config: DedupConfig) -> Self {
         Self {
             config,
-            groups: HashMap::new(),
-            by_id: HashMap::new(),
+            groups: FastMap::default(),
+            by_id: FastMap::default(),
+            id_hasher: IdHasher::default(),
             order: VecDeque::new(),
             held_order: VecDeque::new(),
             next_group: 0,
@@ -292,18 +342,20 @@ impl CallDeduper {
     /// Joins `call` to a group or starts one; (counts as new, its group).
     fn record(&mut self, call: &Call, origin: CallOrigin) -> (bool, Option<u64>) {
         self.newest_ns = self.newest_ns.max(call.event_time_ns);
-        let ids = call_ids(call);
+        let (ids, id_count) = call_ids(&self.id_hasher, call);
+        let ids = &ids[..id_count];
         if ids.is_empty() {
             self.stats.admitted += 1;
             return (true, None);
         }
+        let route_hash = self.id_hasher.hash_one(&call.route);
         let candidate = ids
             .iter()
             .filter_map(|id| self.by_id.get(id))
-            .flatten()
+            .flat_map(GroupList::as_slice)
             .filter_map(|gid| self.groups.get(gid).map(|g| (*gid, g)))
             .filter(|(_, g)| g.origins & origin.bit() == 0)
-            .min_by_key(|(gid, g)| (g.route != call.route, *gid))
+            .min_by_key(|(gid, g)| (g.route_hash != route_hash, *gid))
             .map(|(gid, _)| gid);
         let gid = match candidate {
             Some(gid) => {
@@ -315,9 +367,10 @@ impl CallDeduper {
                 let gid = self.next_group;
                 self.next_group += 1;
                 let group = Group {
-                    ids: Vec::new(),
+                    ids: [0; MAX_IDS_PER_GROUP],
+                    id_count: 0,
                     origins: 0,
-                    route: call.route.clone(),
+                    route_hash,
                     created_ns: call.event_time_ns,
                     held: None,
                 };
@@ -328,10 +381,18 @@ impl CallDeduper {
         };
         let group = self.groups.get_mut(&gid).expect("group just found or made");
         group.origins |= origin.bit();
-        for id in ids {
-            if !group.ids.contains(&id) {
-                self.by_id.entry(id.clone()).or_default().push(gid);
-                group.ids.push(id);
+        for &id in ids {
+            let known = &group.ids[..group.id_count as usize];
+            // One copy per origin, two ids per copy: the array cannot overflow.
+            if !known.contains(&id) && (group.id_count as usize) < MAX_IDS_PER_GROUP {
+                group.ids[group.id_count as usize] = id;
+                group.id_count += 1;
+                match self.by_id.entry(id) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(gid),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(GroupList::One(gid));
+                    }
+                }
             }
         }
         (candidate.is_none(), Some(gid))
@@ -363,12 +424,11 @@ impl CallDeduper {
                 } else {
                     self.stats.evicted += 1;
                 }
-                for id in &group.ids {
-                    if let Some(list) = self.by_id.get_mut(id) {
-                        list.retain(|g| *g != gid);
-                        if list.is_empty() {
-                            self.by_id.remove(id);
-                        }
+                for id in &group.ids[..group.id_count as usize] {
+                    if let Some(list) = self.by_id.get_mut(id)
+                        && list.remove(gid)
+                    {
+                        self.by_id.remove(id);
                     }
                 }
                 // Its stale entry in `held_order` is skipped on release.

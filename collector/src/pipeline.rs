@@ -35,6 +35,9 @@ impl CallExtractor {
 
     /// Calls completed by this batch (pairs that found their peer, log lines).
     pub fn process(&mut self, batch: IngestBatch) -> Vec<Call> {
+        if let Some(max) = batch.max_event_time_ns() {
+            self.max_event_time_ns = self.max_event_time_ns.max(max);
+        }
         match batch {
             IngestBatch::Traces(req) => {
                 let calls = self.normalizer.push(&req);
@@ -63,7 +66,8 @@ impl CallExtractor {
         self.finish(calls.into_iter().map(|c| (c, CallOrigin::Spans)).collect())
     }
 
-    /// The newest event time of any call emitted so far (0 before the first).
+    /// The newest event time of any span, log record or call seen so far (0 before the
+    /// first): a watermark behind it releases calls still waiting for their trace's entry.
     pub fn max_event_time_ns(&self) -> i64 {
         self.max_event_time_ns
     }
@@ -87,7 +91,7 @@ impl CallExtractor {
             .dedup_hits
             .fetch_add(duplicates, Ordering::Relaxed);
         self.metrics.add_calls_emitted(calls.len() as u64);
-        let drops = self.normalizer.stats().dropped;
+        let drops = self.normalizer.dropped();
         if drops > self.reported_pairing_drops {
             self.metrics
                 .pairing_drops

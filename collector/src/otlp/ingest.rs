@@ -19,6 +19,30 @@ pub enum IngestBatch {
     Logs(ExportLogsServiceRequest),
 }
 
+impl IngestBatch {
+    /// The newest event time in the batch (span start, log record time), if any: what
+    /// moves a pipeline's watermark even while no call has completed yet.
+    pub fn max_event_time_ns(&self) -> Option<i64> {
+        let max = match self {
+            IngestBatch::Traces(req) => req
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.start_time_unix_nano)
+                .max(),
+            IngestBatch::Logs(req) => req
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .flat_map(|s| &s.log_records)
+                .map(|l| l.time_unix_nano.max(l.observed_time_unix_nano))
+                .max(),
+        };
+        max.map(|m| m.min(i64::MAX as u64) as i64)
+    }
+}
+
 /// Why a whole request is refused. Each edge maps these to its status codes in one place
 /// (`grpc::status_for`, `http::error_response`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

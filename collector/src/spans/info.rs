@@ -23,9 +23,12 @@ pub enum Side {
 
 #[derive(Debug, Clone)]
 pub struct SpanInfo {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_id: String,
+    /// Ids as integers: pairing keys are hashed and compared millions of times a
+    /// second; they become hex only on the calls that are emitted.
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// `None` for a root span.
+    pub parent_id: Option<u64>,
     pub side: Side,
     pub start_ns: i64,
     pub duration_ns: u64,
@@ -140,13 +143,12 @@ impl SpanInfo {
                     .then_some(true)
             });
         Some(SpanInfo {
-            trace_id: hex::encode(&span.trace_id),
-            span_id: hex::encode(&span.span_id),
-            parent_id: if span.parent_span_id.len() == 8 {
-                hex::encode(&span.parent_span_id)
-            } else {
-                String::new()
-            },
+            trace_id: u128::from_be_bytes(span.trace_id.as_slice().try_into().ok()?),
+            span_id: u64::from_be_bytes(span.span_id.as_slice().try_into().ok()?),
+            parent_id: <[u8; 8]>::try_from(span.parent_span_id.as_slice())
+                .ok()
+                .map(u64::from_be_bytes)
+                .filter(|id| *id != 0),
             side,
             start_ns: i64::try_from(span.start_time_unix_nano).unwrap_or(i64::MAX),
             duration_ns: span
@@ -172,6 +174,10 @@ impl SpanInfo {
             ]),
             weight: weight_from_tracestate(&span.trace_state),
         })
+    }
+
+    pub fn trace_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
     }
 
     /// Route as shown in an entry: `GET /cart` for HTTP, `pkg.Service/Method` for RPC.

@@ -8,7 +8,8 @@
 //! caller, or a callee whose parent is another callee, is a layer of a call already
 //! counted, not a call to or from a virtual peer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use eastwest_model::{Call, Entry, Protocol, Workload};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -18,7 +19,10 @@ use super::NormalizerConfig;
 use super::info::{Side, SpanInfo, principal_workload};
 use super::routes::RouteCap;
 
-type Key = (String, String);
+/// (trace id, span id): a caller's own id, or the parent id a callee waits under.
+type Key = (u128, u64);
+/// Seeded per process: span ids are attacker-chosen, so no fixed hash function.
+type Hasher = foldhash::fast::RandomState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
@@ -46,24 +50,31 @@ pub struct NormalizerStats {
     pub traces_untracked: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TraceEntry {
     entry: Option<Entry>,
     definitive: bool,
     best_start_ns: i64,
     waiting: Vec<Call>,
     last_ns: i64,
+    /// Event time of this trace's live entry in `wakeups` (older entries are stale).
+    wake_ns: i64,
 }
 
 pub struct SpanNormalizer {
     config: NormalizerConfig,
-    callers: HashMap<Key, SpanInfo>,
-    callees: HashMap<Key, SpanInfo>,
-    caller_children: HashSet<Key>,
-    callee_ids: HashSet<Key>,
+    callers: HashMap<Key, SpanInfo, Hasher>,
+    callees: HashMap<Key, SpanInfo, Hasher>,
+    caller_children: HashSet<Key, Hasher>,
+    callee_ids: HashSet<Key, Hasher>,
     expiry: BTreeMap<(i64, u64), (Slot, Key)>,
     seq: u64,
-    traces: HashMap<String, TraceEntry>,
+    traces: HashMap<u128, TraceEntry, Hasher>,
+    /// When each trace next needs a look: a waiting call's entry wait ends, or the
+    /// trace may have gone idle. Min-heap on (event time, trace id), so releases come
+    /// in event-time order and `advance` never walks every trace.
+    wakeups: BinaryHeap<Reverse<(i64, u128)>>,
+    waiting_calls: u64,
     routes: RouteCap,
     stats: NormalizerStats,
 }
@@ -73,13 +84,15 @@ impl SpanNormalizer {
         let routes = RouteCap::new(config.max_routes_per_edge, config.max_edges);
         Self {
             config,
-            callers: HashMap::new(),
-            callees: HashMap::new(),
-            caller_children: HashSet::new(),
-            callee_ids: HashSet::new(),
+            callers: HashMap::default(),
+            callees: HashMap::default(),
+            caller_children: HashSet::default(),
+            callee_ids: HashSet::default(),
             expiry: BTreeMap::new(),
             seq: 0,
-            traces: HashMap::new(),
+            traces: HashMap::default(),
+            wakeups: BinaryHeap::new(),
+            waiting_calls: 0,
             routes,
             stats: NormalizerStats::default(),
         }
@@ -88,9 +101,14 @@ impl SpanNormalizer {
     pub fn stats(&self) -> NormalizerStats {
         let mut s = self.stats;
         s.pending = (self.callers.len() + self.callees.len()) as u64;
-        s.waiting_for_entry = self.traces.values().map(|t| t.waiting.len() as u64).sum();
+        s.waiting_for_entry = self.waiting_calls;
         s.route_overflow = self.routes.overflowed;
         s
+    }
+
+    /// Unpaired sides evicted so far because the store was full.
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped
     }
 
     /// Calls completed by this batch.
@@ -125,7 +143,7 @@ impl SpanNormalizer {
             let (slot, key) = entry.remove();
             self.expire(slot, key, &mut out);
         }
-        self.release_waiting(Some(watermark_ns), &mut out);
+        self.wake_traces(watermark_ns, &mut out);
         out
     }
 
@@ -135,7 +153,11 @@ impl SpanNormalizer {
         while let Some((_, (slot, key))) = self.expiry.pop_first() {
             self.expire(slot, key, &mut out);
         }
-        self.release_waiting(None, &mut out);
+        for (_, mut trace) in self.traces.drain() {
+            release_due(&mut trace, |_| true, &mut out);
+        }
+        self.wakeups.clear();
+        self.waiting_calls = 0;
         out
     }
 
@@ -150,26 +172,30 @@ impl SpanNormalizer {
         match info.side {
             Side::Callee => {
                 self.note_entry_candidate(&info, out);
-                let id_key = (info.trace_id.clone(), info.span_id.clone());
-                if self.callee_ids.insert(id_key.clone()) {
+                let id_key = (info.trace_id, info.span_id);
+                if self.callee_ids.insert(id_key) {
                     self.schedule(start.saturating_add(2 * ttl), Slot::CalleeIdMarker, id_key);
                 }
-                let key = (info.trace_id.clone(), info.parent_id.clone());
+                // A root server span has no caller to pair with: it only names the entry.
+                let Some(parent) = info.parent_id else {
+                    return;
+                };
+                let key = (info.trace_id, parent);
                 if let Some(caller) = self.callers.remove(&key) {
                     self.stats.paired += 1;
                     let call = self.build_call(&caller, Some(&info));
-                    self.complete(call, out);
+                    self.complete(info.trace_id, call, out);
                 } else {
                     self.make_room();
-                    if self.callees.insert(key.clone(), info).is_none() {
+                    if self.callees.insert(key, info).is_none() {
                         self.schedule(start.saturating_add(ttl), Slot::Callee, key);
                     }
                 }
             }
             Side::Caller => {
-                if !info.parent_id.is_empty() {
-                    let child_key = (info.trace_id.clone(), info.parent_id.clone());
-                    if self.caller_children.insert(child_key.clone()) {
+                if let Some(parent) = info.parent_id {
+                    let child_key = (info.trace_id, parent);
+                    if self.caller_children.insert(child_key) {
                         self.schedule(
                             start.saturating_add(2 * ttl),
                             Slot::CallerChildMarker,
@@ -177,14 +203,14 @@ impl SpanNormalizer {
                         );
                     }
                 }
-                let key = (info.trace_id.clone(), info.span_id.clone());
+                let key = (info.trace_id, info.span_id);
                 if let Some(callee) = self.callees.remove(&key) {
                     self.stats.paired += 1;
                     let call = self.build_call(&info, Some(&callee));
-                    self.complete(call, out);
+                    self.complete(info.trace_id, call, out);
                 } else {
                     self.make_room();
-                    if self.callers.insert(key.clone(), info).is_none() {
+                    if self.callers.insert(key, info).is_none() {
                         self.schedule(start.saturating_add(ttl), Slot::Caller, key);
                     }
                 }
@@ -232,7 +258,7 @@ impl SpanNormalizer {
                 }
                 self.stats.virtual_peers += 1;
                 let call = self.build_call(&caller, None);
-                self.complete(call, out);
+                self.complete(caller.trace_id, call, out);
             }
             Slot::Callee => {
                 let Some(callee) = self.callees.remove(&key) else {
@@ -240,15 +266,13 @@ impl SpanNormalizer {
                 };
                 // key = (trace, parent id): a parent that is itself a callee means this
                 // is the app layer behind a sidecar's server span.
-                if callee.parent_id.is_empty() || self.callee_ids.contains(&key) {
-                    if !callee.parent_id.is_empty() {
-                        self.stats.layers_collapsed += 1;
-                    }
+                if self.callee_ids.contains(&key) {
+                    self.stats.layers_collapsed += 1;
                     return;
                 }
                 self.stats.virtual_peers += 1;
                 let call = self.build_unknown_caller_call(&callee);
-                self.complete(call, out);
+                self.complete(callee.trace_id, call, out);
             }
         }
     }
@@ -301,8 +325,8 @@ impl SpanNormalizer {
             error: caller.error || callee.is_some_and(|c| c.error),
             duration_ns: caller.duration_ns,
             mtls: caller.mtls.or_else(|| callee.and_then(|c| c.mtls)),
-            trace_id: caller.trace_id.clone(),
-            span_id: caller.span_id.clone(),
+            trace_id: caller.trace_hex(),
+            span_id: format!("{:016x}", caller.span_id),
             entry: None,
             response_flags: caller
                 .response_flags
@@ -342,8 +366,8 @@ impl SpanNormalizer {
             error: callee.error,
             duration_ns: callee.duration_ns,
             mtls: callee.mtls,
-            trace_id: callee.trace_id.clone(),
-            span_id: callee.parent_id.clone(),
+            trace_id: callee.trace_hex(),
+            span_id: format!("{:016x}", callee.parent_id.unwrap_or_default()),
             entry: None,
             response_flags: callee.response_flags.clone(),
             destination_address: None,
@@ -353,24 +377,47 @@ impl SpanNormalizer {
         }
     }
 
+    /// The trace's bookkeeping, created (with its idle wake-up) unless `max_traces`
+    /// traces are tracked already.
+    fn trace_mut(&mut self, trace_id: u128, event_ns: i64) -> Option<&mut TraceEntry> {
+        if !self.traces.contains_key(&trace_id) {
+            if self.traces.len() >= self.config.max_traces {
+                return None;
+            }
+            let wake_ns = event_ns.saturating_add(self.keep_trace_ns());
+            self.wakeups.push(Reverse((wake_ns, trace_id)));
+            self.traces.insert(
+                trace_id,
+                TraceEntry {
+                    entry: None,
+                    definitive: false,
+                    best_start_ns: i64::MAX,
+                    waiting: Vec::new(),
+                    last_ns: event_ns,
+                    wake_ns,
+                },
+            );
+        }
+        let trace = self.traces.get_mut(&trace_id)?;
+        trace.last_ns = trace.last_ns.max(event_ns);
+        Some(trace)
+    }
+
+    /// How long a trace with nothing waiting is remembered after its last span.
+    fn keep_trace_ns(&self) -> i64 {
+        (self.config.entry_wait.as_nanos() + 2 * self.config.pairing_ttl.as_nanos())
+            .min(i64::MAX as u128) as i64
+    }
+
     /// A server span may be (or improve the guess of) the trace's root server span.
     fn note_entry_candidate(&mut self, info: &SpanInfo, out: &mut Vec<Call>) {
-        if !self.traces.contains_key(&info.trace_id) && self.traces.len() >= self.config.max_traces
-        {
+        let Some(trace) = self.trace_mut(info.trace_id, info.start_ns) else {
             return;
-        }
-        let trace = self
-            .traces
-            .entry(info.trace_id.clone())
-            .or_insert_with(|| TraceEntry {
-                best_start_ns: i64::MAX,
-                ..Default::default()
-            });
-        trace.last_ns = trace.last_ns.max(info.start_ns);
+        };
         if trace.definitive {
             return;
         }
-        let root = info.parent_id.is_empty();
+        let root = info.parent_id.is_none();
         if root || info.start_ns < trace.best_start_ns {
             trace.best_start_ns = info.start_ns;
             trace.entry = Some(Entry {
@@ -380,63 +427,86 @@ impl SpanNormalizer {
         }
         if root {
             trace.definitive = true;
+            let released = trace.waiting.len() as u64;
             let entry = trace.entry.clone();
             for mut call in trace.waiting.drain(..) {
                 call.entry = entry.clone();
                 out.push(call);
             }
+            self.waiting_calls -= released;
         }
     }
 
-    fn complete(&mut self, mut call: Call, out: &mut Vec<Call>) {
-        let tracked =
-            self.traces.contains_key(&call.trace_id) || self.traces.len() < self.config.max_traces;
-        if !tracked {
+    fn complete(&mut self, trace_id: u128, mut call: Call, out: &mut Vec<Call>) {
+        let wait_ns = self.config.entry_wait.as_nanos().min(i64::MAX as u128) as i64;
+        let Some(trace) = self.trace_mut(trace_id, call.event_time_ns) else {
             self.stats.traces_untracked += 1;
             out.push(call);
             return;
-        }
-        let trace = self
-            .traces
-            .entry(call.trace_id.clone())
-            .or_insert_with(|| TraceEntry {
-                best_start_ns: i64::MAX,
-                ..Default::default()
-            });
-        trace.last_ns = trace.last_ns.max(call.event_time_ns);
+        };
         if trace.definitive {
+            call.entry = trace.entry.clone();
+            out.push(call);
+            return;
+        }
+        let due = call.event_time_ns.saturating_add(wait_ns);
+        trace.waiting.push(call);
+        if due < trace.wake_ns {
+            trace.wake_ns = due;
+            self.wakeups.push(Reverse((due, trace_id)));
+        }
+        self.waiting_calls += 1;
+    }
+
+    /// Releases waiting calls whose entry wait ended by `watermark_ns` and forgets
+    /// traces idle since; only traces with a wake-up due are looked at.
+    fn wake_traces(&mut self, watermark_ns: i64, out: &mut Vec<Call>) {
+        let wait_ns = self.config.entry_wait.as_nanos().min(i64::MAX as u128) as i64;
+        let keep_ns = self.keep_trace_ns();
+        while let Some(&Reverse((wake_ns, trace_id))) = self.wakeups.peek() {
+            if wake_ns > watermark_ns {
+                break;
+            }
+            self.wakeups.pop();
+            let Some(trace) = self.traces.get_mut(&trace_id) else {
+                continue;
+            };
+            if trace.wake_ns != wake_ns {
+                continue; // superseded by an earlier wake-up
+            }
+            let due = |t: i64| t.saturating_add(wait_ns) <= watermark_ns;
+            self.waiting_calls -= release_due(trace, due, out);
+            let idle_at = trace.last_ns.saturating_add(keep_ns);
+            if trace.waiting.is_empty() && idle_at <= watermark_ns {
+                self.traces.remove(&trace_id);
+                continue;
+            }
+            // Something still waits: its due time (after the watermark). Else: idle_at.
+            let next = trace
+                .waiting
+                .iter()
+                .map(|c| c.event_time_ns.saturating_add(wait_ns))
+                .min()
+                .unwrap_or(idle_at);
+            trace.wake_ns = next;
+            self.wakeups.push(Reverse((next, trace_id)));
+        }
+    }
+}
+
+/// Moves the trace's waiting calls that are `due` (by event time) to `out` with the
+/// trace's best entry so far; returns how many.
+fn release_due(trace: &mut TraceEntry, due: impl Fn(i64) -> bool, out: &mut Vec<Call>) -> u64 {
+    let before = out.len();
+    for mut call in std::mem::take(&mut trace.waiting) {
+        if due(call.event_time_ns) {
             call.entry = trace.entry.clone();
             out.push(call);
         } else {
             trace.waiting.push(call);
         }
     }
-
-    /// Releases waiting calls whose entry wait is over (all of them when `watermark`
-    /// is `None`) and forgets idle traces.
-    fn release_waiting(&mut self, watermark_ns: Option<i64>, out: &mut Vec<Call>) {
-        let wait = self.config.entry_wait.as_nanos() as i64;
-        let keep_for = wait + 2 * self.config.pairing_ttl.as_nanos() as i64;
-        self.traces.retain(|_, trace| {
-            let due = |t: i64| watermark_ns.is_none_or(|wm| t.saturating_add(wait) <= wm);
-            if trace.waiting.iter().any(|c| due(c.event_time_ns)) {
-                let entry = trace.entry.clone();
-                let (ready, still): (Vec<Call>, Vec<Call>) =
-                    trace.waiting.drain(..).partition(|c| due(c.event_time_ns));
-                trace.waiting = still;
-                for mut call in ready {
-                    call.entry = entry.clone();
-                    out.push(call);
-                }
-            }
-            match watermark_ns {
-                None => false,
-                Some(wm) => {
-                    !trace.waiting.is_empty() || trace.last_ns.saturating_add(keep_for) > wm
-                }
-            }
-        });
-    }
+    (out.len() - before) as u64
 }
 
 fn default_route(info: &SpanInfo) -> String {

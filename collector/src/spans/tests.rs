@@ -720,6 +720,48 @@ fn calls_wait_for_the_root_then_release_on_watermark_without_it() {
 }
 
 #[test]
+fn waiting_calls_release_in_event_time_order_as_the_watermark_passes_them() {
+    let mut n = SpanNormalizer::new(NormalizerConfig::default());
+    let wait = NormalizerConfig::default().entry_wait.as_nanos() as i64;
+    let http = || vec![kv("http.method", "GET"), kv("url.path", "/x")];
+    // Three traces, none with a root server span: every call waits for its entry.
+    for (trace, at_ms) in [(3u8, 300u64), (1, 100), (2, 200)] {
+        let mut req = request(vec![
+            span(2, Some(1), Client, at_ms, "frontend", http()),
+            span(3, Some(2), Server, at_ms + 1, "x", http()),
+        ]);
+        for s in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_spans)
+            .flat_map(|s| &mut s.spans)
+        {
+            s.trace_id = vec![trace; 16];
+        }
+        assert!(n.push(&req).is_empty());
+    }
+    assert_eq!(n.stats().waiting_for_entry, 3);
+    let due = |ms: u64| (BASE + ms * MS) as i64 + wait;
+    assert!(n.advance(due(100) - 1).is_empty(), "nothing due yet");
+    let first: Vec<i64> = n
+        .advance(due(200))
+        .iter()
+        .map(|c| c.event_time_ns)
+        .collect();
+    assert_eq!(
+        first,
+        vec![(BASE + 100 * MS) as i64, (BASE + 200 * MS) as i64]
+    );
+    assert_eq!(n.stats().waiting_for_entry, 1);
+    assert_eq!(n.advance(due(300) + 3_600_000_000_000).len(), 1);
+    assert_eq!(n.stats().waiting_for_entry, 0);
+    assert!(
+        n.flush().is_empty(),
+        "idle traces are forgotten, nothing is left"
+    );
+}
+
+#[test]
 fn pending_store_is_bounded_and_counts_drops() {
     let mut n = SpanNormalizer::new(NormalizerConfig {
         max_pending_spans: 10,
