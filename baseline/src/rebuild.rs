@@ -51,17 +51,16 @@ pub async fn rebuild(
     if let Some(u) = until_ns {
         filter.push_str(&format!(" AND CAST(time AS BIGINT) < {u}"));
     }
-    // One scan of the history into memory; every aggregate below reads the cache.
-    let cached = ctx
+    // A view, not a cache: each pass re-reads the dictionary-encoded Parquet, which is
+    // as fast as reading a materialised copy and needs no memory for one.
+    let calls = ctx
         .sql(&format!(
             "SELECT source, destination, method, route, entry_service, entry_route, \
              source_principal, mtls, error, weight, CAST(time AS BIGINT) AS t, \
              CAST(time AS BIGINT) / {width} AS w FROM calls WHERE {filter}"
         ))
-        .await?
-        .cache()
         .await?;
-    ctx.register_table("c", cached.into_view())?;
+    ctx.register_table("c", calls.into_view())?;
     let (rows, first_ns, last_ns) = extent(&ctx).await?;
     let mut index = LookupIndex::default();
     if let Some(last) = last_ns {
@@ -90,7 +89,7 @@ const ERR: &str = "CASE WHEN error THEN weight ELSE 0.0 END";
 const MTLS: &str = "CASE WHEN mtls THEN weight ELSE 0.0 END";
 const PLAIN: &str = "CASE WHEN NOT mtls THEN weight ELSE 0.0 END";
 
-/// Three passes over the cached calls: one fine aggregate per (entry, endpoint) from which
+/// Three passes over the learned calls: one fine aggregate per (entry, endpoint) from which
 /// edges, endpoints, contexts, entries, sources and identities all derive; one per
 /// (source, principal); one per (edge, window) for rates and fan-out. Weight sums are
 /// exact (sampling weights are powers of two), so summing in another order is equal.
@@ -237,8 +236,13 @@ async fn windows(
     let rows = run(
         ctx,
         &format!(
-            "SELECT source, destination, w, sum(weight), count(DISTINCT concat(method, ' ', route)) \
-             FROM c WHERE w < {current_window} GROUP BY source, destination, w"
+            // Distinct endpoints as a count over a finer GROUP BY: a COUNT(DISTINCT …) next
+            // to SUM keeps a hash set per (edge, window) group and runs out of memory
+            // at millions of rows.
+            "SELECT source, destination, w, sum(calls), count(*) FROM ( \
+               SELECT source, destination, w, method, route, sum(weight) AS calls \
+               FROM c WHERE w < {current_window} GROUP BY source, destination, w, method, route \
+             ) GROUP BY source, destination, w"
         ),
     )
     .await?;
@@ -293,7 +297,7 @@ async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Baseli
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
-/// Rows, first and last event time of the cached calls.
+/// Rows, first and last event time of the learned calls.
 async fn extent(ctx: &SessionContext) -> Result<(u64, Option<i64>, Option<i64>), BaselineError> {
     let batches = run(ctx, "SELECT count(*), min(t), max(t) FROM c").await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {

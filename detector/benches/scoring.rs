@@ -12,6 +12,10 @@ use eastwest_baseline::{Baseline, EdgeKey};
 use eastwest_detector::testmesh::{self, LEARNING_SECS, Rng, SEC, START_NS};
 use eastwest_detector::{DetectorConfig, Engine};
 
+/// The allocator the `eastwest` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let learn = testmesh::normal_traffic(&mut Rng::new(1), START_NS, LEARNING_SECS, 2.0, 0);
     let detect_start = START_NS + LEARNING_SECS * SEC;
