@@ -63,7 +63,12 @@ fn call(edges: &[(String, String)], i: usize, t: i64) -> Call {
         event_time_ns: t,
         source: Workload::new(src.clone()).in_namespace("prod"),
         destination: Workload::new(dst.clone()).in_namespace("prod"),
-        method: if route % 3 == 0 { "POST" } else { "GET" }.into(),
+        method: if route.is_multiple_of(3) {
+            "POST"
+        } else {
+            "GET"
+        }
+        .into(),
         route: format!("/api/v1/{dst}/resource{route}/{{id}}"),
         status: Some(200),
         mtls: Some(true),

@@ -39,12 +39,15 @@ pub struct Manifest {
     pub tables: Vec<String>,
 }
 
+/// (destination, method, route) of one endpoint a source called in the open window.
+type WindowEndpoint = (String, String, String);
+
 /// The open window's accumulators (sorted for stable bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct WindowState {
     start_ns: i64,
     source_callees: Vec<(String, Vec<String>)>,
-    source_endpoints: Vec<(String, Vec<(String, String, String)>)>,
+    source_endpoints: Vec<(String, Vec<WindowEndpoint>)>,
     edge_calls: Vec<(EdgeKey, f64)>,
 }
 

@@ -331,6 +331,15 @@ fn identity_finding(
     )
 }
 
+/// `METHOD route` of a call, formatted only when a summary is written.
+struct MethodRoute<'a>(&'a Call);
+
+impl std::fmt::Display for MethodRoute<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.method, self.0.route)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,14 +373,5 @@ mod tests {
         assert_eq!(d.sensitive_match(&c), None);
         c.route = "/debug/pprof/heap".into();
         assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("debug"));
-    }
-}
-
-/// `METHOD route` of a call, formatted only when a summary is written.
-struct MethodRoute<'a>(&'a Call);
-
-impl std::fmt::Display for MethodRoute<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.0.method, self.0.route)
     }
 }
