@@ -171,7 +171,8 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// `.pb`/`.json` OTLP trace files, or scenario directories (their traces file).
+    /// `.pb`/`.json` OTLP files (`logs*` files hold log records, others spans), or
+    /// scenario directories (their `traces*` and `logs*` files).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// `http://HOST:4317` for gRPC, or `http://HOST:4318/v1/traces` for HTTP protobuf.
@@ -180,7 +181,7 @@ pub struct ReplayArgs {
     /// Event time runs this many times faster than wall time (default: as fast as possible).
     #[arg(long, value_name = "X", conflicts_with = "max_rate")]
     pub speed: Option<f64>,
-    /// At most this many spans per second.
+    /// At most this many spans (and log records) per second.
     #[arg(long, value_name = "N")]
     pub max_rate: Option<f64>,
     /// Attempts after the first for retryable errors (UNAVAILABLE, 429, 503, …).

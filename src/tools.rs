@@ -129,7 +129,7 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A directory stands for the OTLP trace files directly inside it.
+/// A directory stands for the OTLP trace and log files directly inside it.
 fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
@@ -137,10 +137,13 @@ fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("cannot read directory {}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| is_trace_file(f))
+                .filter(|f| is_otlp_file(f))
                 .collect();
             if found.is_empty() {
-                anyhow::bail!("{} holds no traces*.pb or traces*.json file", p.display());
+                anyhow::bail!(
+                    "{} holds no traces*.pb, traces*.json, logs*.pb or logs*.json file",
+                    p.display()
+                );
             }
             found.sort();
             files.extend(found);
@@ -151,9 +154,10 @@ fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn is_trace_file(f: &Path) -> bool {
+fn is_otlp_file(f: &Path) -> bool {
     let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with("traces") && (name.ends_with(".pb") || name.ends_with(".json"))
+    (name.starts_with("traces") || name.starts_with("logs"))
+        && (name.ends_with(".pb") || name.ends_with(".json"))
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
@@ -171,8 +175,9 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let report = eastwest_datasets::replay(&files, opts).await?;
     eprintln!(
-        "eastwest replay: sent {} spans in {} requests in {:.1}s ({:.0} spans/s, {} retries)",
+        "eastwest replay: sent {} spans and {} log records in {} requests in {:.1}s ({:.0} spans/s, {} retries)",
         report.spans,
+        report.log_records,
         report.requests,
         report.elapsed.as_secs_f64(),
         report.spans_per_sec(),

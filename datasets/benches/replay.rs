@@ -23,7 +23,7 @@ fn main() {
         "run", "spans", "seconds", "spans/s"
     );
     rt.block_on(async {
-        let (addr, count) = spawn_counting_receiver().await.expect("receiver");
+        let (addr, counts) = spawn_counting_receiver().await.expect("receiver");
         for run in 1..=3 {
             let ro = ReplayOptions {
                 endpoint: format!("http://{addr}"),
@@ -43,6 +43,9 @@ fn main() {
                 report.spans_per_sec()
             );
         }
-        println!("receiver counted {} spans", count.load(Ordering::Relaxed));
+        println!(
+            "receiver counted {} spans",
+            counts.spans.load(Ordering::Relaxed)
+        );
     });
 }

@@ -1,10 +1,13 @@
-//! Replay of OTLP trace files to a receiver over gRPC (`:4317`) or HTTP (`/v1/traces`).
+//! Replay of OTLP trace and log files to a receiver over gRPC (`:4317`) or HTTP
+//! (`/v1/traces`, `/v1/logs`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -26,7 +29,7 @@ pub enum Pace {
     Unlimited,
     /// Event time runs this many times faster than wall time.
     Speed(f64),
-    /// At most this many spans per second.
+    /// At most this many spans (and log records) per second.
     MaxRate(f64),
 }
 
@@ -34,7 +37,7 @@ pub enum Pace {
 #[serde(default, deny_unknown_fields)]
 pub struct ReplayOptions {
     /// `http://host:4317` (gRPC) or `http://host:4318/v1/traces` (HTTP protobuf): a URL
-    /// whose path ends in `/v1/traces` selects HTTP.
+    /// whose path ends in `/v1/traces` selects HTTP (logs then go to `/v1/logs`).
     pub endpoint: String,
     pub pace: Pace,
     pub max_retries: u32,
@@ -73,6 +76,7 @@ impl ReplayOptions {
 pub struct ReplayReport {
     pub requests: u64,
     pub spans: u64,
+    pub log_records: u64,
     pub retries: u64,
     pub elapsed: Duration,
 }
@@ -83,50 +87,128 @@ impl ReplayReport {
     }
 }
 
-fn span_count(r: &ExportTraceServiceRequest) -> u64 {
-    r.resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len() as u64)
-        .sum()
+/// One export request read from a file: `logs*` files hold log records (Envoy access
+/// logs as OTLP), every other file spans.
+#[derive(Debug, Clone)]
+enum Export {
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
 }
 
-fn first_time(r: &ExportTraceServiceRequest) -> Option<u64> {
-    r.resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|ss| &ss.spans)
-        .map(|s| s.start_time_unix_nano)
-        .min()
+impl Export {
+    /// Spans or log records in the request.
+    fn items(&self) -> u64 {
+        match self {
+            Export::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len() as u64)
+                .sum(),
+            Export::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len() as u64)
+                .sum(),
+        }
+    }
+
+    fn first_time(&self) -> Option<u64> {
+        match self {
+            Export::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| &ss.spans)
+                .map(|s| s.start_time_unix_nano)
+                .min(),
+            Export::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .flat_map(|sl| &sl.log_records)
+                .map(|l| l.time_unix_nano)
+                .min(),
+        }
+    }
+}
+
+fn is_logs_file(path: &std::path::Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("logs"))
+}
+
+/// Traces in file order with log requests merged in by first event time, so a paced
+/// replay sends an access-log line around the time of its spans.
+fn merge_by_time(traces: Vec<Export>, logs: Vec<Export>) -> Vec<Export> {
+    let mut out = Vec::with_capacity(traces.len() + logs.len());
+    let mut logs = logs.into_iter().peekable();
+    for t in traces {
+        let t_time = t.first_time().unwrap_or(u64::MAX);
+        while let Some(l) = logs.next_if(|l| l.first_time().unwrap_or(u64::MAX) < t_time) {
+            out.push(l);
+        }
+        out.push(t);
+    }
+    out.extend(logs);
+    out
+}
+
+/// (traces URL, logs URL) when `endpoint` names the OTLP/HTTP traces path; `None` for
+/// gRPC.
+fn http_urls(endpoint: &str) -> Option<(String, String)> {
+    let endpoint = endpoint.trim_end_matches('/');
+    let base = endpoint.strip_suffix("/v1/traces")?;
+    Some((endpoint.to_string(), format!("{base}/v1/logs")))
+}
+
+#[derive(Clone)]
+struct GrpcClients {
+    traces: TraceServiceClient<tonic::transport::Channel>,
+    logs: LogsServiceClient<tonic::transport::Channel>,
 }
 
 #[derive(Clone)]
 enum Sender {
-    Grpc(TraceServiceClient<tonic::transport::Channel>),
-    Http(reqwest::Client),
+    Grpc(Box<GrpcClients>),
+    Http {
+        client: reqwest::Client,
+        traces_url: String,
+        logs_url: String,
+    },
 }
 
-/// Sends one request; `Err(Some(wait))` is retryable after `wait`.
-async fn send(
-    sender: &mut Sender,
-    endpoint: &str,
-    req: &ExportTraceServiceRequest,
-) -> Result<(), (bool, Option<Duration>, String)> {
+fn retryable_grpc(s: tonic::Status) -> (bool, Option<Duration>, String) {
+    let retry = matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::ResourceExhausted | tonic::Code::DeadlineExceeded
+    );
+    (retry, None, s.to_string())
+}
+
+/// Sends one request; `Err((true, wait, _))` is retryable (after `wait` when given).
+async fn send(sender: &mut Sender, req: &Export) -> Result<(), (bool, Option<Duration>, String)> {
     match sender {
-        Sender::Grpc(client) => client.export(req.clone()).await.map(|_| ()).map_err(|s| {
-            let retry = matches!(
-                s.code(),
-                tonic::Code::Unavailable
-                    | tonic::Code::ResourceExhausted
-                    | tonic::Code::DeadlineExceeded
-            );
-            (retry, None, s.to_string())
-        }),
-        Sender::Http(client) => {
+        Sender::Grpc(clients) => match req {
+            Export::Traces(r) => clients.traces.export(r.clone()).await.map(|_| ()),
+            Export::Logs(r) => clients.logs.export(r.clone()).await.map(|_| ()),
+        }
+        .map_err(retryable_grpc),
+        Sender::Http {
+            client,
+            traces_url,
+            logs_url,
+        } => {
+            let (url, body) = match req {
+                Export::Traces(r) => (&*traces_url, r.encode_to_vec()),
+                Export::Logs(r) => (&*logs_url, r.encode_to_vec()),
+            };
             let resp = client
-                .post(endpoint)
+                .post(url)
                 .header("content-type", "application/x-protobuf")
-                .body(req.encode_to_vec())
+                .body(body)
                 .send()
                 .await
                 .map_err(|e| (true, None, e.to_string()))?;
@@ -149,53 +231,78 @@ async fn send(
     }
 }
 
-/// Replays every trace file in `paths` (`.pb`/`.json`, see [`crate::read_otlp_file`]).
+/// Replays every OTLP file in `paths` (`.pb`/`.json`, see [`crate::read_otlp_file`]):
+/// files named `logs*` as log records, the others as spans.
 pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayReport, DatasetError> {
     opts.validate()?;
-    let mut requests = Vec::new();
+    let (mut traces, mut logs) = (Vec::new(), Vec::new());
     for p in paths {
-        requests.extend(read_otlp_file::<ExportTraceServiceRequest>(p)?);
+        if is_logs_file(p) {
+            logs.extend(
+                read_otlp_file::<ExportLogsServiceRequest>(p)?
+                    .into_iter()
+                    .map(Export::Logs),
+            );
+        } else {
+            traces.extend(
+                read_otlp_file::<ExportTraceServiceRequest>(p)?
+                    .into_iter()
+                    .map(Export::Traces),
+            );
+        }
     }
+    let requests = merge_by_time(traces, logs);
     let fail = |detail: String| DatasetError::Replay {
         endpoint: opts.endpoint.clone(),
         detail,
     };
-    let sender = if opts.endpoint.trim_end_matches('/').ends_with("/v1/traces") {
-        Sender::Http(reqwest::Client::new())
+    let sender = if let Some((traces_url, logs_url)) = http_urls(&opts.endpoint) {
+        Sender::Http {
+            client: reqwest::Client::new(),
+            traces_url,
+            logs_url,
+        }
     } else {
-        Sender::Grpc(
-            TraceServiceClient::connect(opts.endpoint.clone())
-                .await
-                .map_err(|e| fail(e.to_string()))?,
-        )
+        let channel = tonic::transport::Endpoint::from_shared(opts.endpoint.clone())
+            .map_err(|e| fail(e.to_string()))?
+            .connect()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Sender::Grpc(Box::new(GrpcClients {
+            traces: TraceServiceClient::new(channel.clone()),
+            logs: LogsServiceClient::new(channel),
+        }))
     };
-    let total: u64 = requests.iter().map(span_count).sum();
+    let total: u64 = requests.iter().map(Export::items).sum();
     let bar = ProgressBar::new(total);
     if !opts.progress {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} spans {per_sec} eta {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} spans+logs {per_sec} eta {eta}")
             .expect("valid template"),
     );
     let mut report = ReplayReport::default();
     let started = Instant::now();
-    let event_origin = requests.iter().filter_map(first_time).min().unwrap_or(0);
+    let event_origin = requests
+        .iter()
+        .filter_map(Export::first_time)
+        .min()
+        .unwrap_or(0);
     // Spans sent before each request, for max-rate pacing.
     let mut before = Vec::with_capacity(requests.len());
     let mut acc = 0u64;
     for r in &requests {
         before.push(acc);
-        acc += span_count(r);
+        acc += r.items();
     }
-    let (endpoint, pace, max_retries) = (opts.endpoint.clone(), opts.pace, opts.max_retries);
+    let (pace, max_retries) = (opts.pace, opts.max_retries);
     let sends = requests.iter().zip(before).map(|(req, sent_before)| {
         let mut sender = sender.clone();
-        let endpoint = endpoint.clone();
         async move {
             let due = match pace {
                 Pace::Unlimited => None,
-                Pace::Speed(x) => first_time(req).map(|t| {
+                Pace::Speed(x) => req.first_time().map(|t| {
                     Duration::from_secs_f64(t.saturating_sub(event_origin) as f64 / 1e9 / x)
                 }),
                 Pace::MaxRate(r) => Some(Duration::from_secs_f64(sent_before as f64 / r)),
@@ -207,8 +314,8 @@ pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayRepo
             }
             let mut attempt = 0u32;
             loop {
-                match send(&mut sender, &endpoint, req).await {
-                    Ok(()) => return Ok((span_count(req), attempt)),
+                match send(&mut sender, req).await {
+                    Ok(()) => return Ok((req, attempt)),
                     Err((true, after, _)) if attempt < max_retries => {
                         attempt += 1;
                         tokio::time::sleep(
@@ -224,13 +331,77 @@ pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayRepo
     // A few requests in flight hide the round trip; order of starts is preserved.
     let mut results = futures::stream::iter(sends).buffered(IN_FLIGHT);
     while let Some(result) = results.next().await {
-        let (n, retries) = result.map_err(fail)?;
+        let (req, retries) = result.map_err(fail)?;
+        let n = req.items();
         report.requests += 1;
-        report.spans += n;
+        match req {
+            Export::Traces(_) => report.spans += n,
+            Export::Logs(_) => report.log_records += n,
+        }
         report.retries += u64::from(retries);
         bar.inc(n);
     }
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_endpoints_send_logs_beside_traces_and_others_are_grpc() {
+        assert_eq!(
+            http_urls("http://h:4318/v1/traces/"),
+            Some((
+                "http://h:4318/v1/traces".to_string(),
+                "http://h:4318/v1/logs".to_string()
+            ))
+        );
+        assert_eq!(http_urls("http://h:4317"), None);
+    }
+
+    #[test]
+    fn log_requests_merge_in_by_event_time_and_traces_keep_their_order() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let trace = |t: u64| {
+            Export::Traces(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: vec![Span {
+                            start_time_unix_nano: t,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            })
+        };
+        let log = |t: u64| {
+            Export::Logs(ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord {
+                            time_unix_nano: t,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            })
+        };
+        let merged = merge_by_time(vec![trace(10), trace(5), trace(30)], vec![log(1), log(20)]);
+        let order: Vec<(bool, u64)> = merged
+            .iter()
+            .map(|e| (matches!(e, Export::Logs(_)), e.first_time().unwrap()))
+            .collect();
+        assert_eq!(
+            order,
+            vec![(true, 1), (false, 10), (false, 5), (true, 20), (false, 30)]
+        );
+    }
 }
