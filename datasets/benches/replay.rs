@@ -8,6 +8,10 @@ use eastwest_datasets::{
     GenOptions, Pace, ReplayOptions, generate, replay, spawn_counting_receiver,
 };
 
+/// The allocator the `eastwest` binary (and so `eastwest replay`) uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
