@@ -23,4 +23,4 @@ pub use ingest_logs::{IngestLogsOptions, IngestLogsReport, ingest_log_files};
 pub use metrics::{CollectorMetrics, MetricsSnapshot, RejectReason};
 pub use otlp::{IngestBatch, IngestError, ReceiverConfig, Receivers};
 pub use pipeline::CallExtractor;
-pub use spans::{NormalizerConfig, NormalizerStats, SpanNormalizer, template_path};
+pub use spans::{NormalizerConfig, NormalizerStats, SpanBatch, SpanNormalizer, template_path};

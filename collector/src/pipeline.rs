@@ -43,6 +43,10 @@ impl CallExtractor {
                 let calls = self.normalizer.push(&req);
                 self.finish_spans(calls)
             }
+            IngestBatch::Spans(batch) => {
+                let calls = self.normalizer.push_batch(batch);
+                self.finish_spans(calls)
+            }
             IngestBatch::Logs(req) => {
                 let (calls, unparsed) = crate::accesslog::calls_from_otlp_logs_with_origin(&req);
                 self.metrics
@@ -172,6 +176,24 @@ mod tests {
                 resource("cart", vec![server]),
             ],
         }
+    }
+
+    #[test]
+    fn spans_read_ahead_give_the_same_calls_as_the_raw_request() {
+        let start = 1_700_000_000_000_000_000;
+        let run = |batch: IngestBatch| {
+            let metrics = Arc::new(CollectorMetrics::default());
+            let mut extractor = CallExtractor::new(NormalizerConfig::default(), metrics.clone());
+            let mut calls = extractor.process(batch);
+            let max = extractor.max_event_time_ns();
+            calls.extend(extractor.flush());
+            (calls, max, metrics.snapshot().calls)
+        };
+        let request = client_server_pair(start);
+        let read_ahead = IngestBatch::Spans(crate::SpanBatch::from_request(&request));
+        let raw = run(IngestBatch::Traces(request));
+        assert!(!raw.0.is_empty());
+        assert_eq!(run(read_ahead), raw);
     }
 
     #[test]

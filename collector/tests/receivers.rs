@@ -37,7 +37,8 @@ async fn start(max_body_bytes: usize, queue_capacity: usize) -> Running {
         queue_capacity,
         ..Default::default()
     };
-    let receivers = Receivers::bind(&config).await.unwrap();
+    // Raw requests downstream: these tests look at what the receivers decoded.
+    let receivers = Receivers::bind(&config).await.unwrap().with_raw_traces();
     let grpc = format!("http://{}", receivers.grpc_local_addr());
     let http = format!("http://{}", receivers.http_local_addr());
     let (tx, rx) = mpsc::channel(queue_capacity);

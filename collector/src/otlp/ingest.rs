@@ -11,11 +11,14 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::validate::{Rejections, log_record_count, span_count, validate_logs, validate_traces};
 use crate::metrics::{CollectorMetrics, RejectReason, SignalCounters};
+use crate::spans::SpanBatch;
 
 /// One accepted export request, validated, on its way to the pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngestBatch {
     Traces(ExportTraceServiceRequest),
+    /// A traces request already read into pairing form on the receiver's thread.
+    Spans(SpanBatch),
     Logs(ExportLogsServiceRequest),
 }
 
@@ -31,6 +34,7 @@ impl IngestBatch {
                 .flat_map(|s| &s.spans)
                 .map(|s| s.start_time_unix_nano)
                 .max(),
+            IngestBatch::Spans(batch) => return batch.max_event_time_ns(),
             IngestBatch::Logs(req) => req
                 .resource_logs
                 .iter()
@@ -80,11 +84,23 @@ impl IngestError {
 pub(crate) struct Admission {
     tx: mpsc::Sender<IngestBatch>,
     pub(crate) metrics: Arc<CollectorMetrics>,
+    /// Hand traces downstream as raw requests instead of [`SpanBatch`]es.
+    raw_traces: bool,
 }
 
 impl Admission {
     pub(crate) fn new(tx: mpsc::Sender<IngestBatch>, metrics: Arc<CollectorMetrics>) -> Self {
-        Self { tx, metrics }
+        Self {
+            tx,
+            metrics,
+            raw_traces: true,
+        }
+    }
+
+    /// Reads spans into pairing form here, on the receiving thread.
+    pub(crate) fn reading_spans(mut self) -> Self {
+        self.raw_traces = false;
+        self
     }
 
     /// Validates and queues a traces request; `Ok` carries what validation rejected.
@@ -94,12 +110,12 @@ impl Admission {
     ) -> Result<Rejections, IngestError> {
         let received = span_count(&req);
         let rejections = validate_traces(&mut req);
-        self.admit(
-            &self.metrics.spans,
-            received,
-            rejections,
-            IngestBatch::Traces(req),
-        )
+        let batch = if self.raw_traces {
+            IngestBatch::Traces(req)
+        } else {
+            IngestBatch::Spans(SpanBatch::from_request(&req))
+        };
+        self.admit(&self.metrics.spans, received, rejections, batch)
     }
 
     pub(crate) fn logs(

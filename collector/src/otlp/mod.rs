@@ -38,6 +38,7 @@ pub struct Receivers {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     config: ReceiverConfig,
+    raw_traces: bool,
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<(TcpListener, SocketAddr), CollectorError> {
@@ -69,7 +70,15 @@ impl Receivers {
             grpc_addr,
             http_addr,
             config: config.clone(),
+            raw_traces: false,
         })
+    }
+
+    /// Hand traces downstream as the decoded requests ([`IngestBatch::Traces`]) instead
+    /// of spans read into pairing form on the receiving thread ([`IngestBatch::Spans`]).
+    pub fn with_raw_traces(mut self) -> Self {
+        self.raw_traces = true;
+        self
     }
 
     pub fn grpc_local_addr(&self) -> SocketAddr {
@@ -88,7 +97,10 @@ impl Receivers {
         metrics: Arc<CollectorMetrics>,
         cancel: CancellationToken,
     ) -> Result<(), CollectorError> {
-        let admission = ingest::Admission::new(tx, metrics);
+        let mut admission = ingest::Admission::new(tx, metrics);
+        if !self.raw_traces {
+            admission = admission.reading_spans();
+        }
         let router = http::router(
             admission.clone(),
             self.config.max_body_bytes,

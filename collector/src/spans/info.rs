@@ -21,7 +21,7 @@ pub enum Side {
     Callee,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpanInfo {
     /// Ids as integers: pairing keys are hashed and compared millions of times a
     /// second; they become hex only on the calls that are emitted.

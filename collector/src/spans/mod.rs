@@ -2,6 +2,7 @@
 //! virtual peers, attaching the request's entry, and normalising routes.
 
 mod attributes;
+mod batch;
 mod info;
 mod normalizer;
 mod routes;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::CollectorError;
 
 pub use attributes::truncate as truncate_field;
+pub use batch::SpanBatch;
 pub use normalizer::{NormalizerStats, SpanNormalizer};
 pub use routes::{OVERFLOW_ROUTE, template_path};
 pub use sampling::weight_from_tracestate;

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde::Serialize;
 
 use super::NormalizerConfig;
+use super::batch::SpanBatch;
 use super::info::{Side, SpanInfo, principal_workload};
 use super::routes::RouteCap;
 
@@ -111,24 +112,18 @@ impl SpanNormalizer {
         self.stats.dropped
     }
 
-    /// Calls completed by this batch.
+    /// Calls completed by this request.
     pub fn push(&mut self, request: &ExportTraceServiceRequest) -> Vec<Call> {
+        self.push_batch(SpanBatch::from_request(request))
+    }
+
+    /// Calls completed by these spans (read ahead with [`SpanBatch::from_request`]).
+    pub fn push_batch(&mut self, batch: SpanBatch) -> Vec<Call> {
+        self.stats.spans_seen += batch.seen;
+        self.stats.spans_ignored += batch.ignored;
         let mut out = Vec::new();
-        for rs in &request.resource_spans {
-            let resource = rs
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or(&[]);
-            for ss in &rs.scope_spans {
-                for span in &ss.spans {
-                    self.stats.spans_seen += 1;
-                    match SpanInfo::from_span(span, resource) {
-                        Some(info) => self.push_span(info, &mut out),
-                        None => self.stats.spans_ignored += 1,
-                    }
-                }
-            }
+        for info in batch.infos {
+            self.push_span(info, &mut out);
         }
         out
     }

@@ -1,0 +1,51 @@
+//! Spans read into pairing form ahead of the pipeline: the stateless half of
+//! normalisation, done on the receiver's thread so the single stateful pairing thread
+//! gets compact spans and never frees a decoded request.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use super::info::SpanInfo;
+
+/// The spans of one export request, read and ready for [`super::SpanNormalizer`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanBatch {
+    pub(crate) infos: Vec<SpanInfo>,
+    /// Spans in the request, and those of them pairing ignores (INTERNAL, bad ids).
+    pub(crate) seen: u64,
+    pub(crate) ignored: u64,
+    max_event_time_ns: Option<i64>,
+}
+
+impl SpanBatch {
+    pub fn from_request(request: &ExportTraceServiceRequest) -> Self {
+        let mut batch = SpanBatch::default();
+        for rs in &request.resource_spans {
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or(&[]);
+            for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+                batch.seen += 1;
+                let start = span.start_time_unix_nano.min(i64::MAX as u64) as i64;
+                batch.max_event_time_ns =
+                    Some(batch.max_event_time_ns.map_or(start, |m| m.max(start)));
+                match SpanInfo::from_span(span, resource) {
+                    Some(info) => batch.infos.push(info),
+                    None => batch.ignored += 1,
+                }
+            }
+        }
+        batch
+    }
+
+    /// Spans in the request it was read from.
+    pub fn spans(&self) -> u64 {
+        self.seen
+    }
+
+    /// The newest span start in the batch.
+    pub fn max_event_time_ns(&self) -> Option<i64> {
+        self.max_event_time_ns
+    }
+}
