@@ -180,6 +180,11 @@ impl SpanInfo {
         format!("{:032x}", self.trace_id)
     }
 
+    /// A span id (this span's or its parent's) as on the emitted call.
+    pub fn span_hex(id: u64) -> String {
+        format!("{id:016x}")
+    }
+
     /// Route as shown in an entry: `GET /cart` for HTTP, `pkg.Service/Method` for RPC.
     pub fn entry_route(&self) -> String {
         let route = self.route.clone().unwrap_or_else(|| "/".into());

@@ -321,7 +321,7 @@ impl SpanNormalizer {
             duration_ns: caller.duration_ns,
             mtls: caller.mtls.or_else(|| callee.and_then(|c| c.mtls)),
             trace_id: caller.trace_hex(),
-            span_id: format!("{:016x}", caller.span_id),
+            span_id: SpanInfo::span_hex(caller.span_id),
             entry: None,
             response_flags: caller
                 .response_flags
@@ -362,7 +362,7 @@ impl SpanNormalizer {
             duration_ns: callee.duration_ns,
             mtls: callee.mtls,
             trace_id: callee.trace_hex(),
-            span_id: format!("{:016x}", callee.parent_id.unwrap_or_default()),
+            span_id: SpanInfo::span_hex(callee.parent_id.unwrap_or_default()),
             entry: None,
             response_flags: callee.response_flags.clone(),
             destination_address: None,
@@ -398,6 +398,11 @@ impl SpanNormalizer {
         Some(trace)
     }
 
+    /// How long a call waits for its trace's root server span (the entry).
+    fn entry_wait_ns(&self) -> i64 {
+        self.config.entry_wait.as_nanos().min(i64::MAX as u128) as i64
+    }
+
     /// How long a trace with nothing waiting is remembered after its last span.
     fn keep_trace_ns(&self) -> i64 {
         (self.config.entry_wait.as_nanos() + 2 * self.config.pairing_ttl.as_nanos())
@@ -422,18 +427,13 @@ impl SpanNormalizer {
         }
         if root {
             trace.definitive = true;
-            let released = trace.waiting.len() as u64;
-            let entry = trace.entry.clone();
-            for mut call in trace.waiting.drain(..) {
-                call.entry = entry.clone();
-                out.push(call);
-            }
+            let released = release_due(trace, |_| true, out);
             self.waiting_calls -= released;
         }
     }
 
     fn complete(&mut self, trace_id: u128, mut call: Call, out: &mut Vec<Call>) {
-        let wait_ns = self.config.entry_wait.as_nanos().min(i64::MAX as u128) as i64;
+        let wait_ns = self.entry_wait_ns();
         let Some(trace) = self.trace_mut(trace_id, call.event_time_ns) else {
             self.stats.traces_untracked += 1;
             out.push(call);
@@ -456,7 +456,7 @@ impl SpanNormalizer {
     /// Releases waiting calls whose entry wait ended by `watermark_ns` and forgets
     /// traces idle since; only traces with a wake-up due are looked at.
     fn wake_traces(&mut self, watermark_ns: i64, out: &mut Vec<Call>) {
-        let wait_ns = self.config.entry_wait.as_nanos().min(i64::MAX as u128) as i64;
+        let wait_ns = self.entry_wait_ns();
         let keep_ns = self.keep_trace_ns();
         while let Some(&Reverse((wake_ns, trace_id))) = self.wakeups.peek() {
             if wake_ns > watermark_ns {
