@@ -114,12 +114,7 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<()> {
         FileFormat::Pb
     };
     eastwest_datasets::write_requests(&args.out, format, &reqs)?;
-    let spans: usize = reqs
-        .iter()
-        .flat_map(|r| &r.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum();
+    let spans: u64 = reqs.iter().map(eastwest_datasets::span_count).sum();
     println!(
         "converted {} file(s) to {}: {spans} spans in {} requests",
         args.inputs.len(),

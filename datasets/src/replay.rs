@@ -14,6 +14,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DatasetError;
+use crate::otlp::{log_record_count, span_count};
 use crate::read::read_otlp_file;
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4317";
@@ -99,18 +100,8 @@ impl Export {
     /// Spans or log records in the request.
     fn items(&self) -> u64 {
         match self {
-            Export::Traces(r) => r
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len() as u64)
-                .sum(),
-            Export::Logs(r) => r
-                .resource_logs
-                .iter()
-                .flat_map(|rl| &rl.scope_logs)
-                .map(|sl| sl.log_records.len() as u64)
-                .sum(),
+            Export::Traces(r) => span_count(r),
+            Export::Logs(r) => log_record_count(r),
         }
     }
 

@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use crate::error::DatasetError;
+use crate::otlp::{log_record_count, span_count};
 
 struct Counter(Arc<AtomicU64>);
 
@@ -28,14 +29,8 @@ impl TraceService for Counter {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let n: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        self.0
+            .fetch_add(span_count(request.get_ref()), Ordering::Relaxed);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -46,14 +41,8 @@ impl LogsService for Counter {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let n: usize = request
-            .get_ref()
-            .resource_logs
-            .iter()
-            .flat_map(|rl| &rl.scope_logs)
-            .map(|sl| sl.log_records.len())
-            .sum();
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        self.0
+            .fetch_add(log_record_count(request.get_ref()), Ordering::Relaxed);
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -114,9 +103,7 @@ mod tests {
         let records: u64 = read_otlp_file::<ExportLogsServiceRequest>(&logs_file)
             .unwrap()
             .iter()
-            .flat_map(|r| &r.resource_logs)
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len() as u64)
+            .map(log_record_count)
             .sum();
         assert!(records > 0, "the scenario has access logs");
         let (addr, counts) = spawn_counting_receiver().await.unwrap();

@@ -4,10 +4,12 @@
 //! every topology and span style, and the OTLP access-log records
 //! (`ExportLogsServiceRequest`). Counts must equal `scenario.json`'s.
 
-use std::path::{Path, PathBuf};
+mod otlp_support;
+
+use std::path::Path;
 use std::process::Command;
 
-use eastwest_tests::eastwest_bin;
+use otlp_support::{eastwest_bin, python};
 
 /// Reads a `.pb` file of varint-length-prefixed requests; prints requests, spans or log
 /// records, and the distinct resource `service.name`s as JSON.
@@ -45,22 +47,6 @@ while pos < len(data):
 print(json.dumps({"requests": requests, "items": items, "services": sorted(services),
                   "trace_states": sorted(states)}))
 "#;
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("EASTWEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/eastwest-venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "missing {} (run scripts/setup-test-env.sh or set EASTWEST_VENV)",
-        python.display()
-    );
-    python
-}
 
 fn generate(dir: &Path, scenario: &str, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(eastwest_bin())

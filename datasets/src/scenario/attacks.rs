@@ -6,7 +6,7 @@ use chrono::DateTime;
 use eastwest_model::{AlertKind, Label};
 
 use super::spans::{Gen, Inject, inject};
-use super::topology::{AttackPlan, Hop, Topology, db, grpc, h};
+use super::topology::{AttackPlan, Hop, Name, Topology, db, grpc, h};
 use super::{DatasetError, SEC};
 
 #[allow(clippy::too_many_arguments)] // the label's fields, in schema order
@@ -79,6 +79,29 @@ pub(super) fn run(
     };
     g.force_keep = false;
     Ok(labels)
+}
+
+/// `caller` reads cloud instance credentials from the metadata address, outside the mesh
+/// (no sidecar span on the far side, no mTLS); returns its label.
+fn cloud_metadata(ns: &str, name: &str, caller: Name, t0: i64, g: &mut Gen) -> Label {
+    const PATH: &str = "/latest/meta-data/iam/security-credentials/";
+    let mut inj = inject(h("", "169.254.169.254", 80, "GET", PATH));
+    inj.hop.caller = caller;
+    inj.instrumented = false;
+    inj.mtls = false;
+    let src = inj.hop.caller.to_string();
+    own(inj, t0, g);
+    label(
+        ns,
+        name,
+        Some(AlertKind::SensitiveEndpoint),
+        &src,
+        None,
+        Some("GET"),
+        Some(PATH),
+        t0,
+        t0 + SEC,
+    )
 }
 
 /// Label of a benign change: the whole attack phase, nothing may fire for it.
@@ -353,27 +376,7 @@ fn boutique(
             ));
         }
         "cloud-metadata" => {
-            let mut inj = inject(h(
-                compromised,
-                "169.254.169.254",
-                80,
-                "GET",
-                "/latest/meta-data/iam/security-credentials/",
-            ));
-            inj.instrumented = false;
-            inj.mtls = false;
-            own(inj, t0, g);
-            labels.push(label(
-                ns,
-                name,
-                Some(AlertKind::SensitiveEndpoint),
-                compromised,
-                None,
-                Some("GET"),
-                Some("/latest/meta-data/iam/security-credentials/"),
-                t0,
-                t0 + SEC,
-            ));
+            labels.push(cloud_metadata(ns, name, compromised.into(), t0, g));
         }
         "bulk-read" => {
             for i in 0..600 {
@@ -597,28 +600,7 @@ fn generic(
             labels.push(hop_label(ns, name, AlertKind::NewEdge, b, t1, t1 + SEC));
         }
         "cloud-metadata" => {
-            let mut inj = inject(h(
-                "",
-                "169.254.169.254",
-                80,
-                "GET",
-                "/latest/meta-data/iam/security-credentials/",
-            ));
-            inj.hop.caller = plan.compromised.clone();
-            inj.instrumented = false;
-            inj.mtls = false;
-            own(inj, t0, g);
-            labels.push(label(
-                ns,
-                name,
-                Some(AlertKind::SensitiveEndpoint),
-                c,
-                None,
-                Some("GET"),
-                Some("/latest/meta-data/iam/security-credentials/"),
-                t0,
-                t0 + SEC,
-            ));
+            labels.push(cloud_metadata(ns, name, plan.compromised.clone(), t0, g));
         }
         "bulk-read" => {
             let Some((route, hop)) = &plan.bulk_read else {

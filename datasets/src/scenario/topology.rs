@@ -55,14 +55,7 @@ pub(crate) const fn grpc(
     port: u16,
     path: &'static str,
 ) -> Hop {
-    Hop {
-        caller: Cow::Borrowed(caller),
-        callee: Cow::Borrowed(callee),
-        port,
-        method: Cow::Borrowed("POST"),
-        path: Cow::Borrowed(path),
-        db: None,
-    }
+    h(caller, callee, port, "POST", path)
 }
 
 pub(crate) const fn h(
