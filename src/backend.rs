@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use eastwest_api::{
     Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode, GraphSnapshot,
 };
-use eastwest_baseline::{EdgeKey, EdgeStats, LearningState};
+use eastwest_baseline::{EdgeStats, LearningState};
 use eastwest_collector::CollectorMetrics;
 use eastwest_detector::Engine;
 use eastwest_model::{Alert, format_event_time};
@@ -33,11 +33,16 @@ impl PipelineBackend {
         self.shared.watermark_ns.load(Ordering::Relaxed)
     }
 
-    fn edge(&self, key: &EdgeKey, stats: &EdgeStats, detecting_since: Option<i64>) -> GraphEdge {
+    fn edge(
+        &self,
+        (source, destination): (&str, &str),
+        stats: &EdgeStats,
+        detecting_since: Option<i64>,
+    ) -> GraphEdge {
         let known = stats.mtls_calls + stats.plaintext_calls;
         GraphEdge {
-            source: key.source.clone(),
-            destination: key.destination.clone(),
+            source: source.to_owned(),
+            destination: destination.to_owned(),
             calls: stats.calls,
             errors: stats.errors,
             first_seen: time(stats.first_seen_ns),
@@ -142,7 +147,13 @@ impl Backend for PipelineBackend {
         let since = detecting_since(engine.baseline().state());
         let index = engine.baseline().working();
         let mut edges: Vec<GraphEdge> =
-            index.edges().map(|(k, s)| self.edge(k, s, since)).collect();
+            index
+                .edges()
+                .map(|(k, s)| {
+                    let names = (index.name(k.source), index.name(k.destination));
+                    self.edge(names, s, since)
+                })
+                .collect();
         drop(engine);
         // Edges the baseline did not learn (alerted calls are never learned) still happened.
         let learned: HashSet<(&str, &str)> = edges
@@ -183,28 +194,25 @@ impl Backend for PipelineBackend {
     }
 
     fn edge_detail(&self, source: &str, destination: &str) -> Option<EdgeDetail> {
-        let key = EdgeKey {
-            source: source.to_string(),
-            destination: destination.to_string(),
-        };
         let engine = self.engine.lock();
         let since = detecting_since(engine.baseline().state());
         let index = engine.baseline().working();
-        let (edge, mut endpoints) = match index.edge(&key) {
-            Some(stats) => {
+        let key = index.edge_key(source, destination);
+        let (edge, mut endpoints) = match key.and_then(|k| Some((k, index.edge(k)?))) {
+            Some((key, stats)) => {
                 let endpoints: Vec<EndpointSummary> = index
                     .endpoints()
                     .filter(|(k, _)| k.edge == key)
                     .map(|(k, s)| EndpointSummary {
-                        method: k.method.clone(),
-                        route: k.route.clone(),
+                        method: index.name(k.method).to_owned(),
+                        route: index.name(k.route).to_owned(),
                         calls: s.calls,
                         errors: s.errors,
                         first_seen: time(s.first_seen_ns),
                         last_seen: time(s.last_seen_ns),
                     })
                     .collect();
-                (self.edge(&key, stats, since), endpoints)
+                (self.edge((source, destination), stats, since), endpoints)
             }
             None => {
                 drop(engine);

@@ -5,33 +5,101 @@
 pub type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 pub type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
-/// A borrowed `(A, B)` key: hashes like the tuple, so composite keys are looked up
-/// without cloning their strings.
-#[derive(Hash)]
-struct Pair<'a, A, B>(&'a A, &'a B);
+use std::sync::Arc;
 
-impl<A: PartialEq, B: PartialEq> hashbrown::Equivalent<(A, B)> for Pair<'_, A, B> {
-    fn equivalent(&self, key: &(A, B)) -> bool {
-        *self.0 == key.0 && *self.1 == key.1
+use eastwest_model::{Call, Entry, Workload};
+
+/// An interned name (workload key, method, route, entry service or route, principal),
+/// valid only within the [`LookupIndex`] that issued it: keys are small integers, so a
+/// learned row costs a few bytes of key however long its names are, and a lookup hashes
+/// each of the call's names once instead of once per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameId(u32);
+
+/// The interner: every distinct name once, shared by reference between published snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    ids: Map<Arc<str>, NameId>,
+    names: Vec<Arc<str>>,
+}
+
+impl Names {
+    pub fn get(&self, name: &str) -> Option<NameId> {
+        self.ids.get(name).copied()
+    }
+
+    pub fn intern(&mut self, name: &str) -> NameId {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = NameId(u32::try_from(self.names.len()).expect("names are capped far below 2^32"));
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    pub fn name(&self, id: NameId) -> &str {
+        &self.names[id.0 as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The id of `workload.key()` without allocating it (the hot path asks per call).
+    pub fn workload(&self, w: &Workload) -> Option<NameId> {
+        match w.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => {
+                let mut buf = [0u8; 256];
+                let len = w.service.len() + 1 + ns.len();
+                if len > buf.len() {
+                    return self.get(&w.key());
+                }
+                buf[..w.service.len()].copy_from_slice(w.service.as_bytes());
+                buf[w.service.len()] = b'.';
+                buf[w.service.len() + 1..len].copy_from_slice(ns.as_bytes());
+                let key = std::str::from_utf8(&buf[..len]).expect("joined from two strs");
+                self.get(key)
+            }
+            _ => self.get(&w.service),
+        }
     }
 }
 
-use eastwest_model::Entry;
-
 /// `source workload key → destination workload key` (see `Workload::key`).
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EdgeKey {
-    pub source: String,
-    pub destination: String,
+    pub source: NameId,
+    pub destination: NameId,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointKey {
     pub edge: EdgeKey,
-    pub method: String,
-    pub route: String,
+    pub method: NameId,
+    pub route: NameId,
+}
+
+/// The request's entry (root service + route), interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey {
+    pub service: NameId,
+    pub route: NameId,
+}
+
+/// The keys of one call in one index; `None` where a name was never learned (so no row
+/// under it exists either).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallKeys {
+    pub source: Option<NameId>,
+    pub edge: Option<EdgeKey>,
+    pub endpoint: Option<EndpointKey>,
+    pub entry: Option<EntryKey>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -91,7 +159,7 @@ pub struct SourceStats {
     pub last_seen_ns: i64,
     pub calls: f64,
     /// Distinct destinations ever called.
-    pub callees: Set<String>,
+    pub callees: Set<NameId>,
     /// Distinct destinations per window.
     pub fan_out: WindowHistory,
     /// Distinct endpoints (destination+method+route) per window.
@@ -101,7 +169,7 @@ pub struct SourceStats {
 /// Per workload (as a caller): the identities it presents and how it connects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdentityStats {
-    pub principals: Map<String, f64>,
+    pub principals: Map<NameId, f64>,
     pub mtls_calls: f64,
     pub plaintext_calls: f64,
 }
@@ -115,57 +183,118 @@ impl IdentityStats {
 }
 
 /// Immutable snapshot of the baseline, built by the learner and swapped atomically
-/// (`Arc<LookupIndex>`); every query is a hash lookup.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// (`Arc<LookupIndex>`); every query is a hash lookup on interned ids.
+#[derive(Debug, Clone, Default)]
 pub struct LookupIndex {
+    pub(crate) names: Names,
     pub(crate) edges: Map<EdgeKey, EdgeStats>,
     pub(crate) endpoints: Map<EndpointKey, EndpointStats>,
-    pub(crate) edge_contexts: Map<(Entry, EdgeKey), ContextStats>,
-    pub(crate) endpoint_contexts: Map<(Entry, EndpointKey), ContextStats>,
-    pub(crate) entries: Map<Entry, f64>,
-    pub(crate) sources: Map<String, SourceStats>,
+    pub(crate) edge_contexts: Map<(EntryKey, EdgeKey), ContextStats>,
+    pub(crate) endpoint_contexts: Map<(EntryKey, EndpointKey), ContextStats>,
+    pub(crate) entries: Map<EntryKey, f64>,
+    pub(crate) sources: Map<NameId, SourceStats>,
     pub(crate) edge_rates: Map<EdgeKey, WindowHistory>,
-    pub(crate) identities: Map<String, IdentityStats>,
+    pub(crate) identities: Map<NameId, IdentityStats>,
     /// Principal → workload keys it has spoken for.
-    pub(crate) principal_workloads: Map<String, Set<String>>,
+    pub(crate) principal_workloads: Map<NameId, Set<NameId>>,
     /// Distinct endpoints (method + route) per edge.
     pub(crate) edge_endpoint_counts: Map<EdgeKey, u32>,
 }
 
+/// Equal when the learned tables are equal: ids depend on the order names were first
+/// seen, so two indexes are compared by name, through their sorted tables.
+impl PartialEq for LookupIndex {
+    fn eq(&self, other: &Self) -> bool {
+        crate::tables::to_tables(self) == crate::tables::to_tables(other)
+    }
+}
+
 impl LookupIndex {
-    pub fn edge(&self, key: &EdgeKey) -> Option<&EdgeStats> {
-        self.edges.get(key)
+    pub fn names(&self) -> &Names {
+        &self.names
     }
-    pub fn endpoint(&self, key: &EndpointKey) -> Option<&EndpointStats> {
-        self.endpoints.get(key)
+    /// The name behind an id issued by this index.
+    pub fn name(&self, id: NameId) -> &str {
+        self.names.name(id)
     }
-    pub fn edge_context(&self, entry: &Entry, edge: &EdgeKey) -> Option<&ContextStats> {
-        self.edge_contexts.get(&Pair(entry, edge))
+    pub fn id(&self, name: &str) -> Option<NameId> {
+        self.names.get(name)
     }
-    pub fn endpoint_context(&self, entry: &Entry, endpoint: &EndpointKey) -> Option<&ContextStats> {
-        self.endpoint_contexts.get(&Pair(entry, endpoint))
+    pub fn edge_key(&self, source: &str, destination: &str) -> Option<EdgeKey> {
+        Some(EdgeKey {
+            source: self.id(source)?,
+            destination: self.id(destination)?,
+        })
+    }
+    pub fn entry_key(&self, entry: &Entry) -> Option<EntryKey> {
+        Some(EntryKey {
+            service: self.id(&entry.service)?,
+            route: self.id(&entry.route)?,
+        })
+    }
+    /// Resolves a call's names once; the table lookups that follow are integer-keyed.
+    pub fn call_keys(&self, call: &Call) -> CallKeys {
+        let source = self.names.workload(&call.source);
+        let edge = source.zip(self.names.workload(&call.destination)).map(
+            |(source, destination)| EdgeKey {
+                source,
+                destination,
+            },
+        );
+        let endpoint = edge.and_then(|edge| {
+            Some(EndpointKey {
+                edge,
+                method: self.id(&call.method)?,
+                route: self.id(&call.route)?,
+            })
+        });
+        let entry = call.entry.as_ref().and_then(|e| self.entry_key(e));
+        CallKeys {
+            source,
+            edge,
+            endpoint,
+            entry,
+        }
+    }
+    pub fn edge(&self, key: EdgeKey) -> Option<&EdgeStats> {
+        self.edges.get(&key)
+    }
+    pub fn endpoint(&self, key: EndpointKey) -> Option<&EndpointStats> {
+        self.endpoints.get(&key)
+    }
+    pub fn edge_context(&self, entry: EntryKey, edge: EdgeKey) -> Option<&ContextStats> {
+        self.edge_contexts.get(&(entry, edge))
+    }
+    pub fn endpoint_context(&self, entry: EntryKey, endpoint: EndpointKey) -> Option<&ContextStats> {
+        self.endpoint_contexts.get(&(entry, endpoint))
     }
     /// Sampling-adjusted number of calls seen under this entry, if the entry is known.
-    pub fn entry_calls(&self, entry: &Entry) -> Option<f64> {
-        self.entries.get(entry).copied()
+    pub fn entry_calls(&self, entry: EntryKey) -> Option<f64> {
+        self.entries.get(&entry).copied()
     }
-    pub fn source(&self, workload_key: &str) -> Option<&SourceStats> {
-        self.sources.get(workload_key)
+    pub fn source(&self, workload: NameId) -> Option<&SourceStats> {
+        self.sources.get(&workload)
     }
-    pub fn edge_rate(&self, key: &EdgeKey) -> Option<&WindowHistory> {
-        self.edge_rates.get(key)
+    /// Whether `source` ever called `destination` (workload keys).
+    pub fn has_callee(&self, source: &str, destination: &str) -> bool {
+        self.edge_key(source, destination)
+            .and_then(|k| self.source(k.source).map(|s| s.callees.contains(&k.destination)))
+            .unwrap_or(false)
     }
-    pub fn identity(&self, workload_key: &str) -> Option<&IdentityStats> {
-        self.identities.get(workload_key)
+    pub fn edge_rate(&self, key: EdgeKey) -> Option<&WindowHistory> {
+        self.edge_rates.get(&key)
     }
-    pub fn principal_workloads(&self, principal: &str) -> Option<&Set<String>> {
-        self.principal_workloads.get(principal)
+    pub fn identity(&self, workload: NameId) -> Option<&IdentityStats> {
+        self.identities.get(&workload)
+    }
+    /// Workload keys a principal has spoken for.
+    pub fn principal_workloads(&self, principal: &str) -> Option<&Set<NameId>> {
+        self.principal_workloads.get(&self.id(principal)?)
     }
     /// Distinct endpoints learned on this edge.
-    pub fn endpoints_on_edge(&self, key: &EdgeKey) -> u32 {
-        self.edge_endpoint_counts.get(key).copied().unwrap_or(0)
+    pub fn endpoints_on_edge(&self, key: EdgeKey) -> u32 {
+        self.edge_endpoint_counts.get(&key).copied().unwrap_or(0)
     }
-    /// Distinct edges seen under this entry.
     pub fn edges(&self) -> impl Iterator<Item = (&EdgeKey, &EdgeStats)> {
         self.edges.iter()
     }
@@ -206,5 +335,37 @@ impl LookupIndex {
         let endpoints = &self.endpoints;
         self.endpoint_contexts
             .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && endpoints.contains_key(e));
+    }
+}
+
+/// Names live once the interner holds this many, at least, before compaction is considered.
+const MIN_NAMES_TO_COMPACT: usize = 4096;
+
+impl LookupIndex {
+    /// Upper bound on the names the tables still refer to.
+    fn live_names_bound(&self) -> usize {
+        2 * (self.edges.len() + self.endpoints.len() + self.entries.len())
+            + self.principal_workloads.len()
+            + self
+                .sources
+                .values()
+                .map(|s| 1 + s.callees.len())
+                .sum::<usize>()
+            + self.identities.len()
+    }
+
+    /// Re-interns only the names still in use once most of the interner is names of rows
+    /// that aged out (churning names would otherwise grow it forever). Ids change, so the
+    /// caller must hold no ids outside the tables.
+    pub(crate) fn compact_names(&mut self) {
+        if self.names.len() < MIN_NAMES_TO_COMPACT || self.names.len() <= 2 * self.live_names_bound()
+        {
+            return;
+        }
+        let tables = crate::tables::to_tables(self);
+        let here = std::path::Path::new("(in memory)");
+        let tables: Vec<_> = tables.iter().map(|(n, b)| (*n, b.clone(), here)).collect();
+        *self = crate::tables::from_tables(&tables)
+            .expect("tables written from an index read back into one");
     }
 }

@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::*;
 use crate::index::{
-    EdgeKey, EndpointKey, EndpointStats, LookupIndex, Map, Set, SourceStats, WindowHistory,
+    CallKeys, EdgeKey, EndpointKey, EndpointStats, EntryKey, LookupIndex, Map, NameId, Names,
+    Set, SourceStats, WindowHistory,
 };
-use eastwest_model::Entry;
+use eastwest_model::{Entry, Workload};
+
+/// Bound on distinct principals remembered per workload (attacker-controlled).
+pub const MAX_PRINCIPALS_PER_WORKLOAD: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "state")]
@@ -64,8 +68,9 @@ pub struct BaselineStatus {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct OpenWindow {
     pub(crate) start_ns: i64,
-    pub(crate) source_callees: Map<String, Set<String>>,
-    pub(crate) source_endpoints: Map<String, Set<(String, String, String)>>,
+    pub(crate) source_callees: Map<NameId, Set<NameId>>,
+    /// (destination, method, route) per source.
+    pub(crate) source_endpoints: Map<NameId, Set<(NameId, NameId, NameId)>>,
     pub(crate) edge_calls: Map<EdgeKey, f64>,
 }
 
@@ -191,35 +196,34 @@ impl Baseline {
         let t = call.event_time_ns;
         let w = if call.weight > 0.0 { call.weight } else { 1.0 };
         let err = if call.error { w } else { 0.0 };
-        let (src, dst) = call.edge_key();
-        let edge = EdgeKey {
-            source: src,
-            destination: dst,
-        };
-        let endpoint = EndpointKey {
-            edge,
-            method: call.method.clone(),
-            route: call.route.clone(),
-        };
-        let edge = &endpoint.edge;
-        let new_edge = !self.working.edges.contains_key(edge);
-        let new_endpoint = !self.working.endpoints.contains_key(&endpoint);
-        // Why: attacker-controlled names must not grow memory without bound.
+        let keys = self.working.call_keys(call);
+        let new_edge = keys.edge.is_none_or(|k| !self.working.edges.contains_key(&k));
+        let new_endpoint = keys
+            .endpoint
+            .is_none_or(|k| !self.working.endpoints.contains_key(&k));
+        // Why: attacker-controlled names must not grow memory without bound; names are
+        // interned only once a row under them is allowed.
         if (new_edge && self.working.edges.len() >= self.config.max_edges)
             || (new_endpoint && self.working.endpoints.len() >= self.config.max_endpoints)
         {
             self.overflow += 1;
             return;
         }
+        let endpoint = match keys.endpoint {
+            Some(k) => k,
+            None => intern_endpoint(&mut self.working.names, call),
+        };
+        let edge = endpoint.edge;
+        let (src, dst) = (edge.source, edge.destination);
         if let Some(version) = &call.source_version {
             let report = !self.is_learning();
+            let workload = self.working.names.name(src);
             self.rollouts
-                .observe(&edge.source, version, t, new_edge, new_endpoint, report);
+                .observe(workload, version, t, new_edge, new_endpoint, report);
         }
         self.calls_since_publish += 1;
 
-        // Keys are cloned only when a row is new: the steady state allocates nothing here.
-        let e = get_or_insert(&mut self.working.edges, edge, || first_seen(t));
+        let e = self.working.edges.entry(edge).or_insert_with(|| first_seen(t));
         touch(&mut e.first_seen_ns, &mut e.last_seen_ns, t);
         e.calls += w;
         e.errors += err;
@@ -230,78 +234,88 @@ impl Baseline {
         }
 
         if new_endpoint {
-            *get_or_insert(&mut self.working.edge_endpoint_counts, edge, || 0) += 1;
+            *self.working.edge_endpoint_counts.entry(edge).or_insert(0) += 1;
         }
-        let ep = get_or_insert(&mut self.working.endpoints, &endpoint, || EndpointStats {
-            first_seen_ns: t,
-            last_seen_ns: t,
-            ..Default::default()
-        });
+        let ep = self
+            .working
+            .endpoints
+            .entry(endpoint)
+            .or_insert_with(|| EndpointStats {
+                first_seen_ns: t,
+                last_seen_ns: t,
+                ..Default::default()
+            });
         touch(&mut ep.first_seen_ns, &mut ep.last_seen_ns, t);
         ep.calls += w;
         ep.errors += err;
 
         if let Some(entry) = &call.entry {
-            self.observe_contexts(entry, &endpoint, t, w);
+            self.observe_contexts(entry, keys, endpoint, t, w);
         }
 
-        let s = get_or_insert(&mut self.working.sources, &edge.source, || SourceStats {
-            first_seen_ns: t,
-            last_seen_ns: t,
-            ..Default::default()
-        });
+        let s = self
+            .working
+            .sources
+            .entry(src)
+            .or_insert_with(|| SourceStats {
+                first_seen_ns: t,
+                last_seen_ns: t,
+                ..Default::default()
+            });
         touch(&mut s.first_seen_ns, &mut s.last_seen_ns, t);
         s.calls += w;
-        if !s.callees.contains(&edge.destination) {
-            s.callees.insert(edge.destination.clone());
-        }
+        s.callees.insert(dst);
 
-        let id = get_or_insert(&mut self.working.identities, &edge.source, Default::default);
+        let id = self.working.identities.entry(src).or_default();
         match call.mtls {
             Some(true) => id.mtls_calls += w,
             Some(false) => id.plaintext_calls += w,
             None => {}
         }
         if let Some(p) = &call.source.principal {
-            *get_or_insert(&mut id.principals, p, || 0.0) += w;
-            let speakers =
-                get_or_insert(&mut self.working.principal_workloads, p, Default::default);
-            if !speakers.contains(&edge.source) {
-                speakers.insert(edge.source.clone());
+            let known = self.working.names.get(p);
+            match known.filter(|p| id.principals.contains_key(p)) {
+                Some(p) => *id.principals.entry(p).or_insert(0.0) += w,
+                None if id.principals.len() >= MAX_PRINCIPALS_PER_WORKLOAD => self.overflow += 1,
+                None => {
+                    let p = self.working.names.intern(p);
+                    id.principals.insert(p, w);
+                    self.working
+                        .principal_workloads
+                        .entry(p)
+                        .or_default()
+                        .insert(src);
+                }
             }
         }
 
-        let callees = get_or_insert(
-            &mut self.window.source_callees,
-            &edge.source,
-            Default::default,
-        );
-        if !callees.contains(&edge.destination) {
-            callees.insert(edge.destination.clone());
-        }
-        let endpoints = get_or_insert(
-            &mut self.window.source_endpoints,
-            &edge.source,
-            Default::default,
-        );
-        let triple = (
-            edge.destination.clone(),
-            endpoint.method.clone(),
-            endpoint.route.clone(),
-        );
-        endpoints.insert(triple);
-        *get_or_insert(&mut self.window.edge_calls, edge, || 0.0) += w;
+        self.window.source_callees.entry(src).or_default().insert(dst);
+        self.window
+            .source_endpoints
+            .entry(src)
+            .or_default()
+            .insert((dst, endpoint.method, endpoint.route));
+        *self.window.edge_calls.entry(edge).or_insert(0.0) += w;
         if self.calls_since_publish >= self.config.publish_every_calls {
             self.publish();
         }
     }
 
     /// Entry → edge and entry → endpoint contexts, within the context cap.
-    fn observe_contexts(&mut self, entry: &Entry, endpoint: &EndpointKey, t: i64, w: f64) {
-        let edge_key = (entry.clone(), endpoint.edge.clone());
-        let endpoint_key = (entry.clone(), endpoint.clone());
-        let known = self.working.edge_contexts.contains_key(&edge_key)
-            && self.working.endpoint_contexts.contains_key(&endpoint_key);
+    fn observe_contexts(
+        &mut self,
+        entry: &Entry,
+        keys: CallKeys,
+        endpoint: EndpointKey,
+        t: i64,
+        w: f64,
+    ) {
+        let known = keys.entry.is_some_and(|entry| {
+            self.working
+                .edge_contexts
+                .contains_key(&(entry, endpoint.edge))
+                && self.working.endpoint_contexts.contains_key(&(entry, endpoint))
+        });
         if !known
             && self.working.edge_contexts.len() + self.working.endpoint_contexts.len()
                 >= self.config.max_contexts
@@ -309,14 +323,23 @@ impl Baseline {
             self.overflow += 1;
             return;
         }
-        *get_or_insert(&mut self.working.entries, entry, || 0.0) += w;
+        let entry = match keys.entry {
+            Some(k) => k,
+            None => EntryKey {
+                service: self.working.names.intern(&entry.service),
+                route: self.working.names.intern(&entry.route),
+            },
+        };
+        *self.working.entries.entry(entry).or_insert(0.0) += w;
         for c in [
-            get_or_insert(&mut self.working.edge_contexts, &edge_key, Default::default),
-            get_or_insert(
-                &mut self.working.endpoint_contexts,
-                &endpoint_key,
-                Default::default,
-            ),
+            self.working
+                .edge_contexts
+                .entry((entry, endpoint.edge))
+                .or_default(),
+            self.working
+                .endpoint_contexts
+                .entry((entry, endpoint))
+                .or_default(),
         ] {
             if c.calls == 0.0 {
                 c.first_seen_ns = t;
@@ -428,24 +451,25 @@ impl Baseline {
         self.window.start_ns = event_time_ns - event_time_ns.rem_euclid(width);
         let cutoff = event_time_ns.saturating_sub(self.config.retention.as_nanos() as i64);
         self.working.age_out(cutoff);
+        // The window is empty here, so no id outside the tables refers to the old names.
+        self.working.compact_names();
         self.publish();
     }
 }
 
-/// `map[key]`, inserting `make()` under a clone of `key` only when absent.
-fn get_or_insert<'a, K, V, S>(
-    map: &'a mut hashbrown::HashMap<K, V, S>,
-    key: &K,
-    make: impl FnOnce() -> V,
-) -> &'a mut V
-where
-    K: std::hash::Hash + Eq + Clone,
-    S: std::hash::BuildHasher,
-{
-    if !map.contains_key(key) {
-        map.insert(key.clone(), make());
+fn intern_workload(names: &mut Names, w: &Workload) -> NameId {
+    names.workload(w).unwrap_or_else(|| names.intern(&w.key()))
+}
+
+fn intern_endpoint(names: &mut Names, call: &Call) -> EndpointKey {
+    EndpointKey {
+        edge: EdgeKey {
+            source: intern_workload(names, &call.source),
+            destination: intern_workload(names, &call.destination),
+        },
+        method: names.intern(&call.method),
+        route: names.intern(&call.route),
     }
-    map.get_mut(key).expect("present: checked or just inserted")
 }
 
 fn first_seen(t: i64) -> crate::EdgeStats {

@@ -58,11 +58,8 @@ fn weights_are_honoured_and_errors_counted() {
     c.error = true;
     feed(&mut b, &c);
     feed(&mut b, &call(T0 + SEC, "a", "b", "/x"));
-    let edge = EdgeKey {
-        source: "a.shop".into(),
-        destination: "b.shop".into(),
-    };
-    let s = b.working().edge(&edge).unwrap();
+    let w = b.working();
+    let s = w.edge(w.edge_key("a.shop", "b.shop").unwrap()).unwrap();
     assert_eq!(
         (s.calls, s.errors, s.first_seen_ns, s.last_seen_ns),
         (5.0, 4.0, T0, T0 + SEC)
@@ -142,13 +139,7 @@ fn retention_ages_out_unseen_entries() {
     assert_eq!(w.edge_count(), 1);
     assert_eq!(w.endpoint_count(), 1);
     assert_eq!(w.context_count(), 2);
-    assert!(
-        w.edge(&EdgeKey {
-            source: "a.shop".into(),
-            destination: "new.shop".into()
-        })
-        .is_some()
-    );
+    assert!(w.edge(w.edge_key("a.shop", "new.shop").unwrap()).is_some());
 }
 
 #[test]
@@ -190,16 +181,13 @@ fn accepted_alert_call_joins_baseline() {
         state: Default::default(),
     };
     b.accept_alert(&alert);
-    let edge = EdgeKey {
-        source: "a.shop".into(),
-        destination: "b.shop".into(),
-    };
+    let index = b.index();
     let key = EndpointKey {
-        edge,
-        method: "POST".into(),
-        route: "/admin".into(),
+        edge: index.edge_key("a.shop", "b.shop").unwrap(),
+        method: index.id("POST").unwrap(),
+        route: index.id("/admin").unwrap(),
     };
-    assert_eq!(b.index().endpoint(&key).map(|s| s.calls), Some(2.0));
+    assert_eq!(index.endpoint(key).map(|s| s.calls), Some(2.0));
 }
 
 #[test]
@@ -213,4 +201,65 @@ fn config_validation_rejects_zero_caps() {
         .validate()
         .is_err()
     );
+}
+
+#[test]
+fn names_of_aged_out_rows_are_compacted_away() {
+    let cfg = BaselineConfig {
+        retention: Duration::from_secs(60),
+        window: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut b = Baseline::new(cfg);
+    // A churning route per second: every route ages out a minute later.
+    let n = 20_000;
+    for i in 0..n {
+        feed(&mut b, &call(T0 + i * SEC, "a", "b", &format!("/r/{i}")));
+    }
+    let w = b.working();
+    assert!(w.endpoint_count() <= 121, "{}", w.endpoint_count());
+    assert!(
+        w.names().len() < 8_192,
+        "{} names kept for {} endpoints",
+        w.names().len(),
+        w.endpoint_count()
+    );
+    // The ids were reissued consistently: the newest route is still known.
+    let last = call(T0 + (n - 1) * SEC, "a", "b", &format!("/r/{}", n - 1));
+    let keys = w.call_keys(&last);
+    assert!(keys.endpoint.and_then(|k| w.endpoint(k)).is_some());
+    assert!(keys.entry.and_then(|e| w.entry_calls(e)).is_some());
+}
+
+#[test]
+fn principals_per_workload_are_capped() {
+    let mut b = Baseline::new(BaselineConfig::default());
+    for i in 0..(MAX_PRINCIPALS_PER_WORKLOAD + 10) {
+        let mut c = call(T0 + i as i64, "a", "b", "/x");
+        c.source.principal = Some(format!("spiffe://cluster.local/ns/shop/sa/a{i}"));
+        feed(&mut b, &c);
+    }
+    let w = b.working();
+    let id = w.identity(w.id("a.shop").unwrap()).unwrap();
+    assert_eq!(id.principals.len(), MAX_PRINCIPALS_PER_WORKLOAD);
+    assert_eq!(b.overflow_count(), 10);
+    assert!(w.principal_workloads("spiffe://cluster.local/ns/shop/sa/a0").is_some());
+    assert!(w.id("spiffe://cluster.local/ns/shop/sa/a70").is_none());
+}
+
+proptest::proptest! {
+    /// The allocation-free workload lookup finds exactly what `Workload::key` names.
+    #[test]
+    fn workload_lookup_matches_the_key(
+        service in ".{0,300}",
+        namespace in proptest::option::of(".{0,40}"),
+        other in ".{0,20}",
+    ) {
+        let w = Workload { service, namespace, principal: None };
+        let mut names = crate::Names::default();
+        proptest::prop_assert_eq!(names.workload(&w), None);
+        names.intern(&other);
+        let id = names.intern(&w.key());
+        proptest::prop_assert_eq!(names.workload(&w), Some(id));
+    }
 }

@@ -23,11 +23,12 @@ mod persist_tests;
 pub use error::BaselineError;
 pub use history::{CALLS_DIR, DEFAULT_FLUSH_ROWS, HistoryWriter, calls_batch, calls_schema};
 pub use index::{
-    ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, IdentityStats, LookupIndex,
-    SourceStats, WindowHistory,
+    CallKeys, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
+    IdentityStats, LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
 pub use learner::{
-    Baseline, BaselineConfig, BaselineCounts, BaselineStatus, LearningState, RolloutChange,
+    Baseline, BaselineConfig, BaselineCounts, BaselineStatus, LearningState,
+    MAX_PRINCIPALS_PER_WORKLOAD, RolloutChange,
 };
 pub use query::{BASELINE_DIR, format_table, session, sql};
 pub use rebuild::{RebuildStats, rebuild};

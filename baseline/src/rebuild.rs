@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Array, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
-use eastwest_model::Entry;
 
 use crate::BaselineError;
 use crate::index::{
-    ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, LookupIndex, WindowHistory,
+    ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey, LookupIndex, Names,
+    WindowHistory,
 };
 use crate::learner::BaselineConfig;
 use crate::query::{session, string_column, typed_column};
@@ -111,7 +111,7 @@ async fn aggregate(
     .await?;
     for b in fine {
         let (es, er) = (string_column(&b, 0)?, string_column(&b, 1)?);
-        let keys = endpoint_keys(&b, 2)?;
+        let keys = endpoint_keys(&b, 2, &mut index.names)?;
         let (first, last) = (i64s(&b, 6)?, i64s(&b, 7)?);
         let (calls, errors) = (f64s(&b, 8)?, f64s(&b, 9)?);
         let (mtls, plain) = (f64s(&b, 10)?, f64s(&b, 11)?);
@@ -119,7 +119,7 @@ async fn aggregate(
             let (t0, t1, w) = (first.value(i), last.value(i), calls.value(i));
             let e = index
                 .edges
-                .entry(k.edge.clone())
+                .entry(k.edge)
                 .or_insert_with(|| EdgeStats {
                     first_seen_ns: t0,
                     last_seen_ns: t1,
@@ -130,32 +130,24 @@ async fn aggregate(
             e.errors += errors.value(i);
             e.mtls_calls += mtls.value(i);
             e.plaintext_calls += plain.value(i);
-            let s = index.sources.entry(k.edge.source.clone()).or_default();
+            let s = index.sources.entry(k.edge.source).or_default();
             if s.calls == 0.0 {
                 (s.first_seen_ns, s.last_seen_ns) = (t0, t1);
             }
             widen(&mut s.first_seen_ns, &mut s.last_seen_ns, t0, t1);
             s.calls += w;
-            if !s.callees.contains(&k.edge.destination) {
-                s.callees.insert(k.edge.destination.clone());
-            }
-            let id = index.identities.entry(k.edge.source.clone()).or_default();
+            s.callees.insert(k.edge.destination);
+            let id = index.identities.entry(k.edge.source).or_default();
             id.mtls_calls += mtls.value(i);
             id.plaintext_calls += plain.value(i);
             if !es.is_null(i) && !er.is_null(i) {
-                let entry = Entry {
-                    service: es.value(i).to_owned(),
-                    route: er.value(i).to_owned(),
+                let entry = EntryKey {
+                    service: index.names.intern(es.value(i)),
+                    route: index.names.intern(er.value(i)),
                 };
-                *index.entries.entry(entry.clone()).or_default() += w;
-                add_context(
-                    &mut index.edge_contexts,
-                    (entry.clone(), k.edge.clone()),
-                    t0,
-                    t1,
-                    w,
-                );
-                add_context(&mut index.endpoint_contexts, (entry, k.clone()), t0, t1, w);
+                *index.entries.entry(entry).or_default() += w;
+                add_context(&mut index.edge_contexts, (entry, k.edge), t0, t1, w);
+                add_context(&mut index.endpoint_contexts, (entry, k), t0, t1, w);
             }
             let ep = index.endpoints.entry(k).or_insert_with(|| EndpointStats {
                 first_seen_ns: t0,
@@ -168,10 +160,7 @@ async fn aggregate(
         }
     }
     for k in index.endpoints.keys() {
-        *index
-            .edge_endpoint_counts
-            .entry(k.edge.clone())
-            .or_default() += 1;
+        *index.edge_endpoint_counts.entry(k.edge).or_default() += 1;
     }
     for s in index.sources.values_mut() {
         // Every window closed since the source's first one counts, idle ones too.
@@ -188,13 +177,17 @@ async fn aggregate(
     for b in principals {
         let (s, p, calls) = (string_column(&b, 0)?, string_column(&b, 1)?, f64s(&b, 2)?);
         for i in 0..b.num_rows() {
-            let id = index.identities.entry(s.value(i).to_owned()).or_default();
-            id.principals.insert(p.value(i).to_owned(), calls.value(i));
+            let (source, principal) = (
+                index.names.intern(s.value(i)),
+                index.names.intern(p.value(i)),
+            );
+            let id = index.identities.entry(source).or_default();
+            id.principals.insert(principal, calls.value(i));
             index
                 .principal_workloads
-                .entry(p.value(i).to_owned())
+                .entry(principal)
                 .or_default()
-                .insert(s.value(i).to_owned());
+                .insert(source);
         }
     }
     windows(ctx, index, current_window, cap).await
@@ -231,7 +224,8 @@ async fn windows(
     cap: usize,
 ) -> Result<(), BaselineError> {
     let mut per_edge: HashMap<EdgeKey, Vec<(i64, f64)>> = HashMap::new();
-    let mut per_source: HashMap<String, BTreeMap<i64, (f64, f64)>> = HashMap::new();
+    let mut per_source: HashMap<crate::index::NameId, BTreeMap<i64, (f64, f64)>> =
+        HashMap::new();
     let mut active = BTreeSet::from([current_window]);
     let rows = run(
         ctx,
@@ -252,12 +246,10 @@ async fn windows(
         for i in 0..b.num_rows() {
             let w = w.value(i);
             active.insert(w);
-            per_edge
-                .entry(edge(s.value(i), d.value(i)))
-                .or_default()
-                .push((w, calls.value(i)));
+            let key = edge(&mut index.names, s.value(i), d.value(i));
+            per_edge.entry(key).or_default().push((w, calls.value(i)));
             let f = per_source
-                .entry(s.value(i).to_owned())
+                .entry(key.source)
                 .or_default()
                 .entry(w)
                 .or_default();
@@ -316,14 +308,18 @@ fn f64s(b: &RecordBatch, i: usize) -> Result<Float64Array, BaselineError> {
     typed_column(b, i, &DataType::Float64)
 }
 
-fn edge(source: &str, destination: &str) -> EdgeKey {
+fn edge(names: &mut Names, source: &str, destination: &str) -> EdgeKey {
     EdgeKey {
-        source: source.to_owned(),
-        destination: destination.to_owned(),
+        source: names.intern(source),
+        destination: names.intern(destination),
     }
 }
 
-fn endpoint_keys(b: &RecordBatch, at: usize) -> Result<Vec<EndpointKey>, BaselineError> {
+fn endpoint_keys(
+    b: &RecordBatch,
+    at: usize,
+    names: &mut Names,
+) -> Result<Vec<EndpointKey>, BaselineError> {
     let (s, d, m, r) = (
         string_column(b, at)?,
         string_column(b, at + 1)?,
@@ -332,9 +328,9 @@ fn endpoint_keys(b: &RecordBatch, at: usize) -> Result<Vec<EndpointKey>, Baselin
     );
     Ok((0..b.num_rows())
         .map(|i| EndpointKey {
-            edge: edge(s.value(i), d.value(i)),
-            method: m.value(i).to_owned(),
-            route: r.value(i).to_owned(),
+            edge: edge(names, s.value(i), d.value(i)),
+            method: names.intern(m.value(i)),
+            route: names.intern(r.value(i)),
         })
         .collect())
 }

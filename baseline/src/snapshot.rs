@@ -16,7 +16,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::BaselineError;
-use crate::index::{EdgeKey, LookupIndex};
+use crate::index::{EdgeKey, LookupIndex, Map, NameId, Names, Set};
 use crate::learner::{Baseline, BaselineConfig, LearningState, OpenWindow};
 use crate::rollout::RolloutTracker;
 use crate::tables;
@@ -42,57 +42,88 @@ pub struct Manifest {
 /// (destination, method, route) of one endpoint a source called in the open window.
 type WindowEndpoint = (String, String, String);
 
+/// An edge by name (the manifest never holds interned ids).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct NamedEdge {
+    source: String,
+    destination: String,
+}
+
 /// The open window's accumulators (sorted for stable bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct WindowState {
+pub(crate) struct WindowState {
     start_ns: i64,
     source_callees: Vec<(String, Vec<String>)>,
     source_endpoints: Vec<(String, Vec<WindowEndpoint>)>,
-    edge_calls: Vec<(EdgeKey, f64)>,
+    edge_calls: Vec<(NamedEdge, f64)>,
 }
 
 impl WindowState {
-    fn from_open(w: &OpenWindow) -> Self {
-        fn sorted_sets<T: Ord + Clone>(
-            m: &crate::index::Map<String, crate::index::Set<T>>,
-        ) -> Vec<(String, Vec<T>)> {
-            let mut v: Vec<(String, Vec<T>)> = m
+    pub(crate) fn from_open(w: &OpenWindow, names: &Names) -> Self {
+        fn sorted_sets<T, N: Ord>(
+            m: &Map<NameId, Set<T>>,
+            names: &Names,
+            name: impl Fn(&T) -> N,
+        ) -> Vec<(String, Vec<N>)> {
+            let mut v: Vec<(String, Vec<N>)> = m
                 .iter()
                 .map(|(k, s)| {
-                    let mut s: Vec<T> = s.iter().cloned().collect();
+                    let mut s: Vec<N> = s.iter().map(&name).collect();
                     s.sort();
-                    (k.clone(), s)
+                    (names.name(*k).to_owned(), s)
                 })
                 .collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         }
-        let mut edge_calls: Vec<(EdgeKey, f64)> =
-            w.edge_calls.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let n = |id: &NameId| names.name(*id).to_owned();
+        let mut edge_calls: Vec<(NamedEdge, f64)> = w
+            .edge_calls
+            .iter()
+            .map(|(k, v)| {
+                let edge = NamedEdge {
+                    source: n(&k.source),
+                    destination: n(&k.destination),
+                };
+                (edge, *v)
+            })
+            .collect();
         edge_calls.sort_by(|a, b| a.0.cmp(&b.0));
         Self {
             start_ns: w.start_ns,
-            source_callees: sorted_sets(&w.source_callees),
-            source_endpoints: sorted_sets(&w.source_endpoints),
+            source_callees: sorted_sets(&w.source_callees, names, n),
+            source_endpoints: sorted_sets(&w.source_endpoints, names, |(d, m, r)| {
+                (n(d), n(m), n(r))
+            }),
             edge_calls,
         }
     }
 
-    fn into_open(self) -> OpenWindow {
-        OpenWindow {
+    fn into_open(self, names: &mut Names) -> OpenWindow {
+        let mut open = OpenWindow {
             start_ns: self.start_ns,
-            source_callees: self
-                .source_callees
-                .into_iter()
-                .map(|(k, v)| (k, v.into_iter().collect()))
-                .collect(),
-            source_endpoints: self
-                .source_endpoints
-                .into_iter()
-                .map(|(k, v)| (k, v.into_iter().collect()))
-                .collect(),
-            edge_calls: self.edge_calls.into_iter().collect(),
+            ..Default::default()
+        };
+        for (source, callees) in self.source_callees {
+            let source = names.intern(&source);
+            let set = open.source_callees.entry(source).or_default();
+            set.extend(callees.iter().map(|c| names.intern(c)));
         }
+        for (source, endpoints) in self.source_endpoints {
+            let source = names.intern(&source);
+            let set = open.source_endpoints.entry(source).or_default();
+            for (d, m, r) in endpoints {
+                set.insert((names.intern(&d), names.intern(&m), names.intern(&r)));
+            }
+        }
+        for (edge, calls) in self.edge_calls {
+            let key = EdgeKey {
+                source: names.intern(&edge.source),
+                destination: names.intern(&edge.destination),
+            };
+            open.edge_calls.insert(key, calls);
+        }
+        open
     }
 }
 
@@ -113,7 +144,7 @@ impl Baseline {
                 written_at: chrono::Utc::now().to_rfc3339(),
                 state: self.state,
                 overflow: self.overflow,
-                window: WindowState::from_open(&self.window),
+                window: WindowState::from_open(&self.window, &self.working.names),
                 rollouts: self.rollouts.clone(),
                 tables: tables.iter().map(|t| t.0.to_string()).collect(),
             },
@@ -131,7 +162,8 @@ impl Baseline {
         let mut first_error = None;
         for snap in list_snapshots(dir)?.into_iter().rev() {
             match load_snapshot(&snap) {
-                Ok((index, manifest)) => {
+                Ok((mut index, manifest)) => {
+                    let window = manifest.window.into_open(&mut index.names);
                     if let Some(e) = &first_error {
                         tracing::warn!(error = %e, fallback = %snap.display(), "newest baseline snapshot unreadable; using an older one");
                     }
@@ -139,7 +171,7 @@ impl Baseline {
                         config,
                         manifest.state,
                         index,
-                        manifest.window.into_open(),
+                        window,
                         manifest.overflow,
                         manifest.rollouts,
                     );

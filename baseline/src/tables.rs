@@ -10,12 +10,11 @@ use datafusion::arrow::array::{
     UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use eastwest_model::Entry;
 
 use crate::BaselineError;
 use crate::index::{
-    ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, IdentityStats, LookupIndex,
-    SourceStats, WindowHistory,
+    ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey, IdentityStats,
+    LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
 
 /// Every baseline table, in the order they are written.
@@ -78,72 +77,83 @@ pub(crate) fn utc_ns() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-fn sorted<K: Ord, V, S>(map: &hashbrown::HashMap<K, V, S>) -> Vec<(&K, &V)> {
-    let mut v: Vec<_> = map.iter().collect();
-    v.sort_by(|a, b| a.0.cmp(b.0));
+/// Rows of `map` keyed by their names, sorted by name (ids depend on insertion order).
+fn sorted<'a, K, V, S, const N: usize>(
+    map: &'a hashbrown::HashMap<K, V, S>,
+    names: impl Fn(&K) -> [&'a str; N],
+) -> Vec<([&'a str; N], &'a V)> {
+    let mut v: Vec<_> = map.iter().map(|(k, v)| (names(k), v)).collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     v
+}
+
+/// Column `i` of named rows.
+fn col<'a, const N: usize, V>(rows: &[([&'a str; N], V)], i: usize) -> Vec<&'a str> {
+    rows.iter().map(|r| r.0[i]).collect()
 }
 
 /// The index as named Arrow tables.
 pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
-    let edges = sorted(&index.edges);
-    let endpoints = sorted(&index.endpoints);
-    let edge_contexts = sorted(&index.edge_contexts);
-    let endpoint_contexts = sorted(&index.endpoint_contexts);
-    let entries = sorted(&index.entries);
-    let sources = sorted(&index.sources);
-    let identities = sorted(&index.identities);
-    let edge_rates = sorted(&index.edge_rates);
+    let n = |id: &NameId| index.names.name(*id);
+    let edge = |k: &EdgeKey| [n(&k.source), n(&k.destination)];
+    let endpoint = |k: &EndpointKey| [n(&k.edge.source), n(&k.edge.destination), n(&k.method), n(&k.route)];
+    let entry = |k: &EntryKey| [n(&k.service), n(&k.route)];
+    let edges = sorted(&index.edges, edge);
+    let endpoints = sorted(&index.endpoints, endpoint);
+    let edge_contexts = sorted(&index.edge_contexts, |(en, ed)| {
+        let ([a, b], [c, d]) = (entry(en), edge(ed));
+        [a, b, c, d]
+    });
+    let endpoint_contexts = sorted(&index.endpoint_contexts, |(en, ep)| {
+        let ([a, b], [c, d, e, f]) = (entry(en), endpoint(ep));
+        [a, b, c, d, e, f]
+    });
+    let entries = sorted(&index.entries, entry);
+    let sources = sorted(&index.sources, |k| [n(k)]);
+    let identities = sorted(&index.identities, |k| [n(k)]);
+    let edge_rates = sorted(&index.edge_rates, edge);
 
-    let mut callees: Vec<(&str, &str)> = sources
+    let mut callees: Vec<([&str; 2], ())> = sources
         .iter()
-        .flat_map(|(w, s)| s.callees.iter().map(|c| (w.as_str(), c.as_str())))
+        .flat_map(|([w], s)| s.callees.iter().map(|c| ([*w, n(c)], ())))
         .collect();
-    callees.sort_unstable();
-    let fan_out: Vec<(&str, u32, f64, f64)> = sources
+    callees.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let fan_out: Vec<([&str; 1], (u32, f64, f64))> = sources
         .iter()
         .flat_map(|(w, s)| {
             (0..s.fan_out.values.len().min(s.endpoint_fan_out.values.len())).map(|i| {
                 (
-                    w.as_str(),
-                    i as u32,
-                    s.fan_out.values[i],
-                    s.endpoint_fan_out.values[i],
+                    *w,
+                    (
+                        i as u32,
+                        s.fan_out.values[i],
+                        s.endpoint_fan_out.values[i],
+                    ),
                 )
             })
         })
         .collect();
-    let rates: Vec<(&EdgeKey, u64, u32, f64)> = edge_rates
+    let rates: Vec<([&str; 2], (u64, u32, f64))> = edge_rates
         .iter()
         .flat_map(|(k, h)| {
             h.values
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (*k, h.windows_observed, i as u32, *v))
+                .map(|(i, v)| (*k, (h.windows_observed, i as u32, *v)))
         })
         .collect();
-    let mut principals: Vec<(&str, &str, f64)> = identities
+    let mut principals: Vec<([&str; 2], f64)> = identities
         .iter()
-        .flat_map(|(w, id)| {
-            id.principals
-                .iter()
-                .map(|(p, c)| (w.as_str(), p.as_str(), *c))
-        })
+        .flat_map(|([w], id)| id.principals.iter().map(|(p, c)| ([*w, n(p)], *c)))
         .collect();
-    principals.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    principals.sort_by(|a, b| a.0.cmp(&b.0));
 
     vec![
         (
             "edges",
             Columns::default()
-                .str(
-                    "source",
-                    edges.iter().map(|e| e.0.source.as_str()).collect(),
-                )
-                .str(
-                    "destination",
-                    edges.iter().map(|e| e.0.destination.as_str()).collect(),
-                )
+                .str("source", col(&edges, 0))
+                .str("destination", col(&edges, 1))
                 .time(
                     "first_seen",
                     edges.iter().map(|e| e.1.first_seen_ns).collect(),
@@ -163,7 +173,7 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
         ),
         (
             "endpoints",
-            endpoint_columns(Columns::default(), endpoints.iter().map(|e| e.0))
+            named(Columns::default(), &endpoints, ENDPOINT_COLUMNS)
                 .time(
                     "first_seen",
                     endpoints.iter().map(|e| e.1.first_seen_ns).collect(),
@@ -179,44 +189,42 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
         (
             "edge_contexts",
             context_columns(
-                entry_columns(Columns::default(), edge_contexts.iter().map(|c| &c.0.0))
-                    .str(
-                        "source",
-                        edge_contexts
-                            .iter()
-                            .map(|c| c.0.1.source.as_str())
-                            .collect(),
-                    )
-                    .str(
-                        "destination",
-                        edge_contexts
-                            .iter()
-                            .map(|c| c.0.1.destination.as_str())
-                            .collect(),
-                    ),
+                named(
+                    Columns::default(),
+                    &edge_contexts,
+                    ["entry_service", "entry_route", "source", "destination"],
+                ),
                 edge_contexts.iter().map(|c| c.1),
             ),
         ),
         (
             "endpoint_contexts",
             context_columns(
-                endpoint_columns(
-                    entry_columns(Columns::default(), endpoint_contexts.iter().map(|c| &c.0.0)),
-                    endpoint_contexts.iter().map(|c| &c.0.1),
+                named(
+                    Columns::default(),
+                    &endpoint_contexts,
+                    [
+                        "entry_service",
+                        "entry_route",
+                        "source",
+                        "destination",
+                        "method",
+                        "route",
+                    ],
                 ),
                 endpoint_contexts.iter().map(|c| c.1),
             ),
         ),
         (
             "entries",
-            entry_columns(Columns::default(), entries.iter().map(|e| e.0))
+            named(Columns::default(), &entries, ["entry_service", "entry_route"])
                 .f64("calls", entries.iter().map(|e| *e.1).collect())
                 .batch(),
         ),
         (
             "sources",
             Columns::default()
-                .str("workload", sources.iter().map(|s| s.0.as_str()).collect())
+                .str("workload", col(&sources, 0))
                 .time(
                     "first_seen",
                     sources.iter().map(|s| s.1.first_seen_ns).collect(),
@@ -244,43 +252,29 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
         ),
         (
             "source_callees",
-            Columns::default()
-                .str("workload", callees.iter().map(|c| c.0).collect())
-                .str("callee", callees.iter().map(|c| c.1).collect())
-                .batch(),
+            named(Columns::default(), &callees, ["workload", "callee"]).batch(),
         ),
         (
             "fan_out",
             Columns::default()
-                .str("workload", fan_out.iter().map(|f| f.0).collect())
-                .u32("window_index", fan_out.iter().map(|f| f.1).collect())
-                .f64("destinations", fan_out.iter().map(|f| f.2).collect())
-                .f64("endpoints", fan_out.iter().map(|f| f.3).collect())
+                .str("workload", col(&fan_out, 0))
+                .u32("window_index", fan_out.iter().map(|f| f.1.0).collect())
+                .f64("destinations", fan_out.iter().map(|f| f.1.1).collect())
+                .f64("endpoints", fan_out.iter().map(|f| f.1.2).collect())
                 .batch(),
         ),
         (
             "edge_rates",
-            Columns::default()
-                .str(
-                    "source",
-                    rates.iter().map(|r| r.0.source.as_str()).collect(),
-                )
-                .str(
-                    "destination",
-                    rates.iter().map(|r| r.0.destination.as_str()).collect(),
-                )
-                .u64("windows_observed", rates.iter().map(|r| r.1).collect())
-                .u32("window_index", rates.iter().map(|r| r.2).collect())
-                .f64("calls", rates.iter().map(|r| r.3).collect())
+            named(Columns::default(), &rates, ["source", "destination"])
+                .u64("windows_observed", rates.iter().map(|r| r.1.0).collect())
+                .u32("window_index", rates.iter().map(|r| r.1.1).collect())
+                .f64("calls", rates.iter().map(|r| r.1.2).collect())
                 .batch(),
         ),
         (
             "identities",
             Columns::default()
-                .str(
-                    "workload",
-                    identities.iter().map(|i| i.0.as_str()).collect(),
-                )
+                .str("workload", col(&identities, 0))
                 .f64(
                     "mtls_calls",
                     identities.iter().map(|i| i.1.mtls_calls).collect(),
@@ -293,37 +287,21 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
         ),
         (
             "principals",
-            Columns::default()
-                .str("workload", principals.iter().map(|p| p.0).collect())
-                .str("principal", principals.iter().map(|p| p.1).collect())
-                .f64("calls", principals.iter().map(|p| p.2).collect())
+            named(Columns::default(), &principals, ["workload", "principal"])
+                .f64("calls", principals.iter().map(|p| p.1).collect())
                 .batch(),
         ),
     ]
 }
 
-fn entry_columns<'a>(c: Columns, entries: impl Iterator<Item = &'a Entry> + Clone) -> Columns {
-    c.str(
-        "entry_service",
-        entries.clone().map(|e| e.service.as_str()).collect(),
-    )
-    .str("entry_route", entries.map(|e| e.route.as_str()).collect())
-}
+const ENDPOINT_COLUMNS: [&str; 4] = ["source", "destination", "method", "route"];
 
-fn endpoint_columns<'a>(
-    c: Columns,
-    keys: impl Iterator<Item = &'a EndpointKey> + Clone,
-) -> Columns {
-    c.str(
-        "source",
-        keys.clone().map(|k| k.edge.source.as_str()).collect(),
-    )
-    .str(
-        "destination",
-        keys.clone().map(|k| k.edge.destination.as_str()).collect(),
-    )
-    .str("method", keys.clone().map(|k| k.method.as_str()).collect())
-    .str("route", keys.map(|k| k.route.as_str()).collect())
+/// One string column per name position.
+fn named<const N: usize, V>(mut c: Columns, rows: &[([&str; N], V)], columns: [&str; N]) -> Columns {
+    for (i, name) in columns.iter().enumerate() {
+        c = c.str(name, col(rows, i));
+    }
+    c
 }
 
 fn context_columns<'a>(
@@ -378,21 +356,21 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn edge(source: &str, destination: &str) -> EdgeKey {
+fn edge(names: &mut Names, source: &str, destination: &str) -> EdgeKey {
     EdgeKey {
-        source: source.to_owned(),
-        destination: destination.to_owned(),
+        source: names.intern(source),
+        destination: names.intern(destination),
     }
 }
 
-fn entry(service: &str, route: &str) -> Entry {
-    Entry {
-        service: service.to_owned(),
-        route: route.to_owned(),
+fn entry(names: &mut Names, service: &str, route: &str) -> EntryKey {
+    EntryKey {
+        service: names.intern(service),
+        route: names.intern(route),
     }
 }
 
-fn endpoint_keys(r: &Reader<'_>) -> Result<Vec<EndpointKey>, BaselineError> {
+fn endpoint_keys(r: &Reader<'_>, names: &mut Names) -> Result<Vec<EndpointKey>, BaselineError> {
     let (s, d, m, ro) = (
         r.str("source")?,
         r.str("destination")?,
@@ -401,9 +379,9 @@ fn endpoint_keys(r: &Reader<'_>) -> Result<Vec<EndpointKey>, BaselineError> {
     );
     Ok((0..s.len())
         .map(|i| EndpointKey {
-            edge: edge(s[i], d[i]),
-            method: m[i].to_owned(),
-            route: ro[i].to_owned(),
+            edge: edge(names, s[i], d[i]),
+            method: names.intern(m[i]),
+            route: names.intern(ro[i]),
         })
         .collect())
 }
@@ -432,7 +410,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (mtls, plain) = (r.f64("mtls_calls")?, r.f64("plaintext_calls")?);
                 for i in 0..s.len() {
                     index.edges.insert(
-                        edge(s[i], d[i]),
+                        edge(&mut index.names, s[i], d[i]),
                         EdgeStats {
                             first_seen_ns: first[i],
                             last_seen_ns: last[i],
@@ -445,14 +423,11 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 }
             }
             "endpoints" => {
-                let keys = endpoint_keys(&r)?;
+                let keys = endpoint_keys(&r, &mut index.names)?;
                 let (first, last) = (r.time("first_seen")?, r.time("last_seen")?);
                 let (calls, errors) = (r.f64("calls")?, r.f64("errors")?);
                 for (i, k) in keys.into_iter().enumerate() {
-                    *index
-                        .edge_endpoint_counts
-                        .entry(k.edge.clone())
-                        .or_default() += 1;
+                    *index.edge_endpoint_counts.entry(k.edge).or_default() += 1;
                     index.endpoints.insert(
                         k,
                         EndpointStats {
@@ -468,16 +443,19 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (es, er) = (r.str("entry_service")?, r.str("entry_route")?);
                 let (s, d) = (r.str("source")?, r.str("destination")?);
                 for (i, st) in context_stats(&r)?.into_iter().enumerate() {
-                    index
-                        .edge_contexts
-                        .insert((entry(es[i], er[i]), edge(s[i], d[i])), st);
+                    let key = (
+                        entry(&mut index.names, es[i], er[i]),
+                        edge(&mut index.names, s[i], d[i]),
+                    );
+                    index.edge_contexts.insert(key, st);
                 }
             }
             "endpoint_contexts" => {
                 let (es, er) = (r.str("entry_service")?, r.str("entry_route")?);
-                let keys = endpoint_keys(&r)?;
+                let keys = endpoint_keys(&r, &mut index.names)?;
                 for (i, (k, st)) in keys.into_iter().zip(context_stats(&r)?).enumerate() {
-                    index.endpoint_contexts.insert((entry(es[i], er[i]), k), st);
+                    let en = entry(&mut index.names, es[i], er[i]);
+                    index.endpoint_contexts.insert((en, k), st);
                 }
             }
             "entries" => {
@@ -487,7 +465,8 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                     r.f64("calls")?,
                 );
                 for i in 0..calls.len() {
-                    index.entries.insert(entry(es[i], er[i]), calls[i]);
+                    let en = entry(&mut index.names, es[i], er[i]);
+                    index.entries.insert(en, calls[i]);
                 }
             }
             "sources" => {
@@ -499,7 +478,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                     r.u64("endpoint_windows_observed")?,
                 );
                 for i in 0..w.len() {
-                    let s = index.sources.entry(w[i].to_owned()).or_default();
+                    let s = source(&mut index, w[i]);
                     s.first_seen_ns = first[i];
                     s.last_seen_ns = last[i];
                     s.calls = calls[i];
@@ -510,7 +489,8 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
             "source_callees" => {
                 let (w, c) = (r.str("workload")?, r.str("callee")?);
                 for i in 0..w.len() {
-                    source(&mut index, w[i]).callees.insert(c[i].to_owned());
+                    let callee = index.names.intern(c[i]);
+                    source(&mut index, w[i]).callees.insert(callee);
                 }
             }
             "fan_out" => {
@@ -527,10 +507,10 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (s, d) = (r.str("source")?, r.str("destination")?);
                 let (obs, calls) = (r.u64("windows_observed")?, r.f64("calls")?);
                 for i in 0..s.len() {
-                    let h =
-                        index
+                    let key = edge(&mut index.names, s[i], d[i]);
+                    let h = index
                             .edge_rates
-                            .entry(edge(s[i], d[i]))
+                            .entry(key)
                             .or_insert_with(|| WindowHistory {
                                 values: Vec::new(),
                                 windows_observed: obs[i],
@@ -550,14 +530,15 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
             "principals" => {
                 let (w, p, calls) = (r.str("workload")?, r.str("principal")?, r.f64("calls")?);
                 for i in 0..w.len() {
+                    let (principal, workload) = (index.names.intern(p[i]), index.names.intern(w[i]));
                     identity(&mut index, w[i])
                         .principals
-                        .insert(p[i].to_owned(), calls[i]);
+                        .insert(principal, calls[i]);
                     index
                         .principal_workloads
-                        .entry(p[i].to_owned())
+                        .entry(principal)
                         .or_default()
-                        .insert(w[i].to_owned());
+                        .insert(workload);
                 }
             }
             other => {
@@ -572,9 +553,11 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
 }
 
 fn source<'a>(index: &'a mut LookupIndex, w: &str) -> &'a mut SourceStats {
-    index.sources.entry(w.to_owned()).or_default()
+    let w = index.names.intern(w);
+    index.sources.entry(w).or_default()
 }
 
 fn identity<'a>(index: &'a mut LookupIndex, w: &str) -> &'a mut IdentityStats {
-    index.identities.entry(w.to_owned()).or_default()
+    let w = index.names.intern(w);
+    index.identities.entry(w).or_default()
 }

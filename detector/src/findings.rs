@@ -1,7 +1,7 @@
 //! Per-call detectors: each looks a call up in the baseline and, when it is surprising,
 //! returns a finding that carries its numbers.
 
-use eastwest_baseline::{EdgeKey, EndpointKey, LookupIndex};
+use eastwest_baseline::LookupIndex;
 use eastwest_model::{AlertKind, Call, Workload};
 use regex::{Regex, RegexSet};
 use serde_json::{Map, Value, json};
@@ -110,25 +110,18 @@ impl Detectors {
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         let (src, dst) = call.edge_key();
-        let edge = EdgeKey {
-            source: src,
-            destination: dst,
-        };
-        let endpoint = EndpointKey {
-            edge,
-            method: call.method.clone(),
-            route: call.route.clone(),
-        };
-        let (src, dst) = (&endpoint.edge.source, &endpoint.edge.destination);
-        let edge_stats = index.edge(&endpoint.edge);
-        let endpoint_stats = index.endpoint(&endpoint);
+        let (src, dst) = (&src, &dst);
+        let keys = index.call_keys(call);
+        let edge_stats = keys.edge.and_then(|k| index.edge(k));
+        let endpoint_stats = keys.endpoint.and_then(|k| index.endpoint(k));
         let what = MethodRoute(call);
 
         let mut novelty = 0.0;
         match edge_stats {
             None => {
-                let (callees, calls) = index
-                    .source(src)
+                let (callees, calls) = keys
+                    .source
+                    .and_then(|s| index.source(s))
                     .map(|s| (s.callees.len() as f64, s.calls))
                     .unwrap_or((0.0, 0.0));
                 let p = p_novel(callees, calls);
@@ -139,7 +132,7 @@ impl Detectors {
                 ));
             }
             Some(e) if endpoint_stats.is_none() => {
-                let endpoints = index.endpoints_on_edge(&endpoint.edge) as f64;
+                let endpoints = keys.edge.map_or(0, |k| index.endpoints_on_edge(k)) as f64;
                 let p = p_novel(endpoints, e.calls);
                 novelty = surprise(p);
                 let overflow = call.route == OVERFLOW_ROUTE;
@@ -185,11 +178,14 @@ impl Detectors {
             ));
         }
 
-        if let (Some(entry), Some(_)) = (&call.entry, edge_stats)
-            && let Some(entry_calls) = index.entry_calls(entry)
+        if let (Some(entry), Some(entry_key), Some(edge_key)) = (&call.entry, keys.entry, keys.edge)
+            && let Some(entry_calls) = index.entry_calls(entry_key)
             && entry_calls >= config.min_entry_calls
         {
-            let edge_context = index.edge_context(entry, &endpoint.edge);
+            let edge_context = index.edge_context(entry_key, edge_key);
+            let endpoint_context = keys
+                .endpoint
+                .and_then(|k| index.endpoint_context(entry_key, k));
             let finding = match (edge_context, endpoint_stats) {
                 (None, _) => {
                     let p = p_rare_upper(0.0, entry_calls);
@@ -197,7 +193,7 @@ impl Detectors {
                 }
                 // Known edge under this entry, but this endpoint never under it: only as
                 // surprising as the endpoint is common on the edge.
-                (Some(ctx), Some(ep)) if index.endpoint_context(entry, &endpoint).is_none() => {
+                (Some(ctx), Some(ep)) if endpoint_context.is_none() => {
                     let share = edge_stats
                         .map(|e| ep.calls / e.calls.max(1.0))
                         .unwrap_or(1.0);
@@ -223,8 +219,9 @@ impl Detectors {
                 Some(e) if e.mtls_calls + e.plaintext_calls > 0.0 => {
                     (e.mtls_calls, e.plaintext_calls, "edge")
                 }
-                _ => index
-                    .identity(src)
+                _ => keys
+                    .source
+                    .and_then(|s| index.identity(s))
                     .map(|i| (i.mtls_calls, i.plaintext_calls, "workload"))
                     .unwrap_or((0.0, 0.0, "workload")),
             };
@@ -238,7 +235,7 @@ impl Detectors {
             }
         }
 
-        if let Some(f) = identity_finding(call, src, index, config) {
+        if let Some(f) = identity_finding(call, src, keys.source, index, config) {
             out.push(f);
         }
         out
@@ -251,6 +248,7 @@ impl Detectors {
 fn identity_finding(
     call: &Call,
     src: &str,
+    src_id: Option<eastwest_baseline::NameId>,
     index: &LookupIndex,
     config: &DetectorConfig,
 ) -> Option<Finding> {
@@ -260,17 +258,24 @@ fn identity_finding(
         (Some((ns, _)), Some(claimed)) if ns != claimed => Some(ns),
         _ => None,
     };
-    let id = index.identity(src);
+    let id = src_id.and_then(|s| index.identity(s));
     let seen: f64 = id.map(|i| i.principals.values().sum()).unwrap_or(0.0);
-    let unseen =
-        id.is_some_and(|i| !i.principals.is_empty() && !i.principals.contains_key(principal));
+    let principal_id = index.id(principal);
+    let unseen = id.is_some_and(|i| {
+        !i.principals.is_empty() && !principal_id.is_some_and(|p| i.principals.contains_key(&p))
+    });
     if ns_conflict.is_none() && !unseen {
         return None;
     }
     let others: Vec<String> = index
         .principal_workloads(principal)
         .map(|w| {
-            let mut v: Vec<String> = w.iter().filter(|k| k.as_str() != src).cloned().collect();
+            let mut v: Vec<String> = w
+                .iter()
+                .map(|k| index.name(*k))
+                .filter(|k| *k != src)
+                .map(str::to_owned)
+                .collect();
             v.sort();
             v
         })
@@ -315,7 +320,8 @@ fn identity_finding(
                     "baseline_principals",
                     json!(
                         id.map(|i| {
-                            let mut k: Vec<&String> = i.principals.keys().collect();
+                            let mut k: Vec<&str> =
+                                i.principals.keys().map(|p| index.name(*p)).collect();
                             k.sort();
                             k
                         })

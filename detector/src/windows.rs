@@ -7,7 +7,7 @@ use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 
-use eastwest_baseline::{EdgeKey, EndpointKey, LookupIndex};
+use eastwest_baseline::{EndpointKey, LookupIndex};
 use eastwest_model::{AlertKind, Call, Entry, Workload};
 use serde_json::json;
 
@@ -218,7 +218,7 @@ impl WindowTracker {
         s.last_ns = s.last_ns.max(t);
         let mut new_unknown_callee = false;
         if !s.callees.contains_key(dst) && s.callees.len() < max_targets {
-            let known = index.source(src).is_some_and(|h| h.callees.contains(dst));
+            let known = index.has_callee(src, dst);
             s.callees.insert(dst.to_string(), known);
             new_unknown_callee = !known;
             push_trace(&mut s.trace_ids, &call.trace_id, max_ids);
@@ -226,13 +226,13 @@ impl WindowTracker {
         let ep = hasher.hash_one((dst, &call.method, &call.route));
         if !s.endpoints.contains_key(&ep) && s.endpoints.len() < max_targets {
             let known = index
-                .endpoint(&EndpointKey {
-                    edge: EdgeKey {
-                        source: src.to_string(),
-                        destination: dst.to_string(),
-                    },
-                    method: call.method.clone(),
-                    route: call.route.clone(),
+                .edge_key(src, dst)
+                .and_then(|edge| {
+                    index.endpoint(EndpointKey {
+                        edge,
+                        method: index.id(&call.method)?,
+                        route: index.id(&call.route)?,
+                    })
                 })
                 .is_some();
             s.endpoints.insert(ep, known);
@@ -355,23 +355,18 @@ impl WindowTracker {
             }
         }
         if judge {
-            let mut edges: Vec<(EdgeKey, &EdgeWin)> = w
+            let mut edges: Vec<((String, String), &EdgeWin)> = w
                 .edges
                 .values()
-                .map(|e| {
-                    let key = EdgeKey {
-                        source: e.source.key(),
-                        destination: e.destination.key(),
-                    };
-                    (key, e)
-                })
+                .map(|e| ((e.source.key(), e.destination.key()), e))
                 .collect();
-            edges.sort_by(|a, b| {
-                (&a.0.source, &a.0.destination).cmp(&(&b.0.source, &b.0.destination))
-            });
-            for (key, e) in edges {
-                let (src, dst) = (&key.source, &key.destination);
-                let Some(hist) = index.edge_rate(&key).filter(|h| !h.values.is_empty()) else {
+            edges.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((src, dst), e) in edges {
+                let Some(hist) = index
+                    .edge_key(&src, &dst)
+                    .and_then(|k| index.edge_rate(k))
+                    .filter(|h| !h.values.is_empty())
+                else {
                     continue; // a new edge: `new_edge` speaks for it
                 };
                 let m = Moments::from_values(&hist.values);
@@ -443,7 +438,7 @@ fn fan_out(
     config: &DetectorConfig,
     t: i64,
 ) -> Option<WindowFinding> {
-    let hist = index.source(src);
+    let hist = index.id(src).and_then(|s| index.source(s));
     let (dst_hist, ep_hist) = hist
         .map(|h| {
             (
