@@ -146,14 +146,13 @@ impl Backend for PipelineBackend {
         let engine = self.engine.lock();
         let since = detecting_since(engine.baseline().state());
         let index = engine.baseline().working();
-        let mut edges: Vec<GraphEdge> =
-            index
-                .edges()
-                .map(|(k, s)| {
-                    let names = (index.name(k.source), index.name(k.destination));
-                    self.edge(names, s, since)
-                })
-                .collect();
+        let mut edges: Vec<GraphEdge> = index
+            .edges()
+            .map(|(k, s)| {
+                let names = (index.name(k.source), index.name(k.destination));
+                self.edge(names, s, since)
+            })
+            .collect();
         drop(engine);
         // Edges the baseline did not learn (alerted calls are never learned) still happened.
         let learned: HashSet<(&str, &str)> = edges

@@ -235,12 +235,13 @@ impl LookupIndex {
     /// Resolves a call's names once; the table lookups that follow are integer-keyed.
     pub fn call_keys(&self, call: &Call) -> CallKeys {
         let source = self.names.workload(&call.source);
-        let edge = source.zip(self.names.workload(&call.destination)).map(
-            |(source, destination)| EdgeKey {
-                source,
-                destination,
-            },
-        );
+        let edge =
+            source
+                .zip(self.names.workload(&call.destination))
+                .map(|(source, destination)| EdgeKey {
+                    source,
+                    destination,
+                });
         let endpoint = edge.and_then(|edge| {
             Some(EndpointKey {
                 edge,
@@ -265,7 +266,11 @@ impl LookupIndex {
     pub fn edge_context(&self, entry: EntryKey, edge: EdgeKey) -> Option<&ContextStats> {
         self.edge_contexts.get(&(entry, edge))
     }
-    pub fn endpoint_context(&self, entry: EntryKey, endpoint: EndpointKey) -> Option<&ContextStats> {
+    pub fn endpoint_context(
+        &self,
+        entry: EntryKey,
+        endpoint: EndpointKey,
+    ) -> Option<&ContextStats> {
         self.endpoint_contexts.get(&(entry, endpoint))
     }
     /// Sampling-adjusted number of calls seen under this entry, if the entry is known.
@@ -278,7 +283,10 @@ impl LookupIndex {
     /// Whether `source` ever called `destination` (workload keys).
     pub fn has_callee(&self, source: &str, destination: &str) -> bool {
         self.edge_key(source, destination)
-            .and_then(|k| self.source(k.source).map(|s| s.callees.contains(&k.destination)))
+            .and_then(|k| {
+                self.source(k.source)
+                    .map(|s| s.callees.contains(&k.destination))
+            })
             .unwrap_or(false)
     }
     pub fn edge_rate(&self, key: EdgeKey) -> Option<&WindowHistory> {
@@ -358,7 +366,8 @@ impl LookupIndex {
     /// that aged out (churning names would otherwise grow it forever). Ids change, so the
     /// caller must hold no ids outside the tables.
     pub(crate) fn compact_names(&mut self) {
-        if self.names.len() < MIN_NAMES_TO_COMPACT || self.names.len() <= 2 * self.live_names_bound()
+        if self.names.len() < MIN_NAMES_TO_COMPACT
+            || self.names.len() <= 2 * self.live_names_bound()
         {
             return;
         }

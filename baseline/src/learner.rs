@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::*;
 use crate::index::{
-    CallKeys, EdgeKey, EndpointKey, EndpointStats, EntryKey, LookupIndex, Map, NameId, Names,
-    Set, SourceStats, WindowHistory,
+    CallKeys, EdgeKey, EndpointKey, EndpointStats, EntryKey, LookupIndex, Map, NameId, Names, Set,
+    SourceStats, WindowHistory,
 };
 use eastwest_model::{Entry, Workload};
 
@@ -197,7 +197,9 @@ impl Baseline {
         let w = if call.weight > 0.0 { call.weight } else { 1.0 };
         let err = if call.error { w } else { 0.0 };
         let keys = self.working.call_keys(call);
-        let new_edge = keys.edge.is_none_or(|k| !self.working.edges.contains_key(&k));
+        let new_edge = keys
+            .edge
+            .is_none_or(|k| !self.working.edges.contains_key(&k));
         let new_endpoint = keys
             .endpoint
             .is_none_or(|k| !self.working.endpoints.contains_key(&k));
@@ -223,7 +225,11 @@ impl Baseline {
         }
         self.calls_since_publish += 1;
 
-        let e = self.working.edges.entry(edge).or_insert_with(|| first_seen(t));
+        let e = self
+            .working
+            .edges
+            .entry(edge)
+            .or_insert_with(|| first_seen(t));
         touch(&mut e.first_seen_ns, &mut e.last_seen_ns, t);
         e.calls += w;
         e.errors += err;
@@ -289,7 +295,11 @@ impl Baseline {
             }
         }
 
-        self.window.source_callees.entry(src).or_default().insert(dst);
+        self.window
+            .source_callees
+            .entry(src)
+            .or_default()
+            .insert(dst);
         self.window
             .source_endpoints
             .entry(src)
@@ -314,7 +324,10 @@ impl Baseline {
             self.working
                 .edge_contexts
                 .contains_key(&(entry, endpoint.edge))
-                && self.working.endpoint_contexts.contains_key(&(entry, endpoint))
+                && self
+                    .working
+                    .endpoint_contexts
+                    .contains_key(&(entry, endpoint))
         });
         if !known
             && self.working.edge_contexts.len() + self.working.endpoint_contexts.len()

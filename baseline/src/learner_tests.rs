@@ -243,7 +243,10 @@ fn principals_per_workload_are_capped() {
     let id = w.identity(w.id("a.shop").unwrap()).unwrap();
     assert_eq!(id.principals.len(), MAX_PRINCIPALS_PER_WORKLOAD);
     assert_eq!(b.overflow_count(), 10);
-    assert!(w.principal_workloads("spiffe://cluster.local/ns/shop/sa/a0").is_some());
+    assert!(
+        w.principal_workloads("spiffe://cluster.local/ns/shop/sa/a0")
+            .is_some()
+    );
     assert!(w.id("spiffe://cluster.local/ns/shop/sa/a70").is_none());
 }
 

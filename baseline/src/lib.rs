@@ -13,6 +13,7 @@ mod index;
 mod learner;
 mod query;
 mod rebuild;
+mod rebuild_windows;
 mod rollout;
 mod snapshot;
 mod tables;

@@ -75,7 +75,8 @@ fn assert_same(a: &Baseline, b: &Baseline) {
     assert_eq!(a.working, b.working, "tables differ");
     assert_eq!(a.state, b.state);
     // By name: ids depend on the order names were interned.
-    let window = |b: &Baseline| crate::snapshot::WindowState::from_open(&b.window, &b.working.names);
+    let window =
+        |b: &Baseline| crate::snapshot::WindowState::from_open(&b.window, &b.working.names);
     assert_eq!(window(a), window(b), "open window differs");
     assert_eq!(a.rollouts, b.rollouts);
     assert_eq!(a.overflow, b.overflow);

@@ -86,8 +86,13 @@ fn contains_parquet(dir: &Path) -> bool {
 
 /// A string column of a query result (Utf8, LargeUtf8 or Utf8View) as `StringArray`.
 pub(crate) fn string_column(batch: &RecordBatch, i: usize) -> Result<StringArray, BaselineError> {
+    strings(batch.column(i))
+}
+
+/// Any string-typed array (dictionaries included) as `StringArray`.
+pub(crate) fn strings(array: &ArrayRef) -> Result<StringArray, BaselineError> {
     let col: ArrayRef =
-        cast(batch.column(i), &DataType::Utf8).map_err(|e| BaselineError::Query(e.to_string()))?;
+        cast(array, &DataType::Utf8).map_err(|e| BaselineError::Query(e.to_string()))?;
     Ok(col
         .as_any()
         .downcast_ref::<StringArray>()

@@ -3,7 +3,6 @@
 //! calls. Equal as long as no cardinality cap overflowed and nothing aged out mid-way
 //! (the online learner ages out at every window close, the rebuild once at the end).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,6 @@ use datafusion::prelude::SessionContext;
 use crate::BaselineError;
 use crate::index::{
     ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey, LookupIndex, Names,
-    WindowHistory,
 };
 use crate::learner::BaselineConfig;
 use crate::query::{session, string_column, typed_column};
@@ -56,19 +54,24 @@ pub async fn rebuild(
     let calls = ctx
         .sql(&format!(
             "SELECT source, destination, method, route, entry_service, entry_route, \
-             source_principal, mtls, error, weight, CAST(time AS BIGINT) AS t, \
-             CAST(time AS BIGINT) / {width} AS w FROM calls WHERE {filter}"
+             source_principal, mtls, error, weight, CAST(time AS BIGINT) AS t \
+             FROM calls WHERE {filter}"
         ))
         .await?;
     ctx.register_table("c", calls.into_view())?;
-    let (rows, first_ns, last_ns) = extent(&ctx).await?;
     let mut index = LookupIndex::default();
+    let (rows, first_ns, last_ns) = fine(&ctx, &mut index).await?;
     if let Some(last) = last_ns {
-        aggregate(
+        let current_window = last.div_euclid(width);
+        finish_sources(&mut index, width, current_window);
+        principals(&ctx, &mut index).await?;
+        let sql = "SELECT source, destination, method, route, weight, t FROM c";
+        crate::rebuild_windows::windows(
             &ctx,
+            sql,
             &mut index,
             width,
-            last / width,
+            current_window,
             config.max_window_history,
         )
         .await?;
@@ -89,42 +92,41 @@ const ERR: &str = "CASE WHEN error THEN weight ELSE 0.0 END";
 const MTLS: &str = "CASE WHEN mtls THEN weight ELSE 0.0 END";
 const PLAIN: &str = "CASE WHEN NOT mtls THEN weight ELSE 0.0 END";
 
-/// Three passes over the learned calls: one fine aggregate per (entry, endpoint) from which
-/// edges, endpoints, contexts, entries, sources and identities all derive; one per
-/// (source, principal); one per (edge, window) for rates and fan-out. Weight sums are
-/// exact (sampling weights are powers of two), so summing in another order is equal.
-async fn aggregate(
+/// One fine aggregate per (entry, endpoint) from which edges, endpoints, contexts,
+/// entries, sources and identities all derive, plus the extent (rows, first and last
+/// event time). Weight sums are exact (sampling weights are powers of two), so summing in
+/// another order is equal.
+async fn fine(
     ctx: &SessionContext,
     index: &mut LookupIndex,
-    width: i64,
-    current_window: i64,
-    cap: usize,
-) -> Result<(), BaselineError> {
+) -> Result<(u64, Option<i64>, Option<i64>), BaselineError> {
     let fine = run(
         ctx,
         &format!(
             "SELECT entry_service, entry_route, source, destination, method, route, min(t), max(t), \
-             sum(weight), sum({ERR}), sum({MTLS}), sum({PLAIN}) FROM c \
+             sum(weight), sum({ERR}), sum({MTLS}), sum({PLAIN}), count(*) FROM c \
              GROUP BY entry_service, entry_route, source, destination, method, route"
         ),
     )
     .await?;
+    let (mut rows, mut first_ns, mut last_ns) = (0u64, None::<i64>, None::<i64>);
     for b in fine {
         let (es, er) = (string_column(&b, 0)?, string_column(&b, 1)?);
         let keys = endpoint_keys(&b, 2, &mut index.names)?;
         let (first, last) = (i64s(&b, 6)?, i64s(&b, 7)?);
         let (calls, errors) = (f64s(&b, 8)?, f64s(&b, 9)?);
         let (mtls, plain) = (f64s(&b, 10)?, f64s(&b, 11)?);
+        let counts = i64s(&b, 12)?;
         for (i, k) in keys.into_iter().enumerate() {
             let (t0, t1, w) = (first.value(i), last.value(i), calls.value(i));
-            let e = index
-                .edges
-                .entry(k.edge)
-                .or_insert_with(|| EdgeStats {
-                    first_seen_ns: t0,
-                    last_seen_ns: t1,
-                    ..Default::default()
-                });
+            rows += counts.value(i).max(0) as u64;
+            first_ns = Some(first_ns.map_or(t0, |f| f.min(t0)));
+            last_ns = Some(last_ns.map_or(t1, |l| l.max(t1)));
+            let e = index.edges.entry(k.edge).or_insert_with(|| EdgeStats {
+                first_seen_ns: t0,
+                last_seen_ns: t1,
+                ..Default::default()
+            });
             widen(&mut e.first_seen_ns, &mut e.last_seen_ns, t0, t1);
             e.calls += w;
             e.errors += errors.value(i);
@@ -162,12 +164,20 @@ async fn aggregate(
     for k in index.endpoints.keys() {
         *index.edge_endpoint_counts.entry(k.edge).or_default() += 1;
     }
+    Ok((rows, first_ns, last_ns))
+}
+
+/// Every window closed since a source's first one counts, idle ones too.
+fn finish_sources(index: &mut LookupIndex, width: i64, current_window: i64) {
     for s in index.sources.values_mut() {
-        // Every window closed since the source's first one counts, idle ones too.
         let observed = (current_window - s.first_seen_ns.div_euclid(width)).max(0) as u64;
         s.fan_out.windows_observed = observed;
         s.endpoint_fan_out.windows_observed = observed;
     }
+}
+
+/// Principals per source.
+async fn principals(ctx: &SessionContext, index: &mut LookupIndex) -> Result<(), BaselineError> {
     let principals = run(
         ctx,
         "SELECT source, source_principal, sum(weight) FROM c WHERE source_principal IS NOT NULL \
@@ -190,7 +200,7 @@ async fn aggregate(
                 .insert(source);
         }
     }
-    windows(ctx, index, current_window, cap).await
+    Ok(())
 }
 
 fn widen(first: &mut i64, last: &mut i64, t0: i64, t1: i64) {
@@ -214,90 +224,8 @@ fn add_context<K: std::hash::Hash + Eq>(
     c.calls += w;
 }
 
-/// One pass per (edge, closed window): the edge's calls give its rate history; per
-/// (source, window) the rows count distinct destinations, and their distinct
-/// method+route counts sum to distinct endpoints (fan-out histories).
-async fn windows(
-    ctx: &SessionContext,
-    index: &mut LookupIndex,
-    current_window: i64,
-    cap: usize,
-) -> Result<(), BaselineError> {
-    let mut per_edge: HashMap<EdgeKey, Vec<(i64, f64)>> = HashMap::new();
-    let mut per_source: HashMap<crate::index::NameId, BTreeMap<i64, (f64, f64)>> =
-        HashMap::new();
-    let mut active = BTreeSet::from([current_window]);
-    let rows = run(
-        ctx,
-        &format!(
-            // Distinct endpoints as a count over a finer GROUP BY: a COUNT(DISTINCT …) next
-            // to SUM keeps a hash set per (edge, window) group and runs out of memory
-            // at millions of rows.
-            "SELECT source, destination, w, sum(calls), count(*) FROM ( \
-               SELECT source, destination, w, method, route, sum(weight) AS calls \
-               FROM c WHERE w < {current_window} GROUP BY source, destination, w, method, route \
-             ) GROUP BY source, destination, w"
-        ),
-    )
-    .await?;
-    for b in rows {
-        let (s, d) = (string_column(&b, 0)?, string_column(&b, 1)?);
-        let (w, calls, endpoints) = (i64s(&b, 2)?, f64s(&b, 3)?, i64s(&b, 4)?);
-        for i in 0..b.num_rows() {
-            let w = w.value(i);
-            active.insert(w);
-            let key = edge(&mut index.names, s.value(i), d.value(i));
-            per_edge.entry(key).or_default().push((w, calls.value(i)));
-            let f = per_source
-                .entry(key.source)
-                .or_default()
-                .entry(w)
-                .or_default();
-            f.0 += 1.0;
-            f.1 += endpoints.value(i) as f64;
-        }
-    }
-    for (src, windows) in per_source {
-        let keep = windows.len().saturating_sub(cap);
-        let s = index.sources.entry(src).or_default();
-        s.fan_out.values = windows.values().skip(keep).map(|x| x.0).collect();
-        s.endpoint_fan_out.values = windows.values().skip(keep).map(|x| x.1).collect();
-    }
-    // Like the online learner, an edge's rate history starts when its first active
-    // window closes (counting 1) and then counts every window the learner rolled through.
-    for (key, mut windows) in per_edge {
-        windows.sort_by_key(|x| x.0);
-        let first = windows[0].0;
-        let next = active
-            .range(first + 1..)
-            .next()
-            .copied()
-            .unwrap_or(current_window);
-        let keep = windows.len().saturating_sub(cap);
-        index.edge_rates.insert(
-            key,
-            WindowHistory {
-                values: windows[keep..].iter().map(|x| x.1).collect(),
-                windows_observed: 1 + (current_window - next).max(0) as u64,
-            },
-        );
-    }
-    Ok(())
-}
-
 async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, BaselineError> {
     Ok(ctx.sql(sql).await?.collect().await?)
-}
-
-/// Rows, first and last event time of the learned calls.
-async fn extent(ctx: &SessionContext) -> Result<(u64, Option<i64>, Option<i64>), BaselineError> {
-    let batches = run(ctx, "SELECT count(*), min(t), max(t) FROM c").await?;
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok((0, None, None));
-    };
-    let (n, lo, hi) = (i64s(b, 0)?, i64s(b, 1)?, i64s(b, 2)?);
-    let opt = |a: &Int64Array| (!a.is_null(0)).then(|| a.value(0));
-    Ok((n.value(0).max(0) as u64, opt(&lo), opt(&hi)))
 }
 
 fn i64s(b: &RecordBatch, i: usize) -> Result<Int64Array, BaselineError> {

@@ -96,7 +96,14 @@ fn col<'a, const N: usize, V>(rows: &[([&'a str; N], V)], i: usize) -> Vec<&'a s
 pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
     let n = |id: &NameId| index.names.name(*id);
     let edge = |k: &EdgeKey| [n(&k.source), n(&k.destination)];
-    let endpoint = |k: &EndpointKey| [n(&k.edge.source), n(&k.edge.destination), n(&k.method), n(&k.route)];
+    let endpoint = |k: &EndpointKey| {
+        [
+            n(&k.edge.source),
+            n(&k.edge.destination),
+            n(&k.method),
+            n(&k.route),
+        ]
+    };
     let entry = |k: &EntryKey| [n(&k.service), n(&k.route)];
     let edges = sorted(&index.edges, edge);
     let endpoints = sorted(&index.endpoints, endpoint);
@@ -124,11 +131,7 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
             (0..s.fan_out.values.len().min(s.endpoint_fan_out.values.len())).map(|i| {
                 (
                     *w,
-                    (
-                        i as u32,
-                        s.fan_out.values[i],
-                        s.endpoint_fan_out.values[i],
-                    ),
+                    (i as u32, s.fan_out.values[i], s.endpoint_fan_out.values[i]),
                 )
             })
         })
@@ -217,9 +220,13 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
         ),
         (
             "entries",
-            named(Columns::default(), &entries, ["entry_service", "entry_route"])
-                .f64("calls", entries.iter().map(|e| *e.1).collect())
-                .batch(),
+            named(
+                Columns::default(),
+                &entries,
+                ["entry_service", "entry_route"],
+            )
+            .f64("calls", entries.iter().map(|e| *e.1).collect())
+            .batch(),
         ),
         (
             "sources",
@@ -297,7 +304,11 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
 const ENDPOINT_COLUMNS: [&str; 4] = ["source", "destination", "method", "route"];
 
 /// One string column per name position.
-fn named<const N: usize, V>(mut c: Columns, rows: &[([&str; N], V)], columns: [&str; N]) -> Columns {
+fn named<const N: usize, V>(
+    mut c: Columns,
+    rows: &[([&str; N], V)],
+    columns: [&str; N],
+) -> Columns {
     for (i, name) in columns.iter().enumerate() {
         c = c.str(name, col(rows, i));
     }
@@ -509,12 +520,12 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 for i in 0..s.len() {
                     let key = edge(&mut index.names, s[i], d[i]);
                     let h = index
-                            .edge_rates
-                            .entry(key)
-                            .or_insert_with(|| WindowHistory {
-                                values: Vec::new(),
-                                windows_observed: obs[i],
-                            });
+                        .edge_rates
+                        .entry(key)
+                        .or_insert_with(|| WindowHistory {
+                            values: Vec::new(),
+                            windows_observed: obs[i],
+                        });
                     h.values.push(calls[i]);
                 }
             }
@@ -530,7 +541,8 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
             "principals" => {
                 let (w, p, calls) = (r.str("workload")?, r.str("principal")?, r.f64("calls")?);
                 for i in 0..w.len() {
-                    let (principal, workload) = (index.names.intern(p[i]), index.names.intern(w[i]));
+                    let (principal, workload) =
+                        (index.names.intern(p[i]), index.names.intern(w[i]));
                     identity(&mut index, w[i])
                         .principals
                         .insert(principal, calls[i]);
