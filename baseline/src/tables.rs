@@ -87,6 +87,9 @@ fn sorted<'a, K, V, S, const N: usize>(
     v
 }
 
+/// A row keyed by its names.
+type Named<'a, const N: usize, V> = ([&'a str; N], V);
+
 /// Column `i` of named rows.
 fn col<'a, const N: usize, V>(rows: &[([&'a str; N], V)], i: usize) -> Vec<&'a str> {
     rows.iter().map(|r| r.0[i]).collect()
@@ -125,7 +128,7 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
         .flat_map(|([w], s)| s.callees.iter().map(|c| ([*w, n(c)], ())))
         .collect();
     callees.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let fan_out: Vec<([&str; 1], (u32, f64, f64))> = sources
+    let fan_out: Vec<Named<1, (u32, f64, f64)>> = sources
         .iter()
         .flat_map(|(w, s)| {
             (0..s.fan_out.values.len().min(s.endpoint_fan_out.values.len())).map(|i| {
@@ -136,7 +139,7 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
             })
         })
         .collect();
-    let rates: Vec<([&str; 2], (u64, u32, f64))> = edge_rates
+    let rates: Vec<Named<2, (u64, u32, f64)>> = edge_rates
         .iter()
         .flat_map(|(k, h)| {
             h.values
