@@ -1,6 +1,7 @@
 //! `baseline rebuild`: relearn the tables from the Parquet call history with DataFusion
-//! aggregations, giving the same tables the online learner built from the same learned
-//! calls. Equal as long as no cardinality cap overflowed and nothing aged out mid-way
+//! (a fine GROUP BY per (entry, endpoint), one per (source, principal), and a scan whose
+//! partitions are folded into per-window histories, see `rebuild_windows`), giving the
+//! same tables the online learner built from the same learned calls. Equal as long as no cardinality cap overflowed and nothing aged out mid-way
 //! (the online learner ages out at every window close, the rebuild once at the end).
 
 use std::path::Path;
