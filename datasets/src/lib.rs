@@ -15,8 +15,8 @@ mod sink;
 
 pub use convert::{convert_nezha_csv, convert_zipkin_json, service_from_pod};
 pub use demo::{DEMO_LEARNING_PERIOD, DemoFeed, demo_feed, demo_feed_at};
+pub use eastwest_collector::otlp::{log_record_count, span_count};
 pub use error::DatasetError;
-pub use otlp::{log_record_count, span_count};
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
 pub use replay::{Pace, ReplayOptions, ReplayReport, replay};
 pub use scenario::{

@@ -1,6 +1,5 @@
 //! Small builders for OTLP protobuf values shared by the generator and the converters.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -24,24 +23,6 @@ pub fn kv_int(key: &str, value: i64) -> KeyValue {
         }),
         ..Default::default()
     }
-}
-
-/// Spans in an export request.
-pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
-    req.resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len() as u64)
-        .sum()
-}
-
-/// Log records in an export request.
-pub fn log_record_count(req: &ExportLogsServiceRequest) -> u64 {
-    req.resource_logs
-        .iter()
-        .flat_map(|rl| &rl.scope_logs)
-        .map(|sl| sl.log_records.len() as u64)
-        .sum()
 }
 
 /// String value of attribute `key`, when present and a string.

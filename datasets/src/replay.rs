@@ -14,8 +14,8 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DatasetError;
-use crate::otlp::{log_record_count, span_count};
 use crate::read::read_otlp_file;
+use eastwest_collector::otlp::{log_record_count, span_count};
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4317";
 pub const DEFAULT_MAX_RETRIES: u32 = 5;

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use crate::error::DatasetError;
-use crate::otlp::{log_record_count, span_count};
+use eastwest_collector::otlp::{log_record_count, span_count};
 
 struct Counter(Arc<AtomicU64>);
 
