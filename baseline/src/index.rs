@@ -39,6 +39,28 @@ impl Names {
         id
     }
 
+    pub fn intern_edge(&mut self, source: &str, destination: &str) -> EdgeKey {
+        EdgeKey {
+            source: self.intern(source),
+            destination: self.intern(destination),
+        }
+    }
+
+    pub fn intern_endpoint(&mut self, edge: EdgeKey, method: &str, route: &str) -> EndpointKey {
+        EndpointKey {
+            edge,
+            method: self.intern(method),
+            route: self.intern(route),
+        }
+    }
+
+    pub fn intern_entry(&mut self, service: &str, route: &str) -> EntryKey {
+        EntryKey {
+            service: self.intern(service),
+            route: self.intern(route),
+        }
+    }
+
     pub fn name(&self, id: NameId) -> &str {
         &self.names[id.0 as usize]
     }
@@ -346,7 +368,7 @@ impl LookupIndex {
     }
 }
 
-/// Names live once the interner holds this many, at least, before compaction is considered.
+/// Interner size below which compaction is never attempted.
 const MIN_NAMES_TO_COMPACT: usize = 4096;
 
 impl LookupIndex {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::*;
 use crate::index::{
-    CallKeys, EdgeKey, EndpointKey, EndpointStats, EntryKey, LookupIndex, Map, NameId, Names, Set,
+    CallKeys, EdgeKey, EndpointKey, EndpointStats, LookupIndex, Map, NameId, Names, Set,
     SourceStats, WindowHistory,
 };
 use eastwest_model::{Entry, Workload};
@@ -338,10 +338,10 @@ impl Baseline {
         }
         let entry = match keys.entry {
             Some(k) => k,
-            None => EntryKey {
-                service: self.working.names.intern(&entry.service),
-                route: self.working.names.intern(&entry.route),
-            },
+            None => self
+                .working
+                .names
+                .intern_entry(&entry.service, &entry.route),
         };
         *self.working.entries.entry(entry).or_insert(0.0) += w;
         for c in [
@@ -475,14 +475,11 @@ fn intern_workload(names: &mut Names, w: &Workload) -> NameId {
 }
 
 fn intern_endpoint(names: &mut Names, call: &Call) -> EndpointKey {
-    EndpointKey {
-        edge: EdgeKey {
-            source: intern_workload(names, &call.source),
-            destination: intern_workload(names, &call.destination),
-        },
-        method: names.intern(&call.method),
-        route: names.intern(&call.route),
-    }
+    let edge = EdgeKey {
+        source: intern_workload(names, &call.source),
+        destination: intern_workload(names, &call.destination),
+    };
+    names.intern_endpoint(edge, &call.method, &call.route)
 }
 
 fn first_seen(t: i64) -> crate::EdgeStats {

@@ -12,9 +12,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
 use crate::BaselineError;
-use crate::index::{
-    ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey, LookupIndex, Names,
-};
+use crate::index::{ContextStats, EdgeStats, EndpointKey, EndpointStats, LookupIndex, Names};
 use crate::learner::BaselineConfig;
 use crate::query::{session, string_column, typed_column};
 
@@ -144,10 +142,7 @@ async fn fine(
             id.mtls_calls += mtls.value(i);
             id.plaintext_calls += plain.value(i);
             if !es.is_null(i) && !er.is_null(i) {
-                let entry = EntryKey {
-                    service: index.names.intern(es.value(i)),
-                    route: index.names.intern(er.value(i)),
-                };
+                let entry = index.names.intern_entry(es.value(i), er.value(i));
                 *index.entries.entry(entry).or_default() += w;
                 add_context(&mut index.edge_contexts, (entry, k.edge), t0, t1, w);
                 add_context(&mut index.endpoint_contexts, (entry, k), t0, t1, w);
@@ -237,13 +232,6 @@ fn f64s(b: &RecordBatch, i: usize) -> Result<Float64Array, BaselineError> {
     typed_column(b, i, &DataType::Float64)
 }
 
-fn edge(names: &mut Names, source: &str, destination: &str) -> EdgeKey {
-    EdgeKey {
-        source: names.intern(source),
-        destination: names.intern(destination),
-    }
-}
-
 fn endpoint_keys(
     b: &RecordBatch,
     at: usize,
@@ -256,10 +244,9 @@ fn endpoint_keys(
         string_column(b, at + 3)?,
     );
     Ok((0..b.num_rows())
-        .map(|i| EndpointKey {
-            edge: edge(names, s.value(i), d.value(i)),
-            method: names.intern(m.value(i)),
-            route: names.intern(r.value(i)),
+        .map(|i| {
+            let edge = names.intern_edge(s.value(i), d.value(i));
+            names.intern_endpoint(edge, m.value(i), r.value(i))
         })
         .collect())
 }

@@ -16,7 +16,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::BaselineError;
-use crate::index::{EdgeKey, LookupIndex, Map, NameId, Names, Set};
+use crate::index::{LookupIndex, Map, NameId, Names, Set};
 use crate::learner::{Baseline, BaselineConfig, LearningState, OpenWindow};
 use crate::rollout::RolloutTracker;
 use crate::tables;
@@ -117,10 +117,7 @@ impl WindowState {
             }
         }
         for (edge, calls) in self.edge_calls {
-            let key = EdgeKey {
-                source: names.intern(&edge.source),
-                destination: names.intern(&edge.destination),
-            };
+            let key = names.intern_edge(&edge.source, &edge.destination);
             open.edge_calls.insert(key, calls);
         }
         open

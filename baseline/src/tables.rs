@@ -370,20 +370,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn edge(names: &mut Names, source: &str, destination: &str) -> EdgeKey {
-    EdgeKey {
-        source: names.intern(source),
-        destination: names.intern(destination),
-    }
-}
-
-fn entry(names: &mut Names, service: &str, route: &str) -> EntryKey {
-    EntryKey {
-        service: names.intern(service),
-        route: names.intern(route),
-    }
-}
-
 fn endpoint_keys(r: &Reader<'_>, names: &mut Names) -> Result<Vec<EndpointKey>, BaselineError> {
     let (s, d, m, ro) = (
         r.str("source")?,
@@ -392,10 +378,9 @@ fn endpoint_keys(r: &Reader<'_>, names: &mut Names) -> Result<Vec<EndpointKey>, 
         r.str("route")?,
     );
     Ok((0..s.len())
-        .map(|i| EndpointKey {
-            edge: edge(names, s[i], d[i]),
-            method: names.intern(m[i]),
-            route: names.intern(ro[i]),
+        .map(|i| {
+            let edge = names.intern_edge(s[i], d[i]);
+            names.intern_endpoint(edge, m[i], ro[i])
         })
         .collect())
 }
@@ -424,7 +409,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (mtls, plain) = (r.f64("mtls_calls")?, r.f64("plaintext_calls")?);
                 for i in 0..s.len() {
                     index.edges.insert(
-                        edge(&mut index.names, s[i], d[i]),
+                        index.names.intern_edge(s[i], d[i]),
                         EdgeStats {
                             first_seen_ns: first[i],
                             last_seen_ns: last[i],
@@ -458,8 +443,8 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (s, d) = (r.str("source")?, r.str("destination")?);
                 for (i, st) in context_stats(&r)?.into_iter().enumerate() {
                     let key = (
-                        entry(&mut index.names, es[i], er[i]),
-                        edge(&mut index.names, s[i], d[i]),
+                        index.names.intern_entry(es[i], er[i]),
+                        index.names.intern_edge(s[i], d[i]),
                     );
                     index.edge_contexts.insert(key, st);
                 }
@@ -468,7 +453,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (es, er) = (r.str("entry_service")?, r.str("entry_route")?);
                 let keys = endpoint_keys(&r, &mut index.names)?;
                 for (i, (k, st)) in keys.into_iter().zip(context_stats(&r)?).enumerate() {
-                    let en = entry(&mut index.names, es[i], er[i]);
+                    let en = index.names.intern_entry(es[i], er[i]);
                     index.endpoint_contexts.insert((en, k), st);
                 }
             }
@@ -479,7 +464,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                     r.f64("calls")?,
                 );
                 for i in 0..calls.len() {
-                    let en = entry(&mut index.names, es[i], er[i]);
+                    let en = index.names.intern_entry(es[i], er[i]);
                     index.entries.insert(en, calls[i]);
                 }
             }
@@ -521,7 +506,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (s, d) = (r.str("source")?, r.str("destination")?);
                 let (obs, calls) = (r.u64("windows_observed")?, r.f64("calls")?);
                 for i in 0..s.len() {
-                    let key = edge(&mut index.names, s[i], d[i]);
+                    let key = index.names.intern_edge(s[i], d[i]);
                     let h = index
                         .edge_rates
                         .entry(key)
