@@ -5,93 +5,9 @@
 pub type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 pub type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
-use std::sync::Arc;
+use eastwest_model::{Call, Entry};
 
-use eastwest_model::{Call, Entry, Workload};
-
-/// An interned name (workload key, method, route, entry service or route, principal),
-/// valid only within the [`LookupIndex`] that issued it: keys are small integers, so a
-/// learned row costs a few bytes of key however long its names are, and a lookup hashes
-/// each of the call's names once instead of once per table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NameId(u32);
-
-/// The interner: every distinct name once, shared by reference between published snapshots.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    ids: Map<Arc<str>, NameId>,
-    names: Vec<Arc<str>>,
-}
-
-impl Names {
-    pub fn get(&self, name: &str) -> Option<NameId> {
-        self.ids.get(name).copied()
-    }
-
-    pub fn intern(&mut self, name: &str) -> NameId {
-        if let Some(id) = self.ids.get(name) {
-            return *id;
-        }
-        let id = NameId(u32::try_from(self.names.len()).expect("names are capped far below 2^32"));
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        id
-    }
-
-    pub fn intern_edge(&mut self, source: &str, destination: &str) -> EdgeKey {
-        EdgeKey {
-            source: self.intern(source),
-            destination: self.intern(destination),
-        }
-    }
-
-    pub fn intern_endpoint(&mut self, edge: EdgeKey, method: &str, route: &str) -> EndpointKey {
-        EndpointKey {
-            edge,
-            method: self.intern(method),
-            route: self.intern(route),
-        }
-    }
-
-    pub fn intern_entry(&mut self, service: &str, route: &str) -> EntryKey {
-        EntryKey {
-            service: self.intern(service),
-            route: self.intern(route),
-        }
-    }
-
-    pub fn name(&self, id: NameId) -> &str {
-        &self.names[id.0 as usize]
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The id of `workload.key()` without allocating it (the hot path asks per call).
-    pub fn workload(&self, w: &Workload) -> Option<NameId> {
-        match w.namespace.as_deref() {
-            Some(ns) if !ns.is_empty() => {
-                let mut buf = [0u8; 256];
-                let len = w.service.len() + 1 + ns.len();
-                if len > buf.len() {
-                    return self.get(&w.key());
-                }
-                buf[..w.service.len()].copy_from_slice(w.service.as_bytes());
-                buf[w.service.len()] = b'.';
-                buf[w.service.len() + 1..len].copy_from_slice(ns.as_bytes());
-                let key = std::str::from_utf8(&buf[..len]).expect("joined from two strs");
-                self.get(key)
-            }
-            _ => self.get(&w.service),
-        }
-    }
-}
+pub use crate::names::{NameId, Names};
 
 /// `source workload key → destination workload key` (see `Workload::key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

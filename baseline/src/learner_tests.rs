@@ -249,20 +249,3 @@ fn principals_per_workload_are_capped() {
     );
     assert!(w.id("spiffe://cluster.local/ns/shop/sa/a70").is_none());
 }
-
-proptest::proptest! {
-    /// The allocation-free workload lookup finds exactly what `Workload::key` names.
-    #[test]
-    fn workload_lookup_matches_the_key(
-        service in ".{0,300}",
-        namespace in proptest::option::of(".{0,40}"),
-        other in ".{0,20}",
-    ) {
-        let w = Workload { service, namespace, principal: None };
-        let mut names = crate::Names::default();
-        proptest::prop_assert_eq!(names.workload(&w), None);
-        names.intern(&other);
-        let id = names.intern(&w.key());
-        proptest::prop_assert_eq!(names.workload(&w), Some(id));
-    }
-}

@@ -11,6 +11,7 @@ mod error;
 mod history;
 mod index;
 mod learner;
+mod names;
 mod query;
 mod rebuild;
 mod rebuild_windows;
