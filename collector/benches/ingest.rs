@@ -5,7 +5,8 @@
 //!   (c) end-to-end: pre-encoded requests sent over loopback gRPC to the real
 //!       `Receivers`, through the bounded channel, into `CallExtractor`.
 //! Run: `cargo bench -p eastwest-collector --bench ingest` (prints a table). With
-//! `EASTWEST_PROFILE_EXTRACT=1` it only loops stage (b') for 10 s, for `perf record`.
+//! `EASTWEST_PROFILE_EXTRACT=1` it only loops stage (b') for 10 s, and with
+//! `EASTWEST_PROFILE_E2E=1` it only runs stage (c), for `perf record`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -334,7 +335,27 @@ fn main() {
         }
         return;
     }
-    let raw = measure(|| decode_all(&payloads));
+    let profile_e2e = std::env::var_os("EASTWEST_PROFILE_E2E").is_some();
+    let raw = if profile_e2e {
+        1.0
+    } else {
+        measure(|| decode_all(&payloads))
+    };
+    if profile_e2e {
+        // For `perf record`: only the end-to-end stage.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let payloads = Arc::new(
+            (0..E2E_REQUESTS)
+                .map(|i| request(i).encode_to_vec())
+                .collect::<Vec<_>>(),
+        );
+        let (e2e, _) = runtime.block_on(end_to_end(payloads, true));
+        println!("end-to-end {e2e:.0} spans/s");
+        return;
+    }
     let normalized = measure(|| decode_and_normalize(&payloads));
     let extracted = measure(|| decode_and_extract(&payloads));
     let runtime = tokio::runtime::Builder::new_multi_thread()

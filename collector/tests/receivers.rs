@@ -200,10 +200,29 @@ async fn grpc_malformed_protobuf_is_invalid_argument() {
     // Field 1, wire type 2 (length-delimited), length 100, but only 3 bytes follow.
     let garbage = vec![0x0a, 100, 1, 2, 3];
     let err = grpc
-        .unary(tonic::Request::new(garbage), path, raw::RawCodec)
+        .unary(tonic::Request::new(garbage.clone()), path, raw::RawCodec)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("malformed"), "{err:?}");
+    assert_eq!(s.metrics.snapshot().requests_rejected.malformed, 1);
+
+    // A method the service does not have is UNIMPLEMENTED and is no rejection.
+    for path in [
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Exports",
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Query",
+    ] {
+        grpc.ready().await.unwrap();
+        let err = grpc
+            .unary(
+                tonic::Request::new(garbage.clone()),
+                http::uri::PathAndQuery::from_static(path),
+                raw::RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented, "{path}: {err:?}");
+    }
     assert_eq!(s.metrics.snapshot().requests_rejected.malformed, 1);
 }
 

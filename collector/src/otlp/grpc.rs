@@ -5,24 +5,18 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Status};
 
+use super::grpc_export::{Export, ExportServer};
 use super::ingest::{Admission, IngestError};
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, RejectReason};
@@ -108,35 +102,43 @@ pub(crate) fn status_for(err: &IngestError, retry_after_secs: u64) -> Status {
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for Handler {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+/// `TraceService/Export`.
+struct Traces(Arc<Handler>);
+
+impl Export for Traces {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    type Request = ExportTraceServiceRequest;
+    type Response = ExportTraceServiceResponse;
+
+    fn export(&self, request: Self::Request) -> Result<Self::Response, Status> {
         let rejected = self
+            .0
             .admission
-            .traces(request.into_inner())
-            .map_err(|e| self.status_for(e))?;
-        let partial_success = rejected.into_trace_partial_success();
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success,
-        }))
+            .traces(request)
+            .map_err(|e| self.0.status_for(e))?;
+        Ok(ExportTraceServiceResponse {
+            partial_success: rejected.into_trace_partial_success(),
+        })
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Handler {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+/// `LogsService/Export`.
+struct Logs(Arc<Handler>);
+
+impl Export for Logs {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+
+    fn export(&self, request: Self::Request) -> Result<Self::Response, Status> {
         let rejected = self
+            .0
             .admission
-            .logs(request.into_inner())
-            .map_err(|e| self.status_for(e))?;
-        let partial_success = rejected.into_logs_partial_success();
-        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
+            .logs(request)
+            .map_err(|e| self.0.status_for(e))?;
+        Ok(ExportLogsServiceResponse {
+            partial_success: rejected.into_logs_partial_success(),
+        })
     }
 }
 
@@ -183,14 +185,8 @@ pub(crate) async fn serve(
         admission,
         retry_after_secs,
     });
-    let traces = TraceServiceServer::from_arc(handler.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_body_bytes);
-    let logs = LogsServiceServer::from_arc(handler)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_body_bytes);
+    let traces = ExportServer::new(Arc::new(Traces(handler.clone())), max_body_bytes);
+    let logs = ExportServer::new(Arc::new(Logs(handler)), max_body_bytes);
     let rewrite = tower::util::MapResponseLayer::new(
         move |mut response: http::Response<tonic::body::Body>| {
             normalize_codec_status(&metrics, &mut response);

@@ -5,6 +5,7 @@
 mod body;
 mod config;
 mod grpc;
+mod grpc_export;
 mod http;
 mod ingest;
 mod validate;

@@ -1,0 +1,158 @@
+//! The OTLP `Export` gRPC methods as tower services, in place of the generated servers.
+//!
+//! The only difference from the generated code is the codec: tonic hands a decoder the
+//! whole message in one contiguous buffer, and the generated codec decodes through
+//! tonic's `DecodeBuf`, paying buffer bookkeeping on every field. Splitting the message
+//! off as `Bytes` (no copy) and decoding from the slice makes the receiver's decode run
+//! at the raw `prost` rate (see the ingest bench).
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Buf;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
+};
+use tonic::codegen::{Body, BoxFuture, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Code, Request, Response, Status};
+
+/// One OTLP export service: its gRPC name, message types and synchronous handler.
+pub(crate) trait Export: Send + Sync + 'static {
+    /// Fully qualified service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
+    const NAME: &'static str;
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: prost::Message + Send + 'static;
+
+    fn export(&self, request: Self::Request) -> Result<Self::Response, Status>;
+}
+
+/// Serves `/{E::NAME}/Export`, gzip in and out, with a decoded-size limit.
+pub(crate) struct ExportServer<E> {
+    export: Arc<E>,
+    max_decoding_message_size: usize,
+}
+
+impl<E> ExportServer<E> {
+    pub(crate) fn new(export: Arc<E>, max_decoding_message_size: usize) -> Self {
+        Self {
+            export,
+            max_decoding_message_size,
+        }
+    }
+}
+
+impl<E> Clone for ExportServer<E> {
+    fn clone(&self) -> Self {
+        Self {
+            export: self.export.clone(),
+            max_decoding_message_size: self.max_decoding_message_size,
+        }
+    }
+}
+
+impl<E: Export> NamedService for ExportServer<E> {
+    const NAME: &'static str = E::NAME;
+}
+
+struct ExportMethod<E>(Arc<E>);
+
+impl<E: Export> UnaryService<E::Request> for ExportMethod<E> {
+    type Response = E::Response;
+    type Future = std::future::Ready<Result<Response<E::Response>, Status>>;
+
+    fn call(&mut self, request: Request<E::Request>) -> Self::Future {
+        std::future::ready(self.0.export(request.into_inner()).map(Response::new))
+    }
+}
+
+fn is_export_path<E: Export>(path: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(E::NAME))
+        .is_some_and(|p| p == "/Export")
+}
+
+impl<E, B> tower::Service<http::Request<B>> for ExportServer<E>
+where
+    E: Export,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if !is_export_path::<E>(request.uri().path()) {
+            return Box::pin(async { Ok(Status::new(Code::Unimplemented, "").into_http()) });
+        }
+        let method = ExportMethod(self.export.clone());
+        let max_decoding = self.max_decoding_message_size;
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = Grpc::new(SliceCodec::<E::Response, E::Request>::default())
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(max_decoding), None);
+            Ok(grpc.unary(method, request).await)
+        })
+    }
+}
+
+/// Encodes `Out` with prost; decodes `In` from the contiguous message slice.
+struct SliceCodec<Out, In>(PhantomData<fn(Out) -> In>);
+
+impl<Out, In> Default for SliceCodec<Out, In> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Out, In> Codec for SliceCodec<Out, In>
+where
+    Out: prost::Message + Send + 'static,
+    In: prost::Message + Default + Send + 'static,
+{
+    type Encode = Out;
+    type Decode = In;
+    type Encoder = SliceCodec<Out, In>;
+    type Decoder = SliceCodec<Out, In>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        Self::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Self::default()
+    }
+}
+
+impl<Out: prost::Message, In> Encoder for SliceCodec<Out, In> {
+    type Item = Out;
+    type Error = Status;
+
+    fn encode(&mut self, item: Out, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+impl<Out, In: prost::Message + Default> Decoder for SliceCodec<Out, In> {
+    type Item = In;
+    type Error = Status;
+
+    /// A bad message is INTERNAL here, as tonic's own codec reports it; the server's
+    /// response layer maps it to INVALID_ARGUMENT and counts it, in one place.
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<In>, Status> {
+        let message = buf.copy_to_bytes(buf.remaining());
+        In::decode(message.as_ref())
+            .map(Some)
+            .map_err(|e| Status::internal(format!("malformed protobuf: {e}")))
+    }
+}
