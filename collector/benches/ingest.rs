@@ -37,6 +37,7 @@ const REQUESTS: usize = 200;
 const E2E_REQUESTS: usize = 500;
 /// Watermark lag used when advancing, as `eastwest serve` does (allowed lateness).
 const LATENESS_NS: i64 = 2_000_000_000;
+const E2E_RUNS: usize = 3;
 const MIN_MEASURE: Duration = Duration::from_secs(2);
 
 fn kv(key: &str, value: &str) -> KeyValue {
@@ -367,7 +368,13 @@ fn main() {
         .collect();
     let e2e_payloads = Arc::new(e2e_payloads);
     let (transport, _) = runtime.block_on(end_to_end(e2e_payloads.clone(), false));
-    let (e2e, consumer_busy) = runtime.block_on(end_to_end(e2e_payloads, true));
+    // Three fresh runs: the two cores are shared by client, receivers and pipeline, so
+    // single runs vary; the table shows the median.
+    let mut runs: Vec<(f64, f64)> = (0..E2E_RUNS)
+        .map(|_| runtime.block_on(end_to_end(e2e_payloads.clone(), true)))
+        .collect();
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (e2e, consumer_busy) = runs[E2E_RUNS / 2];
     println!();
     println!("| stage | spans/s | vs raw decode |");
     println!("|---|---:|---:|");
@@ -388,8 +395,12 @@ fn main() {
     }
     println!();
     println!(
-        "end-to-end / raw decode = {:.2} (target >= 0.50); the pipeline consumer was busy {:.0}% of the end-to-end run",
+        "end-to-end / raw decode = {:.2} (target >= 0.50; median of {E2E_RUNS} runs: {}); the pipeline consumer was busy {:.0}% of the median run",
         e2e / raw,
+        runs.iter()
+            .map(|(rate, _)| format!("{:.2}", rate / raw))
+            .collect::<Vec<_>>()
+            .join(", "),
         100.0 * consumer_busy
     );
 }

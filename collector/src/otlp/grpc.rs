@@ -21,6 +21,13 @@ use super::ingest::{Admission, IngestError};
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, RejectReason};
 
+/// HTTP/2 flow-control window per export stream.
+const STREAM_WINDOW_BYTES: u32 = 4 << 20;
+/// HTTP/2 flow-control window per connection (several exports in flight).
+const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+/// Largest HTTP/2 frame the server accepts (the protocol's default is 16 KiB).
+const MAX_FRAME_BYTES: u32 = 1 << 20;
+
 struct Handler {
     admission: Admission,
     retry_after_secs: u64,
@@ -194,6 +201,11 @@ pub(crate) async fn serve(
         },
     );
     tonic::transport::Server::builder()
+        // OTLP exports are large (a collector batch is often megabytes): HTTP/2's
+        // default 64 KiB windows would make every export wait on window updates.
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
         .layer(rewrite)
         .add_service(traces)
         .add_service(logs)

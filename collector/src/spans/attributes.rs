@@ -1,5 +1,7 @@
 //! Typed access to span and resource attributes across semantic-convention versions.
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 
 /// Longest name or route kept; telemetry is attacker-controlled.
@@ -18,12 +20,14 @@ fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
         .and_then(|kv| kv.value.as_ref())
 }
 
-fn as_string(v: &AnyValue) -> Option<String> {
+/// String values are borrowed from the span (most lookups only test or parse them);
+/// other scalars are formatted.
+fn as_string(v: &AnyValue) -> Option<Cow<'_, str>> {
     match v.value.as_ref()? {
-        Value::StringValue(s) if !s.is_empty() => Some(truncate(s)),
-        Value::IntValue(i) => Some(i.to_string()),
-        Value::BoolValue(b) => Some(b.to_string()),
-        Value::DoubleValue(d) => Some(d.to_string()),
+        Value::StringValue(s) if !s.is_empty() => Some(Cow::Borrowed(truncated(s))),
+        Value::IntValue(i) => Some(Cow::Owned(i.to_string())),
+        Value::BoolValue(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::DoubleValue(d) => Some(Cow::Owned(d.to_string())),
         _ => None,
     }
 }
@@ -52,14 +56,19 @@ fn as_bool(v: &AnyValue) -> Option<bool> {
 
 /// Cuts `s` to at most [`MAX_FIELD_BYTES`] on a character boundary.
 pub fn truncate(s: &str) -> String {
+    truncated(s).to_string()
+}
+
+/// `s` cut to at most [`MAX_FIELD_BYTES`] on a character boundary, borrowed.
+pub fn truncated(s: &str) -> &str {
     if s.len() <= MAX_FIELD_BYTES {
-        return s.to_string();
+        return s;
     }
     let mut end = MAX_FIELD_BYTES;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    &s[..end]
 }
 
 impl<'a> Attrs<'a> {
@@ -68,7 +77,7 @@ impl<'a> Attrs<'a> {
     }
 
     /// First of `keys` present on the span (then the resource) as a non-empty string.
-    pub fn str(&self, keys: &[&str]) -> Option<String> {
+    pub fn str(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
         keys.iter()
             .find_map(|k| find(self.span, k).and_then(as_string))
             .or_else(|| {
@@ -77,12 +86,12 @@ impl<'a> Attrs<'a> {
             })
     }
 
-    pub fn span_str(&self, keys: &[&str]) -> Option<String> {
+    pub fn span_str(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
         keys.iter()
             .find_map(|k| find(self.span, k).and_then(as_string))
     }
 
-    pub fn resource_str(&self, keys: &[&str]) -> Option<String> {
+    pub fn resource_str(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
         keys.iter()
             .find_map(|k| find(self.resource, k).and_then(as_string))
     }
@@ -95,6 +104,12 @@ impl<'a> Attrs<'a> {
     pub fn bool(&self, keys: &[&str]) -> Option<bool> {
         keys.iter()
             .find_map(|k| find(self.span, k).and_then(as_bool))
+    }
+
+    /// Whether any of `keys` is on the span as a non-empty scalar.
+    pub fn span_has(&self, keys: &[&str]) -> bool {
+        keys.iter()
+            .any(|k| find(self.span, k).is_some_and(|v| as_string(v).is_some()))
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -142,6 +157,30 @@ mod tests {
         assert_eq!(
             a.int(&["http.response.status_code", "http.status_code"]),
             Some(503)
+        );
+    }
+
+    #[test]
+    fn strings_are_borrowed_and_presence_ignores_empty_values() {
+        let span = [
+            kv("db.system", ""),
+            kv("rpc.system", "grpc"),
+            kv_int("n", 7),
+        ];
+        let a = Attrs::new(&span, &[]);
+        assert!(matches!(
+            a.span_str(&["rpc.system"]),
+            Some(Cow::Borrowed("grpc"))
+        ));
+        assert_eq!(a.span_str(&["n"]).as_deref(), Some("7"));
+        assert!(!a.span_has(&["db.system", "missing"]));
+        assert!(a.span_has(&["db.system", "n"]));
+        let long = "x".repeat(MAX_FIELD_BYTES + 10);
+        let span = [kv("long", &long)];
+        let a = Attrs::new(&span, &[]);
+        assert_eq!(
+            a.span_str(&["long"]).map(|v| v.len()),
+            Some(MAX_FIELD_BYTES)
         );
     }
 

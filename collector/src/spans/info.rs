@@ -1,6 +1,8 @@
 //! One span reduced to what pairing and calls need, across Istio, Linkerd and both OTel
 //! HTTP/RPC conventions.
 
+use std::borrow::Cow;
+
 use eastwest_model::{Protocol, Workload};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
@@ -95,6 +97,8 @@ impl SpanInfo {
             "tls.server.principal",
             "upstream_peer_uri_san",
         ]);
+        let source_principal = source_principal.map(Cow::into_owned);
+        let destination_principal = destination_principal.map(Cow::into_owned);
         if side == Side::Caller {
             workload.principal = source_principal.clone();
         } else {
@@ -125,9 +129,8 @@ impl SpanInfo {
         let mtls = attrs
             .bool(&["connection.mtls", "istio.mtls", "tls.mutual"])
             .or_else(|| {
-                match attrs
+                match &*attrs
                     .span_str(&["connection_security_policy", "connection.security_policy"])?
-                    .as_str()
                 {
                     "mutual_tls" => Some(true),
                     "none" | "plaintext" => Some(false),
@@ -166,12 +169,17 @@ impl SpanInfo {
             destination_principal,
             peer,
             destination_address,
-            response_flags: attrs.span_str(&["response_flags"]).filter(|f| f != "-"),
-            request_id: attrs.span_str(&[
-                "guid:x-request-id",
-                "http.request.header.x-request-id",
-                "x-request-id",
-            ]),
+            response_flags: attrs
+                .span_str(&["response_flags"])
+                .filter(|f| f != "-")
+                .map(Cow::into_owned),
+            request_id: attrs
+                .span_str(&[
+                    "guid:x-request-id",
+                    "http.request.header.x-request-id",
+                    "x-request-id",
+                ])
+                .map(Cow::into_owned),
             weight: weight_from_tracestate(&span.trace_state),
         })
     }
@@ -202,24 +210,21 @@ fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
             .is_some()
     {
         Protocol::Grpc
-    } else if attrs.span_str(&["db.system", "db.system.name"]).is_some() {
+    } else if attrs.span_has(&["db.system", "db.system.name"]) {
         Protocol::Db
-    } else if attrs.span_str(&["messaging.system"]).is_some()
+    } else if attrs.span_has(&["messaging.system"])
         || matches!(kind, SpanKind::Producer | SpanKind::Consumer)
     {
         Protocol::Messaging
-    } else if attrs
-        .span_str(&[
-            "http.request.method",
-            "http.method",
-            "http.url",
-            "url.full",
-            "url.path",
-            "http.target",
-            "http.path",
-        ])
-        .is_some()
-    {
+    } else if attrs.span_has(&[
+        "http.request.method",
+        "http.method",
+        "http.url",
+        "url.full",
+        "url.path",
+        "http.target",
+        "http.path",
+    ]) {
         Protocol::Http
     } else {
         Protocol::Tcp
@@ -236,9 +241,10 @@ fn method_and_route(
         attrs
             .span_str(&["url.path", "http.target", "http.path"])
             .or_else(|| {
-                attrs
-                    .span_str(&["url.full", "http.url"])
-                    .map(|u| url_path(&u).to_string())
+                attrs.span_str(&["url.full", "http.url"]).map(|u| match u {
+                    Cow::Borrowed(u) => Cow::Borrowed(url_path(u)),
+                    Cow::Owned(u) => Cow::Owned(url_path(&u).to_string()),
+                })
             })
     };
     match protocol {
@@ -262,10 +268,9 @@ fn method_and_route(
                     statement
                         .as_deref()
                         .and_then(|s| s.split_whitespace().next())
-                        .map(str::to_string)
+                        .map(|word| Cow::Owned(word.to_string()))
                 })
-                .unwrap_or_else(|| "query".into())
-                .to_ascii_uppercase();
+                .map_or_else(|| "QUERY".to_string(), |o| o.to_ascii_uppercase());
             let target = attrs.span_str(&[
                 "db.collection.name",
                 "db.sql.table",
@@ -273,25 +278,26 @@ fn method_and_route(
                 "db.namespace",
                 "db.name",
             ]);
-            (truncate(&operation), target)
+            (truncate(&operation), target.map(Cow::into_owned))
         }
         Protocol::Messaging => {
             let op = attrs
                 .span_str(&["messaging.operation.type", "messaging.operation"])
-                .unwrap_or_else(|| "publish".into());
+                .map_or_else(|| "publish".to_string(), Cow::into_owned);
             (
                 op,
-                attrs.span_str(&["messaging.destination.name", "messaging.destination"]),
+                attrs
+                    .span_str(&["messaging.destination.name", "messaging.destination"])
+                    .map(Cow::into_owned),
             )
         }
         Protocol::Http => {
             let route = attrs
                 .span_str(&["http.route"])
+                .map(Cow::into_owned)
                 .or_else(|| path().map(|p| template_path(&p)));
             (
-                http_method
-                    .unwrap_or_else(|| "GET".into())
-                    .to_ascii_uppercase(),
+                http_method.map_or_else(|| "GET".to_string(), |m| m.to_ascii_uppercase()),
                 route,
             )
         }
@@ -309,7 +315,7 @@ fn destination_address(
     if let Some(host) = attrs.span_str(&["server.address", "net.peer.name", "net.peer.ip"]) {
         return Some(match port {
             Some(p) => format!("{host}:{p}"),
-            None => host,
+            None => host.into_owned(),
         });
     }
     if let Some(a) = url.and_then(url_authority).or(authority) {
@@ -335,7 +341,7 @@ fn peer_workload(
         }
     };
     if let Some(p) = attrs.span_str(&["peer.service"]) {
-        return Some(Workload::new(p));
+        return Some(Workload::new(p.into_owned()));
     }
     if let Some(c) = cluster.filter(|c| !c.inbound)
         && let Some(service) = &c.service
@@ -354,13 +360,13 @@ fn peer_workload(
     {
         return Some(match attrs.span_str(&["db.namespace", "db.name"]) {
             Some(db) => Workload::new(format!("{system}/{db}")),
-            None => Workload::new(system),
+            None => Workload::new(system.into_owned()),
         });
     }
     if protocol == Protocol::Messaging
         && let Some(system) = attrs.span_str(&["messaging.system"])
     {
-        return Some(Workload::new(system));
+        return Some(Workload::new(system.into_owned()));
     }
     let host = url.and_then(url_authority).or(authority)?;
     Some(from_host(

@@ -1,6 +1,8 @@
 //! Who a span belongs to: workload identity from resource and Istio/Linkerd attributes,
 //! and peer names for sides that emitted no span.
 
+use std::borrow::Cow;
+
 use eastwest_model::Workload;
 
 use super::attributes::{Attrs, truncate};
@@ -13,7 +15,7 @@ const GENERIC_PROXY_NAMES: &[&str] = &["linkerd-proxy", "envoy", "istio-proxy", 
 pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
     let service_name = attrs.resource_str(&["service.name"]).unwrap_or_default();
     let generic = service_name.is_empty()
-        || GENERIC_PROXY_NAMES.contains(&service_name.as_str())
+        || GENERIC_PROXY_NAMES.contains(&&*service_name)
         || service_name.starts_with("unknown_service");
     let istio_proxy = attrs.has("upstream_cluster") || attrs.has("node_id");
 
@@ -34,8 +36,8 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
             && !ns.is_empty()
             && !ns.contains('.')
         {
-            service = Some(svc.to_string());
-            namespace = namespace.or_else(|| Some(ns.to_string()));
+            service = Some(svc.to_string().into());
+            namespace = namespace.or_else(|| Some(ns.to_string().into()));
         }
     }
     let service = service.unwrap_or_else(|| {
@@ -53,10 +55,10 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
     (
         Workload {
             service: truncate(&service),
-            namespace,
+            namespace: namespace.map(Cow::into_owned),
             principal: None,
         },
-        version,
+        version.map(Cow::into_owned),
     )
 }
 
