@@ -4,24 +4,27 @@ use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 
+pub use super::keys::Key;
+
 /// Longest name or route kept; telemetry is attacker-controlled.
 pub const MAX_FIELD_BYTES: usize = 256;
 
-/// Attribute lookup over a span's own attributes, then its resource's.
-#[derive(Clone, Copy)]
+/// Attribute lookup over a span's own attributes, then its resource's. The span's
+/// attributes are indexed by [`Key`] when the view is made (first occurrence wins);
+/// resource attributes are few and are scanned.
+#[derive(Clone)]
 pub struct Attrs<'a> {
-    pub span: &'a [KeyValue],
-    pub resource: &'a [KeyValue],
+    span: [Option<&'a AnyValue>; Key::COUNT],
+    resource: &'a [KeyValue],
 }
 
-fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+fn find<'a>(kvs: &'a [KeyValue], key: Key) -> Option<&'a AnyValue> {
+    let key = key.as_str();
     kvs.iter()
         .find(|kv| kv.key == key)
         .and_then(|kv| kv.value.as_ref())
 }
 
-/// String values are borrowed from the span (most lookups only test or parse them);
-/// other scalars are formatted.
 fn as_string(v: &AnyValue) -> Option<Cow<'_, str>> {
     match v.value.as_ref()? {
         Value::StringValue(s) if !s.is_empty() => Some(Cow::Borrowed(truncated(s))),
@@ -73,47 +76,58 @@ pub fn truncated(s: &str) -> &str {
 
 impl<'a> Attrs<'a> {
     pub fn new(span: &'a [KeyValue], resource: &'a [KeyValue]) -> Self {
-        Self { span, resource }
+        let mut index = [None; Key::COUNT];
+        for kv in span {
+            if let Some(key) = Key::of(&kv.key) {
+                let slot = &mut index[key as usize];
+                if slot.is_none() {
+                    *slot = kv.value.as_ref();
+                }
+            }
+        }
+        Self {
+            span: index,
+            resource,
+        }
+    }
+
+    fn span_value(&self, key: Key) -> Option<&'a AnyValue> {
+        self.span[key as usize]
     }
 
     /// First of `keys` present on the span (then the resource) as a non-empty string.
-    pub fn str(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
-        keys.iter()
-            .find_map(|k| find(self.span, k).and_then(as_string))
-            .or_else(|| {
-                keys.iter()
-                    .find_map(|k| find(self.resource, k).and_then(as_string))
-            })
+    pub fn str(&self, keys: &[Key]) -> Option<Cow<'a, str>> {
+        self.span_str(keys).or_else(|| self.resource_str(keys))
     }
 
-    pub fn span_str(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
+    pub fn span_str(&self, keys: &[Key]) -> Option<Cow<'a, str>> {
         keys.iter()
-            .find_map(|k| find(self.span, k).and_then(as_string))
+            .find_map(|k| self.span_value(*k).and_then(as_string))
     }
 
-    pub fn resource_str(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
+    pub fn resource_str(&self, keys: &[Key]) -> Option<Cow<'a, str>> {
         keys.iter()
-            .find_map(|k| find(self.resource, k).and_then(as_string))
+            .find_map(|k| find(self.resource, *k).and_then(as_string))
     }
 
-    pub fn int(&self, keys: &[&str]) -> Option<i64> {
+    pub fn int(&self, keys: &[Key]) -> Option<i64> {
         keys.iter()
-            .find_map(|k| find(self.span, k).and_then(as_i64))
+            .find_map(|k| self.span_value(*k).and_then(as_i64))
     }
 
-    pub fn bool(&self, keys: &[&str]) -> Option<bool> {
+    pub fn bool(&self, keys: &[Key]) -> Option<bool> {
         keys.iter()
-            .find_map(|k| find(self.span, k).and_then(as_bool))
+            .find_map(|k| self.span_value(*k).and_then(as_bool))
     }
 
     /// Whether any of `keys` is on the span as a non-empty scalar.
-    pub fn span_has(&self, keys: &[&str]) -> bool {
+    pub fn span_has(&self, keys: &[Key]) -> bool {
         keys.iter()
-            .any(|k| find(self.span, k).is_some_and(|v| as_string(v).is_some()))
+            .any(|k| self.span_value(*k).is_some_and(|v| as_string(v).is_some()))
     }
 
-    pub fn has(&self, key: &str) -> bool {
-        find(self.span, key).is_some() || find(self.resource, key).is_some()
+    pub fn has(&self, key: Key) -> bool {
+        self.span_value(key).is_some() || find(self.resource, key).is_some()
     }
 }
 
@@ -149,15 +163,22 @@ mod tests {
 
     #[test]
     fn span_attributes_win_over_resource_and_ints_read_from_strings() {
-        let span = [kv("http.status_code", "503"), kv("x", "span")];
-        let res = [kv("x", "resource"), kv("service.name", "cart")];
+        let span = [
+            kv("http.status_code", "503"),
+            kv("peer.service", "span"),
+            kv("peer.service", "second copy"),
+            kv("not.a.known.key", "x"),
+        ];
+        let res = [kv("peer.service", "resource"), kv("service.name", "cart")];
         let a = Attrs::new(&span, &res);
-        assert_eq!(a.str(&["x"]).as_deref(), Some("span"));
-        assert_eq!(a.str(&["service.name"]).as_deref(), Some("cart"));
+        assert_eq!(a.str(&[Key::PeerService]).as_deref(), Some("span"));
+        assert_eq!(a.str(&[Key::ServiceName]).as_deref(), Some("cart"));
+        assert_eq!(a.span_str(&[Key::ServiceName]), None);
         assert_eq!(
-            a.int(&["http.response.status_code", "http.status_code"]),
+            a.int(&[Key::HttpResponseStatusCode, Key::HttpStatusCode]),
             Some(503)
         );
+        assert!(a.has(Key::ServiceName) && !a.has(Key::NodeId));
     }
 
     #[test]
@@ -165,21 +186,21 @@ mod tests {
         let span = [
             kv("db.system", ""),
             kv("rpc.system", "grpc"),
-            kv_int("n", 7),
+            kv_int("server.port", 7),
         ];
         let a = Attrs::new(&span, &[]);
         assert!(matches!(
-            a.span_str(&["rpc.system"]),
+            a.span_str(&[Key::RpcSystem]),
             Some(Cow::Borrowed("grpc"))
         ));
-        assert_eq!(a.span_str(&["n"]).as_deref(), Some("7"));
-        assert!(!a.span_has(&["db.system", "missing"]));
-        assert!(a.span_has(&["db.system", "n"]));
+        assert_eq!(a.span_str(&[Key::ServerPort]).as_deref(), Some("7"));
+        assert!(!a.span_has(&[Key::DbSystem, Key::DbSystemName]));
+        assert!(a.span_has(&[Key::DbSystem, Key::ServerPort]));
         let long = "x".repeat(MAX_FIELD_BYTES + 10);
-        let span = [kv("long", &long)];
+        let span = [kv("http.route", &long)];
         let a = Attrs::new(&span, &[]);
         assert_eq!(
-            a.span_str(&["long"]).map(|v| v.len()),
+            a.span_str(&[Key::HttpRoute]).map(|v| v.len()),
             Some(MAX_FIELD_BYTES)
         );
     }

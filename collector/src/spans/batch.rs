@@ -18,7 +18,10 @@ pub struct SpanBatch {
 
 impl SpanBatch {
     pub fn from_request(request: &ExportTraceServiceRequest) -> Self {
-        let mut batch = SpanBatch::default();
+        let mut batch = SpanBatch {
+            infos: Vec::with_capacity(crate::otlp::span_count(request) as usize),
+            ..SpanBatch::default()
+        };
         for rs in &request.resource_spans {
             let resource = rs
                 .resource

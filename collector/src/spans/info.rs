@@ -7,7 +7,7 @@ use eastwest_model::{Protocol, Workload};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use super::attributes::{Attrs, truncate};
+use super::attributes::{Attrs, Key, truncate};
 use super::routes::template_path;
 use super::sampling::weight_from_tracestate;
 use super::workload::{
@@ -73,8 +73,8 @@ impl SpanInfo {
         let protocol = protocol(&attrs, kind);
         let (method, route) = method_and_route(&attrs, protocol, &span.name);
         let status = attrs
-            .int(&["http.response.status_code", "http.status_code"])
-            .or_else(|| attrs.int(&["rpc.grpc.status_code", "grpc.status_code"]))
+            .int(&[Key::HttpResponseStatusCode, Key::HttpStatusCode])
+            .or_else(|| attrs.int(&[Key::RpcGrpcStatusCode, Key::GrpcStatusCode]))
             .and_then(|s| u32::try_from(s).ok());
         let span_error = span
             .status
@@ -88,14 +88,14 @@ impl SpanInfo {
                 _ => status.is_some_and(|s| s >= 500),
             };
         let source_principal = attrs.span_str(&[
-            "source.principal",
-            "tls.client.principal",
-            "downstream_peer_uri_san",
+            Key::SourcePrincipal,
+            Key::TlsClientPrincipal,
+            Key::DownstreamPeerUriSan,
         ]);
         let destination_principal = attrs.span_str(&[
-            "destination.principal",
-            "tls.server.principal",
-            "upstream_peer_uri_san",
+            Key::DestinationPrincipal,
+            Key::TlsServerPrincipal,
+            Key::UpstreamPeerUriSan,
         ]);
         let source_principal = source_principal.map(Cow::into_owned);
         let destination_principal = destination_principal.map(Cow::into_owned);
@@ -105,10 +105,10 @@ impl SpanInfo {
             workload.principal = destination_principal.clone();
         }
         let cluster = attrs
-            .span_str(&["upstream_cluster"])
+            .span_str(&[Key::UpstreamCluster])
             .and_then(|c| parse_upstream_cluster(&c));
-        let url = attrs.span_str(&["url.full", "http.url"]);
-        let authority = attrs.span_str(&["http.authority", "http.host"]);
+        let url = attrs.span_str(&[Key::UrlFull, Key::HttpUrl]);
+        let authority = attrs.span_str(&[Key::HttpAuthority, Key::HttpHost]);
         let destination_address = destination_address(
             &attrs,
             cluster.as_ref(),
@@ -127,11 +127,12 @@ impl SpanInfo {
             })
             .flatten();
         let mtls = attrs
-            .bool(&["connection.mtls", "istio.mtls", "tls.mutual"])
+            .bool(&[Key::ConnectionMtls, Key::IstioMtls, Key::TlsMutual])
             .or_else(|| {
-                match &*attrs
-                    .span_str(&["connection_security_policy", "connection.security_policy"])?
-                {
+                match &*attrs.span_str(&[
+                    Key::ConnectionSecurityPolicyIstio,
+                    Key::ConnectionSecurityPolicy,
+                ])? {
                     "mutual_tls" => Some(true),
                     "none" | "plaintext" => Some(false),
                     _ => None,
@@ -170,14 +171,14 @@ impl SpanInfo {
             peer,
             destination_address,
             response_flags: attrs
-                .span_str(&["response_flags"])
+                .span_str(&[Key::ResponseFlags])
                 .filter(|f| f != "-")
                 .map(Cow::into_owned),
             request_id: attrs
                 .span_str(&[
-                    "guid:x-request-id",
-                    "http.request.header.x-request-id",
-                    "x-request-id",
+                    Key::GuidXRequestId,
+                    Key::HttpRequestHeaderXRequestId,
+                    Key::XRequestId,
                 ])
                 .map(Cow::into_owned),
             weight: weight_from_tracestate(&span.trace_state),
@@ -204,26 +205,28 @@ impl SpanInfo {
 }
 
 fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
-    if attrs.span_str(&["rpc.system"]).is_some_and(|s| s == "grpc")
+    if attrs
+        .span_str(&[Key::RpcSystem])
+        .is_some_and(|s| s == "grpc")
         || attrs
-            .int(&["rpc.grpc.status_code", "grpc.status_code"])
+            .int(&[Key::RpcGrpcStatusCode, Key::GrpcStatusCode])
             .is_some()
     {
         Protocol::Grpc
-    } else if attrs.span_has(&["db.system", "db.system.name"]) {
+    } else if attrs.span_has(&[Key::DbSystem, Key::DbSystemName]) {
         Protocol::Db
-    } else if attrs.span_has(&["messaging.system"])
+    } else if attrs.span_has(&[Key::MessagingSystem])
         || matches!(kind, SpanKind::Producer | SpanKind::Consumer)
     {
         Protocol::Messaging
     } else if attrs.span_has(&[
-        "http.request.method",
-        "http.method",
-        "http.url",
-        "url.full",
-        "url.path",
-        "http.target",
-        "http.path",
+        Key::HttpRequestMethod,
+        Key::HttpMethod,
+        Key::HttpUrl,
+        Key::UrlFull,
+        Key::UrlPath,
+        Key::HttpTarget,
+        Key::HttpPath,
     ]) {
         Protocol::Http
     } else {
@@ -236,22 +239,24 @@ fn method_and_route(
     protocol: Protocol,
     span_name: &str,
 ) -> (String, Option<String>) {
-    let http_method = attrs.span_str(&["http.request.method", "http.method"]);
+    let http_method = attrs.span_str(&[Key::HttpRequestMethod, Key::HttpMethod]);
     let path = || {
         attrs
-            .span_str(&["url.path", "http.target", "http.path"])
+            .span_str(&[Key::UrlPath, Key::HttpTarget, Key::HttpPath])
             .or_else(|| {
-                attrs.span_str(&["url.full", "http.url"]).map(|u| match u {
-                    Cow::Borrowed(u) => Cow::Borrowed(url_path(u)),
-                    Cow::Owned(u) => Cow::Owned(url_path(&u).to_string()),
-                })
+                attrs
+                    .span_str(&[Key::UrlFull, Key::HttpUrl])
+                    .map(|u| match u {
+                        Cow::Borrowed(u) => Cow::Borrowed(url_path(u)),
+                        Cow::Owned(u) => Cow::Owned(url_path(&u).to_string()),
+                    })
             })
     };
     match protocol {
         Protocol::Grpc => {
             let route = match (
-                attrs.span_str(&["rpc.service"]),
-                attrs.span_str(&["rpc.method"]),
+                attrs.span_str(&[Key::RpcService]),
+                attrs.span_str(&[Key::RpcMethod]),
             ) {
                 (Some(s), Some(m)) => Some(format!("{s}/{m}")),
                 _ => path()
@@ -261,9 +266,9 @@ fn method_and_route(
             ("POST".into(), route.map(|r| truncate(&r)))
         }
         Protocol::Db => {
-            let statement = attrs.span_str(&["db.query.text", "db.statement"]);
+            let statement = attrs.span_str(&[Key::DbQueryText, Key::DbStatement]);
             let operation = attrs
-                .span_str(&["db.operation.name", "db.operation"])
+                .span_str(&[Key::DbOperationName, Key::DbOperation])
                 .or_else(|| {
                     statement
                         .as_deref()
@@ -272,28 +277,28 @@ fn method_and_route(
                 })
                 .map_or_else(|| "QUERY".to_string(), |o| o.to_ascii_uppercase());
             let target = attrs.span_str(&[
-                "db.collection.name",
-                "db.sql.table",
-                "db.mongodb.collection",
-                "db.namespace",
-                "db.name",
+                Key::DbCollectionName,
+                Key::DbSqlTable,
+                Key::DbMongodbCollection,
+                Key::DbNamespace,
+                Key::DbName,
             ]);
             (truncate(&operation), target.map(Cow::into_owned))
         }
         Protocol::Messaging => {
             let op = attrs
-                .span_str(&["messaging.operation.type", "messaging.operation"])
+                .span_str(&[Key::MessagingOperationType, Key::MessagingOperation])
                 .map_or_else(|| "publish".to_string(), Cow::into_owned);
             (
                 op,
                 attrs
-                    .span_str(&["messaging.destination.name", "messaging.destination"])
+                    .span_str(&[Key::MessagingDestinationName, Key::MessagingDestination])
                     .map(Cow::into_owned),
             )
         }
         Protocol::Http => {
             let route = attrs
-                .span_str(&["http.route"])
+                .span_str(&[Key::HttpRoute])
                 .map(Cow::into_owned)
                 .or_else(|| path().map(|p| template_path(&p)));
             (
@@ -311,8 +316,8 @@ fn destination_address(
     url: Option<&str>,
     authority: Option<&str>,
 ) -> Option<String> {
-    let port = attrs.int(&["server.port", "net.peer.port", "net.host.port"]);
-    if let Some(host) = attrs.span_str(&["server.address", "net.peer.name", "net.peer.ip"]) {
+    let port = attrs.int(&[Key::ServerPort, Key::NetPeerPort, Key::NetHostPort]);
+    if let Some(host) = attrs.span_str(&[Key::ServerAddress, Key::NetPeerName, Key::NetPeerIp]) {
         return Some(match port {
             Some(p) => format!("{host}:{p}"),
             None => host.into_owned(),
@@ -340,7 +345,7 @@ fn peer_workload(
             principal: None,
         }
     };
-    if let Some(p) = attrs.span_str(&["peer.service"]) {
+    if let Some(p) = attrs.span_str(&[Key::PeerService]) {
         return Some(Workload::new(p.into_owned()));
     }
     if let Some(c) = cluster.filter(|c| !c.inbound)
@@ -352,19 +357,19 @@ fn peer_workload(
             principal: None,
         });
     }
-    if let Some(host) = attrs.span_str(&["server.address", "net.peer.name"]) {
+    if let Some(host) = attrs.span_str(&[Key::ServerAddress, Key::NetPeerName]) {
         return Some(from_host(&host));
     }
     if protocol == Protocol::Db
-        && let Some(system) = attrs.span_str(&["db.system", "db.system.name"])
+        && let Some(system) = attrs.span_str(&[Key::DbSystem, Key::DbSystemName])
     {
-        return Some(match attrs.span_str(&["db.namespace", "db.name"]) {
+        return Some(match attrs.span_str(&[Key::DbNamespace, Key::DbName]) {
             Some(db) => Workload::new(format!("{system}/{db}")),
             None => Workload::new(system.into_owned()),
         });
     }
     if protocol == Protocol::Messaging
-        && let Some(system) = attrs.span_str(&["messaging.system"])
+        && let Some(system) = attrs.span_str(&[Key::MessagingSystem])
     {
         return Some(Workload::new(system.into_owned()));
     }

@@ -4,6 +4,7 @@
 mod attributes;
 mod batch;
 mod info;
+mod keys;
 mod normalizer;
 mod routes;
 mod sampling;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use eastwest_model::Workload;
 
-use super::attributes::{Attrs, truncate};
+use super::attributes::{Attrs, Key, truncate};
 
 /// Service names generic proxies report for every workload; identity then comes from
 /// Kubernetes resource attributes.
@@ -13,20 +13,24 @@ const GENERIC_PROXY_NAMES: &[&str] = &["linkerd-proxy", "envoy", "istio-proxy", 
 
 /// The workload that emitted the span, and its version (never part of identity).
 pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
-    let service_name = attrs.resource_str(&["service.name"]).unwrap_or_default();
+    let service_name = attrs.resource_str(&[Key::ServiceName]).unwrap_or_default();
     let generic = service_name.is_empty()
         || GENERIC_PROXY_NAMES.contains(&&*service_name)
         || service_name.starts_with("unknown_service");
-    let istio_proxy = attrs.has("upstream_cluster") || attrs.has("node_id");
+    let istio_proxy = attrs.has(Key::UpstreamCluster) || attrs.has(Key::NodeId);
 
-    let mut service = attrs.str(&["istio.canonical_service"]);
-    let mut namespace = attrs.str(&["istio.namespace", "service.namespace", "k8s.namespace.name"]);
+    let mut service = attrs.str(&[Key::IstioCanonicalService]);
+    let mut namespace = attrs.str(&[
+        Key::IstioNamespace,
+        Key::ServiceNamespace,
+        Key::K8sNamespaceName,
+    ]);
     if service.is_none() && generic {
         service = attrs.resource_str(&[
-            "k8s.deployment.name",
-            "k8s.statefulset.name",
-            "k8s.daemonset.name",
-            "app",
+            Key::K8sDeploymentName,
+            Key::K8sStatefulsetName,
+            Key::K8sDaemonsetName,
+            Key::App,
         ]);
     }
     if service.is_none() && istio_proxy {
@@ -48,9 +52,9 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
         }
     });
     let version = attrs.str(&[
-        "istio.canonical_revision",
-        "service.version",
-        "k8s.deployment.revision",
+        Key::IstioCanonicalRevision,
+        Key::ServiceVersion,
+        Key::K8sDeploymentRevision,
     ]);
     (
         Workload {

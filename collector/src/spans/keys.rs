@@ -1,0 +1,121 @@
+//! The attribute keys span reading looks up, as an enum: a span's attributes are
+//! indexed by key once (one pass), so each of the many lookups across conventions is an
+//! array read instead of a scan of every attribute.
+
+macro_rules! attribute_keys {
+    ($($name:ident = $key:literal,)*) => {
+        /// An attribute key of some semantic-convention version, Istio or Linkerd.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Key {
+            $($name,)*
+        }
+
+        impl Key {
+            pub const COUNT: usize = [$($key,)*].len();
+            #[cfg(test)]
+            pub const ALL: [Key; Key::COUNT] = [$(Key::$name,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Key::$name => $key,)*
+                }
+            }
+
+            /// The key named `name`, if span reading ever looks it up.
+            pub fn of(name: &str) -> Option<Key> {
+                match name {
+                    $($key => Some(Key::$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+attribute_keys! {
+    HttpResponseStatusCode = "http.response.status_code",
+    HttpStatusCode = "http.status_code",
+    RpcGrpcStatusCode = "rpc.grpc.status_code",
+    GrpcStatusCode = "grpc.status_code",
+    SourcePrincipal = "source.principal",
+    TlsClientPrincipal = "tls.client.principal",
+    DownstreamPeerUriSan = "downstream_peer_uri_san",
+    DestinationPrincipal = "destination.principal",
+    TlsServerPrincipal = "tls.server.principal",
+    UpstreamPeerUriSan = "upstream_peer_uri_san",
+    UpstreamCluster = "upstream_cluster",
+    UrlFull = "url.full",
+    HttpUrl = "http.url",
+    HttpAuthority = "http.authority",
+    HttpHost = "http.host",
+    ConnectionMtls = "connection.mtls",
+    IstioMtls = "istio.mtls",
+    TlsMutual = "tls.mutual",
+    ConnectionSecurityPolicyIstio = "connection_security_policy",
+    ConnectionSecurityPolicy = "connection.security_policy",
+    ResponseFlags = "response_flags",
+    GuidXRequestId = "guid:x-request-id",
+    HttpRequestHeaderXRequestId = "http.request.header.x-request-id",
+    XRequestId = "x-request-id",
+    RpcSystem = "rpc.system",
+    DbSystem = "db.system",
+    DbSystemName = "db.system.name",
+    MessagingSystem = "messaging.system",
+    HttpRequestMethod = "http.request.method",
+    HttpMethod = "http.method",
+    UrlPath = "url.path",
+    HttpTarget = "http.target",
+    HttpPath = "http.path",
+    RpcService = "rpc.service",
+    RpcMethod = "rpc.method",
+    DbQueryText = "db.query.text",
+    DbStatement = "db.statement",
+    DbOperationName = "db.operation.name",
+    DbOperation = "db.operation",
+    DbCollectionName = "db.collection.name",
+    DbSqlTable = "db.sql.table",
+    DbMongodbCollection = "db.mongodb.collection",
+    DbNamespace = "db.namespace",
+    DbName = "db.name",
+    MessagingOperationType = "messaging.operation.type",
+    MessagingOperation = "messaging.operation",
+    MessagingDestinationName = "messaging.destination.name",
+    MessagingDestination = "messaging.destination",
+    HttpRoute = "http.route",
+    ServerPort = "server.port",
+    NetPeerPort = "net.peer.port",
+    NetHostPort = "net.host.port",
+    ServerAddress = "server.address",
+    NetPeerName = "net.peer.name",
+    NetPeerIp = "net.peer.ip",
+    PeerService = "peer.service",
+    ServiceName = "service.name",
+    IstioCanonicalService = "istio.canonical_service",
+    IstioNamespace = "istio.namespace",
+    ServiceNamespace = "service.namespace",
+    K8sNamespaceName = "k8s.namespace.name",
+    K8sDeploymentName = "k8s.deployment.name",
+    K8sStatefulsetName = "k8s.statefulset.name",
+    K8sDaemonsetName = "k8s.daemonset.name",
+    App = "app",
+    IstioCanonicalRevision = "istio.canonical_revision",
+    ServiceVersion = "service.version",
+    K8sDeploymentRevision = "k8s.deployment.revision",
+    NodeId = "node_id",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips_through_its_name() {
+        let mut names = std::collections::HashSet::new();
+        for key in Key::ALL {
+            let name = key.as_str();
+            assert!(names.insert(name), "{name} twice");
+            assert_eq!(Key::of(name), Some(key));
+        }
+        assert_eq!(Key::of("http.methodx"), None);
+    }
+}
