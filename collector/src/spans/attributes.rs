@@ -18,7 +18,7 @@ pub struct Attrs<'a> {
     resource: &'a [KeyValue],
 }
 
-fn find<'a>(kvs: &'a [KeyValue], key: Key) -> Option<&'a AnyValue> {
+fn find(kvs: &[KeyValue], key: Key) -> Option<&AnyValue> {
     let key = key.as_str();
     kvs.iter()
         .find(|kv| kv.key == key)
