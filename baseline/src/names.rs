@@ -105,25 +105,26 @@ impl std::fmt::Debug for Names {
 
 impl Names {
     pub fn get(&self, name: &str) -> Option<NameId> {
-        let hash = self.hasher.hash_one(name.as_bytes());
+        self.find(self.hasher.hash_one(name.as_bytes()), name.as_bytes())
+    }
+
+    fn find(&self, hash: u64, name: &[u8]) -> Option<NameId> {
         self.ids
-            .find(hash, |id| {
-                self.slots[id.0 as usize].bytes() == name.as_bytes()
-            })
+            .find(hash, |id| self.slots[id.0 as usize].bytes() == name)
             .copied()
     }
 
     pub fn intern(&mut self, name: &str) -> NameId {
         let hash = self.hasher.hash_one(name.as_bytes());
+        if let Some(id) = self.find(hash, name.as_bytes()) {
+            return id;
+        }
         let Self {
             hasher,
             ids,
             dotted,
             slots,
         } = self;
-        if let Some(id) = ids.find(hash, |id| slots[id.0 as usize].bytes() == name.as_bytes()) {
-            return *id;
-        }
         let id = NameId(u32::try_from(slots.len()).expect("names are capped far below 2^32"));
         slots.push(Slot::new(name));
         ids.insert_unique(hash, id, |id| hasher.hash_one(slots[id.0 as usize].bytes()));

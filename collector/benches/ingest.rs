@@ -321,6 +321,18 @@ async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
     (spans as f64 / elapsed, busy.as_secs_f64() / elapsed)
 }
 
+/// The runtime the end-to-end stage runs in, and its requests (distinct traces each).
+fn end_to_end_setup() -> (tokio::runtime::Runtime, Arc<Vec<Vec<u8>>>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let payloads = (0..E2E_REQUESTS)
+        .map(|i| request(i).encode_to_vec())
+        .collect();
+    (runtime, Arc::new(payloads))
+}
+
 fn main() {
     let payloads: Vec<Vec<u8>> = (0..REQUESTS).map(|i| request(i).encode_to_vec()).collect();
     let bytes: usize = payloads.iter().map(Vec::len).sum();
@@ -336,37 +348,17 @@ fn main() {
         }
         return;
     }
-    let profile_e2e = std::env::var_os("EASTWEST_PROFILE_E2E").is_some();
-    let raw = if profile_e2e {
-        1.0
-    } else {
-        measure(|| decode_all(&payloads))
-    };
-    if profile_e2e {
+    if std::env::var_os("EASTWEST_PROFILE_E2E").is_some() {
         // For `perf record`: only the end-to-end stage.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let payloads = Arc::new(
-            (0..E2E_REQUESTS)
-                .map(|i| request(i).encode_to_vec())
-                .collect::<Vec<_>>(),
-        );
-        let (e2e, _) = runtime.block_on(end_to_end(payloads, true));
+        let (runtime, e2e_payloads) = end_to_end_setup();
+        let (e2e, _) = runtime.block_on(end_to_end(e2e_payloads, true));
         println!("end-to-end {e2e:.0} spans/s");
         return;
     }
+    let raw = measure(|| decode_all(&payloads));
     let normalized = measure(|| decode_and_normalize(&payloads));
     let extracted = measure(|| decode_and_extract(&payloads));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let e2e_payloads: Vec<Vec<u8>> = (0..E2E_REQUESTS)
-        .map(|i| request(i).encode_to_vec())
-        .collect();
-    let e2e_payloads = Arc::new(e2e_payloads);
+    let (runtime, e2e_payloads) = end_to_end_setup();
     let (transport, _) = runtime.block_on(end_to_end(e2e_payloads.clone(), false));
     // Three fresh runs: the two cores are shared by client, receivers and pipeline, so
     // single runs vary; the table shows the median.

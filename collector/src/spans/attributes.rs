@@ -122,8 +122,7 @@ impl<'a> Attrs<'a> {
 
     /// Whether any of `keys` is on the span as a non-empty scalar.
     pub fn span_has(&self, keys: &[Key]) -> bool {
-        keys.iter()
-            .any(|k| self.span_value(*k).is_some_and(|v| as_string(v).is_some()))
+        self.span_str(keys).is_some()
     }
 
     pub fn has(&self, key: Key) -> bool {

@@ -87,18 +87,20 @@ impl SpanInfo {
                 }
                 _ => status.is_some_and(|s| s >= 500),
             };
-        let source_principal = attrs.span_str(&[
-            Key::SourcePrincipal,
-            Key::TlsClientPrincipal,
-            Key::DownstreamPeerUriSan,
-        ]);
-        let destination_principal = attrs.span_str(&[
-            Key::DestinationPrincipal,
-            Key::TlsServerPrincipal,
-            Key::UpstreamPeerUriSan,
-        ]);
-        let source_principal = source_principal.map(Cow::into_owned);
-        let destination_principal = destination_principal.map(Cow::into_owned);
+        let source_principal = attrs
+            .span_str(&[
+                Key::SourcePrincipal,
+                Key::TlsClientPrincipal,
+                Key::DownstreamPeerUriSan,
+            ])
+            .map(Cow::into_owned);
+        let destination_principal = attrs
+            .span_str(&[
+                Key::DestinationPrincipal,
+                Key::TlsServerPrincipal,
+                Key::UpstreamPeerUriSan,
+            ])
+            .map(Cow::into_owned);
         if side == Side::Caller {
             workload.principal = source_principal.clone();
         } else {
