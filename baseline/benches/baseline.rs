@@ -179,15 +179,15 @@ fn lookups(index: &LookupIndex, calls: &[Call]) -> usize {
     let mut hits = 0;
     for c in calls {
         let keys = index.call_keys(c);
-        let (Some(edge), Some(endpoint), Some(entry), Some(source)) =
+        let (Some(edge), Some(_), Some(entry), Some(source)) =
             (keys.edge, keys.endpoint, keys.entry, keys.source)
         else {
             continue;
         };
         hits += usize::from(index.edge(edge).is_some());
         hits += usize::from(index.edge_context(entry, edge).is_some());
-        hits += usize::from(index.endpoint(endpoint).is_some());
-        hits += usize::from(index.endpoint_context(entry, endpoint).is_some());
+        hits += usize::from(index.call_endpoint(&keys).is_some());
+        hits += usize::from(index.call_endpoint_context(&keys).is_some());
         hits += usize::from(index.source(source).is_some());
     }
     hits
@@ -270,7 +270,7 @@ fn measure_lookups(index: &LookupIndex, edges: &[(String, String)]) -> LookupFig
     for (kind, figure) in per_kind.iter_mut().enumerate() {
         let start = Instant::now();
         for keys in &resolved {
-            let (Some(edge), Some(endpoint), Some(entry), Some(source)) =
+            let (Some(edge), Some(_), Some(entry), Some(source)) =
                 (keys.edge, keys.endpoint, keys.entry, keys.source)
             else {
                 continue;
@@ -278,8 +278,8 @@ fn measure_lookups(index: &LookupIndex, edges: &[(String, String)]) -> LookupFig
             match kind {
                 0 => black_box(index.edge(edge).is_some()),
                 1 => black_box(index.edge_context(entry, edge).is_some()),
-                2 => black_box(index.endpoint(endpoint).is_some()),
-                3 => black_box(index.endpoint_context(entry, endpoint).is_some()),
+                2 => black_box(index.call_endpoint(keys).is_some()),
+                3 => black_box(index.call_endpoint_context(keys).is_some()),
                 _ => black_box(index.source(source).is_some()),
             };
         }

@@ -7,6 +7,7 @@ pub type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
 use eastwest_model::{Call, Entry};
 
+use crate::endpoints::EndpointTable;
 pub use crate::names::{NameId, Names};
 
 /// `source workload key → destination workload key` (see `Workload::key`).
@@ -31,13 +32,15 @@ pub struct EntryKey {
 }
 
 /// The keys of one call in one index; `None` where a name was never learned (so no row
-/// under it exists either).
+/// under it exists either), and for the endpoint also where the endpoint is not learned.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallKeys {
     pub source: Option<NameId>,
     pub edge: Option<EdgeKey>,
     pub endpoint: Option<EndpointKey>,
     pub entry: Option<EntryKey>,
+    /// Where the endpoint's row is, so reading it needs no second hash probe.
+    endpoint_row: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -126,9 +129,9 @@ impl IdentityStats {
 pub struct LookupIndex {
     pub(crate) names: Names,
     pub(crate) edges: Map<EdgeKey, EdgeStats>,
-    pub(crate) endpoints: Map<EndpointKey, EndpointStats>,
+    /// Endpoints with their entry → endpoint contexts.
+    pub(crate) endpoints: EndpointTable,
     pub(crate) edge_contexts: Map<(EntryKey, EdgeKey), ContextStats>,
-    pub(crate) endpoint_contexts: Map<(EntryKey, EndpointKey), ContextStats>,
     pub(crate) entries: Map<EntryKey, f64>,
     pub(crate) sources: Map<NameId, SourceStats>,
     pub(crate) edge_rates: Map<EdgeKey, WindowHistory>,
@@ -180,36 +183,49 @@ impl LookupIndex {
                     source,
                     destination,
                 });
-        let endpoint = edge.and_then(|edge| {
-            Some(EndpointKey {
-                edge,
-                method: self.id(&call.method)?,
-                route: self.id(&call.route)?,
-            })
+        // Found from the route's text: resolving the route to its id first would read its
+        // interned name, one more cache miss per call.
+        let endpoint_row = edge.and_then(|edge| {
+            let method = self.id(&call.method)?;
+            self.endpoints.find(&self.names, edge, method, &call.route)
         });
+        let endpoint = endpoint_row.and_then(|at| self.endpoints.row_key(at));
         let entry = call.entry.as_ref().and_then(|e| self.entry_key(e));
         CallKeys {
             source,
             edge,
             endpoint,
             entry,
+            endpoint_row,
         }
     }
     pub fn edge(&self, key: EdgeKey) -> Option<&EdgeStats> {
         self.edges.get(&key)
     }
     pub fn endpoint(&self, key: EndpointKey) -> Option<&EndpointStats> {
-        self.endpoints.get(&key)
+        self.endpoints.get(key).map(|row| &row.stats)
     }
     pub fn edge_context(&self, entry: EntryKey, edge: EdgeKey) -> Option<&ContextStats> {
         self.edge_contexts.get(&(entry, edge))
+    }
+    /// The learned endpoint of a call whose keys this index resolved (read from the row
+    /// the keys point at, without a second hash probe).
+    pub fn call_endpoint(&self, keys: &CallKeys) -> Option<&EndpointStats> {
+        self.call_endpoint_row(keys).map(|row| &row.stats)
+    }
+    /// The call's endpoint under the call's entry, for keys this index resolved.
+    pub fn call_endpoint_context(&self, keys: &CallKeys) -> Option<&ContextStats> {
+        self.call_endpoint_row(keys)?.context(keys.entry?)
+    }
+    fn call_endpoint_row(&self, keys: &CallKeys) -> Option<&crate::endpoints::EndpointRow> {
+        self.endpoints.at(keys.endpoint_row?, keys.endpoint?)
     }
     pub fn endpoint_context(
         &self,
         entry: EntryKey,
         endpoint: EndpointKey,
     ) -> Option<&ContextStats> {
-        self.endpoint_contexts.get(&(entry, endpoint))
+        self.endpoints.get(endpoint)?.context(entry)
     }
     /// Sampling-adjusted number of calls seen under this entry, if the entry is known.
     pub fn entry_calls(&self, entry: EntryKey) -> Option<f64> {
@@ -245,7 +261,7 @@ impl LookupIndex {
         self.edges.iter()
     }
     pub fn endpoints(&self) -> impl Iterator<Item = (&EndpointKey, &EndpointStats)> {
-        self.endpoints.iter()
+        self.endpoints.iter().map(|row| (&row.key, &row.stats))
     }
     pub fn edge_count(&self) -> usize {
         self.edges.len()
@@ -257,7 +273,7 @@ impl LookupIndex {
         self.sources.len()
     }
     pub fn context_count(&self) -> usize {
-        self.edge_contexts.len() + self.endpoint_contexts.len()
+        self.edge_contexts.len() + self.endpoints.context_count()
     }
 }
 
@@ -268,19 +284,20 @@ impl LookupIndex {
         let edges = &self.edges;
         self.edge_rates.retain(|k, _| edges.contains_key(k));
         let counts = &mut self.edge_endpoint_counts;
-        self.endpoints.retain(|k, s| {
-            let keep = s.last_seen_ns >= cutoff_ns && edges.contains_key(&k.edge);
-            if !keep && let Some(c) = counts.get_mut(&k.edge) {
-                *c = c.saturating_sub(1);
-            }
-            keep
-        });
+        self.endpoints.retain(
+            |row| {
+                let edge = row.key.edge;
+                let keep = row.stats.last_seen_ns >= cutoff_ns && edges.contains_key(&edge);
+                if !keep && let Some(c) = counts.get_mut(&edge) {
+                    *c = c.saturating_sub(1);
+                }
+                keep
+            },
+            |context| context.last_seen_ns >= cutoff_ns,
+        );
         counts.retain(|k, c| *c > 0 && edges.contains_key(k));
         self.edge_contexts
             .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && edges.contains_key(e));
-        let endpoints = &self.endpoints;
-        self.endpoint_contexts
-            .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && endpoints.contains_key(e));
     }
 }
 

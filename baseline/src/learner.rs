@@ -200,9 +200,7 @@ impl Baseline {
         let new_edge = keys
             .edge
             .is_none_or(|k| !self.working.edges.contains_key(&k));
-        let new_endpoint = keys
-            .endpoint
-            .is_none_or(|k| !self.working.endpoints.contains_key(&k));
+        let new_endpoint = keys.endpoint.is_none();
         // Why: attacker-controlled names must not grow memory without bound; names are
         // interned only once a row under them is allowed.
         if (new_edge && self.working.edges.len() >= self.config.max_edges)
@@ -242,11 +240,10 @@ impl Baseline {
         if new_endpoint {
             *self.working.edge_endpoint_counts.entry(edge).or_insert(0) += 1;
         }
-        let ep = self
-            .working
+        let working = &mut self.working;
+        let ep = working
             .endpoints
-            .entry(endpoint)
-            .or_insert_with(|| EndpointStats {
+            .upsert(&working.names, endpoint, || EndpointStats {
                 first_seen_ns: t,
                 last_seen_ns: t,
                 ..Default::default()
@@ -326,13 +323,11 @@ impl Baseline {
                 .contains_key(&(entry, endpoint.edge))
                 && self
                     .working
-                    .endpoint_contexts
-                    .contains_key(&(entry, endpoint))
+                    .endpoints
+                    .get(endpoint)
+                    .is_some_and(|row| row.context(entry).is_some())
         });
-        if !known
-            && self.working.edge_contexts.len() + self.working.endpoint_contexts.len()
-                >= self.config.max_contexts
-        {
+        if !known && self.working.context_count() >= self.config.max_contexts {
             self.overflow += 1;
             return;
         }
@@ -350,9 +345,9 @@ impl Baseline {
                 .entry((entry, endpoint.edge))
                 .or_default(),
             self.working
-                .endpoint_contexts
-                .entry((entry, endpoint))
-                .or_default(),
+                .endpoints
+                .upsert_context(endpoint, entry, Default::default)
+                .expect("the endpoint's row was added before its contexts"),
         ] {
             if c.calls == 0.0 {
                 c.first_seen_ns = t;
@@ -408,7 +403,7 @@ impl Baseline {
             counts: BaselineCounts {
                 edges: self.working.edges.len(),
                 endpoints: self.working.endpoints.len(),
-                contexts: self.working.edge_contexts.len() + self.working.endpoint_contexts.len(),
+                contexts: self.working.context_count(),
                 workloads: self.working.sources.len(),
             },
             rollout_changes: self.rollouts.changes().to_vec(),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod endpoints;
 mod error;
 mod history;
 mod index;

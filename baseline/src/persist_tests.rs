@@ -92,6 +92,27 @@ fn tables_round_trip_through_arrow() {
     let p = Path::new("mem");
     let refs: Vec<_> = tables.iter().map(|(n, t)| (*n, t.clone(), p)).collect();
     assert_eq!(from_tables(&refs).unwrap(), b.working);
+    // Also when read in another order (contexts before their endpoints).
+    let reversed: Vec<_> = refs.iter().rev().cloned().collect();
+    assert_eq!(from_tables(&reversed).unwrap(), b.working);
+}
+
+#[test]
+fn an_endpoint_context_without_its_endpoint_names_the_file() {
+    let mut b = Baseline::new(config());
+    feed(&mut b, &calls(300, 2));
+    let tables = to_tables(&b.working);
+    let file = Path::new("snap/endpoint_contexts.parquet");
+    let refs: Vec<_> = tables
+        .iter()
+        .map(|(n, t)| match *n {
+            "endpoints" => (*n, t.slice(0, 0), Path::new("snap/endpoints.parquet")),
+            _ => (*n, t.clone(), file),
+        })
+        .collect();
+    let err = from_tables(&refs).unwrap_err().to_string();
+    assert!(err.contains("endpoint_contexts.parquet"), "{err}");
+    assert!(err.contains("context of an endpoint"), "{err}");
 }
 
 #[test]

@@ -141,13 +141,7 @@ async fn fine(
             let id = index.identities.entry(k.edge.source).or_default();
             id.mtls_calls += mtls.value(i);
             id.plaintext_calls += plain.value(i);
-            if !es.is_null(i) && !er.is_null(i) {
-                let entry = index.names.intern_entry(es.value(i), er.value(i));
-                *index.entries.entry(entry).or_default() += w;
-                add_context(&mut index.edge_contexts, (entry, k.edge), t0, t1, w);
-                add_context(&mut index.endpoint_contexts, (entry, k), t0, t1, w);
-            }
-            let ep = index.endpoints.entry(k).or_insert_with(|| EndpointStats {
+            let ep = index.endpoints.upsert(&index.names, k, || EndpointStats {
                 first_seen_ns: t0,
                 last_seen_ns: t1,
                 ..Default::default()
@@ -155,10 +149,19 @@ async fn fine(
             widen(&mut ep.first_seen_ns, &mut ep.last_seen_ns, t0, t1);
             ep.calls += w;
             ep.errors += errors.value(i);
+            if !es.is_null(i) && !er.is_null(i) {
+                let entry = index.names.intern_entry(es.value(i), er.value(i));
+                *index.entries.entry(entry).or_default() += w;
+                let fresh = || fresh_context(t0, t1);
+                let edge_context = index.edge_contexts.entry((entry, k.edge));
+                add_context(edge_context.or_insert_with(fresh), t0, t1, w);
+                let endpoint_context = index.endpoints.upsert_context(k, entry, fresh);
+                add_context(endpoint_context.expect("row added above"), t0, t1, w);
+            }
         }
     }
-    for k in index.endpoints.keys() {
-        *index.edge_endpoint_counts.entry(k.edge).or_default() += 1;
+    for row in index.endpoints.iter() {
+        *index.edge_endpoint_counts.entry(row.key.edge).or_default() += 1;
     }
     Ok((rows, first_ns, last_ns))
 }
@@ -204,18 +207,15 @@ fn widen(first: &mut i64, last: &mut i64, t0: i64, t1: i64) {
     *last = (*last).max(t1);
 }
 
-fn add_context<K: std::hash::Hash + Eq>(
-    map: &mut crate::index::Map<K, ContextStats>,
-    key: K,
-    t0: i64,
-    t1: i64,
-    w: f64,
-) {
-    let c = map.entry(key).or_insert_with(|| ContextStats {
+fn fresh_context(t0: i64, t1: i64) -> ContextStats {
+    ContextStats {
         first_seen_ns: t0,
         last_seen_ns: t1,
         calls: 0.0,
-    });
+    }
+}
+
+fn add_context(c: &mut ContextStats, t0: i64, t1: i64, w: f64) {
     widen(&mut c.first_seen_ns, &mut c.last_seen_ns, t0, t1);
     c.calls += w;
 }

@@ -77,12 +77,12 @@ pub(crate) fn utc_ns() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-/// Rows of `map` keyed by their names, sorted by name (ids depend on insertion order).
-fn sorted<'a, K, V, S, const N: usize>(
-    map: &'a hashbrown::HashMap<K, V, S>,
+/// Rows keyed by their names, sorted by name (ids depend on insertion order).
+fn sorted<'a, K: 'a, V: 'a, const N: usize>(
+    rows: impl IntoIterator<Item = (&'a K, &'a V)>,
     names: impl Fn(&K) -> [&'a str; N],
 ) -> Vec<([&'a str; N], &'a V)> {
-    let mut v: Vec<_> = map.iter().map(|(k, v)| (names(k), v)).collect();
+    let mut v: Vec<_> = rows.into_iter().map(|(k, v)| (names(k), v)).collect();
     v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -109,15 +109,24 @@ pub fn to_tables(index: &LookupIndex) -> Vec<(&'static str, RecordBatch)> {
     };
     let entry = |k: &EntryKey| [n(&k.service), n(&k.route)];
     let edges = sorted(&index.edges, edge);
-    let endpoints = sorted(&index.endpoints, endpoint);
+    let endpoints = sorted(index.endpoints(), endpoint);
     let edge_contexts = sorted(&index.edge_contexts, |(en, ed)| {
         let ([a, b], [c, d]) = (entry(en), edge(ed));
         [a, b, c, d]
     });
-    let endpoint_contexts = sorted(&index.endpoint_contexts, |(en, ep)| {
-        let ([a, b], [c, d, e, f]) = (entry(en), endpoint(ep));
-        [a, b, c, d, e, f]
-    });
+    let endpoint_contexts: Vec<([&str; 6], &ContextStats)> = {
+        let mut rows: Vec<_> = (index.endpoints.iter())
+            .flat_map(|row| {
+                let [c, d, e, f] = endpoint(&row.key);
+                row.contexts().map(move |(en, stats)| {
+                    let [a, b] = entry(&en);
+                    ([a, b, c, d, e, f], stats)
+                })
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows
+    };
     let entries = sorted(&index.entries, entry);
     let sources = sorted(&index.sources, |k| [n(k)]);
     let identities = sorted(&index.identities, |k| [n(k)]);
@@ -399,6 +408,9 @@ fn context_stats(r: &Reader<'_>) -> Result<Vec<ContextStats>, BaselineError> {
 /// Rebuilds the index from tables read back from `path`-named files.
 pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex, BaselineError> {
     let mut index = LookupIndex::default();
+    // In written order whatever order they come in: contexts need their endpoints first.
+    let mut tables: Vec<_> = tables.iter().collect();
+    tables.sort_by_key(|(name, ..)| TABLES.iter().position(|t| t == name));
     for (name, batch, path) in tables {
         let r = Reader { batch, path };
         match *name {
@@ -427,15 +439,12 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let (calls, errors) = (r.f64("calls")?, r.f64("errors")?);
                 for (i, k) in keys.into_iter().enumerate() {
                     *index.edge_endpoint_counts.entry(k.edge).or_default() += 1;
-                    index.endpoints.insert(
-                        k,
-                        EndpointStats {
-                            first_seen_ns: first[i],
-                            last_seen_ns: last[i],
-                            calls: calls[i],
-                            errors: errors[i],
-                        },
-                    );
+                    *index.endpoints.upsert(&index.names, k, Default::default) = EndpointStats {
+                        first_seen_ns: first[i],
+                        last_seen_ns: last[i],
+                        calls: calls[i],
+                        errors: errors[i],
+                    };
                 }
             }
             "edge_contexts" => {
@@ -454,7 +463,13 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
                 let keys = endpoint_keys(&r, &mut index.names)?;
                 for (i, (k, st)) in keys.into_iter().zip(context_stats(&r)?).enumerate() {
                     let en = index.names.intern_entry(es[i], er[i]);
-                    index.endpoint_contexts.insert((en, k), st);
+                    let context = index.endpoints.upsert_context(k, en, Default::default);
+                    *context.ok_or_else(|| {
+                        BaselineError::corrupt(
+                            *path,
+                            format!("row {i} is a context of an endpoint the snapshot lacks"),
+                        )
+                    })? = st;
                 }
             }
             "entries" => {

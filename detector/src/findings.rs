@@ -113,7 +113,7 @@ impl Detectors {
         let (src, dst) = (&src, &dst);
         let keys = index.call_keys(call);
         let edge_stats = keys.edge.and_then(|k| index.edge(k));
-        let endpoint_stats = keys.endpoint.and_then(|k| index.endpoint(k));
+        let endpoint_stats = index.call_endpoint(&keys);
         let what = MethodRoute(call);
 
         let mut novelty = 0.0;
@@ -183,9 +183,7 @@ impl Detectors {
             && entry_calls >= config.min_entry_calls
         {
             let edge_context = index.edge_context(entry_key, edge_key);
-            let endpoint_context = keys
-                .endpoint
-                .and_then(|k| index.endpoint_context(entry_key, k));
+            let endpoint_context = index.call_endpoint_context(&keys);
             let finding = match (edge_context, endpoint_stats) {
                 (None, _) => {
                     let p = p_rare_upper(0.0, entry_calls);
