@@ -125,10 +125,14 @@ impl EndpointTable {
     }
 
     pub fn get(&self, key: EndpointKey) -> Option<&EndpointRow> {
+        self.position(key).map(|i| &self.rows[i])
+    }
+
+    fn position(&self, key: EndpointKey) -> Option<usize> {
         let rows = &self.rows;
         self.by_key
             .find(self.hasher.hash_one(key), |&i| rows[i as usize].key == key)
-            .map(|&i| &rows[i as usize])
+            .map(|&i| i as usize)
     }
 
     /// The position of the endpoint `method route` on `edge`, found from the route's text.
@@ -166,10 +170,8 @@ impl EndpointTable {
         key: EndpointKey,
         new: impl FnOnce() -> EndpointStats,
     ) -> &mut EndpointStats {
-        let hash = self.hasher.hash_one(key);
-        let rows = &self.rows;
-        if let Some(&i) = self.by_key.find(hash, |&i| rows[i as usize].key == key) {
-            return &mut self.rows[i as usize].stats;
+        if let Some(i) = self.position(key) {
+            return &mut self.rows[i].stats;
         }
         let route = names.name(key.route);
         let mut row = EndpointRow {
@@ -199,10 +201,8 @@ impl EndpointTable {
         entry: EntryKey,
         new: impl FnOnce() -> ContextStats,
     ) -> Option<&mut ContextStats> {
-        let hash = self.hasher.hash_one(key);
-        let rows = &self.rows;
-        let &i = self.by_key.find(hash, |&i| rows[i as usize].key == key)?;
-        let row = &mut self.rows[i as usize];
+        let i = self.position(key)?;
+        let row = &mut self.rows[i];
         let contexts = &mut self.contexts;
         match row.first_context.as_ref().map(|(first, _)| *first == entry) {
             None => {

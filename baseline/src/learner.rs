@@ -318,14 +318,8 @@ impl Baseline {
         w: f64,
     ) {
         let known = keys.entry.is_some_and(|entry| {
-            self.working
-                .edge_contexts
-                .contains_key(&(entry, endpoint.edge))
-                && self
-                    .working
-                    .endpoints
-                    .get(endpoint)
-                    .is_some_and(|row| row.context(entry).is_some())
+            self.working.edge_context(entry, endpoint.edge).is_some()
+                && self.working.endpoint_context(entry, endpoint).is_some()
         });
         if !known && self.working.context_count() >= self.config.max_contexts {
             self.overflow += 1;
