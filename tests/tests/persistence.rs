@@ -18,18 +18,11 @@ struct Server {
 }
 
 async fn serve(data_dir: &Path) -> Server {
-    let (grpc, http, api) = (free_addr(), free_addr(), free_addr());
-    let mut cmd = Command::new(eastwest_bin());
-    cmd.arg("serve")
-        .args(["--otlp-grpc", &grpc.to_string()])
-        .args(["--otlp-http", &http.to_string()])
-        .args(["--api", &api.to_string()])
-        .args(["--learning-period", "20m"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("EASTWEST_LOG", "warn");
-    let mut child = spawn_quiet(cmd).unwrap();
-    wait_ready(api, &mut child).await.unwrap();
+    let Serving {
+        child, api, http, ..
+    } = serve_on_free_ports(data_dir, &["--learning-period", "20m"])
+        .await
+        .unwrap();
     Server { child, api, http }
 }
 

@@ -10,7 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const SCREENSHOTS = resolve(here, '../../docs/screenshots');
+// Every run writes its screenshots under web/test-results/ (ignored by git), so a test run
+// leaves the tree clean; `EASTWEST_SCREENSHOTS=../docs/screenshots npm test` refreshes the
+// README's copies.
+export const SCREENSHOTS = resolve(process.env.EASTWEST_SCREENSHOTS ?? resolve(here, '../test-results/screenshots'));
 
 export function binaryPath() {
   const bin = process.env.EASTWEST_BIN
@@ -41,15 +44,31 @@ export async function waitFor(what, check, timeoutMs = 30000, everyMs = 250) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-/** Starts `eastwest serve` on free ports with a temp data dir. */
+/**
+ * Starts `eastwest serve` on free ports with a temp data dir. `freePort` releases its port
+ * before eastwest binds it, so a parallel process can take it in between; eastwest then
+ * exits on the bind error, and the start is retried on fresh ports.
+ */
 export async function startEastwest({ token, learningPeriod = '1m' } = {}) {
+  const ATTEMPTS = 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEastwestOnce({ token, learningPeriod });
+    } catch (e) {
+      if (!e.exitedEarly || attempt === ATTEMPTS) throw e;
+    }
+  }
+}
+
+async function startEastwestOnce({ token, learningPeriod }) {
   const bin = binaryPath();
   const [grpc, http, apiPort] = [await freePort(), await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'eastwest-web-'));
   const args = ['serve', '--otlp-grpc', `127.0.0.1:${grpc}`, '--otlp-http', `127.0.0.1:${http}`,
     '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir, '--learning-period', learningPeriod];
   if (token) args.push('--api-token', token);
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
+  const env = { ...process.env, EASTWEST_LOG: process.env.EASTWEST_LOG ?? 'warn' };
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
@@ -57,13 +76,15 @@ export async function startEastwest({ token, learningPeriod = '1m' } = {}) {
   child.on('exit', (code) => { exited = code; });
   const base = `http://127.0.0.1:${apiPort}`;
   try {
-    await waitFor('eastwest /healthz', async () => {
-      if (exited !== null) throw new Error(`eastwest exited with ${exited}:\n${log}`);
-      return (await fetch(`${base}/healthz`)).ok;
-    }, 30000);
+    // Stop polling as soon as the process is gone (waitFor retries on a thrown error).
+    await waitFor('eastwest /healthz', async () => exited !== null || (await fetch(`${base}/healthz`)).ok, 30000);
+    if (exited !== null) throw new Error(`eastwest exited with ${exited} before becoming ready`);
   } catch (e) {
     child.kill('SIGKILL');
-    throw new Error(`${e.message}\n--- eastwest output ---\n${log}`);
+    rmSync(dataDir, { recursive: true, force: true });
+    const error = new Error(`${e.message}\n--- eastwest output ---\n${log}`);
+    error.exitedEarly = exited !== null;
+    throw error;
   }
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
   return {
@@ -128,8 +149,10 @@ export async function launchBrowser() {
   if (!existsSync(executablePath)) throw new Error(`chromium not found at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`);
   return chromium.launch({
     executablePath, headless: true,
+    // --disable-dev-shm-usage: CI containers often mount a small /dev/shm, and a renderer that
+    // runs out of it while painting a screenshot crashes the page ("Target crashed").
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--disable-component-update', '--disable-sync'],
+      '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
   });
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use eastwest_model::Call;
 use serde_json::Value;
 
@@ -70,6 +70,56 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// A ready `eastwest serve` and the addresses it listens on.
+pub struct Serving {
+    pub child: ChildGuard,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub api: SocketAddr,
+}
+
+/// Starts `eastwest serve` on free ports with `data_dir` and `extra_args`, and waits until
+/// it is ready. It logs at `warn` unless `EASTWEST_LOG` is set.
+///
+/// `free_addr` releases its port before eastwest binds it, so a test running in parallel
+/// can take it in between; eastwest then exits on the bind error, and the start is
+/// retried on fresh ports.
+pub async fn serve_on_free_ports(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Serving> {
+    const ATTEMPTS: usize = 3;
+    let mut last_exit = None;
+    for _ in 0..ATTEMPTS {
+        let (grpc, http, api) = (free_addr(), free_addr(), free_addr());
+        let mut cmd = Command::new(eastwest_bin());
+        cmd.arg("serve")
+            .args(["--otlp-grpc", &grpc.to_string()])
+            .args(["--otlp-http", &http.to_string()])
+            .args(["--api", &api.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra_args);
+        // Warnings and errors only, unless the test run sets its own level.
+        if std::env::var_os("EASTWEST_LOG").is_none() {
+            cmd.env("EASTWEST_LOG", "warn");
+        }
+        let mut child = spawn_quiet(cmd)?;
+        match wait_ready(api, &mut child).await {
+            Ok(()) => {
+                return Ok(Serving {
+                    child,
+                    grpc,
+                    http,
+                    api,
+                });
+            }
+            Err(StartError::Exited(error)) => last_exit = Some(error),
+            Err(StartError::Other(error)) => return Err(error),
+        }
+    }
+    Err(last_exit.expect("at least one attempt").context(format!(
+        "eastwest exited before ready in {ATTEMPTS} attempts"
+    )))
+}
+
 /// Kills the child on drop so a failing test leaves nothing running.
 pub struct ChildGuard(pub Child);
 
@@ -91,29 +141,20 @@ pub struct Eastwest {
 impl Eastwest {
     /// `eastwest serve` on free ports with a temporary data dir.
     pub async fn start() -> anyhow::Result<Eastwest> {
-        let (grpc, http, api) = (free_addr(), free_addr(), free_addr());
         let data_dir = tempfile::tempdir()?;
-        let mut cmd = Command::new(eastwest_bin());
-        cmd.arg("serve")
-            .args([
-                "--otlp-grpc",
-                &grpc.to_string(),
-                "--otlp-http",
-                &http.to_string(),
-            ])
-            .args(["--api", &api.to_string()])
-            .arg("--data-dir")
-            .arg(data_dir.path());
-        let child = spawn_quiet(cmd)?;
-        let mut running = Eastwest {
+        let Serving {
+            child,
+            grpc,
+            http,
+            api,
+        } = serve_on_free_ports(data_dir.path(), &[]).await?;
+        Ok(Eastwest {
             grpc,
             http,
             api,
             data_dir,
             child,
-        };
-        wait_ready(api, &mut running.child).await?;
-        Ok(running)
+        })
     }
 
     pub fn api_url(&self, path: &str) -> String {
@@ -171,9 +212,25 @@ pub async fn get_json(url: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON: {body}"))
 }
 
+/// Why a start failed: the process died before it was ready (worth retrying on other
+/// ports), or anything else.
+#[derive(Debug)]
+pub enum StartError {
+    Exited(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl From<StartError> for anyhow::Error {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::Exited(error) | StartError::Other(error) => error,
+        }
+    }
+}
+
 /// Waits until `GET /readyz` answers 200 (the binary binds every listener before it);
 /// fails at once, with the exit status, if the process dies first.
-pub async fn wait_ready(api: SocketAddr, child: &mut ChildGuard) -> anyhow::Result<()> {
+pub async fn wait_ready(api: SocketAddr, child: &mut ChildGuard) -> Result<(), StartError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let url = format!("http://{api}/readyz");
     loop {
@@ -182,11 +239,19 @@ pub async fn wait_ready(api: SocketAddr, child: &mut ChildGuard) -> anyhow::Resu
         {
             return Ok(());
         }
-        if let Some(status) = child.0.try_wait()? {
-            bail!("eastwest exited with {status} before becoming ready (its stderr is above)");
+        match child.0.try_wait() {
+            Ok(Some(status)) => {
+                return Err(StartError::Exited(anyhow!(
+                    "eastwest exited with {status} before becoming ready (its stderr is above)"
+                )));
+            }
+            Ok(None) => {}
+            Err(error) => return Err(StartError::Other(error.into())),
         }
         if Instant::now() > deadline {
-            bail!("eastwest did not become ready on {url} within 30s");
+            return Err(StartError::Other(anyhow!(
+                "eastwest did not become ready on {url} within 30s"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
