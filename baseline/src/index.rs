@@ -43,6 +43,20 @@ pub struct CallKeys {
     endpoint_row: Option<u32>,
 }
 
+/// What the detectors read for every call, found from its [`CallKeys`]. The edge's
+/// context under the call's entry is not here: a call whose endpoint is known under its
+/// entry has it too (the learner records both together, and the edge's outlives the
+/// endpoint's), so only a call without `endpoint_context` asks
+/// [`LookupIndex::edge_context`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallStats<'a> {
+    pub edge: Option<&'a EdgeStats>,
+    pub endpoint: Option<&'a EndpointStats>,
+    pub endpoint_context: Option<&'a ContextStats>,
+    /// Sampling-adjusted calls seen under the call's entry.
+    pub entry_calls: Option<f64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EdgeStats {
     pub first_seen_ns: i64,
@@ -197,6 +211,18 @@ impl LookupIndex {
             endpoint,
             entry,
             endpoint_row,
+        }
+    }
+    /// The learned stats of a call whose keys this index resolved.
+    pub fn call_stats(&self, keys: &CallKeys) -> CallStats<'_> {
+        let endpoint_row = self.call_endpoint_row(keys);
+        CallStats {
+            edge: keys.edge.and_then(|k| self.edge(k)),
+            endpoint: endpoint_row.map(|row| &row.stats),
+            endpoint_context: endpoint_row
+                .zip(keys.entry)
+                .and_then(|(row, e)| row.context(e)),
+            entry_calls: keys.entry.and_then(|e| self.entry_calls(e)),
         }
     }
     pub fn edge(&self, key: EdgeKey) -> Option<&EdgeStats> {

@@ -249,3 +249,35 @@ fn principals_per_workload_are_capped() {
     );
     assert!(w.id("spiffe://cluster.local/ns/shop/sa/a70").is_none());
 }
+
+proptest::proptest! {
+    /// The detector reads an endpoint's context under an entry as proof that the edge is
+    /// known under that entry too (`CallStats`): learning, the context cap and ageing keep
+    /// that true, and the edge's context counts at least the endpoint's calls.
+    #[test]
+    fn an_endpoint_context_implies_its_edge_context(
+        steps in proptest::collection::vec((0u8..3, 0u8..3, 0u8..4, 0u8..3, 0i64..3), 1..60),
+        max_contexts in 1usize..12,
+    ) {
+        let mut b = Baseline::new(BaselineConfig {
+            retention: Duration::from_secs(3600),
+            max_contexts,
+            ..Default::default()
+        });
+        let mut t = T0;
+        for (src, dst, route, entry, gap) in steps {
+            // Gaps of 0, 20 min or 2 h of event time: some steps age rows out.
+            t += [0, 1200, 7200][gap as usize] * SEC;
+            let mut c = call(t, &format!("s{src}"), &format!("d{dst}"), &format!("/r{route}"));
+            c.entry = Some(Entry { service: "frontend".into(), route: format!("GET /{entry}") });
+            feed(&mut b, &c);
+            let index = b.working();
+            for row in index.endpoints.iter() {
+                for (entry, endpoint_context) in row.contexts() {
+                    let edge_context = index.edge_context(entry, row.key.edge);
+                    proptest::prop_assert!(edge_context.is_some_and(|e| e.calls >= endpoint_context.calls));
+                }
+            }
+        }
+    }
+}

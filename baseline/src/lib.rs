@@ -26,7 +26,7 @@ mod persist_tests;
 pub use error::BaselineError;
 pub use history::{CALLS_DIR, DEFAULT_FLUSH_ROWS, HistoryWriter, calls_batch, calls_schema};
 pub use index::{
-    CallKeys, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
+    CallKeys, CallStats, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
     IdentityStats, LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
 pub use learner::{

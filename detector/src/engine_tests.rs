@@ -207,6 +207,56 @@ fn known_edge_from_a_request_that_never_reaches_it_is_a_context_anomaly() {
 }
 
 #[test]
+fn a_rare_endpoint_of_a_known_edge_from_a_request_that_never_reaches_it_is_a_context_anomaly() {
+    let mut e = Engine::new(
+        DetectorConfig::default(),
+        Baseline::new(BaselineConfig {
+            learning_period: Duration::from_secs(3600),
+            ..Default::default()
+        }),
+    );
+    // frontend → cart is reached from both entries, but /cart/{id}/items (1 call in 100)
+    // only from GET /checkout.
+    let mut t = T0;
+    for i in 0..800 {
+        let (route, entry) = if i % 100 == 0 {
+            ("/cart/{id}/items", "GET /checkout")
+        } else {
+            ("/cart/{id}", "GET /cart")
+        };
+        e.process(&call(t, "frontend", "cart", "GET", route, entry));
+        t += 5 * SEC;
+    }
+    e.advance_to(t);
+    assert!(!e.baseline().is_learning());
+
+    let from_checkout = call(
+        t,
+        "frontend",
+        "cart",
+        "GET",
+        "/cart/{id}/items",
+        "GET /checkout",
+    );
+    assert_eq!(
+        run(&mut e, vec![from_checkout]),
+        vec![],
+        "known under its entry"
+    );
+    let from_cart = call(
+        t + SEC,
+        "frontend",
+        "cart",
+        "GET",
+        "/cart/{id}/items",
+        "GET /cart",
+    );
+    let alerts = run(&mut e, vec![from_cart]);
+    assert_eq!(kinds(&alerts), vec![AlertKind::ContextAnomaly]);
+    assert_eq!(alerts[0].evidence["scope"], "endpoint");
+}
+
+#[test]
 fn plaintext_on_an_mtls_edge_and_a_borrowed_identity_alert() {
     let (mut e, t) = learned();
     let mut plain = call(t, "cart", "redis", "GET", "cart", "GET /cart");

@@ -112,8 +112,8 @@ impl Detectors {
         let (src, dst) = call.edge_key();
         let (src, dst) = (&src, &dst);
         let keys = index.call_keys(call);
-        let edge_stats = keys.edge.and_then(|k| index.edge(k));
-        let endpoint_stats = index.call_endpoint(&keys);
+        let stats = index.call_stats(&keys);
+        let (edge_stats, endpoint_stats) = (stats.edge, stats.endpoint);
         let what = MethodRoute(call);
 
         let mut novelty = 0.0;
@@ -178,20 +178,20 @@ impl Detectors {
             ));
         }
 
+        // An endpoint known under the entry implies its edge is known under it too.
         if let (Some(entry), Some(entry_key), Some(edge_key)) = (&call.entry, keys.entry, keys.edge)
-            && let Some(entry_calls) = index.entry_calls(entry_key)
+            && let Some(entry_calls) = stats.entry_calls
             && entry_calls >= config.min_entry_calls
+            && stats.endpoint_context.is_none()
         {
-            let edge_context = index.edge_context(entry_key, edge_key);
-            let endpoint_context = index.call_endpoint_context(&keys);
-            let finding = match (edge_context, endpoint_stats) {
+            let finding = match (index.edge_context(entry_key, edge_key), endpoint_stats) {
                 (None, _) => {
                     let p = p_rare_upper(0.0, entry_calls);
                     Some((p, "edge", entry_calls, 0.0))
                 }
                 // Known edge under this entry, but this endpoint never under it: only as
                 // surprising as the endpoint is common on the edge.
-                (Some(ctx), Some(ep)) if endpoint_context.is_none() => {
+                (Some(ctx), Some(ep)) => {
                     let share = edge_stats
                         .map(|e| ep.calls / e.calls.max(1.0))
                         .unwrap_or(1.0);
