@@ -141,10 +141,16 @@ fn main() {
         window: Duration::from_secs(60),
         ..config
     };
-    let (rebuilt, stats) = runtime
-        .block_on(rebuild(dir.path(), None, None, &cfg))
-        .expect("rebuild");
-    assert_eq!(stats.rows, rows as u64);
+    // Three rebuilds of the same history: the table shows each, as the VM is shared.
+    let rebuilds: Vec<_> = (0..3)
+        .map(|_| {
+            let (rebuilt, stats) = runtime
+                .block_on(rebuild(dir.path(), None, None, &cfg))
+                .expect("rebuild");
+            assert_eq!(stats.rows, rows as u64);
+            (rebuilt.endpoint_count(), stats)
+        })
+        .collect();
 
     println!();
     println!("| measure | value | target |");
@@ -160,11 +166,20 @@ fn main() {
         on_disk as f64 / (1024.0 * 1024.0),
         rows as f64 / write_secs / 1e6
     );
+    let rates: Vec<String> = rebuilds
+        .iter()
+        .map(|(_, stats)| {
+            format!(
+                "{:.2} ({:.1} s)",
+                stats.rows_per_sec() / 1e6,
+                stats.elapsed.as_secs_f64()
+            )
+        })
+        .collect();
     println!(
-        "| rebuild from Parquet history with DataFusion ({rows} calls → {} endpoints) | {:.2} M rows/s ({:.1} s) | ≥ 5 M rows/s |",
-        rebuilt.endpoint_count(),
-        stats.rows_per_sec() / 1e6,
-        stats.elapsed.as_secs_f64()
+        "| rebuild from Parquet history with DataFusion ({rows} calls → {} endpoints), three runs | {} M rows/s | ≥ 5 M rows/s |",
+        rebuilds[0].0,
+        rates.join(", ")
     );
 }
 

@@ -20,9 +20,15 @@ use crate::query::{strings, typed_column};
 /// Ids of one string column, row by row (`None` for a name the fine pass did not see:
 /// a row appended to the history since). No copies for the string types DataFusion's
 /// Parquet scan produces.
+///
+/// A string view column from dictionary-encoded Parquet repeats the same 16-byte view
+/// for the same value, so names are resolved once per distinct view of the batch
+/// (`seen`): a view holds either the whole string (≤ 12 bytes) or its length, prefix and
+/// place in the array's buffers, so equal views are equal strings within one array.
 fn resolve(
     column: &ArrayRef,
     names: &Names,
+    seen: &mut Map<u128, Option<NameId>>,
     out: &mut Vec<Option<NameId>>,
 ) -> Result<(), BaselineError> {
     out.clear();
@@ -31,10 +37,16 @@ fn resolve(
             "a key column of calls has nulls".into(),
         ));
     }
-    let mut push = |s: Option<&str>| out.push(names.get(s.unwrap_or_default()));
     if let Some(a) = column.as_string_view_opt() {
-        a.iter().for_each(&mut push);
-    } else if let Some(a) = column.as_string_opt::<i32>() {
+        seen.clear();
+        for (row, view) in a.views().iter().enumerate() {
+            let id = *seen.entry(*view).or_insert_with(|| names.get(a.value(row)));
+            out.push(id);
+        }
+        return Ok(());
+    }
+    let mut push = |s: Option<&str>| out.push(names.get(s.unwrap_or_default()));
+    if let Some(a) = column.as_string_opt::<i32>() {
         a.iter().for_each(&mut push);
     } else {
         strings(column)?.iter().for_each(&mut push);
@@ -50,6 +62,13 @@ struct WindowAcc {
 }
 
 impl WindowAcc {
+    fn with_capacity(endpoints: usize, edges: usize) -> Self {
+        WindowAcc {
+            endpoints: Set::with_capacity_and_hasher(endpoints, Default::default()),
+            edge_calls: Map::with_capacity_and_hasher(edges, Default::default()),
+        }
+    }
+
     fn merge(&mut self, other: WindowAcc) {
         self.endpoints.extend(other.endpoints);
         for (edge, calls) in other.edge_calls {
@@ -66,11 +85,12 @@ async fn fold(
     current_window: i64,
 ) -> Result<Map<i64, WindowAcc>, BaselineError> {
     let mut ids: [Vec<Option<NameId>>; 4] = Default::default();
+    let mut seen = Map::default();
     let mut by_window: Map<i64, WindowAcc> = Map::default();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         for (i, out) in ids.iter_mut().enumerate() {
-            resolve(batch.column(i), &names, out)?;
+            resolve(batch.column(i), &names, &mut seen, out)?;
         }
         let weight: Float64Array = typed_column(&batch, 4, &DataType::Float64)?;
         let t: Int64Array = typed_column(&batch, 5, &DataType::Int64)?;
@@ -90,7 +110,12 @@ async fn fold(
             // Rows come roughly in time order: most rows stay in the previous row's window.
             if w != window {
                 window = w;
-                acc = by_window.entry(w).or_default();
+                // Sized like the window before it: growing a set of tens of thousands of
+                // endpoints from empty rehashes it a dozen times.
+                let (endpoints, edges) = (acc.endpoints.len(), acc.edge_calls.len());
+                acc = by_window
+                    .entry(w)
+                    .or_insert_with(|| WindowAcc::with_capacity(endpoints, edges));
             }
             let edge = EdgeKey {
                 source,
