@@ -92,7 +92,19 @@ pub async fn start(config: EastwestConfig, shutdown: CancellationToken) -> anyho
     let webhooks_cancel = CancellationToken::new();
     let receivers_task =
         tokio::spawn(receivers.serve(tx, metrics.clone(), receivers_cancel.clone()));
-    let pipeline_task = tokio::spawn(pipeline.run(rx));
+    // Detection is CPU-bound, and publishing waits when the alert store's writer is far
+    // behind: on a thread of its own neither stalls the OTLP receivers or the API, which
+    // share the runtime's workers.
+    let pipeline_thread = std::thread::Builder::new()
+        .name("eastwest-pipeline".into())
+        .spawn(move || -> std::io::Result<()> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()?
+                .block_on(pipeline.run(rx));
+            Ok(())
+        })
+        .context("starting the pipeline thread")?;
     let webhook_task = state.start_webhook_worker(webhooks_cancel.clone());
     let api_task = tokio::spawn(eastwest_api::serve(api_listener, state, api_cancel.clone()));
 
@@ -110,8 +122,10 @@ pub async fn start(config: EastwestConfig, shutdown: CancellationToken) -> anyho
             Ok(Ok(())) => {}
         }
         tracing::info!("draining pipeline");
-        if let Err(e) = pipeline_task.await {
-            tracing::error!(error = %e, "pipeline task failed");
+        match tokio::task::spawn_blocking(move || pipeline_thread.join()).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "pipeline runtime failed to start"),
+            Ok(Err(_)) | Err(_) => tracing::error!("pipeline thread panicked"),
         }
         if let Some(thread) = history_thread {
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
