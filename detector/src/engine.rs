@@ -147,9 +147,9 @@ impl Engine {
             out.learned = true;
             return out;
         }
-        let mut findings = self
-            .detectors
-            .evaluate(call, self.baseline.working(), &self.config);
+        let mut findings =
+            self.detectors
+                .evaluate(call, (&src, &dst), self.baseline.working(), &self.config);
         // The chain bonus comes before the threshold: a hop out of a freshly reached
         // workload matters even when the hop alone would look unremarkable.
         let new_edge = findings.iter().any(|f| f.kind == AlertKind::NewEdge);

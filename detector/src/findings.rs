@@ -102,15 +102,16 @@ impl Detectors {
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
+    /// Findings on one call; `src` and `dst` are its workload keys (`Call::edge_key`),
+    /// built once per call by the engine.
     pub fn evaluate(
         &self,
         call: &Call,
+        (src, dst): (&str, &str),
         index: &LookupIndex,
         config: &DetectorConfig,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
-        let (src, dst) = call.edge_key();
-        let (src, dst) = (&src, &dst);
         let keys = index.call_keys(call);
         let stats = index.call_stats(&keys);
         let (edge_stats, endpoint_stats) = (stats.edge, stats.endpoint);
