@@ -317,10 +317,10 @@ impl Baseline {
         t: i64,
         w: f64,
     ) {
-        let known = keys.entry.is_some_and(|entry| {
-            self.working.edge_context(entry, endpoint.edge).is_some()
-                && self.working.endpoint_context(entry, endpoint).is_some()
-        });
+        // The endpoint's context implies the edge's (see `CallStats`).
+        let known = keys
+            .entry
+            .is_some_and(|entry| self.working.endpoint_context(entry, endpoint).is_some());
         if !known && self.working.context_count() >= self.config.max_contexts {
             self.overflow += 1;
             return;

@@ -220,14 +220,6 @@ pub enum StartError {
     Other(anyhow::Error),
 }
 
-impl From<StartError> for anyhow::Error {
-    fn from(error: StartError) -> Self {
-        match error {
-            StartError::Exited(error) | StartError::Other(error) => error,
-        }
-    }
-}
-
 /// Waits until `GET /readyz` answers 200 (the binary binds every listener before it);
 /// fails at once, with the exit status, if the process dies first.
 pub async fn wait_ready(api: SocketAddr, child: &mut ChildGuard) -> Result<(), StartError> {
