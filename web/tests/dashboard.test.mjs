@@ -67,12 +67,14 @@ test('graph renders the services, grouped by namespace, with no external request
   const parents = await page.evaluate(() => window.__cy.nodes('.namespace').map((n) => n.id()));
   assert.ok(parents.includes('ns:shop'));
   // click a service: blast radius from the server
-  await page.evaluate(() => window.__cy.getElementById('frontend.shop').emit('tap'));
+  // Block bodies: `emit` returns the cytoscape collection, and handing that object graph back
+  // to playwright as the evaluate result is slow (seconds) and has crashed the renderer.
+  await page.evaluate(() => { window.__cy.getElementById('frontend.shop').emit('tap'); });
   await page.waitForSelector('#blast-radius li');
   const radius = await page.locator('#blast-radius li').allTextContents();
   assert.ok(radius.includes('cart.shop') && radius.includes('users.shop'), `blast radius ${radius}`);
   await screenshot(page, 'graph');
-  await page.evaluate(() => window.__cy.edges().filter((e) => e.data('source') === 'cart.shop').emit('tap'));
+  await page.evaluate(() => { window.__cy.edges().filter((e) => e.data('source') === 'cart.shop').emit('tap'); });
   await page.waitForSelector('#detail h4');
   assert.match(await page.locator('#detail').textContent(), /\/users\/\{id\}/);
   await screenshot(page, 'graph-edge');
@@ -167,7 +169,7 @@ test('attacker-controlled names and routes render as text and never run', async 
     return l.includes('<img src=x onerror=alert(1)>') && l.includes('"><script>window.__xss=2</script>') ? l : null;
   }));
   assert.ok(labels.includes('"><script>window.__xss=2</script>'));
-  await page.evaluate(() => window.__cy.edges().filter((e) => e.source().data('label') === '<img src=x onerror=alert(1)>').emit('tap'));
+  await page.evaluate(() => { window.__cy.edges().filter((e) => e.source().data('label') === '<img src=x onerror=alert(1)>').emit('tap'); });
   await page.waitForSelector('#detail h3, #detail .error');
   assert.equal(await page.locator('#detail .error').count(), 0, await page.locator('#detail').textContent());
   assert.ok((await page.locator('#detail').textContent()).includes('/<b>bold</b>'), 'route shown as text');
