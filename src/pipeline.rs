@@ -163,11 +163,7 @@ impl Pipeline {
                     // With no input, event time follows the wall clock past the newest
                     // event, so pending pairs expire and the last windows close.
                     let idle = last_input.elapsed().saturating_sub(self.idle_advance);
-                    let wm = if idle.is_zero() {
-                        self.watermark(false)
-                    } else {
-                        self.watermark(true).saturating_add(idle.as_nanos() as i64)
-                    };
+                    let wm = self.idle_watermark(idle);
                     self.advance(wm);
                     if last_snapshot.elapsed() >= self.persistence.snapshot_interval {
                         last_snapshot = Instant::now();
@@ -187,6 +183,21 @@ impl Pipeline {
         self.persistence.history = None;
     }
 
+    /// The watermark after `idle` wall time past the idle threshold. Before the first
+    /// event there is no event time to advance: moving the watermark then would start
+    /// learning near the Unix epoch, and the first real call would end it at once.
+    fn idle_watermark(&self, idle: Duration) -> i64 {
+        if idle.is_zero() {
+            self.watermark(false)
+        } else {
+            match self.watermark(true) {
+                0 => 0,
+                newest => newest.saturating_add(idle.as_nanos() as i64),
+            }
+        }
+    }
+
+    /// 0 until the first event arrives.
     fn watermark(&self, idle: bool) -> i64 {
         let max = self.shared.max_event_ns.load(Ordering::Relaxed);
         if max == 0 {
@@ -212,10 +223,14 @@ impl Pipeline {
         self.publish(output);
     }
 
-    fn handle_calls(&mut self, calls: Vec<Call>) {
+    fn handle_calls(&mut self, mut calls: Vec<Call>) {
         if calls.is_empty() {
             return;
         }
+        // The collector releases calls as their pairs and entries complete, not in event
+        // time; the engine reads time from each call (learning starts at the first one,
+        // windows close before it), so it gets each batch in event-time order.
+        calls.sort_by_key(|c| c.event_time_ns);
         let mut output = EngineOutput::default();
         let mut learned = Vec::with_capacity(calls.len());
         {

@@ -156,7 +156,8 @@ impl Baseline {
         self.publish();
     }
 
-    /// Advances the state machine on event time; returns true when learning just ended.
+    /// Advances the state machine to a call's event time (the first call starts
+    /// learning); returns true when learning just ended.
     pub fn advance(&mut self, event_time_ns: i64) -> bool {
         self.roll_windows(event_time_ns);
         match self.state {
@@ -175,6 +176,16 @@ impl Baseline {
             }
             _ => false,
         }
+    }
+
+    /// Advances to a watermark: ends learning when it passes, but never starts it. A
+    /// watermark can run ahead of the first call (pairs wait out the allowed lateness),
+    /// and learning must start at that call, or the period would come up short.
+    pub fn advance_watermark(&mut self, watermark_ns: i64) -> bool {
+        if self.state == LearningState::Empty {
+            return false;
+        }
+        self.advance(watermark_ns)
     }
 
     /// Calls not (fully) learned because a cardinality cap was reached (for metrics).

@@ -51,6 +51,28 @@ fn learning_ends_after_period_then_detects() {
 }
 
 #[test]
+fn a_watermark_never_starts_learning_and_the_period_runs_from_the_first_call() {
+    let mut b = Baseline::new(BaselineConfig {
+        learning_period: Duration::from_secs(60),
+        ..Default::default()
+    });
+    // Watermarks ahead of any call (pairs still pending): learning has not started.
+    assert!(!b.advance_watermark(T0 + 30 * SEC));
+    assert_eq!(b.state(), LearningState::Empty);
+    feed(&mut b, &call(T0, "a", "b", "/x"));
+    assert_eq!(
+        b.state(),
+        LearningState::Learning {
+            started_ns: T0,
+            until_ns: T0 + 60 * SEC
+        }
+    );
+    assert!(!b.advance_watermark(T0 + 59 * SEC));
+    assert!(b.advance_watermark(T0 + 60 * SEC));
+    assert!(!b.is_learning());
+}
+
+#[test]
 fn weights_are_honoured_and_errors_counted() {
     let mut b = Baseline::new(BaselineConfig::default());
     let mut c = call(T0, "a", "b", "/x");

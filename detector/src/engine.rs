@@ -103,7 +103,7 @@ impl Engine {
             self.windows
                 .close_before(watermark_ns, self.baseline.working(), judging, &self.config);
         self.emit_window(closed, &mut out);
-        self.baseline.advance(watermark_ns);
+        self.baseline.advance_watermark(watermark_ns);
         self.flush_into(&mut out);
         out
     }
