@@ -129,6 +129,24 @@ pub struct IdentityStats {
     pub plaintext_calls: f64,
 }
 
+/// How a workload's inbound calls connected, summed over its edges (derived from the
+/// edges, so it ages with them and is never persisted on its own).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct InboundTls {
+    pub mtls_calls: f64,
+    pub plaintext_calls: f64,
+}
+
+impl InboundTls {
+    pub(crate) fn add(&mut self, mtls: Option<bool>, weight: f64) {
+        match mtls {
+            Some(true) => self.mtls_calls += weight,
+            Some(false) => self.plaintext_calls += weight,
+            None => {}
+        }
+    }
+}
+
 impl IdentityStats {
     /// Share of calls with known mTLS status that were mTLS; `None` when none are known.
     pub fn mtls_ratio(&self) -> Option<f64> {
@@ -154,6 +172,8 @@ pub struct LookupIndex {
     pub(crate) principal_workloads: Map<NameId, Set<NameId>>,
     /// Distinct endpoints (method + route) per edge.
     pub(crate) edge_endpoint_counts: Map<EdgeKey, u32>,
+    /// Per destination, from `edges` (see [`LookupIndex::derive_inbound_tls`]).
+    pub(crate) inbound_tls: Map<NameId, InboundTls>,
 }
 
 /// Equal when the learned tables are equal: ids depend on the order names were first
@@ -275,6 +295,10 @@ impl LookupIndex {
     pub fn identity(&self, workload: NameId) -> Option<&IdentityStats> {
         self.identities.get(&workload)
     }
+    /// How calls into this workload connected (mTLS or plaintext) over its known edges.
+    pub fn inbound_tls(&self, workload: NameId) -> Option<&InboundTls> {
+        self.inbound_tls.get(&workload)
+    }
     /// Workload keys a principal has spoken for.
     pub fn principal_workloads(&self, principal: &str) -> Option<&Set<NameId>> {
         self.principal_workloads.get(&self.id(principal)?)
@@ -324,6 +348,21 @@ impl LookupIndex {
         counts.retain(|k, c| *c > 0 && edges.contains_key(k));
         self.edge_contexts
             .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && edges.contains_key(e));
+        self.derive_inbound_tls();
+    }
+
+    /// Recomputes the per-destination inbound mTLS counts from the edges (after loading
+    /// tables or ageing; the learner keeps them current call by call in between).
+    pub(crate) fn derive_inbound_tls(&mut self) {
+        self.inbound_tls.clear();
+        for (key, edge) in &self.edges {
+            if edge.mtls_calls + edge.plaintext_calls == 0.0 {
+                continue;
+            }
+            let inbound = self.inbound_tls.entry(key.destination).or_default();
+            inbound.mtls_calls += edge.mtls_calls;
+            inbound.plaintext_calls += edge.plaintext_calls;
+        }
     }
 }
 

@@ -247,6 +247,10 @@ impl Baseline {
             Some(false) => e.plaintext_calls += w,
             None => {}
         }
+        if call.mtls.is_some() {
+            let inbound = self.working.inbound_tls.entry(dst).or_default();
+            inbound.add(call.mtls, w);
+        }
 
         if new_endpoint {
             *self.working.edge_endpoint_counts.entry(edge).or_insert(0) += 1;

@@ -302,4 +302,25 @@ proptest::proptest! {
             }
         }
     }
+    /// The learner keeps each destination's inbound mTLS counts call by call; they stay
+    /// what the edges sum to (the form a restore or an ageing pass derives them in).
+    #[test]
+    fn inbound_tls_is_the_sum_of_the_destinations_edges(
+        steps in proptest::collection::vec((0u8..3, 0u8..3, 0u8..3, 0i64..3), 1..60),
+    ) {
+        let mut b = Baseline::new(BaselineConfig {
+            retention: Duration::from_secs(3600),
+            ..Default::default()
+        });
+        let mut t = T0;
+        for (src, dst, tls, gap) in steps {
+            t += [0, 1200, 7200][gap as usize] * SEC;
+            let mut c = call(t, &format!("s{src}"), &format!("d{dst}"), "/x");
+            c.mtls = [None, Some(true), Some(false)][tls as usize];
+            feed(&mut b, &c);
+            let mut derived = b.working().clone();
+            derived.derive_inbound_tls();
+            proptest::prop_assert_eq!(&derived.inbound_tls, &b.working().inbound_tls);
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub use error::BaselineError;
 pub use history::{CALLS_DIR, DEFAULT_FLUSH_ROWS, HistoryWriter, calls_batch, calls_schema};
 pub use index::{
     CallKeys, CallStats, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
-    IdentityStats, LookupIndex, NameId, Names, SourceStats, WindowHistory,
+    IdentityStats, InboundTls, LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
 pub use learner::{
     Baseline, BaselineConfig, BaselineCounts, BaselineStatus, LearningState,

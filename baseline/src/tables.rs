@@ -564,6 +564,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
             }
         }
     }
+    index.derive_inbound_tls();
     Ok(index)
 }
 

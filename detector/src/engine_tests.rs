@@ -50,6 +50,11 @@ fn request(t: i64, entry: &str) -> Vec<Call> {
 /// An engine that learned 1h of traffic (a request every 5 s, alternating entries, a
 /// rare admin-free path once, an hourly job) and is detecting.
 fn learned() -> (Engine, i64) {
+    learned_with(|_, _| Vec::new())
+}
+
+/// [`learned`], plus the calls `extra(t, i)` adds to the `i`-th request at `t`.
+fn learned_with(extra: impl Fn(i64, usize) -> Vec<Call>) -> (Engine, i64) {
     let baseline = Baseline::new(BaselineConfig {
         learning_period: Duration::from_secs(3600),
         ..Default::default()
@@ -78,6 +83,9 @@ fn learned() -> (Engine, i64) {
                 "/recs",
                 "GET /cart",
             ));
+        }
+        for c in extra(t, i) {
+            engine.process(&c);
         }
         if i % 720 == 0 {
             engine.process(&call(
@@ -267,6 +275,90 @@ fn plaintext_on_an_mtls_edge_and_a_borrowed_identity_alert() {
     let alerts = run(&mut e, vec![spoof]);
     assert_eq!(kinds(&alerts), vec![AlertKind::IdentityMismatch]);
     assert_eq!(alerts[0].evidence["principal_known_for_workloads"], 1);
+}
+
+/// A caller whose only calls went to a database outside the mesh (no mTLS status, no
+/// identity) and a payments service that only ever received mTLS.
+fn learned_with_an_unmeshed_caller() -> (Engine, i64) {
+    learned_with(|t, i| {
+        let mut calls = Vec::new();
+        if i % 6 == 0 {
+            let mut db = call(t + 4, "voucher", "mysql", "SELECT", "voucher", "GET /cart");
+            db.mtls = None;
+            db.source.principal = None;
+            calls.push(db);
+        }
+        if i % 3 == 0 {
+            calls.push(call(
+                t + 5,
+                "checkout",
+                "payments",
+                "POST",
+                "/charge",
+                "GET /cart",
+            ));
+        }
+        calls
+    })
+}
+
+#[test]
+fn plaintext_into_an_mtls_only_destination_alerts_on_a_new_edge() {
+    let (mut e, t) = learned_with_an_unmeshed_caller();
+    let mut plain = call(t, "voucher", "payments", "POST", "/charge", "GET /cart");
+    plain.mtls = Some(false);
+    plain.source.principal = None;
+    plain.entry = None; // the attacker's own request
+    let alerts = run(&mut e, vec![plain]);
+    assert_eq!(
+        kinds(&alerts),
+        vec![AlertKind::NewEdge, AlertKind::Plaintext],
+        "{alerts:#?}"
+    );
+    let plaintext = alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::Plaintext)
+        .unwrap();
+    assert_eq!(plaintext.evidence["scope"], "destination");
+    assert!(
+        plaintext
+            .summary
+            .contains("calls into payments.shop used mTLS")
+    );
+}
+
+#[test]
+fn an_unmeshed_caller_presenting_another_workloads_identity_alerts() {
+    let (mut e, t) = learned_with_an_unmeshed_caller();
+    let mut spoof = call(t, "voucher", "payments", "POST", "/charge", "GET /cart");
+    spoof.source.principal = Some("spiffe://cluster.local/ns/shop/sa/checkout".into());
+    spoof.entry = None;
+    let alerts = run(&mut e, vec![spoof]);
+    assert_eq!(
+        kinds(&alerts),
+        vec![AlertKind::NewEdge, AlertKind::IdentityMismatch],
+        "{alerts:#?}"
+    );
+    let identity = alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::IdentityMismatch)
+        .unwrap();
+    assert!(
+        identity.summary.contains("having presented none"),
+        "{}",
+        identity.summary
+    );
+
+    // Its own identity on its first mTLS call is no mismatch.
+    let own = call(
+        t + SEC,
+        "voucher",
+        "mysql",
+        "SELECT",
+        "voucher",
+        "GET /cart",
+    );
+    assert!(run(&mut e, vec![own]).is_empty());
 }
 
 #[test]

@@ -213,31 +213,70 @@ impl Detectors {
             }
         }
 
-        if call.mtls == Some(false) {
-            let (mtls, plain, scope) = match edge_stats {
-                Some(e) if e.mtls_calls + e.plaintext_calls > 0.0 => {
-                    (e.mtls_calls, e.plaintext_calls, "edge")
-                }
-                _ => keys
-                    .source
-                    .and_then(|s| index.identity(s))
-                    .map(|i| (i.mtls_calls, i.plaintext_calls, "workload"))
-                    .unwrap_or((0.0, 0.0, "workload")),
+        if call.mtls == Some(false)
+            && let Some(tls) = plaintext_evidence(edge_stats, keys.source, dst, index, config)
+        {
+            let (mtls, plain) = (tls.mtls_calls, tls.plaintext_calls);
+            let score = surprise(tls.p);
+            let whose = match tls.scope {
+                "edge" => "this edge".to_owned(),
+                "workload" => format!("{src}'s calls"),
+                _ => format!("calls into {dst}"),
             };
-            if mtls + plain >= config.min_mtls_calls && mtls > plain {
-                let p = p_rare_upper(plain, mtls + plain);
-                let score = surprise(p);
-                out.push(Finding::on_call(AlertKind::Plaintext, call, score, true).with(
-                    &[("baseline_mtls_calls", json!(mtls)), ("baseline_plaintext_calls", json!(plain)), ("scope", json!(scope)), ("p_upper", json!(p))],
-                    format!("{src} called {dst} {what} without mTLS; this {scope} used mTLS on {mtls:.0} of {:.0} baseline calls (score {score:.1})", mtls + plain),
-                ));
-            }
+            out.push(Finding::on_call(AlertKind::Plaintext, call, score, true).with(
+                &[("baseline_mtls_calls", json!(mtls)), ("baseline_plaintext_calls", json!(plain)), ("scope", json!(tls.scope)), ("p_upper", json!(tls.p))],
+                format!("{src} called {dst} {what} without mTLS; {whose} used mTLS on {mtls:.0} of {:.0} baseline calls (score {score:.1})", mtls + plain),
+            ));
         }
 
         if let Some(f) = identity_finding(call, src, keys.source, index, config) {
             out.push(f);
         }
         out
+    }
+}
+
+/// Baseline mTLS counts that make a plaintext call surprising.
+struct TlsEvidence {
+    scope: &'static str,
+    mtls_calls: f64,
+    plaintext_calls: f64,
+    p: f64,
+}
+
+/// The edge's own calls when it has any with known mTLS status; on a new edge, the
+/// stronger of the caller's calls and the callee's inbound calls (a callee that only ever
+/// received mTLS called in plaintext is a caller outside the mesh, whatever that caller
+/// did before). `None` when no scope used mTLS on most of enough calls.
+fn plaintext_evidence(
+    edge: Option<&eastwest_baseline::EdgeStats>,
+    source: Option<eastwest_baseline::NameId>,
+    destination: &str,
+    index: &LookupIndex,
+    config: &DetectorConfig,
+) -> Option<TlsEvidence> {
+    let judge = |scope, mtls_calls: f64, plaintext_calls: f64| {
+        let known = mtls_calls + plaintext_calls;
+        (known >= config.min_mtls_calls && mtls_calls > plaintext_calls).then(|| TlsEvidence {
+            scope,
+            mtls_calls,
+            plaintext_calls,
+            p: p_rare_upper(plaintext_calls, known),
+        })
+    };
+    if let Some(e) = edge.filter(|e| e.mtls_calls + e.plaintext_calls > 0.0) {
+        return judge("edge", e.mtls_calls, e.plaintext_calls);
+    }
+    let caller = source
+        .and_then(|s| index.identity(s))
+        .and_then(|i| judge("workload", i.mtls_calls, i.plaintext_calls));
+    let callee = index
+        .id(destination)
+        .and_then(|d| index.inbound_tls(d))
+        .and_then(|t| judge("destination", t.mtls_calls, t.plaintext_calls));
+    match (caller, callee) {
+        (Some(a), Some(b)) => Some(if b.p < a.p { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -258,11 +297,25 @@ fn identity_finding(
         _ => None,
     };
     let id = src_id.and_then(|s| index.identity(s));
-    let seen: f64 = id.map(|i| i.principals.values().sum()).unwrap_or(0.0);
+    let own_principals = id.filter(|i| !i.principals.is_empty());
     let principal_id = index.id(principal);
-    let unseen = id.is_some_and(|i| {
-        !i.principals.is_empty() && !principal_id.is_some_and(|p| i.principals.contains_key(&p))
-    });
+    let (unseen, seen) = match own_principals {
+        Some(i) => (
+            !principal_id.is_some_and(|p| i.principals.contains_key(&p)),
+            i.principals.values().sum(),
+        ),
+        // A known caller that never presented an identity, now presenting one another
+        // workload presents: its own first mTLS call would carry its own identity.
+        None => {
+            let calls = src_id
+                .and_then(|s| index.source(s))
+                .map_or(0.0, |s| s.calls);
+            let borrowed = index
+                .principal_workloads(principal)
+                .is_some_and(|w| w.iter().any(|k| Some(*k) != src_id));
+            (calls > 0.0 && borrowed, calls)
+        }
+    };
     if ns_conflict.is_none() && !unseen {
         return None;
     }
@@ -299,7 +352,11 @@ fn identity_finding(
             claimed_ns.unwrap_or("")
         ));
     }
-    if unseen {
+    if unseen && own_principals.is_none() {
+        summary.push_str(&format!(
+            ", having presented none in {seen:.0} baseline calls"
+        ));
+    } else if unseen {
         summary.push_str(&format!(", never seen for it in {seen:.0} baseline calls"));
     }
     if !others.is_empty() {
