@@ -203,6 +203,10 @@ pub struct EvalArgs {
     /// Seed for `--all` (default: the generator's default seed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Mesh for `--all`: `boutique`, `trainticket` or `large` (see `eastwest gen`);
+    /// scenarios a mesh cannot host are listed as skipped.
+    #[arg(long, value_name = "NAME", default_value = "boutique", requires = "all", value_parser = ["boutique", "trainticket", "large"])]
+    pub topology: String,
     /// TOML config whose `[detector]` and `[baseline]` sections are used.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -13,6 +13,13 @@ pub enum DatasetError {
     BadFile { path: PathBuf, detail: String },
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// The topology lacks what the scenario needs (e.g. a database for `bulk-read`).
+    #[error("scenario {scenario} is not available on topology {topology}: {reason}")]
+    ScenarioUnavailable {
+        scenario: String,
+        topology: String,
+        reason: String,
+    },
     #[error("replay to {endpoint} failed: {detail}")]
     Replay { endpoint: String, detail: String },
 }

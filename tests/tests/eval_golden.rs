@@ -1,8 +1,9 @@
 //! `eastwest eval --all`: the built-in scenario suite through the real collector,
-//! baseline and detector. The printed table is guarded by a golden file so that any
-//! change in detection quality shows up in review.
+//! baseline and detector, on the Online Boutique and TrainTicket meshes. Each printed
+//! table is guarded by a golden file so that any change in detection quality shows up
+//! in review.
 //!
-//! Re-bless after an intended change (then copy the table into README.md):
+//! Re-bless after an intended change (then copy the tables into README.md):
 //!     EASTWEST_BLESS=1 cargo test -p eastwest-tests --test eval_golden
 
 use std::path::PathBuf;
@@ -10,8 +11,10 @@ use std::process::Command;
 
 use eastwest_tests::eastwest_bin;
 
-fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/eval-all.txt")
+fn golden_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(file)
 }
 
 /// The totals line: `recall X% (d/n), false alerts per million normal calls F (…)`.
@@ -57,8 +60,17 @@ fn row(report: &str, name: &str) -> Row {
 
 #[test]
 fn eval_all_matches_the_golden_report_and_meets_the_quality_bar() {
+    check_suite("boutique", "eval-all.txt");
+}
+
+#[test]
+fn eval_all_on_trainticket_matches_its_golden_report_and_meets_the_quality_bar() {
+    check_suite("trainticket", "eval-trainticket.txt");
+}
+
+fn check_suite(topology: &str, golden_file: &str) {
     let out = Command::new(eastwest_bin())
-        .args(["eval", "--all"])
+        .args(["eval", "--all", "--topology", topology])
         .env("EASTWEST_LOG", "warn")
         .output()
         .expect("run eastwest eval --all");
@@ -95,7 +107,7 @@ fn eval_all_matches_the_golden_report_and_meets_the_quality_bar() {
         unseen.false_alerts
     );
 
-    let golden = golden_path();
+    let golden = golden_path(golden_file);
     if std::env::var_os("EASTWEST_BLESS").is_some() {
         std::fs::write(&golden, &report).expect("write golden file");
         return;
@@ -108,6 +120,6 @@ fn eval_all_matches_the_golden_report_and_meets_the_quality_bar() {
     });
     assert_eq!(
         report, expected,
-        "eval output changed; if intended, re-bless with EASTWEST_BLESS=1 (see this file's header)"
+        "eval output on {topology} changed; if intended, re-bless with EASTWEST_BLESS=1 (see this file's header)"
     );
 }

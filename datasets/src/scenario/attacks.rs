@@ -442,10 +442,11 @@ fn hop_label(ns: &str, name: &str, kind: AlertKind, hop: &Hop, start: i64, end: 
 }
 
 fn unsupported(name: &str, topo: &Topology, why: &str) -> DatasetError {
-    DatasetError::InvalidOptions(format!(
-        "scenario {name} is not available on topology {}: {why}",
-        topo.name
-    ))
+    DatasetError::ScenarioUnavailable {
+        scenario: name.to_owned(),
+        topology: topo.name.to_string(),
+        reason: why.to_owned(),
+    }
 }
 
 /// The scenarios on a topology described by an [`AttackPlan`].
