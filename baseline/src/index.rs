@@ -137,13 +137,18 @@ pub struct InboundTls {
     pub plaintext_calls: f64,
 }
 
-impl InboundTls {
-    pub(crate) fn add(&mut self, mtls: Option<bool>, weight: f64) {
-        match mtls {
-            Some(true) => self.mtls_calls += weight,
-            Some(false) => self.plaintext_calls += weight,
-            None => {}
-        }
+/// Counts a call of `weight` as mTLS or plaintext (edges, identities and inbound counts
+/// alike); a call whose mTLS status is unknown counts in neither.
+pub(crate) fn count_tls(
+    mtls: Option<bool>,
+    weight: f64,
+    mtls_calls: &mut f64,
+    plaintext_calls: &mut f64,
+) {
+    match mtls {
+        Some(true) => *mtls_calls += weight,
+        Some(false) => *plaintext_calls += weight,
+        None => {}
     }
 }
 

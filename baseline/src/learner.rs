@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::config::*;
 use crate::index::{
     CallKeys, EdgeKey, EndpointKey, EndpointStats, LookupIndex, Map, NameId, Names, Set,
-    SourceStats, WindowHistory,
+    SourceStats, WindowHistory, count_tls,
 };
 use eastwest_model::{Entry, Workload};
 
@@ -242,14 +242,15 @@ impl Baseline {
         touch(&mut e.first_seen_ns, &mut e.last_seen_ns, t);
         e.calls += w;
         e.errors += err;
-        match call.mtls {
-            Some(true) => e.mtls_calls += w,
-            Some(false) => e.plaintext_calls += w,
-            None => {}
-        }
+        count_tls(call.mtls, w, &mut e.mtls_calls, &mut e.plaintext_calls);
         if call.mtls.is_some() {
             let inbound = self.working.inbound_tls.entry(dst).or_default();
-            inbound.add(call.mtls, w);
+            count_tls(
+                call.mtls,
+                w,
+                &mut inbound.mtls_calls,
+                &mut inbound.plaintext_calls,
+            );
         }
 
         if new_endpoint {
@@ -285,11 +286,7 @@ impl Baseline {
         s.callees.insert(dst);
 
         let id = self.working.identities.entry(src).or_default();
-        match call.mtls {
-            Some(true) => id.mtls_calls += w,
-            Some(false) => id.plaintext_calls += w,
-            None => {}
-        }
+        count_tls(call.mtls, w, &mut id.mtls_calls, &mut id.plaintext_calls);
         if let Some(p) = &call.source.principal {
             let known = self.working.names.get(p);
             match known.filter(|p| id.principals.contains_key(p)) {

@@ -4,7 +4,6 @@
 
 mod otlp_support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -20,24 +19,9 @@ fn time(v: &Value, what: &str) -> DateTime<Utc> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_start_does_not_shorten_learning() {
-    let scenario = tempfile::tempdir().unwrap();
-    let generated = Command::new(eastwest_bin())
-        .args([
-            "gen",
-            "admin-endpoint",
-            "--learning",
-            "30m",
-            "--attack",
-            "5m",
-        ])
-        .args(["--rate", "5", "--out"])
-        .arg(scenario.path())
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
+    let scenario = generate_scenario(
+        "admin-endpoint",
+        &["--learning", "30m", "--attack", "5m", "--rate", "5"],
     );
     let meta: Value =
         serde_json::from_slice(&std::fs::read(scenario.path().join("scenario.json")).unwrap())
@@ -67,21 +51,7 @@ async fn an_idle_start_does_not_shorten_learning() {
     assert!(idle["learning_started"].is_null(), "no traffic yet: {idle}");
     assert!(idle["watermark"].is_null(), "no event time yet: {idle}");
 
-    let replay = Command::new(eastwest_bin())
-        .arg("replay")
-        .arg(scenario.path())
-        .args([
-            "--to",
-            &format!("http://{}/v1/traces", server.http),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    replay_scenario(scenario.path(), server.http);
 
     // 35 min of event time against a 20 min period: learning ends inside the traffic.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -94,9 +64,9 @@ async fn an_idle_start_does_not_shorten_learning() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let learning_ended = time(&status["learning_ends"], "learning_ends");
-    // From the first call to arrive: replay at full speed sends 35 min of event time in
-    // well under a second over parallel requests, so that call can be a few minutes of
-    // event time after the earliest one (live traffic arrives within seconds of order).
+    // From the first call to reach the engine: replay at full speed sends 35 min of event
+    // time in well under a second, and that call has been seen minutes of event time after
+    // the earliest one (live traffic arrives within seconds of order).
     let learned = learning_ended - traffic_starts;
     let period = chrono::Duration::minutes(20);
     assert!(

@@ -92,43 +92,14 @@ fn counts(b: &Value) -> (u64, u64, u64, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_snapshots_sql_restart_and_rebuild() {
-    let scenario = tempfile::tempdir().unwrap();
-    let generated = Command::new(eastwest_bin())
-        .args([
-            "gen",
-            "admin-endpoint",
-            "--learning",
-            "30m",
-            "--attack",
-            "5m",
-        ])
-        .args(["--rate", "5", "--out"])
-        .arg(scenario.path())
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
+    let scenario = generate_scenario(
+        "admin-endpoint",
+        &["--learning", "30m", "--attack", "5m", "--rate", "5"],
     );
 
     let data = tempfile::tempdir().unwrap();
     let server = serve(data.path()).await;
-    let replay = Command::new(eastwest_bin())
-        .arg("replay")
-        .arg(scenario.path())
-        .args([
-            "--to",
-            &format!("http://{}/v1/traces", server.http),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    replay_scenario(scenario.path(), server.http);
 
     // Learning ended (20 min of 35 min event time) and the attack alerted; wait until the
     // idle watermark has closed the last windows and the counts stop moving.

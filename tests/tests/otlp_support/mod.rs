@@ -353,3 +353,36 @@ impl Eastwest {
         }
     }
 }
+
+/// `eastwest gen SCENARIO ARGS… --out DIR` into a new temporary directory.
+pub fn generate_scenario(scenario: &str, args: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = Command::new(eastwest_bin())
+        .args(["gen", scenario])
+        .args(args)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    dir
+}
+
+/// `eastwest replay DIR` to the OTLP/HTTP receiver at `http`, as fast as it goes.
+pub fn replay_scenario(dir: &Path, http: SocketAddr) {
+    let replay = Command::new(eastwest_bin())
+        .arg("replay")
+        .arg(dir)
+        .args(["--to", &format!("http://{http}/v1/traces"), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+}
