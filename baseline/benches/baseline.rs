@@ -96,7 +96,6 @@ fn main() {
     // Memory: heap bytes of one copy of the learned index (the hot path's snapshot).
     let config = BaselineConfig {
         window: Duration::from_secs(24 * 3600),
-        publish_every_calls: u64::MAX,
         max_endpoints: 10 * endpoints,
         max_contexts: 10 * endpoints,
         ..Default::default()

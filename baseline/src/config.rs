@@ -13,7 +13,6 @@ pub const DEFAULT_MAX_EDGES: usize = 20_000;
 pub const DEFAULT_MAX_ENDPOINTS: usize = 100_000;
 pub const DEFAULT_MAX_CONTEXTS: usize = 50_000;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-pub const DEFAULT_PUBLISH_EVERY_CALLS: u64 = 10_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,8 +33,6 @@ pub struct BaselineConfig {
     /// Entries unseen for this long (event time) age out.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// A new snapshot is published after this many observed calls (and on window close).
-    pub publish_every_calls: u64,
 }
 
 impl Default for BaselineConfig {
@@ -48,7 +45,6 @@ impl Default for BaselineConfig {
             max_endpoints: DEFAULT_MAX_ENDPOINTS,
             max_contexts: DEFAULT_MAX_CONTEXTS,
             retention: DEFAULT_RETENTION,
-            publish_every_calls: DEFAULT_PUBLISH_EVERY_CALLS,
         }
     }
 }
@@ -70,9 +66,9 @@ impl BaselineConfig {
                 "cardinality caps must be at least 1".into(),
             ));
         }
-        if self.retention.is_zero() || self.publish_every_calls == 0 {
+        if self.retention.is_zero() {
             return Err(BaselineError::Config(
-                "retention and publish_every_calls must be greater than zero".into(),
+                "retention must be greater than zero".into(),
             ));
         }
         Ok(())

@@ -160,8 +160,9 @@ impl IdentityStats {
     }
 }
 
-/// Immutable snapshot of the baseline, built by the learner and swapped atomically
-/// (`Arc<LookupIndex>`); every query is a hash lookup on interned ids.
+/// The learned baseline as the hot path reads it: every query is a hash lookup on
+/// interned ids. The learner updates it in place; `baseline rebuild` and a restore swap
+/// in a whole new one.
 #[derive(Debug, Clone, Default)]
 pub struct LookupIndex {
     pub(crate) names: Names,
@@ -333,7 +334,10 @@ impl LookupIndex {
 }
 
 impl LookupIndex {
-    /// Drops edges, endpoints and contexts last seen before `cutoff_ns` (retention).
+    /// Drops edges, endpoints and contexts last seen before `cutoff_ns` (retention), and
+    /// with them what only they kept alive: callers, callees, entries, identities and
+    /// principals. Without the second part, names churning through the capped tables
+    /// would grow the uncapped ones forever.
     pub(crate) fn age_out(&mut self, cutoff_ns: i64) {
         self.edges.retain(|_, s| s.last_seen_ns >= cutoff_ns);
         let edges = &self.edges;
@@ -353,7 +357,36 @@ impl LookupIndex {
         counts.retain(|k, c| *c > 0 && edges.contains_key(k));
         self.edge_contexts
             .retain(|(_, e), s| s.last_seen_ns >= cutoff_ns && edges.contains_key(e));
+        // An endpoint's context implies its edge's, so these are all entries in use.
+        let live_entries: Set<EntryKey> = self.edge_contexts.keys().map(|(e, _)| *e).collect();
+        self.entries.retain(|e, _| live_entries.contains(e));
+        // A caller's last call touched one of its edges, so a caller seen since the cutoff
+        // still has one.
+        self.sources.retain(|source, s| {
+            s.callees.retain(|&destination| {
+                let edge = EdgeKey {
+                    source: *source,
+                    destination,
+                };
+                edges.contains_key(&edge)
+            });
+            s.last_seen_ns >= cutoff_ns && !s.callees.is_empty()
+        });
+        let sources = &self.sources;
+        self.identities.retain(|w, _| sources.contains_key(w));
+        self.derive_principal_workloads();
         self.derive_inbound_tls();
+    }
+
+    /// Principal → workloads that presented it, from the identities (which the learner
+    /// fills together with it).
+    fn derive_principal_workloads(&mut self) {
+        self.principal_workloads.clear();
+        for (workload, identity) in &self.identities {
+            for principal in identity.principals.keys() {
+                (self.principal_workloads.entry(*principal).or_default()).insert(*workload);
+            }
+        }
     }
 
     /// Recomputes the per-destination inbound mTLS counts from the edges (after loading

@@ -1,9 +1,7 @@
-//! The online learner: folds calls into the baseline tables and publishes snapshots.
-
-use std::sync::Arc;
+//! The online learner: folds calls into the baseline tables, closes event-time windows
+//! and ages out what retention no longer covers.
 
 use eastwest_model::Call;
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::*;
@@ -40,15 +38,19 @@ pub struct BaselineCounts {
 }
 
 /// A new version of a known workload, reported once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RolloutChange {
     pub workload: String,
     pub version: String,
     pub first_seen: String,
+    pub first_seen_ns: i64,
     pub summary: String,
     /// Edges / endpoints first learned from calls of this version.
     pub new_edges: u64,
     pub new_endpoints: u64,
+    /// The first of them (`destination METHOD route`), bounded.
+    pub introduced: Vec<String>,
 }
 
 /// What `GET /api/v1/baseline` shows.
@@ -74,16 +76,16 @@ pub(crate) struct OpenWindow {
     pub(crate) edge_calls: Map<EdgeKey, f64>,
 }
 
-/// The learner. Owned by one task; readers get [`Baseline::index`] snapshots.
+/// The learner. Owned by the detection engine, which reads [`Baseline::working`] between
+/// calls; there is one copy of the tables (a second, published copy would double memory
+/// and clone every table at each window close, and nothing reads outside the engine).
 pub struct Baseline {
     pub(crate) config: BaselineConfig,
     pub(crate) state: LearningState,
     pub(crate) working: LookupIndex,
-    published: RwLock<Arc<LookupIndex>>,
     pub(crate) window: OpenWindow,
     /// Calls not learned because a cardinality cap was reached.
     pub(crate) overflow: u64,
-    calls_since_publish: u64,
     pub(crate) rollouts: crate::rollout::RolloutTracker,
 }
 
@@ -93,15 +95,13 @@ impl Baseline {
             config,
             state: LearningState::Empty,
             working: LookupIndex::default(),
-            published: RwLock::new(Arc::new(LookupIndex::default())),
             window: OpenWindow::default(),
             overflow: 0,
-            calls_since_publish: 0,
             rollouts: Default::default(),
         }
     }
 
-    /// A baseline restored from a snapshot (published = working).
+    /// A baseline restored from a snapshot.
     pub(crate) fn from_parts(
         config: BaselineConfig,
         state: LearningState,
@@ -113,19 +113,20 @@ impl Baseline {
         Self {
             config,
             state,
-            published: RwLock::new(Arc::new(working.clone())),
             working,
             window,
             overflow,
-            calls_since_publish: 0,
             rollouts,
         }
     }
 
-    /// Replaces the learned tables (`baseline rebuild`) and publishes them.
+    /// Replaces the learned tables (`baseline rebuild`) in one assignment. The open
+    /// window keeps its calls: its ids are re-interned by name, because the new tables
+    /// number their names differently.
     pub fn replace_tables(&mut self, index: LookupIndex) {
+        let window = crate::snapshot::WindowState::from_open(&self.window, &self.working.names);
         self.working = index;
-        self.publish();
+        self.window = window.into_open(&mut self.working.names);
     }
 
     pub fn config(&self) -> &BaselineConfig {
@@ -140,12 +141,7 @@ impl Baseline {
         !matches!(self.state, LearningState::Detecting { .. })
     }
 
-    /// Current published snapshot.
-    pub fn index(&self) -> Arc<LookupIndex> {
-        self.published.read().clone()
-    }
-
-    /// The working copy, including calls folded in since the last publish.
+    /// The learned tables, including the call just observed.
     pub fn working(&self) -> &LookupIndex {
         &self.working
     }
@@ -153,7 +149,6 @@ impl Baseline {
     /// Ends learning now (`POST /api/v1/baseline/detect`).
     pub fn end_learning(&mut self, now_ns: i64) {
         self.state = LearningState::Detecting { since_ns: now_ns };
-        self.publish();
     }
 
     /// Advances the state machine to a call's event time (the first call starts
@@ -194,8 +189,20 @@ impl Baseline {
     }
 
     /// New versions of known workloads, each reported once, oldest first.
-    pub fn rollout_changes(&self) -> &[RolloutChange] {
-        self.rollouts.changes()
+    pub fn rollout_changes(&self) -> Vec<RolloutChange> {
+        self.rollouts.changes().cloned().collect()
+    }
+
+    /// The rollout a call belongs to: its caller's version is new (first seen while
+    /// detecting) for a workload already seen with another version. Registers the
+    /// version, so the first call of a rollout is recognised whether or not it is learned.
+    pub fn rollout_of(&mut self, call: &Call) -> Option<&RolloutChange> {
+        let version = call.source_version.as_deref()?;
+        let report = !self.is_learning();
+        let change = self
+            .rollouts
+            .see(&call.source.key(), version, call.event_time_ns, report)?;
+        Some(change)
     }
 
     /// Folds one call into the baseline tables.
@@ -229,10 +236,12 @@ impl Baseline {
         if let Some(version) = &call.source_version {
             let report = !self.is_learning();
             let workload = self.working.names.name(src);
-            self.rollouts
-                .observe(workload, version, t, new_edge, new_endpoint, report);
+            let novelty = (new_edge || new_endpoint).then(|| {
+                let what = format!("{} {} {}", call.destination.key(), call.method, call.route);
+                (new_edge, what)
+            });
+            self.rollouts.observe(workload, version, t, report, novelty);
         }
-        self.calls_since_publish += 1;
 
         let e = self
             .working
@@ -315,9 +324,6 @@ impl Baseline {
             .or_default()
             .insert((dst, endpoint.method, endpoint.route));
         *self.window.edge_calls.entry(edge).or_insert(0.0) += w;
-        if self.calls_since_publish >= self.config.publish_every_calls {
-            self.publish();
-        }
     }
 
     /// Entry → edge and entry → endpoint contexts, within the context cap.
@@ -376,10 +382,11 @@ impl Baseline {
             route: alert.route.clone().unwrap_or_default(),
             entry: alert.entry.clone(),
             weight: alert.count.max(1) as f64,
+            // Accepting a plaintext alert says plaintext is expected on this edge.
+            mtls: (alert.kind == eastwest_model::AlertKind::Plaintext).then_some(false),
             ..Default::default()
         };
         self.observe(&call);
-        self.publish();
     }
 
     /// `GET /api/v1/baseline` body at event time `watermark_ns`.
@@ -412,14 +419,8 @@ impl Baseline {
                 contexts: self.working.context_count(),
                 workloads: self.working.sources.len(),
             },
-            rollout_changes: self.rollouts.changes().to_vec(),
+            rollout_changes: self.rollout_changes(),
         }
-    }
-
-    /// Copies the working tables into a new published snapshot.
-    pub fn publish(&mut self) {
-        self.calls_since_publish = 0;
-        *self.published.write() = Arc::new(self.working.clone());
     }
 
     fn roll_windows(&mut self, event_time_ns: i64) {
@@ -465,9 +466,11 @@ impl Baseline {
         self.window.start_ns = event_time_ns - event_time_ns.rem_euclid(width);
         let cutoff = event_time_ns.saturating_sub(self.config.retention.as_nanos() as i64);
         self.working.age_out(cutoff);
+        let live = &self.working;
+        self.rollouts
+            .retain_workloads(|w| live.id(w).is_some_and(|id| live.sources.contains_key(&id)));
         // The window is empty here, so no id outside the tables refers to the old names.
         self.working.compact_names();
-        self.publish();
     }
 }
 

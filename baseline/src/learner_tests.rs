@@ -43,11 +43,7 @@ fn learning_ends_after_period_then_detects() {
             since_ns: T0 + 60 * SEC
         }
     );
-    assert_eq!(
-        b.index().edge_count(),
-        1,
-        "end of learning publishes the snapshot"
-    );
+    assert_eq!(b.working().edge_count(), 1);
 }
 
 #[test]
@@ -165,17 +161,36 @@ fn retention_ages_out_unseen_entries() {
 }
 
 #[test]
-fn snapshot_published_every_n_calls() {
+fn retention_ages_out_callers_entries_and_identities_with_their_edges() {
     let cfg = BaselineConfig {
-        publish_every_calls: 3,
+        retention: Duration::from_secs(3600),
         ..Default::default()
     };
     let mut b = Baseline::new(cfg);
-    feed(&mut b, &call(T0, "a", "b", "/1"));
-    feed(&mut b, &call(T0 + 1, "a", "b", "/2"));
-    assert_eq!(b.index().endpoint_count(), 0);
-    feed(&mut b, &call(T0 + 2, "a", "b", "/3"));
-    assert_eq!(b.index().endpoint_count(), 3);
+    let mut old = call(T0, "gone", "b", "/x");
+    old.source.principal = Some("spiffe://cluster.local/ns/shop/sa/gone".into());
+    old.entry = Some(Entry {
+        service: "batch".into(),
+        route: "GET /nightly".into(),
+    });
+    feed(&mut b, &old);
+    feed(&mut b, &call(T0 + 600 * SEC, "a", "b", "/x"));
+    feed(&mut b, &call(T0 + 600 * SEC, "a", "c", "/x"));
+    feed(&mut b, &call(T0 + 3000 * SEC, "a", "b", "/x"));
+    assert_eq!(b.working().source_count(), 2);
+    // Past retention for `gone` and for a → c; a → b is seen again.
+    feed(&mut b, &call(T0 + 5000 * SEC, "a", "b", "/x"));
+    let w = b.working();
+    assert_eq!(w.source_count(), 1, "the caller of aged-out edges stays");
+    let a = w.id("a.shop").unwrap();
+    assert!(w.source(a).is_some());
+    assert_eq!(w.source(a).unwrap().callees.len(), 1, "a → c aged out");
+    assert!(w.id("gone.shop").and_then(|g| w.identity(g)).is_none());
+    assert!(
+        w.principal_workloads("spiffe://cluster.local/ns/shop/sa/gone")
+            .is_none_or(|ws| ws.is_empty())
+    );
+    assert_eq!(w.entries.len(), 1, "only the entry of the live contexts");
 }
 
 #[test]
@@ -203,7 +218,7 @@ fn accepted_alert_call_joins_baseline() {
         state: Default::default(),
     };
     b.accept_alert(&alert);
-    let index = b.index();
+    let index = b.working();
     let key = EndpointKey {
         edge: index.edge_key("a.shop", "b.shop").unwrap(),
         method: index.id("POST").unwrap(),

@@ -99,7 +99,7 @@ impl WindowState {
         }
     }
 
-    fn into_open(self, names: &mut Names) -> OpenWindow {
+    pub(crate) fn into_open(self, names: &mut Names) -> OpenWindow {
         let mut open = OpenWindow {
             start_ns: self.start_ns,
             ..Default::default()
