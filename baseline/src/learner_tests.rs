@@ -225,6 +225,17 @@ fn accepted_alert_call_joins_baseline() {
         route: index.id("/admin").unwrap(),
     };
     assert_eq!(index.endpoint(key).map(|s| s.calls), Some(2.0));
+
+    // Accepting a plaintext alert teaches plaintext on its edge.
+    let plaintext = eastwest_model::Alert {
+        id: "2".into(),
+        kind: eastwest_model::AlertKind::Plaintext,
+        ..alert
+    };
+    b.accept_alert(&plaintext);
+    let w = b.working();
+    let edge = w.edge(w.edge_key("a.shop", "b.shop").unwrap()).unwrap();
+    assert_eq!((edge.mtls_calls, edge.plaintext_calls), (0.0, 2.0));
 }
 
 #[test]

@@ -84,14 +84,19 @@ impl AlertBook {
     }
 
     pub fn record(&mut self, f: Finding, s: &Subject<'_>, config: &DetectorConfig) -> Recorded {
-        let dst = f.destination.as_ref().map(|d| d.key()).unwrap_or_default();
-        let id = stable_id(&[
-            f.kind.as_str(),
-            &s.source.key(),
-            &dst,
-            f.method.as_deref().unwrap_or(""),
-            f.route.as_deref().unwrap_or(""),
-        ]);
+        let id = match &f.rollout {
+            Some(version) => stable_id(&["rollout", &s.source.key(), version]),
+            None => {
+                let dst = f.destination.as_ref().map(|d| d.key()).unwrap_or_default();
+                stable_id(&[
+                    f.kind.as_str(),
+                    &s.source.key(),
+                    &dst,
+                    f.method.as_deref().unwrap_or(""),
+                    f.route.as_deref().unwrap_or(""),
+                ])
+            }
+        };
         let t = time(s.time_ns);
         let max_ids = config.max_trace_ids;
         if let Some(tr) = self.alerts.get_mut(&id) {
@@ -106,7 +111,12 @@ impl AlertBook {
             }
             let rounded = round2(f.score);
             let escalated = rounded > a.score;
-            if escalated {
+            if f.rollout.is_some() {
+                // A rollout notice tells what the version has introduced so far.
+                a.score = a.score.max(rounded);
+                a.evidence = f.evidence;
+                a.summary = f.summary;
+            } else if escalated {
                 a.score = rounded;
                 a.severity = a.severity.max(severity(f.score, f.sensitive));
                 a.evidence = f.evidence;
@@ -146,7 +156,10 @@ impl AlertBook {
         let alert = Alert {
             id: id.clone(),
             kind: f.kind,
-            severity: severity(f.score, f.sensitive),
+            severity: match f.rollout {
+                Some(_) => Severity::Info,
+                None => severity(f.score, f.sensitive),
+            },
             score: round2(f.score),
             source: s.source.clone(),
             destination: f.destination,

@@ -63,6 +63,10 @@ pub const DEFAULT_CHAIN_BONUS: f64 = 4.6;
 pub const DEFAULT_OVERFLOW_SCORE: f64 = 8.0;
 /// Weight of a SPIFFE principal whose `ns/…` contradicts the claimed namespace.
 pub const DEFAULT_IDENTITY_NAMESPACE_WEIGHT: f64 = 8.0;
+/// Event time after a new version's first call during which what it newly calls (new
+/// edges, endpoints and request contexts) is learned as part of the rollout and reported
+/// in one info alert per version, not one alert per call.
+pub const DEFAULT_ROLLOUT_GRACE: Duration = Duration::from_secs(3600);
 
 /// A route or address pattern that makes a call sensitive, with the surprise it adds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,6 +148,9 @@ pub struct DetectorConfig {
     pub chain_bonus: f64,
     pub overflow_score: f64,
     pub identity_namespace_weight: f64,
+    /// `0s` turns rollout folding off (every novelty of a new version alerts).
+    #[serde(with = "humantime_serde")]
+    pub rollout_grace: Duration,
 }
 
 impl Default for DetectorConfig {
@@ -173,6 +180,7 @@ impl Default for DetectorConfig {
             chain_bonus: DEFAULT_CHAIN_BONUS,
             overflow_score: DEFAULT_OVERFLOW_SCORE,
             identity_namespace_weight: DEFAULT_IDENTITY_NAMESPACE_WEIGHT,
+            rollout_grace: DEFAULT_ROLLOUT_GRACE,
         }
     }
 }

@@ -31,6 +31,14 @@ impl EngineOutput {
     }
 }
 
+fn trace_ids(call: &Call) -> Vec<String> {
+    if call.trace_id.is_empty() {
+        Vec::new()
+    } else {
+        vec![call.trace_id.clone()]
+    }
+}
+
 pub struct Engine {
     config: DetectorConfig,
     baseline: Baseline,
@@ -168,25 +176,94 @@ impl Engine {
         if findings.is_empty() {
             return out;
         }
+        if let Some(notice) = self.fold_into_rollout(call, &src, &findings) {
+            out.learned = true;
+            let subject = Subject {
+                source: &call.source,
+                entry: call.entry.as_ref(),
+                time_ns: t,
+                trace_ids: &trace_ids(call),
+            };
+            match self.alerts.record(notice, &subject, &self.config) {
+                Recorded::Emit(a) => out.alerts.push(*a),
+                Recorded::Held(_) | Recorded::Suppressed { .. } => {}
+            }
+            return out;
+        }
         let mut path = Vec::new();
         // Any alert on a new edge makes it a hop (an admin call over a new edge counts even
         // when the edge's novelty alone stayed under the threshold).
         if new_edge {
             path = self.incidents.record_new_edge(&src, &dst);
         }
-        let trace_ids: Vec<String> = if call.trace_id.is_empty() {
-            Vec::new()
-        } else {
-            vec![call.trace_id.clone()]
-        };
         let subject = Subject {
             source: &call.source,
             entry: call.entry.as_ref(),
             time_ns: t,
-            trace_ids: &trace_ids,
+            trace_ids: &trace_ids(call),
         };
         out.extend(self.emit(findings, &subject, path));
         out
+    }
+
+    /// When every finding on the call is novelty on an edge the caller already uses (a
+    /// new endpoint or request context, none sensitive or overflowing) and the caller's
+    /// version is a rollout within its grace period, learns the call and returns the
+    /// version's one rollout notice in place of the findings. Anything else, new edges
+    /// included, still alerts on its own: versions come from telemetry, and a forged one
+    /// must not open a path to a service the workload never called.
+    fn fold_into_rollout(
+        &mut self,
+        call: &Call,
+        src: &str,
+        findings: &[Finding],
+    ) -> Option<Finding> {
+        let grace = self.config.rollout_grace.as_nanos() as i64;
+        let novelty_only = findings.iter().all(|f| {
+            matches!(f.kind, AlertKind::NewEndpoint | AlertKind::ContextAnomaly) && !f.sensitive
+        });
+        if grace == 0 || !novelty_only {
+            return None;
+        }
+        let change = self.baseline.rollout_of(call)?;
+        if call.event_time_ns.saturating_sub(change.first_seen_ns) > grace {
+            return None;
+        }
+        self.baseline.observe(call);
+        let change = self.baseline.rollout_of(call)?;
+        let first = findings.first()?;
+        let score = findings.iter().map(|f| f.score).fold(0.0, f64::max);
+        let latest: Vec<&str> = findings.iter().map(|f| f.summary.as_str()).collect();
+        let summary = format!(
+            "{src} rolled out version {} at {}: it introduced {} new edges and {} new endpoints, learned as part of the rollout (reported once here, not alerted one by one){}; latest: {}",
+            change.version,
+            change.first_seen,
+            change.new_edges,
+            change.new_endpoints,
+            match change.introduced.as_slice() {
+                [] => String::new(),
+                named => format!(": {}", named.join(", ")),
+            },
+            latest.join("; "),
+        );
+        Some(Finding {
+            kind: first.kind,
+            score,
+            sensitive: false,
+            evidence: crate::findings::ev(&[
+                ("rollout_version", serde_json::json!(change.version)),
+                ("rollout_first_seen", serde_json::json!(change.first_seen)),
+                ("new_edges", serde_json::json!(change.new_edges)),
+                ("new_endpoints", serde_json::json!(change.new_endpoints)),
+                ("introduced", serde_json::json!(change.introduced)),
+                ("latest", serde_json::json!(latest)),
+            ]),
+            summary,
+            destination: None,
+            method: None,
+            route: None,
+            rollout: Some(change.version.clone()),
+        })
     }
 
     /// A new edge out of a workload that was itself just reached over a new edge is a

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use eastwest_baseline::{Baseline, BaselineConfig, LearningState};
-use eastwest_model::{Alert, AlertKind, Call, Label};
+use eastwest_model::{Alert, AlertKind, Call, Label, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::DetectorError;
@@ -59,6 +59,9 @@ pub struct ScenarioResult {
     pub kinds_seen: Vec<AlertKind>,
     /// For benign labels: alerts matching it (all false).
     pub false_alerts: usize,
+    /// Info notices from the label's source inside its window (a rollout's one report of
+    /// what it introduced): neither detections nor false alerts.
+    pub notices: usize,
     /// Per reference rule (same order as `EvalReport::references`): alerted inside the window.
     pub reference_detected: Vec<bool>,
 }
@@ -116,6 +119,8 @@ pub struct EvalReport {
     pub calls: u64,
     pub learning_calls: u64,
     pub alerts: usize,
+    /// Info notices among `alerts` (not counted as false alerts).
+    pub notices: usize,
     /// eastwest's false alerts, explained (for `eastwest eval --explain`).
     pub false_alert_summaries: Vec<String>,
 }
@@ -128,6 +133,8 @@ struct Hit {
     destination: Option<String>,
     first_ns: i64,
     last_ns: i64,
+    /// Severity info: a notice, not an alarm (never a detection or a false alert).
+    notice: bool,
 }
 
 impl Hit {
@@ -138,6 +145,7 @@ impl Hit {
             destination: a.destination.as_ref().map(|d| d.key()),
             first_ns: a.first_seen.timestamp_nanos_opt().unwrap_or(0),
             last_ns: a.last_seen.timestamp_nanos_opt().unwrap_or(0),
+            notice: a.severity == Severity::Info,
         }
     }
 
@@ -217,7 +225,9 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
 
     let mut scenarios = Vec::new();
     for l in labels {
-        let near: Vec<&Hit> = hits.iter().filter(|h| h.near(l, slack_ns)).collect();
+        let (notices, near): (Vec<&Hit>, Vec<&Hit>) = (hits.iter())
+            .filter(|h| h.near(l, slack_ns))
+            .partition(|h| h.notice);
         let matching: Vec<&Hit> = near
             .iter()
             .copied()
@@ -240,6 +250,7 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
                 .map(|t| Duration::from_nanos((t - start).max(0) as u64)),
             kinds_seen,
             false_alerts: if attack { 0 } else { near.len() },
+            notices: notices.len(),
             reference_detected: references
                 .iter()
                 .map(|r| attack && r.iter().any(|h| h.near(l, slack_ns)))
@@ -252,7 +263,7 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
         attacks: attacks.len(),
         false_alerts: hits
             .iter()
-            .filter(|h| !attacks.iter().any(|l| h.near(l, slack_ns)))
+            .filter(|h| !h.notice && !attacks.iter().any(|l| h.near(l, slack_ns)))
             .count(),
         normal_calls,
     };
@@ -273,7 +284,7 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
         .values()
         .filter(|a| {
             let h = Hit::from_alert(a);
-            !attacks.iter().any(|l| h.near(l, slack_ns))
+            !h.notice && !attacks.iter().any(|l| h.near(l, slack_ns))
         })
         .map(|a| {
             format!(
@@ -292,6 +303,7 @@ pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalRe
         calls: calls.len() as u64,
         learning_calls,
         alerts: alerts.len(),
+        notices: hits.iter().filter(|h| h.notice).count(),
         false_alert_summaries,
     }
 }
@@ -325,6 +337,7 @@ fn reference_hits(rule: ReferenceRule, calls: &[Call], detect_from: i64) -> Vec<
                 destination: Some(k.1),
                 first_ns: t,
                 last_ns: t,
+                notice: false,
             });
     }
     hits.into_values().collect()
@@ -349,6 +362,7 @@ impl EvalReport {
                 calls: 0,
                 learning_calls: 0,
                 alerts: 0,
+                notices: 0,
                 false_alert_summaries: Vec::new(),
             };
         };
@@ -361,6 +375,7 @@ impl EvalReport {
             acc.calls += r.calls;
             acc.learning_calls += r.learning_calls;
             acc.alerts += r.alerts;
+            acc.notices += r.notices;
             acc.false_alert_summaries.extend(r.false_alert_summaries);
         }
         acc
@@ -393,7 +408,10 @@ impl fmt::Display for EvalReport {
                 .iter()
                 .map(|d| if attack { yn(*d) } else { "-" })
                 .collect();
-            let kinds: Vec<&str> = s.kinds_seen.iter().map(|k| k.as_str()).collect();
+            let mut kinds: Vec<String> = s.kinds_seen.iter().map(|k| k.as_str().into()).collect();
+            if s.notices > 0 {
+                kinds.push(format!("{} info notice(s)", s.notices));
+            }
             writeln!(
                 f,
                 "{:<22} {:<7} {:<19} {:<8} {:>9} {:>6} {:<11} {:<9} {}",
@@ -443,13 +461,14 @@ impl fmt::Display for EvalReport {
             .collect();
         write!(
             f,
-            "totals: recall {:.1}% ({}/{}), false alerts per million normal calls {:.1} ({} false of {} normal calls after learning); reference rules (recall / false per 1M): {}",
+            "totals: recall {:.1}% ({}/{}), false alerts per million normal calls {:.1} ({} false of {} normal calls after learning), info notices {}; reference rules (recall / false per 1M): {}",
             self.eastwest.recall() * 100.0,
             self.eastwest.detected,
             self.eastwest.attacks,
             self.eastwest.false_per_million(),
             self.eastwest.false_alerts,
             self.eastwest.normal_calls,
+            self.notices,
             refs.join(", ")
         )
     }

@@ -25,6 +25,9 @@ pub struct Finding {
     pub destination: Option<Workload>,
     pub method: Option<String>,
     pub route: Option<String>,
+    /// Set for a rollout notice: the caller's new version. The alert book keeps one alert
+    /// per source and version (severity info), replacing its evidence on every update.
+    pub rollout: Option<String>,
 }
 
 impl Finding {
@@ -38,6 +41,7 @@ impl Finding {
             destination: Some(call.destination.clone()),
             method: Some(call.method.clone()),
             route: Some(call.route.clone()),
+            rollout: None,
         }
     }
 

@@ -410,6 +410,7 @@ impl WindowTracker {
                     destination: Some(e.destination.clone()),
                     method: None,
                     route: None,
+                    rollout: None,
                 };
                 out.push(WindowFinding {
                     finding,
@@ -529,6 +530,7 @@ fn fan_out(
         destination: None,
         method: None,
         route: None,
+        rollout: None,
     };
     Some(WindowFinding {
         finding,
@@ -592,6 +594,7 @@ fn probing(
         destination: None,
         method: None,
         route: None,
+        rollout: None,
     };
     Some(WindowFinding {
         finding,

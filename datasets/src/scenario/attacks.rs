@@ -59,7 +59,10 @@ pub(super) fn run(
         rate
     };
     match name {
-        "benign-rollout" => g.version = "v2",
+        "benign-rollout" => {
+            g.version = "v2";
+            g.rollout_adds_route = true;
+        }
         "benign-new-pods" => g.pod_generation = 7,
         "benign-jobs" => g.job_adds_step = true,
         _ => {}

@@ -65,6 +65,9 @@ pub(crate) struct Gen {
     pub pod_generation: u32,
     /// The hourly job's new release adds a step (benign-jobs).
     pub job_adds_step: bool,
+    /// The new version's first entry calls a new route in place of its first hop's, on
+    /// the same known edge (benign-rollout: what a rollout introduces).
+    pub rollout_adds_route: bool,
     pub logs: Option<LogSink>,
     pub sampler: Sampler,
     /// Injected (attack) traces are kept whatever the sampling decision.
@@ -96,6 +99,7 @@ impl Gen {
             version: "v1",
             pod_generation: 0,
             job_adds_step: false,
+            rollout_adds_route: false,
             logs: None,
             sampler,
             force_keep: false,
@@ -528,6 +532,20 @@ impl Gen {
                 &topo.entries[self.rng.random_range(0..topo.entries.len())]
             };
             let mut injs: Vec<Inject> = entry.hops.iter().map(|h| inject(h.clone())).collect();
+            if self.rollout_adds_route
+                && std::ptr::eq(entry, &topo.entries[0])
+                && let Some(first) = entry.hops.first()
+            {
+                let mut hop = first.clone();
+                // A new gRPC method, or a new HTTP path under the known one.
+                let sep = if hop.path.starts_with('/') {
+                    "/preview"
+                } else {
+                    "V2"
+                };
+                hop.path = format!("{}{sep}", hop.path.trim_end_matches('/')).into();
+                injs[0] = inject(hop);
+            }
             // Error rate ~1 % on the last hop.
             if self.rng.random_bool(0.01)
                 && let Some(last) = injs.last_mut()
