@@ -404,7 +404,13 @@ impl Baseline {
                 fmt(until_ns),
                 ((watermark_ns - started_ns).max(0) as f64 / 1e9).min(period),
             ),
-            LearningState::Detecting { since_ns } => ("detecting", None, fmt(since_ns), period),
+            // Ended before any call (`POST …/detect` on a fresh server): no end to show.
+            LearningState::Detecting { since_ns } => (
+                "detecting",
+                None,
+                (since_ns > 0).then(|| eastwest_model::format_event_time(since_ns)),
+                period,
+            ),
         };
         BaselineStatus {
             state,

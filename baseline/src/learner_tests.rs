@@ -27,6 +27,15 @@ fn feed(b: &mut Baseline, c: &Call) {
 }
 
 #[test]
+fn ending_learning_before_any_call_shows_no_end_time() {
+    let mut b = Baseline::new(BaselineConfig::default());
+    b.end_learning(0);
+    let status = b.status(0);
+    assert_eq!(status.state, "detecting");
+    assert_eq!(status.learning_ends, None, "not 1970");
+}
+
+#[test]
 fn learning_ends_after_period_then_detects() {
     let mut b = Baseline::new(BaselineConfig {
         learning_period: Duration::from_secs(60),

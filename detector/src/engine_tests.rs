@@ -585,3 +585,22 @@ fn without_rollout_grace_every_novelty_of_a_new_version_alerts() {
     let ids: std::collections::BTreeSet<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids.len(), 6, "{alerts:#?}");
 }
+
+#[test]
+fn a_new_edge_inside_a_known_request_is_one_alert_that_names_the_request() {
+    let (mut e, t) = learned();
+    // cart and db are both known, but cart never called db, in any request.
+    let alerts = run(
+        &mut e,
+        vec![call(t, "cart", "db", "SELECT", "products", "GET /cart")],
+    );
+    assert_eq!(kinds(&alerts), vec![AlertKind::NewEdge], "{alerts:#?}");
+    assert!(alerts[0].evidence.contains_key("entry_calls"));
+    assert!(
+        alerts[0]
+            .summary
+            .contains("inside request frontend GET /cart"),
+        "{}",
+        alerts[0].summary
+    );
+}

@@ -205,7 +205,19 @@ impl Detectors {
                 }
                 _ => None,
             };
-            if let Some((p, scope, n, share)) = finding {
+            let new_edge = out.iter_mut().find(|f| f.kind == AlertKind::NewEdge);
+            if let (Some(f), Some((p, "edge", n, _))) = (new_edge, finding) {
+                // A new edge is new under every request too: one alert says both, as
+                // surprising as the stronger of the two.
+                let context_score = surprise(p);
+                f.score = f.score.max(context_score);
+                f.evidence.insert("entry_calls".into(), json!(n));
+                f.evidence.insert("p_context_upper".into(), json!(p));
+                f.summary.push_str(&format!(
+                    "; inside request {} {}, which never reached {dst} in {n:.0} baseline calls (p ≤ {p:.2e}, score {context_score:.1})",
+                    entry.service, entry.route
+                ));
+            } else if let Some((p, scope, n, share)) = finding {
                 let score = surprise(p);
                 out.push(Finding::on_call(AlertKind::ContextAnomaly, call, score, false).with(
                     &[("scope", json!(scope)), ("entry_calls", json!(entry_calls)), ("context_calls", json!(n)), ("endpoint_share_on_edge", json!(share)), ("p_upper", json!(p))],
