@@ -93,7 +93,7 @@ fn main() {
     );
     let endpoints = edges.len() * ROUTES_PER_EDGE;
 
-    // Memory: heap bytes of one copy of the learned index (the hot path's snapshot).
+    // Memory: heap bytes of the learned index (the one copy the server holds).
     let config = BaselineConfig {
         window: Duration::from_secs(24 * 3600),
         max_endpoints: 10 * endpoints,
