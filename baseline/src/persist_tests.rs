@@ -324,6 +324,42 @@ async fn sql_sees_history_and_the_newest_snapshot() {
 }
 
 #[tokio::test]
+async fn a_corrupt_history_file_is_named_by_sql_and_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), &calls(800, 9), |_| true);
+    let victim = first_parquet(&dir.path().join(CALLS_DIR));
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+
+    let err = sql(dir.path(), "SELECT count(*) FROM calls")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&name), "{err}");
+    let err = rebuild(dir.path(), None, None, &config())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&name), "{err}");
+}
+
+fn first_parquet(dir: &Path) -> std::path::PathBuf {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            return first_parquet(&p);
+        }
+        if p.extension().is_some_and(|x| x == "parquet") {
+            return p;
+        }
+    }
+    panic!("no parquet under {}", dir.display());
+}
+
+#[tokio::test]
 async fn sql_on_an_empty_data_dir_has_an_empty_calls_table() {
     let dir = tempfile::tempdir().unwrap();
     let out = sql(dir.path(), "SELECT count(*) FROM calls").await.unwrap();

@@ -2,13 +2,14 @@
 //! snapshot's tables. Only the CLI and `baseline rebuild` use this; the hot path never
 //! runs SQL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
+use datafusion::parquet::file::reader::SerializedFileReader;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::BaselineError;
@@ -29,7 +30,13 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, BaselineError> {
     );
     let ctx = SessionContext::new_with_config(config);
     let calls = data_dir.join(CALLS_DIR);
-    if contains_parquet(&calls) {
+    let history = parquet_files(&calls);
+    // DataFusion's error on a bad file does not say which one: check each footer first.
+    for file in &history {
+        let reader = std::fs::File::open(file).map_err(|e| BaselineError::io(file, e))?;
+        SerializedFileReader::new(reader).map_err(|e| BaselineError::corrupt(file, e))?;
+    }
+    if !history.is_empty() {
         ctx.register_parquet(
             "calls",
             &format!("{}/", calls.display()),
@@ -70,18 +77,20 @@ pub fn format_table(batches: &[RecordBatch]) -> Result<String, BaselineError> {
     )
 }
 
-fn contains_parquet(dir: &Path) -> bool {
+/// The Parquet files under `dir`, recursively (hour partitions).
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        return false;
+        return Vec::new();
     };
-    rd.filter_map(Result::ok).any(|e| {
-        let p = e.path();
+    let mut files = Vec::new();
+    for p in rd.filter_map(Result::ok).map(|e| e.path()) {
         if p.is_dir() {
-            contains_parquet(&p)
-        } else {
-            p.extension().is_some_and(|x| x == "parquet")
+            files.extend(parquet_files(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            files.push(p);
         }
-    })
+    }
+    files
 }
 
 /// A string column of a query result (Utf8, LargeUtf8 or Utf8View) as `StringArray`.
