@@ -378,9 +378,9 @@ impl LookupIndex {
         self.derive_inbound_tls();
     }
 
-    /// Principal → workloads that presented it, from the identities (which the learner
-    /// fills together with it).
-    fn derive_principal_workloads(&mut self) {
+    /// Principal → workloads that presented it, from the identities (after loading
+    /// tables or ageing; the learner fills both together call by call in between).
+    pub(crate) fn derive_principal_workloads(&mut self) {
         self.principal_workloads.clear();
         for (workload, identity) in &self.identities {
             for principal in identity.principals.keys() {

@@ -408,7 +408,7 @@ impl Baseline {
             LearningState::Detecting { since_ns } => (
                 "detecting",
                 None,
-                (since_ns > 0).then(|| eastwest_model::format_event_time(since_ns)),
+                fmt(since_ns).filter(|_| since_ns > 0),
                 period,
             ),
         };

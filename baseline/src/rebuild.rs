@@ -175,7 +175,7 @@ fn finish_sources(index: &mut LookupIndex, width: i64, current_window: i64) {
     }
 }
 
-/// Principals per source.
+/// Principals per source (the principal → workload index is derived when ageing).
 async fn principals(ctx: &SessionContext, index: &mut LookupIndex) -> Result<(), BaselineError> {
     let principals = run(
         ctx,
@@ -192,11 +192,6 @@ async fn principals(ctx: &SessionContext, index: &mut LookupIndex) -> Result<(),
             );
             let id = index.identities.entry(source).or_default();
             id.principals.insert(principal, calls.value(i));
-            index
-                .principal_workloads
-                .entry(principal)
-                .or_default()
-                .insert(source);
         }
     }
     Ok(())

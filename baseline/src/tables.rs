@@ -544,16 +544,10 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
             "principals" => {
                 let (w, p, calls) = (r.str("workload")?, r.str("principal")?, r.f64("calls")?);
                 for i in 0..w.len() {
-                    let (principal, workload) =
-                        (index.names.intern(p[i]), index.names.intern(w[i]));
+                    let principal = index.names.intern(p[i]);
                     identity(&mut index, w[i])
                         .principals
                         .insert(principal, calls[i]);
-                    index
-                        .principal_workloads
-                        .entry(principal)
-                        .or_default()
-                        .insert(workload);
                 }
             }
             other => {
@@ -564,6 +558,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
             }
         }
     }
+    index.derive_principal_workloads();
     index.derive_inbound_tls();
     Ok(index)
 }

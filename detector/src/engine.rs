@@ -31,14 +31,6 @@ impl EngineOutput {
     }
 }
 
-fn trace_ids(call: &Call) -> Vec<String> {
-    if call.trace_id.is_empty() {
-        Vec::new()
-    } else {
-        vec![call.trace_id.clone()]
-    }
-}
-
 pub struct Engine {
     config: DetectorConfig,
     baseline: Baseline,
@@ -176,18 +168,21 @@ impl Engine {
         if findings.is_empty() {
             return out;
         }
+        let trace_ids: Vec<String> = if call.trace_id.is_empty() {
+            Vec::new()
+        } else {
+            vec![call.trace_id.clone()]
+        };
+        let subject = Subject {
+            source: &call.source,
+            entry: call.entry.as_ref(),
+            time_ns: t,
+            trace_ids: &trace_ids,
+        };
         if let Some(notice) = self.fold_into_rollout(call, &src, &findings) {
+            // A notice stands alone: a rollout is not an incident.
             out.learned = true;
-            let subject = Subject {
-                source: &call.source,
-                entry: call.entry.as_ref(),
-                time_ns: t,
-                trace_ids: &trace_ids(call),
-            };
-            match self.alerts.record(notice, &subject, &self.config) {
-                Recorded::Emit(a) => out.alerts.push(*a),
-                Recorded::Held(_) | Recorded::Suppressed { .. } => {}
-            }
+            self.record(notice, &subject, &mut out);
             return out;
         }
         let mut path = Vec::new();
@@ -196,12 +191,6 @@ impl Engine {
         if new_edge {
             path = self.incidents.record_new_edge(&src, &dst);
         }
-        let subject = Subject {
-            source: &call.source,
-            entry: call.entry.as_ref(),
-            time_ns: t,
-            trace_ids: &trace_ids(call),
-        };
         out.extend(self.emit(findings, &subject, path));
         out
     }
@@ -299,32 +288,34 @@ impl Engine {
         }
     }
 
+    /// Records one finding in the alert book: an emitted alert goes to `out`, a finding
+    /// over the namespace budget is counted in its storm incident. Returns the alert
+    /// (emitted or held) for incident grouping.
+    fn record(&mut self, f: Finding, s: &Subject<'_>, out: &mut EngineOutput) -> Option<Alert> {
+        match self.alerts.record(f, s, &self.config) {
+            Recorded::Emit(a) => {
+                out.alerts.push((*a).clone());
+                Some(*a)
+            }
+            Recorded::Held(id) => self.alerts.get(&id).cloned(),
+            Recorded::Suppressed {
+                namespace,
+                window_start_ns,
+            } => {
+                let storm =
+                    self.incidents
+                        .suppress(&namespace, window_start_ns, s.source, s.time_ns);
+                out.incidents.extend(storm);
+                None
+            }
+        }
+    }
+
     fn emit(&mut self, findings: Vec<Finding>, s: &Subject<'_>, path: Vec<String>) -> EngineOutput {
         let mut out = EngineOutput::default();
         let mut members = Vec::new();
         for f in findings {
-            match self.alerts.record(f, s, &self.config) {
-                Recorded::Emit(a) => {
-                    members.push((*a).clone());
-                    out.alerts.push(*a);
-                }
-                Recorded::Held(id) => {
-                    if let Some(a) = self.alerts.get(&id) {
-                        members.push(a.clone());
-                    }
-                }
-                Recorded::Suppressed {
-                    namespace,
-                    window_start_ns,
-                } => {
-                    if let Some(i) =
-                        self.incidents
-                            .suppress(&namespace, window_start_ns, s.source, s.time_ns)
-                    {
-                        out.incidents.push(i);
-                    }
-                }
-            }
+            members.extend(self.record(f, s, &mut out));
         }
         if members.is_empty() {
             return out;
