@@ -3,9 +3,9 @@
 use anyhow::Context;
 use eastwest_baseline::Baseline;
 
+use eastwest_runtime::{baseline_dir, restore_baseline};
+
 use crate::cli::{RebuildArgs, ServeArgs, SqlArgs};
-use crate::config::EastwestConfig;
-use crate::storage::{baseline_dir, restore_baseline};
 
 pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -32,7 +32,7 @@ fn parse_time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
 }
 
 pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
-    let config = EastwestConfig::load(&ServeArgs {
+    let config = crate::config::load(&ServeArgs {
         config: args.config.clone(),
         ..Default::default()
     })?

@@ -12,8 +12,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
-use crate::config::EastwestConfig;
-use crate::serve;
 
 pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     let temp_dir;
@@ -26,9 +24,9 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     if args.serve.learning_period.is_none() {
         args.serve.learning_period = Some(eastwest_datasets::DEMO_LEARNING_PERIOD);
     }
-    let config = EastwestConfig::load(&args.serve)?;
+    let config = crate::config::load(&args.serve)?;
     let shutdown = CancellationToken::new();
-    serve::cancel_on_signals(shutdown.clone());
+    eastwest_runtime::cancel_on_signals(shutdown.clone());
     if let Some(limit) = args.duration {
         let token = shutdown.clone();
         tokio::spawn(async move {
@@ -36,7 +34,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
             token.cancel();
         });
     }
-    let running = serve::start(config, shutdown.clone()).await?;
+    let running = eastwest_runtime::start(config, shutdown.clone()).await?;
     let api = format!("http://{}", running.api_addr);
     println!("eastwest demo: dashboard at {api}/  (Ctrl-C to stop)");
 

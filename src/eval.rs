@@ -1,20 +1,14 @@
-//! `eastwest eval`: labelled scenarios through the real collector (span pairing and
-//! normalisation), baseline learning and detection, in-process and on event time.
-
-use std::path::Path;
-use std::sync::Arc;
+//! `eastwest eval`: labelled scenarios through the runtime `serve` runs (in-process,
+//! through the receivers' admission path), scored next to two reference rules.
 
 use anyhow::Context;
-use eastwest_collector::{CallExtractor, CollectorMetrics, IngestBatch};
-use eastwest_datasets::{DatasetError, GenOptions, ScenarioData, TopologyKind};
-use eastwest_detector::{EvalConfig, EvalReport};
-use eastwest_model::Call;
+use eastwest_datasets::{DatasetError, GenOptions, TopologyKind};
+use eastwest_detector::EvalReport;
 
 use crate::cli::{EvalArgs, ServeArgs};
-use crate::config::EastwestConfig;
 
-pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let config = EastwestConfig::load(&ServeArgs {
+pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let config = crate::config::load(&ServeArgs {
         config: args.config.clone(),
         ..Default::default()
     })?;
@@ -30,7 +24,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
         for name in eastwest_datasets::scenario_names() {
             let dir = tmp.path().join(name);
-            match eastwest_datasets::generate(name, &opts, &dir) {
+            let generated = {
+                let (opts, dir) = (opts.clone(), dir.clone());
+                tokio::task::spawn_blocking(move || eastwest_datasets::generate(name, &opts, &dir))
+                    .await?
+            };
+            match generated {
                 Ok(_) => {}
                 Err(e @ DatasetError::ScenarioUnavailable { .. }) => {
                     skipped.push(e.to_string());
@@ -40,13 +39,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     return Err(e).with_context(|| format!("cannot generate scenario {name}"));
                 }
             }
-            reports.push(evaluate_dir(&dir, &config)?);
+            reports.push(
+                eastwest_runtime::evaluate_dir(&dir, &config)
+                    .await
+                    .with_context(|| format!("scenario {name}"))?,
+            );
             // Scenarios on the large mesh are hundreds of MB each.
             std::fs::remove_dir_all(&dir).ok();
         }
     } else {
         for dir in &args.dirs {
-            reports.push(evaluate_dir(dir, &config)?);
+            reports.push(
+                eastwest_runtime::evaluate_dir(dir, &config)
+                    .await
+                    .with_context(|| format!("scenario directory {}", dir.display()))?,
+            );
         }
     }
     let report = EvalReport::merge(reports);
@@ -68,48 +75,4 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn evaluate_dir(dir: &Path, config: &EastwestConfig) -> anyhow::Result<EvalReport> {
-    let data = eastwest_datasets::read_scenario_dir(dir)
-        .with_context(|| format!("cannot read scenario directory {}", dir.display()))?;
-    let learning_period =
-        humantime::parse_duration(&data.meta.learning_period).with_context(|| {
-            format!(
-                "bad learning_period in {}",
-                dir.join("scenario.json").display()
-            )
-        })?;
-    let calls = extract_calls(data.clone(), config);
-    let eval = EvalConfig::new(
-        config.detector.clone(),
-        eastwest_baseline::BaselineConfig {
-            learning_period,
-            ..config.baseline.clone()
-        },
-    );
-    eval.validate()?;
-    Ok(eastwest_detector::evaluate(&calls, &data.labels, &eval))
-}
-
-/// Every call the collector extracts from the scenario's traces and logs, in event-time
-/// order; the watermark trails the newest event as it would in `serve`.
-pub fn extract_calls(data: ScenarioData, config: &EastwestConfig) -> Vec<Call> {
-    let metrics = Arc::new(CollectorMetrics::default());
-    let mut extractor = CallExtractor::new(config.normalizer.clone(), metrics);
-    let lateness = config.pipeline.allowed_lateness.as_nanos() as i64;
-    let mut calls = Vec::new();
-    let batches = data
-        .traces
-        .into_iter()
-        .map(IngestBatch::Traces)
-        .chain(data.logs.into_iter().map(IngestBatch::Logs));
-    for batch in batches {
-        calls.extend(extractor.process(batch));
-        let watermark = extractor.max_event_time_ns().saturating_sub(lateness);
-        calls.extend(extractor.advance(watermark));
-    }
-    calls.extend(extractor.flush());
-    calls.sort_by_key(|c| c.event_time_ns);
-    calls
 }

@@ -1,17 +1,13 @@
-//! `eastwest`: the command line, config loading and wiring of the pipeline. Library
-//! crates own the behaviour; this binary only composes them.
+//! `eastwest`: the command line and config loading. Library crates own the behaviour
+//! (`eastwest-runtime` the pipeline every command drives); this binary calls them.
 #![forbid(unsafe_code)]
 
-mod backend;
 mod cli;
 mod commands;
 mod config;
 mod data;
 mod demo;
 mod eval;
-mod pipeline;
-mod serve;
-mod storage;
 mod tools;
 
 use clap::Parser;
@@ -43,8 +39,7 @@ fn main() -> anyhow::Result<()> {
             Command::Gen(args) => tools::gen_scenario(args),
             Command::Replay(args) => tools::replay(args).await,
             Command::Convert(args) => tools::convert(args),
-            // CPU-bound; off the async workers.
-            Command::Eval(args) => tokio::task::spawn_blocking(move || eval::run(args)).await?,
+            Command::Eval(args) => eval::run(args).await,
             Command::Sql(args) => data::sql(args).await,
             Command::Baseline(cli::BaselineCommand::Rebuild(args)) => data::rebuild(args).await,
         }

@@ -22,7 +22,7 @@ pub async fn ingest_logs(args: IngestLogsArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let cancel = CancellationToken::new();
-    crate::serve::cancel_on_signals(cancel.clone());
+    eastwest_runtime::cancel_on_signals(cancel.clone());
     let report = eastwest_collector::ingest_log_files(opts, cancel).await?;
     eprintln!(
         "eastwest ingest-logs: read {} lines ({} text, {} json), sent {} records in {} requests \

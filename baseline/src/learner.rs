@@ -87,6 +87,10 @@ pub struct Baseline {
     /// Calls not learned because a cardinality cap was reached.
     pub(crate) overflow: u64,
     pub(crate) rollouts: crate::rollout::RolloutTracker,
+    /// The wall clock as the pipeline last read it: retention is measured from it, never
+    /// from event time (a forged timestamp must not age out what was learned). `None`
+    /// offline (rebuild, tests), where event time is all there is.
+    pub(crate) wall_clock_ns: Option<i64>,
 }
 
 impl Baseline {
@@ -98,6 +102,7 @@ impl Baseline {
             window: OpenWindow::default(),
             overflow: 0,
             rollouts: Default::default(),
+            wall_clock_ns: None,
         }
     }
 
@@ -117,7 +122,13 @@ impl Baseline {
             window,
             overflow,
             rollouts,
+            wall_clock_ns: None,
         }
+    }
+
+    /// Retention from now on is measured from `now_ns` (wall clock).
+    pub fn set_wall_clock(&mut self, now_ns: i64) {
+        self.wall_clock_ns = Some(now_ns);
     }
 
     /// Replaces the learned tables (`baseline rebuild`) in one assignment. The open
@@ -470,7 +481,8 @@ impl Baseline {
             push_bounded(h, calls, cap);
         }
         self.window.start_ns = event_time_ns - event_time_ns.rem_euclid(width);
-        let cutoff = event_time_ns.saturating_sub(self.config.retention.as_nanos() as i64);
+        let now = self.wall_clock_ns.unwrap_or(event_time_ns);
+        let cutoff = now.saturating_sub(self.config.retention.as_nanos() as i64);
         self.working.age_out(cutoff);
         let live = &self.working;
         self.rollouts

@@ -170,6 +170,25 @@ fn retention_ages_out_unseen_entries() {
 }
 
 #[test]
+fn with_a_wall_clock_retention_follows_it_not_event_time() {
+    let cfg = BaselineConfig {
+        retention: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let mut b = Baseline::new(cfg);
+    b.set_wall_clock(T0 + 600 * SEC);
+    feed(&mut b, &call(T0, "a", "old", "/x"));
+    // A call stamped two hours ahead closes windows but ages out nothing: by the wall
+    // clock `old` was seen ten minutes ago.
+    feed(&mut b, &call(T0 + 7200 * SEC, "a", "new", "/y"));
+    assert_eq!(b.working().edge_count(), 2);
+    // Once the wall clock itself passes retention, it goes.
+    b.set_wall_clock(T0 + 7300 * SEC);
+    feed(&mut b, &call(T0 + 7300 * SEC, "a", "new", "/y"));
+    assert_eq!(b.working().edge_count(), 1);
+}
+
+#[test]
 fn retention_ages_out_callers_entries_and_identities_with_their_edges() {
     let cfg = BaselineConfig {
         retention: Duration::from_secs(3600),

@@ -21,6 +21,8 @@ pub mod spans;
 pub use error::CollectorError;
 pub use ingest_logs::{IngestLogsOptions, IngestLogsReport, ingest_log_files};
 pub use metrics::{CollectorMetrics, MetricsSnapshot, RejectReason};
-pub use otlp::{IngestBatch, IngestError, ReceiverConfig, Receivers};
+pub use otlp::{
+    Admission, IngestBatch, IngestError, ReceiverConfig, Receivers, TimeWindow, wall_clock_ns,
+};
 pub use pipeline::CallExtractor;
 pub use spans::{NormalizerConfig, NormalizerStats, SpanBatch, SpanNormalizer, template_path};

@@ -87,6 +87,9 @@ pub struct CollectorMetrics {
     pub dedup_hits: AtomicU64,
     /// Accepted log records that were not parseable access-log lines.
     pub log_records_unparsed: AtomicU64,
+    /// Spans and log records refused because their timestamp lay outside the window
+    /// around the wall clock (also counted in each signal's `rejected`).
+    pub records_out_of_window: AtomicU64,
 }
 
 /// Point-in-time copy of [`CollectorMetrics`] (served by `/api/v1/stats`). The short
@@ -108,6 +111,8 @@ pub struct MetricsSnapshot {
     pub requests_rejected: RequestsRejected,
     pub dedup_hits: u64,
     pub log_records_unparsed: u64,
+    /// Spans and log records refused for a timestamp outside the accepted window.
+    pub out_of_window: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +166,7 @@ impl CollectorMetrics {
             requests_rejected,
             dedup_hits: load(&self.dedup_hits),
             log_records_unparsed: load(&self.log_records_unparsed),
+            out_of_window: load(&self.records_out_of_window),
         }
     }
 
@@ -216,6 +222,11 @@ impl CollectorMetrics {
                 "eastwest_log_records_unparsed_total",
                 "Accepted log records that were not parseable access-log lines.",
                 &self.log_records_unparsed,
+            ),
+            (
+                "eastwest_records_out_of_window_total",
+                "Spans and log records refused: timestamp too far ahead of or behind the wall clock.",
+                &self.records_out_of_window,
             ),
         ] {
             counter_header(out, name, help);

@@ -70,6 +70,15 @@ impl CallExtractor {
         self.finish(calls.into_iter().map(|c| (c, CallOrigin::Spans)).collect())
     }
 
+    /// The oldest event time a call this extractor releases later can have, given that
+    /// no input older than `watermark_ns` arrives: pending sides and calls waiting for
+    /// their entry hold it back.
+    pub fn low_watermark(&self, watermark_ns: i64) -> i64 {
+        self.normalizer
+            .low_watermark()
+            .map_or(watermark_ns, |low| low.min(watermark_ns))
+    }
+
     /// The newest event time of any span, log record or call seen so far (0 before the
     /// first): a watermark behind it releases calls still waiting for their trace's entry.
     pub fn max_event_time_ns(&self) -> i64 {

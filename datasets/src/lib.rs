@@ -10,6 +10,7 @@ mod error;
 mod otlp;
 mod read;
 mod replay;
+mod retime;
 mod scenario;
 mod sink;
 
@@ -19,6 +20,7 @@ pub use eastwest_collector::otlp::{log_record_count, span_count};
 pub use error::DatasetError;
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
 pub use replay::{Pace, ReplayOptions, ReplayReport, replay};
+pub use retime::{newest_time, retime_scenario, shift_logs, shift_traces, whole_day_shift};
 pub use scenario::{
     AccessLogFormat, FileFormat, GenOptions, GenSummary, ScenarioMeta, SpanStyle, TopologyKind,
     generate, scenario_names,

@@ -21,8 +21,11 @@ fn main() {
     let detect_start = START_NS + LEARNING_SECS * SEC;
     let normal = testmesh::normal_traffic(&mut Rng::new(2), detect_start, 3 * 3600, 2.0, 1 << 50);
 
-    let config = testmesh::eval_config();
-    let mut engine = Engine::new(DetectorConfig::default(), Baseline::new(config.baseline));
+    let baseline = eastwest_baseline::BaselineConfig {
+        learning_period: std::time::Duration::from_secs(LEARNING_SECS as u64),
+        ..Default::default()
+    };
+    let mut engine = Engine::new(DetectorConfig::default(), Baseline::new(baseline));
     let started = Instant::now();
     for c in &learn {
         black_box(engine.process(c));

@@ -1,48 +1,17 @@
-//! Offline evaluation: run labelled, event-time ordered calls through baseline learning
-//! and detection in-process, and score the alerts per label, side by side with two
-//! reference rules on the same data ("any edge unseen in learning" and a strict
-//! allowlist of (edge, method, route)).
+//! Scoring an evaluation: the alerts the runtime raised on a labelled scenario, per
+//! label, side by side with two reference rules on the same calls ("any edge unseen in
+//! learning" and a strict allowlist of (edge, method, route)). Running the scenario is
+//! the runtime's job (`eastwest-runtime`), so what is scored is what `serve` does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use eastwest_baseline::{Baseline, BaselineConfig, LearningState};
 use eastwest_model::{Alert, AlertKind, Call, Label, Severity};
-use serde::{Deserialize, Serialize};
-
-use crate::DetectorError;
-use crate::config::DetectorConfig;
-use crate::engine::Engine;
+use serde::Serialize;
 
 /// Alerts this long after a label's end still count for it (windows close late).
 pub const DEFAULT_SLACK: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvalConfig {
-    pub detector: DetectorConfig,
-    pub baseline: BaselineConfig,
-    #[serde(with = "humantime_serde")]
-    pub slack: Duration,
-}
-
-impl EvalConfig {
-    pub fn new(detector: DetectorConfig, baseline: BaselineConfig) -> Self {
-        Self {
-            detector,
-            baseline,
-            slack: DEFAULT_SLACK,
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), DetectorError> {
-        self.detector.validate()?;
-        self.baseline
-            .validate()
-            .map_err(|e| DetectorError::Config(e.to_string()))
-    }
-}
 
 /// One label's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,37 +138,19 @@ fn label_span(l: &Label) -> (i64, i64) {
     )
 }
 
-/// Runs learning then detection over `calls` (event-time ordered) and scores the result.
-pub fn evaluate(calls: &[Call], labels: &[Label], config: &EvalConfig) -> EvalReport {
-    let slack_ns = config.slack.as_nanos() as i64;
-    let mut engine = Engine::new(
-        config.detector.clone(),
-        Baseline::new(config.baseline.clone()),
-    );
-    let mut alerts: BTreeMap<String, Alert> = BTreeMap::new();
-    let mut keep = |out: crate::EngineOutput| {
-        for a in out.alerts {
-            alerts.insert(a.id.clone(), a);
-        }
-    };
-    let mut last_second = i64::MIN;
-    for call in calls {
-        let second = call.event_time_ns.div_euclid(1_000_000_000);
-        if second > last_second {
-            keep(engine.advance_to(call.event_time_ns));
-            last_second = second;
-        }
-        keep(engine.process(call));
-    }
-    let window_ns = config.baseline.window.as_nanos() as i64;
-    if let Some(last) = calls.last() {
-        keep(engine.advance_to(last.event_time_ns.saturating_add(2 * window_ns)));
-    }
-    keep(engine.flush());
-    let detect_from = match engine.baseline().state() {
-        LearningState::Detecting { since_ns } => since_ns,
-        _ => i64::MAX,
-    };
+/// Scores `alerts` raised over `calls` (event-time ordered; detection from
+/// `detect_from`) against `labels`. An alert counts for a label up to `slack` after the
+/// label's end (windows close late).
+pub fn score(
+    calls: &[Call],
+    alerts: &[Alert],
+    detect_from: i64,
+    labels: &[Label],
+    slack: Duration,
+) -> EvalReport {
+    let slack_ns = slack.as_nanos().min(i64::MAX as u128) as i64;
+    let alerts: BTreeMap<String, Alert> =
+        alerts.iter().map(|a| (a.id.clone(), a.clone())).collect();
     let hits: Vec<Hit> = alerts.values().map(Hit::from_alert).collect();
     let references: Vec<Vec<Hit>> = ReferenceRule::ALL
         .iter()

@@ -481,14 +481,3 @@ pub fn scenario(name: &str, seed: u64) -> (Vec<Call>, Vec<Label>) {
     calls.sort_by_key(|c| c.event_time_ns);
     (calls, labels)
 }
-
-/// Baseline and detector settings the scenarios are built for.
-pub fn eval_config() -> crate::EvalConfig {
-    crate::EvalConfig::new(
-        crate::DetectorConfig::default(),
-        eastwest_baseline::BaselineConfig {
-            learning_period: std::time::Duration::from_secs(LEARNING_SECS as u64),
-            ..Default::default()
-        },
-    )
-}

@@ -9,7 +9,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::validate::{Rejections, log_record_count, span_count, validate_logs, validate_traces};
+use super::validate::{
+    Rejections, TimeWindow, log_record_count, span_count, validate_logs, validate_traces,
+    wall_clock_ns,
+};
 use crate::metrics::{CollectorMetrics, RejectReason, SignalCounters};
 use crate::spans::SpanBatch;
 
@@ -40,7 +43,7 @@ impl IngestBatch {
                 .iter()
                 .flat_map(|r| &r.scope_logs)
                 .flat_map(|s| &s.log_records)
-                .map(|l| l.time_unix_nano.max(l.observed_time_unix_nano))
+                .map(super::validate::log_record_time)
                 .max(),
         };
         max.map(|m| m.min(i64::MAX as u64) as i64)
@@ -79,37 +82,41 @@ impl IngestError {
     }
 }
 
-/// The validated-and-queued part of admission, shared by both receivers.
+/// The validated-and-queued part of admission, shared by both receivers and by
+/// in-process feeders (`eval`) that must take the very same path.
 #[derive(Clone)]
-pub(crate) struct Admission {
+pub struct Admission {
     tx: mpsc::Sender<IngestBatch>,
     pub(crate) metrics: Arc<CollectorMetrics>,
     /// Hand traces downstream as raw requests instead of [`SpanBatch`]es.
     raw_traces: bool,
+    time_window: TimeWindow,
 }
 
 impl Admission {
-    pub(crate) fn new(tx: mpsc::Sender<IngestBatch>, metrics: Arc<CollectorMetrics>) -> Self {
+    pub fn new(
+        tx: mpsc::Sender<IngestBatch>,
+        metrics: Arc<CollectorMetrics>,
+        time_window: TimeWindow,
+    ) -> Self {
         Self {
             tx,
             metrics,
             raw_traces: true,
+            time_window,
         }
     }
 
     /// Reads spans into pairing form here, on the receiving thread.
-    pub(crate) fn reading_spans(mut self) -> Self {
+    pub fn reading_spans(mut self) -> Self {
         self.raw_traces = false;
         self
     }
 
     /// Validates and queues a traces request; `Ok` carries what validation rejected.
-    pub(crate) fn traces(
-        &self,
-        mut req: ExportTraceServiceRequest,
-    ) -> Result<Rejections, IngestError> {
+    pub fn traces(&self, mut req: ExportTraceServiceRequest) -> Result<Rejections, IngestError> {
         let received = span_count(&req);
-        let rejections = validate_traces(&mut req);
+        let rejections = validate_traces(&mut req, &self.time_window, wall_clock_ns());
         let batch = if self.raw_traces {
             IngestBatch::Traces(req)
         } else {
@@ -118,12 +125,9 @@ impl Admission {
         self.admit(&self.metrics.spans, received, rejections, batch)
     }
 
-    pub(crate) fn logs(
-        &self,
-        mut req: ExportLogsServiceRequest,
-    ) -> Result<Rejections, IngestError> {
+    pub fn logs(&self, mut req: ExportLogsServiceRequest) -> Result<Rejections, IngestError> {
         let received = log_record_count(&req);
-        let rejections = validate_logs(&mut req);
+        let rejections = validate_logs(&mut req, &self.time_window, wall_clock_ns());
         self.admit(
             &self.metrics.log_records,
             received,
@@ -143,6 +147,9 @@ impl Admission {
         counters
             .rejected
             .fetch_add(rejections.count, Ordering::Relaxed);
+        self.metrics
+            .records_out_of_window
+            .fetch_add(rejections.out_of_window, Ordering::Relaxed);
         let accepted = received - rejections.count;
         if accepted == 0 {
             return Ok(rejections);
@@ -158,6 +165,9 @@ impl Admission {
                 counters
                     .rejected
                     .fetch_sub(rejections.count, Ordering::Relaxed);
+                self.metrics
+                    .records_out_of_window
+                    .fetch_sub(rejections.out_of_window, Ordering::Relaxed);
                 counters.refused.fetch_add(received, Ordering::Relaxed);
                 Err(match e {
                     TrySendError::Full(_) => IngestError::QueueFull,
@@ -181,7 +191,7 @@ mod tests {
     #[test]
     fn accepted_items_are_queued_and_counted() {
         let (tx, mut rx) = mpsc::channel(1);
-        let admission = Admission::new(tx, Arc::default());
+        let admission = Admission::new(tx, Arc::default(), TimeWindow::default());
         let req = request(vec![
             resource_spans(Some("cart"), vec![span(1), span(2)]),
             resource_spans(None, vec![span(3)]),
@@ -202,7 +212,7 @@ mod tests {
     #[test]
     fn a_full_queue_refuses_the_whole_request_without_blocking() {
         let (tx, _rx) = mpsc::channel(1);
-        let admission = Admission::new(tx, Arc::default());
+        let admission = Admission::new(tx, Arc::default(), TimeWindow::default());
         let req = request(vec![
             resource_spans(Some("cart"), vec![span(1)]),
             resource_spans(None, vec![span(2)]),
@@ -220,7 +230,7 @@ mod tests {
     fn a_closed_queue_means_shutting_down() {
         let (tx, rx) = mpsc::channel(1);
         drop(rx);
-        let admission = Admission::new(tx, Arc::default());
+        let admission = Admission::new(tx, Arc::default(), TimeWindow::default());
         let req = request(vec![resource_spans(Some("cart"), vec![span(1)])]);
         assert_eq!(admission.traces(req), Err(IngestError::ShuttingDown));
     }

@@ -23,9 +23,10 @@ pub use self::config::{
     DEFAULT_RETRY_AFTER, MAX_BODY_BYTES_LIMIT, ReceiverConfig,
 };
 pub use self::http::RpcStatus;
-pub use self::ingest::{IngestBatch, IngestError};
+pub use self::ingest::{Admission, IngestBatch, IngestError};
 pub use self::validate::{
-    Rejections, has_service_name, log_record_count, span_count, validate_traces,
+    Rejections, TimeWindow, has_service_name, log_record_count, log_record_time, span_count,
+    validate_traces, wall_clock_ns,
 };
 use crate::CollectorError;
 use crate::metrics::CollectorMetrics;
@@ -40,6 +41,7 @@ pub struct Receivers {
     http_addr: SocketAddr,
     config: ReceiverConfig,
     raw_traces: bool,
+    time_window: TimeWindow,
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<(TcpListener, SocketAddr), CollectorError> {
@@ -72,6 +74,7 @@ impl Receivers {
             http_addr,
             config: config.clone(),
             raw_traces: false,
+            time_window: TimeWindow::default(),
         })
     }
 
@@ -79,6 +82,12 @@ impl Receivers {
     /// of spans read into pairing form on the receiving thread ([`IngestBatch::Spans`]).
     pub fn with_raw_traces(mut self) -> Self {
         self.raw_traces = true;
+        self
+    }
+
+    /// Refuse records whose timestamps lie outside `window` around the wall clock.
+    pub fn with_time_window(mut self, window: TimeWindow) -> Self {
+        self.time_window = window;
         self
     }
 
@@ -98,7 +107,7 @@ impl Receivers {
         metrics: Arc<CollectorMetrics>,
         cancel: CancellationToken,
     ) -> Result<(), CollectorError> {
-        let mut admission = ingest::Admission::new(tx, metrics);
+        let mut admission = ingest::Admission::new(tx, metrics, self.time_window);
         if !self.raw_traces {
             admission = admission.reading_spans();
         }

@@ -68,7 +68,11 @@ pub struct SpanNormalizer {
     callees: HashMap<Key, SpanInfo, Hasher>,
     caller_children: HashSet<Key, Hasher>,
     callee_ids: HashSet<Key, Hasher>,
+    /// Unpaired sides by expiry (start + pairing TTL, the same for every side, so this
+    /// is also start order).
     expiry: BTreeMap<(i64, u64), (Slot, Key)>,
+    /// Layer markers by expiry (start + twice the TTL).
+    marker_expiry: BTreeMap<(i64, u64), (Slot, Key)>,
     seq: u64,
     traces: HashMap<u128, TraceEntry, Hasher>,
     /// When each trace next needs a look: a waiting call's entry wait ends, or the
@@ -76,6 +80,8 @@ pub struct SpanNormalizer {
     /// in event-time order and `advance` never walks every trace.
     wakeups: BinaryHeap<Reverse<(i64, u128)>>,
     waiting_calls: u64,
+    /// Event times of the calls waiting for their entry (time → how many).
+    waiting_times: BTreeMap<i64, u32>,
     routes: RouteCap,
     stats: NormalizerStats,
 }
@@ -90,10 +96,12 @@ impl SpanNormalizer {
             caller_children: HashSet::default(),
             callee_ids: HashSet::default(),
             expiry: BTreeMap::new(),
+            marker_expiry: BTreeMap::new(),
             seq: 0,
             traces: HashMap::default(),
             wakeups: BinaryHeap::new(),
             waiting_calls: 0,
+            waiting_times: BTreeMap::new(),
             routes,
             stats: NormalizerStats::default(),
         }
@@ -131,21 +139,50 @@ impl SpanNormalizer {
     /// Expires unpaired sides and releases calls whose entry wait passed `watermark_ns`.
     pub fn advance(&mut self, watermark_ns: i64) -> Vec<Call> {
         let mut out = Vec::new();
-        while let Some(entry) = self.expiry.first_entry() {
-            if entry.key().0 > watermark_ns {
-                break;
-            }
-            let (slot, key) = entry.remove();
+        while let Some((slot, key)) = self.pop_expired(watermark_ns) {
             self.expire(slot, key, &mut out);
         }
         self.wake_traces(watermark_ns, &mut out);
         out
     }
 
+    /// The next side or marker due by `watermark_ns`, sides and markers in time order.
+    fn pop_expired(&mut self, watermark_ns: i64) -> Option<(Slot, Key)> {
+        let side = self.expiry.first_key_value().map(|(k, _)| *k);
+        let marker = self.marker_expiry.first_key_value().map(|(k, _)| *k);
+        let map = match (side, marker) {
+            (Some(s), Some(m)) if m < s => &mut self.marker_expiry,
+            (Some(_), _) => &mut self.expiry,
+            (None, Some(_)) => &mut self.marker_expiry,
+            (None, None) => return None,
+        };
+        let entry = map.first_entry()?;
+        if entry.key().0 > watermark_ns {
+            return None;
+        }
+        Some(entry.remove())
+    }
+
+    /// The oldest event time a call released later can have: no pending side or waiting
+    /// call is older. `None` when nothing is pending. A downstream stage that has seen
+    /// every call before this time, and the watermark, has seen all it ever will.
+    pub fn low_watermark(&self) -> Option<i64> {
+        let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
+        let side = self
+            .expiry
+            .first_key_value()
+            .map(|((at, _), _)| at.saturating_sub(ttl));
+        let waiting = self.waiting_times.first_key_value().map(|(t, _)| *t);
+        match (side, waiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Shutdown: everything pending becomes a call now.
     pub fn flush(&mut self) -> Vec<Call> {
         let mut out = Vec::new();
-        while let Some((_, (slot, key))) = self.expiry.pop_first() {
+        while let Some((slot, key)) = self.pop_expired(i64::MAX) {
             self.expire(slot, key, &mut out);
         }
         for (_, mut trace) in self.traces.drain() {
@@ -153,12 +190,30 @@ impl SpanNormalizer {
         }
         self.wakeups.clear();
         self.waiting_calls = 0;
+        self.waiting_times.clear();
         out
     }
 
     fn schedule(&mut self, at_ns: i64, slot: Slot, key: Key) {
         self.seq += 1;
-        self.expiry.insert((at_ns, self.seq), (slot, key));
+        let map = match slot {
+            Slot::Caller | Slot::Callee => &mut self.expiry,
+            Slot::CallerChildMarker | Slot::CalleeIdMarker => &mut self.marker_expiry,
+        };
+        map.insert((at_ns, self.seq), (slot, key));
+    }
+
+    /// Bookkeeping for calls that stopped waiting for their entry.
+    fn forget_waiting(&mut self, released: &[Call]) {
+        self.waiting_calls -= released.len() as u64;
+        for c in released {
+            if let Some(n) = self.waiting_times.get_mut(&c.event_time_ns) {
+                *n -= 1;
+                if *n == 0 {
+                    self.waiting_times.remove(&c.event_time_ns);
+                }
+            }
+        }
     }
 
     fn push_span(&mut self, info: SpanInfo, out: &mut Vec<Call>) {
@@ -216,12 +271,7 @@ impl SpanNormalizer {
     /// Evicts the oldest pending side when the store is full.
     fn make_room(&mut self) {
         while self.callers.len() + self.callees.len() >= self.config.max_pending_spans {
-            let Some(k) = self
-                .expiry
-                .iter()
-                .find(|(_, (slot, _))| matches!(slot, Slot::Caller | Slot::Callee))
-                .map(|(k, _)| *k)
-            else {
+            let Some(k) = self.expiry.keys().next().copied() else {
                 return;
             };
             let (slot, key) = self.expiry.remove(&k).expect("key just found");
@@ -427,8 +477,9 @@ impl SpanNormalizer {
         }
         if root {
             trace.definitive = true;
-            let released = release_due(trace, |_| true, out);
-            self.waiting_calls -= released;
+            let before = out.len();
+            release_due(trace, |_| true, out);
+            self.forget_waiting_from(out, before);
         }
     }
 
@@ -444,12 +495,15 @@ impl SpanNormalizer {
             out.push(call);
             return;
         }
-        let due = call.event_time_ns.saturating_add(wait_ns);
+        let t = call.event_time_ns;
+        let due = t.saturating_add(wait_ns);
         trace.waiting.push(call);
-        if due < trace.wake_ns {
+        let wake_earlier = due < trace.wake_ns;
+        if wake_earlier {
             trace.wake_ns = due;
             self.wakeups.push(Reverse((due, trace_id)));
         }
+        *self.waiting_times.entry(t).or_insert(0) += 1;
         self.waiting_calls += 1;
     }
 
@@ -470,29 +524,37 @@ impl SpanNormalizer {
                 continue; // superseded by an earlier wake-up
             }
             let due = |t: i64| t.saturating_add(wait_ns) <= watermark_ns;
-            self.waiting_calls -= release_due(trace, due, out);
+            let before = out.len();
+            release_due(trace, due, out);
+            let trace_idle = trace.waiting.is_empty();
             let idle_at = trace.last_ns.saturating_add(keep_ns);
-            if trace.waiting.is_empty() && idle_at <= watermark_ns {
+            let next_due = trace
+                .waiting
+                .iter()
+                .map(|c| c.event_time_ns.saturating_add(wait_ns))
+                .min();
+            self.forget_waiting_from(out, before);
+            if trace_idle && idle_at <= watermark_ns {
                 self.traces.remove(&trace_id);
                 continue;
             }
             // Something still waits: its due time (after the watermark). Else: idle_at.
-            let next = trace
-                .waiting
-                .iter()
-                .map(|c| c.event_time_ns.saturating_add(wait_ns))
-                .min()
-                .unwrap_or(idle_at);
-            trace.wake_ns = next;
+            let next = next_due.unwrap_or(idle_at);
+            if let Some(trace) = self.traces.get_mut(&trace_id) {
+                trace.wake_ns = next;
+            }
             self.wakeups.push(Reverse((next, trace_id)));
         }
+    }
+
+    fn forget_waiting_from(&mut self, out: &[Call], from: usize) {
+        self.forget_waiting(&out[from..]);
     }
 }
 
 /// Moves the trace's waiting calls that are `due` (by event time) to `out` with the
-/// trace's best entry so far; returns how many.
-fn release_due(trace: &mut TraceEntry, due: impl Fn(i64) -> bool, out: &mut Vec<Call>) -> u64 {
-    let before = out.len();
+/// trace's best entry so far.
+fn release_due(trace: &mut TraceEntry, due: impl Fn(i64) -> bool, out: &mut Vec<Call>) {
     for mut call in std::mem::take(&mut trace.waiting) {
         if due(call.event_time_ns) {
             call.entry = trace.entry.clone();
@@ -501,7 +563,6 @@ fn release_due(trace: &mut TraceEntry, due: impl Fn(i64) -> bool, out: &mut Vec<
             trace.waiting.push(call);
         }
     }
-    (out.len() - before) as u64
 }
 
 fn default_route(info: &SpanInfo) -> String {

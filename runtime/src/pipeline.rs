@@ -1,19 +1,25 @@
-//! The pipeline task: ingest batches → calls → engine → alert sink, on event time.
+//! The pipeline task: ingest batches → calls → event-time order → engine → alert sink.
+//! This is the one event-time loop: `serve`, `demo` and `eval` all run it.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use eastwest_api::AlertSink;
-use eastwest_collector::{CallExtractor, IngestBatch};
+use eastwest_collector::{CallExtractor, IngestBatch, wall_clock_ns};
 use eastwest_detector::{Engine, EngineOutput};
 use eastwest_model::Call;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use crate::clock::EventClock;
 use crate::storage::{HistorySink, StorageMetrics, write_snapshot};
+
+/// How often the pipeline looks at the wall clock when no input arrives.
+const TICK: Duration = Duration::from_millis(250);
 
 pub const RECENT_CALLS: usize = 1000;
 pub const TRACE_IDS_PER_EDGE: usize = 5;
@@ -23,8 +29,14 @@ pub const MAX_EDGE_EXAMPLES: usize = 50_000;
 /// State the API reads while the pipeline runs.
 #[derive(Default)]
 pub struct PipelineShared {
+    /// The engine's event time (0 before the first release).
     pub watermark_ns: AtomicI64,
-    pub max_event_ns: AtomicI64,
+    /// Calls that reached the pipeline after event time had passed them.
+    pub late_calls: AtomicU64,
+    /// Calls waiting for the watermark before they go to the engine.
+    pub buffered_calls: AtomicU64,
+    /// The stage that stopped on its own, if one did (then the process is not ready).
+    pub failed_stage: Mutex<Option<&'static str>>,
     pub recent_calls: Mutex<VecDeque<Call>>,
     pub edge_trace_ids: Mutex<HashMap<(String, String), VecDeque<String>>>,
     /// Workload key → (service, namespace) for graph nodes; capped like the examples.
@@ -46,6 +58,14 @@ pub struct LiveEdge {
 }
 
 impl PipelineShared {
+    pub fn fail(&self, stage: &'static str) {
+        self.failed_stage.lock().get_or_insert(stage);
+    }
+
+    pub fn ready(&self) -> bool {
+        self.failed_stage.lock().is_none()
+    }
+
     fn remember(&self, call: &Call) {
         {
             let mut recent = self.recent_calls.lock();
@@ -112,8 +132,10 @@ pub struct Pipeline {
     pub engine: Arc<Mutex<Engine>>,
     pub sink: AlertSink,
     pub shared: Arc<PipelineShared>,
-    pub allowed_lateness: Duration,
-    pub idle_advance: Duration,
+    pub clock: EventClock,
+    /// The baseline's window width: end of input advances event time this far past the
+    /// newest event, so the last windows close and are judged.
+    pub window: Duration,
     pub persistence: Persistence,
 }
 
@@ -123,6 +145,8 @@ pub struct Persistence {
     pub data_dir: PathBuf,
     pub snapshot_interval: Duration,
     pub metrics: Arc<StorageMetrics>,
+    /// Every call handed to the engine, in order (`eval` scores against them).
+    pub tap: Option<Arc<Mutex<Vec<Call>>>>,
 }
 
 impl Persistence {
@@ -139,32 +163,33 @@ impl Persistence {
 }
 
 impl Pipeline {
-    /// Runs until every sender of `rx` is gone (receivers stopped), then drains and
-    /// flushes: pending pairs, open windows, history.
+    /// Runs until every sender of `rx` is gone (receivers stopped), then drains: pending
+    /// pairs become calls, the last windows close, and history and baseline are flushed.
     pub async fn run(mut self, mut rx: mpsc::Receiver<IngestBatch>) {
         let mut last_input = Instant::now();
         let mut last_snapshot = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 batch = rx.recv() => match batch {
                     Some(batch) => {
                         last_input = Instant::now();
-                        self.shared.max_event_ns.fetch_max(batch_max_time(&batch), Ordering::Relaxed);
+                        let wall = wall_clock_ns();
+                        if let Some(max) = batch.max_event_time_ns() {
+                            self.clock.observe_input(max, wall);
+                        }
                         let calls = self.extractor.process(batch);
-                        self.handle_calls(calls);
-                        let wm = self.watermark(false);
-                        self.advance(wm);
+                        self.admit(calls);
+                        self.step();
                     }
                     None => break,
                 },
                 _ = tick.tick() => {
-                    // With no input, event time follows the wall clock past the newest
-                    // event, so pending pairs expire and the last windows close.
-                    let idle = last_input.elapsed().saturating_sub(self.idle_advance);
-                    let wm = self.idle_watermark(idle);
-                    self.advance(wm);
+                    let wall = wall_clock_ns();
+                    self.engine.lock().baseline_mut().set_wall_clock(wall);
+                    self.clock.observe_idle(last_input.elapsed(), wall);
+                    self.step();
                     if last_snapshot.elapsed() >= self.persistence.snapshot_interval {
                         last_snapshot = Instant::now();
                         self.persistence.snapshot(&self.engine).await;
@@ -172,73 +197,80 @@ impl Pipeline {
                 }
             }
         }
-        let calls = self.extractor.flush();
-        self.handle_calls(calls);
-        let wm = self.watermark(true);
-        self.advance(wm);
-        let output = self.engine.lock().flush();
-        self.publish(output);
+        self.drain();
         // Persist last: the history writer flushes once its sink is dropped.
         self.persistence.snapshot(&self.engine).await;
         self.persistence.history = None;
     }
 
-    /// The watermark after `idle` wall time past the idle threshold. Before the first
-    /// event there is no event time to advance: moving the watermark then would start
-    /// learning near the Unix epoch, and the first real call would end it at once.
-    fn idle_watermark(&self, idle: Duration) -> i64 {
-        if idle.is_zero() {
-            self.watermark(false)
-        } else {
-            match self.watermark(true) {
-                0 => 0,
-                newest => newest.saturating_add(idle.as_nanos() as i64),
-            }
+    /// End of input: what a server that stays idle long enough would do, at once.
+    fn drain(&mut self) {
+        let calls = self.extractor.flush();
+        self.admit(calls);
+        let rest = self.clock.release_all();
+        self.handle_calls(rest);
+        let newest = self.clock.max_event_ns();
+        if newest > 0 {
+            let end = newest.saturating_add(self.window.as_nanos().min(i64::MAX as u128) as i64);
+            let output = self.engine.lock().advance_to(end);
+            self.publish(output);
+            self.shared.watermark_ns.fetch_max(end, Ordering::Relaxed);
         }
+        let output = self.engine.lock().flush();
+        self.publish(output);
+        self.publish_counts();
     }
 
-    /// 0 until the first event arrives.
-    fn watermark(&self, idle: bool) -> i64 {
-        let max = self.shared.max_event_ns.load(Ordering::Relaxed);
-        if max == 0 {
-            return 0;
-        }
-        if idle {
-            max
-        } else {
-            max - self.allowed_lateness.as_nanos() as i64
-        }
-    }
-
-    fn advance(&mut self, watermark_ns: i64) {
-        if watermark_ns <= self.shared.watermark_ns.load(Ordering::Relaxed) {
+    /// Moves event time as far as the input allows and hands on what it releases.
+    fn step(&mut self) {
+        let input = self.clock.input_watermark();
+        if input == 0 {
             return;
         }
-        self.shared
-            .watermark_ns
-            .store(watermark_ns, Ordering::Relaxed);
-        let calls = self.extractor.advance(watermark_ns);
-        self.handle_calls(calls);
-        let output = self.engine.lock().advance_to(watermark_ns);
-        self.publish(output);
+        let calls = self.extractor.advance(input);
+        self.admit(calls);
+        let point = self.extractor.low_watermark(input);
+        let ready = self.clock.release(point);
+        self.handle_calls(ready);
+        if let Some(released) = self.clock.released()
+            && released > self.shared.watermark_ns.load(Ordering::Relaxed)
+        {
+            self.shared.watermark_ns.store(released, Ordering::Relaxed);
+            let output = self.engine.lock().advance_to(released);
+            self.publish(output);
+        }
+        self.publish_counts();
     }
 
-    fn handle_calls(&mut self, mut calls: Vec<Call>) {
+    /// Buffers new calls; late ones go on at once.
+    fn admit(&mut self, calls: Vec<Call>) {
         if calls.is_empty() {
             return;
         }
-        // The collector releases calls as their pairs and entries complete, not in event
-        // time; the engine reads time from each call (learning starts at the first one,
-        // windows close before it), so it gets each batch in event-time order.
-        calls.sort_by_key(|c| c.event_time_ns);
+        let late = self.clock.admit(calls);
+        self.handle_calls(late);
+    }
+
+    fn publish_counts(&self) {
+        let shared = &self.shared;
+        shared
+            .late_calls
+            .store(self.clock.late_calls(), Ordering::Relaxed);
+        shared
+            .buffered_calls
+            .store(self.clock.buffered() as u64, Ordering::Relaxed);
+    }
+
+    /// Calls in event-time order, to the engine, the API's view and the history.
+    fn handle_calls(&mut self, calls: Vec<Call>) {
+        if calls.is_empty() {
+            return;
+        }
         let mut output = EngineOutput::default();
         let mut learned = Vec::with_capacity(calls.len());
         {
             let mut engine = self.engine.lock();
             for call in &calls {
-                self.shared
-                    .max_event_ns
-                    .fetch_max(call.event_time_ns, Ordering::Relaxed);
                 let out = engine.process(call);
                 learned.push(out.learned);
                 output.alerts.extend(out.alerts);
@@ -249,6 +281,9 @@ impl Pipeline {
             self.shared.remember(call);
         }
         self.publish(output);
+        if let Some(tap) = &self.persistence.tap {
+            tap.lock().extend(calls.iter().cloned());
+        }
         if let Some(history) = &self.persistence.history {
             history.send(calls.into_iter().zip(learned).collect());
         }
@@ -260,15 +295,4 @@ impl Pipeline {
         }
         self.sink.publish(output.alerts, output.incidents);
     }
-}
-
-/// Newest span start or log record time in a batch (event time moves with input even
-/// before any span pairs into a call).
-fn batch_max_time(batch: &IngestBatch) -> i64 {
-    // Clamp absurd timestamps so an attacker cannot push the watermark to the end of time.
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    batch
-        .max_event_time_ns()
-        .unwrap_or(0)
-        .min(now.saturating_add(3_600_000_000_000))
 }

@@ -112,6 +112,14 @@ impl Backend for PipelineBackend {
         let wm = self.watermark();
         if let Value::Object(map) = &mut stats {
             map.insert(
+                "late_calls".into(),
+                json!(self.shared.late_calls.load(Ordering::Relaxed)),
+            );
+            map.insert(
+                "buffered_calls".into(),
+                json!(self.shared.buffered_calls.load(Ordering::Relaxed)),
+            );
+            map.insert(
                 "watermark".into(),
                 if wm > 0 {
                     json!(format_event_time(wm))
@@ -134,6 +142,16 @@ impl Backend for PipelineBackend {
         out.push_str(&format!(
             "eastwest_baseline_endpoints {}\n",
             index.endpoint_count()
+        ));
+        out.push_str("# HELP eastwest_late_calls_total Calls that reached the pipeline after event time had passed them (judged per call, counted in the open window).\n# TYPE eastwest_late_calls_total counter\n");
+        out.push_str(&format!(
+            "eastwest_late_calls_total {}\n",
+            self.shared.late_calls.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP eastwest_buffered_calls Calls waiting for the watermark before detection.\n# TYPE eastwest_buffered_calls gauge\n");
+        out.push_str(&format!(
+            "eastwest_buffered_calls {}\n",
+            self.shared.buffered_calls.load(Ordering::Relaxed)
         ));
         out.push_str("# HELP eastwest_watermark_seconds Event-time watermark.\n# TYPE eastwest_watermark_seconds gauge\n");
         out.push_str(&format!(
@@ -264,6 +282,6 @@ impl Backend for PipelineBackend {
     }
 
     fn ready(&self) -> bool {
-        true
+        self.shared.ready()
     }
 }

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use eastwest_baseline::{BASELINE_DIR, Baseline, BaselineConfig, HistoryWriter, SnapshotData};
 use eastwest_model::Call;
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,7 @@ pub const DEFAULT_HISTORY_QUEUE: usize = 256;
 pub struct StorageConfig {
     /// Append every call to `calls/` as Parquet (for `eastwest sql` and `baseline rebuild`).
     pub history: bool,
-    /// Hour partitions older than this (event time) are deleted.
+    /// Hour partitions older than this (by the wall clock) are deleted.
     #[serde(with = "humantime_serde")]
     pub history_retention: Duration,
     /// Buffered rows are written at least this often (wall time)…
@@ -54,17 +53,16 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.history_retention.is_zero()
-                && !self.history_flush_interval.is_zero()
-                && !self.snapshot_interval.is_zero(),
-            "history_retention, history_flush_interval and snapshot_interval must be greater than zero"
-        );
-        anyhow::ensure!(
-            self.history_flush_rows > 0 && self.history_queue > 0,
-            "history_flush_rows and history_queue must be at least 1"
-        );
+    pub fn validate(&self) -> Result<(), String> {
+        if self.history_retention.is_zero()
+            || self.history_flush_interval.is_zero()
+            || self.snapshot_interval.is_zero()
+        {
+            return Err("history_retention, history_flush_interval and snapshot_interval must be greater than zero".into());
+        }
+        if self.history_flush_rows == 0 || self.history_queue == 0 {
+            return Err("history_flush_rows and history_queue must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -120,11 +118,17 @@ pub fn baseline_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// The newest readable snapshot, or a fresh baseline when there is none.
-pub fn restore_baseline(config: &BaselineConfig, data_dir: &Path) -> anyhow::Result<Baseline> {
+pub fn restore_baseline(
+    config: &BaselineConfig,
+    data_dir: &Path,
+) -> Result<Baseline, crate::RuntimeError> {
     let dir = baseline_dir(data_dir);
-    match Baseline::restore(config.clone(), &dir)
-        .with_context(|| format!("restoring the baseline from {}", dir.display()))?
-    {
+    let restored =
+        Baseline::restore(config.clone(), &dir).map_err(|source| crate::RuntimeError::Restore {
+            path: dir.clone(),
+            source,
+        })?;
+    match restored {
         Some((b, from)) => {
             tracing::info!(snapshot = %from.display(), edges = b.working().edge_count(), endpoints = b.working().endpoint_count(), "baseline restored");
             Ok(b)
@@ -174,7 +178,8 @@ pub fn start_history(
     config: &StorageConfig,
     data_dir: &Path,
     metrics: Arc<StorageMetrics>,
-) -> (HistorySink, std::thread::JoinHandle<()>) {
+    exit: crate::serve::ExitSignal,
+) -> Result<(HistorySink, std::thread::JoinHandle<()>), crate::RuntimeError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(config.history_queue);
     let writer = HistoryWriter::new(
         data_dir,
@@ -185,9 +190,15 @@ pub fn start_history(
     let m = metrics.clone();
     let handle = std::thread::Builder::new()
         .name("eastwest-history".into())
-        .spawn(move || run_history(writer, rx, interval, &m))
-        .expect("spawning the history thread");
-    (HistorySink { tx, metrics }, handle)
+        .spawn(move || {
+            let _exit = exit;
+            run_history(writer, rx, interval, &m)
+        })
+        .map_err(|source| crate::RuntimeError::Thread {
+            stage: "history writer",
+            source,
+        })?;
+    Ok((HistorySink { tx, metrics }, handle))
 }
 
 fn run_history(
@@ -197,13 +208,11 @@ fn run_history(
     metrics: &StorageMetrics,
 ) {
     let mut last_flush = Instant::now();
-    let mut newest_ns = 0i64;
     let mut last_pruned_hour = 0i64;
     loop {
         let closed = match rx.recv_timeout(interval) {
             Ok(rows) => {
                 for (call, learned) in rows {
-                    newest_ns = newest_ns.max(call.event_time_ns);
                     append(&mut writer, call, learned, metrics);
                 }
                 false
@@ -214,10 +223,12 @@ fn run_history(
         if closed || last_flush.elapsed() >= interval {
             flush(&mut writer, metrics);
             last_flush = Instant::now();
-            let hour = newest_ns / 3_600_000_000_000;
+            // By the wall clock: a forged timestamp must not delete today's history.
+            let now_ns = eastwest_collector::wall_clock_ns();
+            let hour = now_ns / 3_600_000_000_000;
             if hour > last_pruned_hour {
                 last_pruned_hour = hour;
-                if let Err(e) = writer.prune(newest_ns) {
+                if let Err(e) = writer.prune(now_ns) {
                     tracing::warn!(error = %e, "pruning call history failed");
                 }
             }
