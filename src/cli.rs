@@ -190,6 +190,14 @@ pub struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Send the timestamps as recorded. By default telemetry older than a day is moved by
+    /// whole days to end within the last day, since `serve` refuses records older than
+    /// `[pipeline] max_age`.
+    #[arg(long)]
+    pub keep_time: bool,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = eastwest_datasets::REPLAY_IN_FLIGHT)]
+    pub in_flight: usize,
 }
 
 #[derive(Debug, Args)]

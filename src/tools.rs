@@ -167,16 +167,25 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         pace,
         max_retries: args.max_retries,
         progress: !args.quiet,
+        retime: !args.keep_time,
+        in_flight: args.in_flight,
     };
     let report = eastwest_datasets::replay(&files, opts).await?;
+    if report.shifted_days > 0 {
+        eprintln!(
+            "eastwest replay: moved timestamps {} days forward (--keep-time sends them as recorded)",
+            report.shifted_days
+        );
+    }
     eprintln!(
-        "eastwest replay: sent {} spans and {} log records in {} requests in {:.1}s ({:.0} spans/s, {} retries)",
+        "eastwest replay: sent {} spans and {} log records in {} requests in {:.1}s ({:.0} spans/s, {} retries, {} refused by the receiver)",
         report.spans,
         report.log_records,
         report.requests,
         report.elapsed.as_secs_f64(),
         report.spans_per_sec(),
-        report.retries
+        report.retries,
+        report.rejected
     );
     Ok(())
 }

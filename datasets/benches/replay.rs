@@ -33,6 +33,8 @@ fn main() {
                 endpoint: format!("http://{addr}"),
                 pace: Pace::Unlimited,
                 progress: false,
+                // The sender's own ceiling: order does not matter to a counting receiver.
+                in_flight: 8,
                 ..Default::default()
             };
             let report = replay(&[dir.path().join("traces.pb")], ro)

@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +23,10 @@ use eastwest_collector::otlp::{log_record_count, span_count};
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4317";
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
-/// Requests in flight at once.
-pub const IN_FLIGHT: usize = 8;
+/// Requests in flight at once by default: one, so the receiver gets them in file order.
+/// More streams reorder requests, and a generated request covers minutes of event time:
+/// beyond the receiver's allowed lateness, that changes what it detects.
+pub const IN_FLIGHT: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -43,6 +49,11 @@ pub struct ReplayOptions {
     pub pace: Pace,
     pub max_retries: u32,
     pub progress: bool,
+    /// Move the telemetry by whole days so its newest record lies within the last day: a
+    /// receiver refuses records far from its wall clock.
+    pub retime: bool,
+    /// Requests in flight at once (the order of starts is kept).
+    pub in_flight: usize,
 }
 
 impl Default for ReplayOptions {
@@ -52,6 +63,8 @@ impl Default for ReplayOptions {
             pace: Pace::Unlimited,
             max_retries: DEFAULT_MAX_RETRIES,
             progress: true,
+            retime: true,
+            in_flight: IN_FLIGHT,
         }
     }
 }
@@ -63,6 +76,11 @@ impl ReplayOptions {
                 "endpoint must be an http(s) URL: {}",
                 self.endpoint
             )));
+        }
+        if self.in_flight == 0 {
+            return Err(DatasetError::InvalidOptions(
+                "in_flight must be at least 1".into(),
+            ));
         }
         match self.pace {
             Pace::Speed(x) | Pace::MaxRate(x) if !(x > 0.0 && x.is_finite()) => {
@@ -78,6 +96,10 @@ pub struct ReplayReport {
     pub requests: u64,
     pub spans: u64,
     pub log_records: u64,
+    /// Spans and log records the receiver refused item by item (`partial_success`).
+    pub rejected: u64,
+    /// Whole days the telemetry was moved by (`retime`).
+    pub shifted_days: i64,
     pub retries: u64,
     pub elapsed: Duration,
 }
@@ -179,12 +201,19 @@ fn retryable_grpc(s: tonic::Status) -> (bool, Option<Duration>, String) {
     (retry, None, s.to_string())
 }
 
-/// Sends one request; `Err((true, wait, _))` is retryable (after `wait` when given).
-async fn send(sender: &mut Sender, req: &Export) -> Result<(), (bool, Option<Duration>, String)> {
+/// Sends one request; `Ok` carries the items refused one by one (`partial_success`),
+/// `Err((true, wait, _))` is retryable (after `wait` when given).
+async fn send(sender: &mut Sender, req: &Export) -> Result<u64, (bool, Option<Duration>, String)> {
     match sender {
         Sender::Grpc(clients) => match req {
-            Export::Traces(r) => clients.traces.export(r.clone()).await.map(|_| ()),
-            Export::Logs(r) => clients.logs.export(r.clone()).await.map(|_| ()),
+            Export::Traces(r) => clients.traces.export(r.clone()).await.map(|resp| {
+                let p = resp.into_inner().partial_success;
+                p.map_or(0, |p| p.rejected_spans.max(0) as u64)
+            }),
+            Export::Logs(r) => clients.logs.export(r.clone()).await.map(|resp| {
+                let p = resp.into_inner().partial_success;
+                p.map_or(0, |p| p.rejected_log_records.max(0) as u64)
+            }),
         }
         .map_err(retryable_grpc),
         Sender::Http {
@@ -205,7 +234,20 @@ async fn send(sender: &mut Sender, req: &Export) -> Result<(), (bool, Option<Dur
                 .map_err(|e| (true, None, e.to_string()))?;
             let status = resp.status();
             if status.is_success() {
-                return Ok(());
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| (true, None, e.to_string()))?;
+                return Ok(match req {
+                    Export::Traces(_) => ExportTraceServiceResponse::decode(body)
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map_or(0, |p| p.rejected_spans.max(0) as u64),
+                    Export::Logs(_) => ExportLogsServiceResponse::decode(body)
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map_or(0, |p| p.rejected_log_records.max(0) as u64),
+                });
             }
             let after = resp
                 .headers()
@@ -240,6 +282,29 @@ pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayRepo
                     .into_iter()
                     .map(Export::Traces),
             );
+        }
+    }
+    let mut shifted_days = 0;
+    if opts.retime {
+        let (mut t, mut l) = (Vec::new(), Vec::new());
+        for e in &traces {
+            if let Export::Traces(r) = e {
+                t.push(r.clone());
+            }
+        }
+        for e in &logs {
+            if let Export::Logs(r) = e {
+                l.push(r.clone());
+            }
+        }
+        let now = eastwest_collector::wall_clock_ns();
+        let by = crate::retime::whole_day_shift(crate::retime::newest_time(&t, &l), now);
+        shifted_days = by / 86_400_000_000_000;
+        for e in traces.iter_mut().chain(logs.iter_mut()) {
+            match e {
+                Export::Traces(r) => crate::retime::shift_traces(r, by),
+                Export::Logs(r) => crate::retime::shift_logs(r, by),
+            }
         }
     }
     let requests = merge_by_time(traces, logs);
@@ -306,7 +371,7 @@ pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayRepo
             let mut attempt = 0u32;
             loop {
                 match send(&mut sender, req).await {
-                    Ok(()) => return Ok((req, attempt)),
+                    Ok(rejected) => return Ok((req, attempt, rejected)),
                     Err((true, after, _)) if attempt < max_retries => {
                         attempt += 1;
                         tokio::time::sleep(
@@ -320,11 +385,13 @@ pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayRepo
         }
     });
     // A few requests in flight hide the round trip; order of starts is preserved.
-    let mut results = futures::stream::iter(sends).buffered(IN_FLIGHT);
+    let mut results = futures::stream::iter(sends).buffered(opts.in_flight);
+    report.shifted_days = shifted_days;
     while let Some(result) = results.next().await {
-        let (req, retries) = result.map_err(fail)?;
+        let (req, retries, rejected) = result.map_err(fail)?;
         let n = req.items();
         report.requests += 1;
+        report.rejected += rejected;
         match req {
             Export::Traces(_) => report.spans += n,
             Export::Logs(_) => report.log_records += n,

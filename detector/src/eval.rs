@@ -92,6 +92,41 @@ pub struct EvalReport {
     pub notices: usize,
     /// eastwest's false alerts, explained (for `eastwest eval --explain`).
     pub false_alert_summaries: Vec<String>,
+    /// Every alert raised, by id (in `--json` output: what another run must reproduce).
+    pub alerts_raised: Vec<AlertDigest>,
+}
+
+/// What identifies an alert's outcome: its key (the id hashes kind, source,
+/// destination, method and route), how often and when it fired, and how severe it got.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertDigest {
+    pub id: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub source: String,
+    pub destination: Option<String>,
+    pub method: Option<String>,
+    pub route: Option<String>,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+impl AlertDigest {
+    pub fn of(a: &Alert) -> Self {
+        Self {
+            id: a.id.clone(),
+            kind: a.kind,
+            severity: a.severity,
+            source: a.source.key(),
+            destination: a.destination.as_ref().map(|d| d.key()),
+            method: a.method.clone(),
+            route: a.route.clone(),
+            count: a.count,
+            first_seen: a.first_seen.to_rfc3339(),
+            last_seen: a.last_seen.to_rfc3339(),
+        }
+    }
 }
 
 /// The part of an alert matching needs (shared by eastwest and the reference rules).
@@ -247,7 +282,9 @@ pub fn score(
             )
         })
         .collect();
+    let alerts_raised = alerts.values().map(AlertDigest::of).collect();
     EvalReport {
+        alerts_raised,
         scenarios,
         eastwest,
         references,
@@ -315,6 +352,7 @@ impl EvalReport {
                 alerts: 0,
                 notices: 0,
                 false_alert_summaries: Vec::new(),
+                alerts_raised: Vec::new(),
             };
         };
         for r in it {
@@ -328,6 +366,7 @@ impl EvalReport {
             acc.alerts += r.alerts;
             acc.notices += r.notices;
             acc.false_alert_summaries.extend(r.false_alert_summaries);
+            acc.alerts_raised.extend(r.alerts_raised);
         }
         acc
     }

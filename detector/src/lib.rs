@@ -21,6 +21,8 @@ pub use alerts::{severity, stable_id};
 pub use config::*;
 pub use engine::{Engine, EngineOutput};
 pub use error::DetectorError;
-pub use eval::{DEFAULT_SLACK, EvalReport, ReferenceRule, RuleTotals, ScenarioResult, score};
+pub use eval::{
+    AlertDigest, DEFAULT_SLACK, EvalReport, ReferenceRule, RuleTotals, ScenarioResult, score,
+};
 pub use findings::{OVERFLOW_ROUTE, spiffe_ns_sa};
 pub use score::{Moments, nb_upper_tail, p_novel, p_rare_upper, poisson_upper_tail, surprise};

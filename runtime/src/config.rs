@@ -213,7 +213,11 @@ mod tests {
         let lines: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
         let mut shown = std::collections::HashSet::new();
         for line in &lines {
-            if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if let Some(s) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+                // An array of tables shows its own key.
+                shown.insert(s.to_string());
+                section = s.to_string();
+            } else if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = s.to_string();
             } else if let Some((k, _)) = line.split_once('=')
                 && !line.starts_with('#')

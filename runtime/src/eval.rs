@@ -79,11 +79,11 @@ pub async fn run_scenario(
     let admission = core.admission(&config);
     for req in data.traces {
         wait_for_room(&core.tx).await;
-        admit(admission.traces(req))?;
+        admit(admission.traces(req).await)?;
     }
     for req in data.logs {
         wait_for_room(&core.tx).await;
-        admit(admission.logs(req))?;
+        admit(admission.logs(req).await)?;
     }
     drop(admission);
     let store = core.store.clone();

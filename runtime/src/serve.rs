@@ -33,6 +33,11 @@ use crate::storage::{StorageMetrics, restore_baseline, start_history};
 /// supervision tests kill a stage of the real binary.
 pub const FAILPOINT_ENV: &str = "EASTWEST_FAILPOINT";
 
+/// After a stage fails, how long the API and receivers keep answering (not ready,
+/// UNAVAILABLE) before shutdown: probes and clients see the failure, not a refused
+/// connection.
+const FAILURE_LINGER: Duration = Duration::from_secs(1);
+
 /// Fires when dropped, so a thread's end is seen however it ends (return or panic).
 pub(crate) struct ExitSignal(Option<oneshot::Sender<()>>);
 
@@ -210,6 +215,7 @@ impl Core {
             self.metrics.clone(),
             config.pipeline.time_window(),
         )
+        .with_queue_wait(config.otlp.queue_wait)
         .reading_spans()
     }
 
@@ -220,8 +226,16 @@ impl Core {
     ) -> &'static str {
         match history {
             Some(h) => tokio::select! {
-                _ = pipeline => "pipeline",
-                _ = h => "history writer",
+                biased;
+                _ = &mut *pipeline => "pipeline",
+                _ = h => {
+                    // The writer also ends when the pipeline dies and drops its sink:
+                    // then the pipeline is the stage that failed.
+                    match tokio::time::timeout(Duration::from_millis(500), pipeline).await {
+                        Ok(_) => "pipeline",
+                        Err(_) => "history writer",
+                    }
+                }
             },
             None => {
                 let _ = pipeline.await;
@@ -320,6 +334,7 @@ pub async fn start(
         if let Some(stage) = failed {
             core.shared.fail(stage);
             tracing::error!(stage, "stage stopped; shutting down");
+            tokio::time::sleep(FAILURE_LINGER.min(grace)).await;
         }
         tracing::info!("shutting down: stopping receivers");
         receivers_cancel.cancel();

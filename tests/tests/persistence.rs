@@ -35,23 +35,7 @@ impl Server {
 
     /// SIGTERM, then wait for an orderly exit.
     fn stop(mut self) {
-        let pid = self.child.0.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.0.try_wait().unwrap() {
-                assert!(status.success(), "serve exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop within 30s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        stop_gracefully(&mut self.child).unwrap();
     }
 }
 

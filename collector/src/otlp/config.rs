@@ -15,6 +15,9 @@ pub const DEFAULT_HTTP_ADDR: SocketAddr =
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Export requests buffered between the receivers and the pipeline.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// How long a request waits for room in a full queue before it is refused: bursts are
+/// absorbed in arrival order rather than refused and retried out of order.
+pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_millis(500);
 /// What a client told "queue full" should wait before retrying.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Upper bound for `max_body_bytes`: a request is held in memory whole.
@@ -28,6 +31,8 @@ pub struct ReceiverConfig {
     pub max_body_bytes: usize,
     pub queue_capacity: usize,
     #[serde(with = "humantime_serde")]
+    pub queue_wait: Duration,
+    #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
 }
 
@@ -38,6 +43,7 @@ impl Default for ReceiverConfig {
             http_addr: DEFAULT_HTTP_ADDR,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_wait: DEFAULT_QUEUE_WAIT,
             retry_after: DEFAULT_RETRY_AFTER,
         }
     }

@@ -117,15 +117,21 @@ impl Export for Traces {
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
 
-    fn export(&self, request: Self::Request) -> Result<Self::Response, Status> {
-        let rejected = self
-            .0
-            .admission
-            .traces(request)
-            .map_err(|e| self.0.status_for(e))?;
-        Ok(ExportTraceServiceResponse {
-            partial_success: rejected.into_trace_partial_success(),
-        })
+    fn export(
+        &self,
+        request: Self::Request,
+    ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static {
+        let handler = self.0.clone();
+        async move {
+            let rejected = handler
+                .admission
+                .traces(request)
+                .await
+                .map_err(|e| handler.status_for(e))?;
+            Ok(ExportTraceServiceResponse {
+                partial_success: rejected.into_trace_partial_success(),
+            })
+        }
     }
 }
 
@@ -137,15 +143,21 @@ impl Export for Logs {
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
 
-    fn export(&self, request: Self::Request) -> Result<Self::Response, Status> {
-        let rejected = self
-            .0
-            .admission
-            .logs(request)
-            .map_err(|e| self.0.status_for(e))?;
-        Ok(ExportLogsServiceResponse {
-            partial_success: rejected.into_logs_partial_success(),
-        })
+    fn export(
+        &self,
+        request: Self::Request,
+    ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static {
+        let handler = self.0.clone();
+        async move {
+            let rejected = handler
+                .admission
+                .logs(request)
+                .await
+                .map_err(|e| handler.status_for(e))?;
+            Ok(ExportLogsServiceResponse {
+                partial_success: rejected.into_logs_partial_success(),
+            })
+        }
     }
 }
 

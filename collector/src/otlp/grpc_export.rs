@@ -19,14 +19,17 @@ use tonic::codegen::{Body, BoxFuture, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 
-/// One OTLP export service: its gRPC name, message types and synchronous handler.
+/// One OTLP export service: its gRPC name, message types and handler.
 pub(crate) trait Export: Send + Sync + 'static {
     /// Fully qualified service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
     const NAME: &'static str;
     type Request: prost::Message + Default + Send + 'static;
     type Response: prost::Message + Send + 'static;
 
-    fn export(&self, request: Self::Request) -> Result<Self::Response, Status>;
+    fn export(
+        &self,
+        request: Self::Request,
+    ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static;
 }
 
 /// Serves `/{E::NAME}/Export`, gzip in and out, with a decoded-size limit.
@@ -61,10 +64,11 @@ struct ExportMethod<E>(Arc<E>);
 
 impl<E: Export> UnaryService<E::Request> for ExportMethod<E> {
     type Response = E::Response;
-    type Future = std::future::Ready<Result<Response<E::Response>, Status>>;
+    type Future = BoxFuture<Response<E::Response>, Status>;
 
     fn call(&mut self, request: Request<E::Request>) -> Self::Future {
-        std::future::ready(self.0.export(request.into_inner()).map(Response::new))
+        let export = self.0.export(request.into_inner());
+        Box::pin(async move { export.await.map(Response::new) })
     }
 }
 

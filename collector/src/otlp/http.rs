@@ -68,6 +68,7 @@ async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
         let rejected = state
             .admission
             .traces(req)
+            .await
             .map_err(|e| (e, Some(encoding)))?;
         let partial_success = rejected.into_trace_partial_success();
         Ok(encode(
@@ -84,7 +85,11 @@ async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let outcome = async {
         let (req, encoding) = decode::<ExportLogsServiceRequest>(&state, &headers, body).await?;
-        let rejected = state.admission.logs(req).map_err(|e| (e, Some(encoding)))?;
+        let rejected = state
+            .admission
+            .logs(req)
+            .await
+            .map_err(|e| (e, Some(encoding)))?;
         let partial_success = rejected.into_logs_partial_success();
         Ok(encode(
             encoding,

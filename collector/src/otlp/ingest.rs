@@ -91,6 +91,8 @@ pub struct Admission {
     /// Hand traces downstream as raw requests instead of [`SpanBatch`]es.
     raw_traces: bool,
     time_window: TimeWindow,
+    /// How long a request may wait for room in a full queue before it is refused.
+    queue_wait: std::time::Duration,
 }
 
 impl Admission {
@@ -104,7 +106,15 @@ impl Admission {
             metrics,
             raw_traces: true,
             time_window,
+            queue_wait: crate::otlp::DEFAULT_QUEUE_WAIT,
         }
+    }
+
+    /// Wait up to `wait` for room in a full queue before refusing a request: a burst is
+    /// absorbed in arrival order instead of being refused and retried out of order.
+    pub fn with_queue_wait(mut self, wait: std::time::Duration) -> Self {
+        self.queue_wait = wait;
+        self
     }
 
     /// Reads spans into pairing form here, on the receiving thread.
@@ -114,7 +124,10 @@ impl Admission {
     }
 
     /// Validates and queues a traces request; `Ok` carries what validation rejected.
-    pub fn traces(&self, mut req: ExportTraceServiceRequest) -> Result<Rejections, IngestError> {
+    pub async fn traces(
+        &self,
+        mut req: ExportTraceServiceRequest,
+    ) -> Result<Rejections, IngestError> {
         let received = span_count(&req);
         let rejections = validate_traces(&mut req, &self.time_window, wall_clock_ns());
         let batch = if self.raw_traces {
@@ -123,9 +136,10 @@ impl Admission {
             IngestBatch::Spans(SpanBatch::from_request(&req))
         };
         self.admit(&self.metrics.spans, received, rejections, batch)
+            .await
     }
 
-    pub fn logs(&self, mut req: ExportLogsServiceRequest) -> Result<Rejections, IngestError> {
+    pub async fn logs(&self, mut req: ExportLogsServiceRequest) -> Result<Rejections, IngestError> {
         let received = log_record_count(&req);
         let rejections = validate_logs(&mut req, &self.time_window, wall_clock_ns());
         self.admit(
@@ -134,9 +148,10 @@ impl Admission {
             rejections,
             IngestBatch::Logs(req),
         )
+        .await
     }
 
-    fn admit(
+    async fn admit(
         &self,
         counters: &SignalCounters,
         received: u64,
@@ -154,7 +169,19 @@ impl Admission {
         if accepted == 0 {
             return Ok(rejections);
         }
-        match self.tx.try_send(batch) {
+        let queued = match self.tx.try_send(batch) {
+            Err(TrySendError::Full(batch)) if !self.queue_wait.is_zero() => {
+                match tokio::time::timeout(self.queue_wait, self.tx.send(batch)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(IngestError::ShuttingDown),
+                    Err(_) => Err(IngestError::QueueFull),
+                }
+            }
+            Err(TrySendError::Full(_)) => Err(IngestError::QueueFull),
+            Err(TrySendError::Closed(_)) => Err(IngestError::ShuttingDown),
+            Ok(()) => Ok(()),
+        };
+        match queued {
             Ok(()) => {
                 counters.accepted.fetch_add(accepted, Ordering::Relaxed);
                 Ok(rejections)
@@ -169,10 +196,7 @@ impl Admission {
                     .records_out_of_window
                     .fetch_sub(rejections.out_of_window, Ordering::Relaxed);
                 counters.refused.fetch_add(received, Ordering::Relaxed);
-                Err(match e {
-                    TrySendError::Full(_) => IngestError::QueueFull,
-                    TrySendError::Closed(_) => IngestError::ShuttingDown,
-                })
+                Err(e)
             }
         }
     }
@@ -188,15 +212,15 @@ mod tests {
     use super::super::validate::fixtures::*;
     use super::*;
 
-    #[test]
-    fn accepted_items_are_queued_and_counted() {
+    #[tokio::test]
+    async fn accepted_items_are_queued_and_counted() {
         let (tx, mut rx) = mpsc::channel(1);
         let admission = Admission::new(tx, Arc::default(), TimeWindow::default());
         let req = request(vec![
             resource_spans(Some("cart"), vec![span(1), span(2)]),
             resource_spans(None, vec![span(3)]),
         ]);
-        let r = admission.traces(req).unwrap();
+        let r = admission.traces(req).await.unwrap();
         assert_eq!(r.count, 1);
         let IngestBatch::Traces(queued) = rx.try_recv().unwrap() else {
             panic!("expected traces")
@@ -209,16 +233,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_full_queue_refuses_the_whole_request_without_blocking() {
+    #[tokio::test]
+    async fn a_full_queue_refuses_the_whole_request_after_its_wait() {
         let (tx, _rx) = mpsc::channel(1);
-        let admission = Admission::new(tx, Arc::default(), TimeWindow::default());
+        let admission = Admission::new(tx, Arc::default(), TimeWindow::default())
+            .with_queue_wait(std::time::Duration::from_millis(20));
         let req = request(vec![
             resource_spans(Some("cart"), vec![span(1)]),
             resource_spans(None, vec![span(2)]),
         ]);
-        admission.traces(req.clone()).unwrap();
-        assert_eq!(admission.traces(req), Err(IngestError::QueueFull));
+        admission.traces(req.clone()).await.unwrap();
+        assert_eq!(admission.traces(req).await, Err(IngestError::QueueFull));
         let s = admission.metrics.snapshot().span_counts;
         assert_eq!(
             (s.received, s.accepted, s.rejected, s.refused),
@@ -226,12 +251,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_closed_queue_means_shutting_down() {
+    #[tokio::test]
+    async fn a_full_queue_takes_a_request_once_room_frees_up_within_the_wait() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let admission = Admission::new(tx, Arc::default(), TimeWindow::default())
+            .with_queue_wait(std::time::Duration::from_secs(5));
+        let req = request(vec![resource_spans(Some("cart"), vec![span(1)])]);
+        admission.traces(req.clone()).await.unwrap();
+        let drain = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            rx.recv().await.unwrap();
+            rx
+        });
+        admission.traces(req).await.unwrap();
+        let mut rx = drain.await.unwrap();
+        assert!(rx.try_recv().is_ok(), "the waiting request was queued");
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_means_shutting_down() {
         let (tx, rx) = mpsc::channel(1);
         drop(rx);
         let admission = Admission::new(tx, Arc::default(), TimeWindow::default());
         let req = request(vec![resource_spans(Some("cart"), vec![span(1)])]);
-        assert_eq!(admission.traces(req), Err(IngestError::ShuttingDown));
+        assert_eq!(admission.traces(req).await, Err(IngestError::ShuttingDown));
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::body::Encoding;
 pub use self::config::{
     DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_RETRY_AFTER, MAX_BODY_BYTES_LIMIT, ReceiverConfig,
+    DEFAULT_QUEUE_WAIT, DEFAULT_RETRY_AFTER, MAX_BODY_BYTES_LIMIT, ReceiverConfig,
 };
 pub use self::http::RpcStatus;
 pub use self::ingest::{Admission, IngestBatch, IngestError};
@@ -107,7 +107,8 @@ impl Receivers {
         metrics: Arc<CollectorMetrics>,
         cancel: CancellationToken,
     ) -> Result<(), CollectorError> {
-        let mut admission = ingest::Admission::new(tx, metrics, self.time_window);
+        let mut admission = ingest::Admission::new(tx, metrics, self.time_window)
+            .with_queue_wait(self.config.queue_wait);
         if !self.raw_traces {
             admission = admission.reading_spans();
         }

@@ -85,6 +85,15 @@ pub struct Serving {
 /// can take it in between; eastwest then exits on the bind error, and the start is
 /// retried on fresh ports.
 pub async fn serve_on_free_ports(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Serving> {
+    serve_on_free_ports_with_env(data_dir, extra_args, &[]).await
+}
+
+/// [`serve_on_free_ports`] with extra environment variables.
+pub async fn serve_on_free_ports_with_env(
+    data_dir: &Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Serving> {
     const ATTEMPTS: usize = 3;
     let mut last_exit = None;
     for _ in 0..ATTEMPTS {
@@ -96,7 +105,8 @@ pub async fn serve_on_free_ports(data_dir: &Path, extra_args: &[&str]) -> anyhow
             .args(["--api", &api.to_string()])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(extra_args);
+            .args(extra_args)
+            .envs(env.iter().copied());
         // Warnings and errors only, unless the test run sets its own level.
         if std::env::var_os("EASTWEST_LOG").is_none() {
             cmd.env("EASTWEST_LOG", "warn");
@@ -187,6 +197,22 @@ impl Eastwest {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// SIGTERM, then wait (up to 60 s) for an orderly exit; an error unless it exits 0.
+pub fn stop_gracefully(child: &mut ChildGuard) -> anyhow::Result<()> {
+    let pid = child.0.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+    anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.0.try_wait()? {
+            anyhow::ensure!(status.success(), "serve exited with {status}");
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "serve did not stop within 60s");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
