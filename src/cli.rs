@@ -38,8 +38,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Convert public trace datasets (Nezha CSV, Zipkin v2 JSON) to OTLP files for replay.
     Convert(ConvertArgs),
-    /// Run labelled scenarios through collector, baseline and detector in-process and
-    /// report recall and false alerts next to two reference rules.
+    /// Run labelled scenarios through the runtime `serve` runs (in-process, through the
+    /// receivers' admission path) and report recall and false alerts next to two
+    /// reference rules.
     Eval(EvalArgs),
     /// Run SQL over the data dir: the call history (`calls`) and the newest baseline
     /// snapshot's tables (edges, endpoints, edge_contexts, endpoint_contexts, entries,

@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod eval;
 mod pipeline;
+mod published;
 mod serve;
 mod storage;
 

@@ -26,7 +26,8 @@ use crate::RuntimeError;
 use crate::backend::PipelineBackend;
 use crate::clock::EventClock;
 use crate::config::EastwestConfig;
-use crate::pipeline::{Persistence, Pipeline, PipelineShared};
+use crate::pipeline::{Persistence, Pipeline};
+use crate::published::{LiveState, Published};
 use crate::storage::{StorageMetrics, restore_baseline, start_history};
 
 /// Set to `pipeline` to make the pipeline stage fail on its first batch: how the
@@ -91,7 +92,7 @@ pub struct Core {
     /// The queue into the pipeline; the pipeline drains once every clone is dropped.
     pub tx: mpsc::Sender<IngestBatch>,
     pub metrics: Arc<CollectorMetrics>,
-    pub shared: Arc<PipelineShared>,
+    pub published: Arc<Published>,
     pub state: ApiState,
     pub store: AlertStore,
     sink: AlertSink,
@@ -131,13 +132,12 @@ impl Core {
         } else {
             (None, None)
         };
-        let engine = Arc::new(Mutex::new(Engine::new(config.detector.clone(), baseline)));
-        let shared = Arc::new(PipelineShared::default());
+        let engine = Engine::new(config.detector.clone(), baseline);
+        let (published, commands) = Published::new();
         let store = AlertStore::open(&config.data_dir)?;
         let backend = Arc::new(PipelineBackend {
-            engine: engine.clone(),
+            published: published.clone(),
             metrics: metrics.clone(),
-            shared: shared.clone(),
             storage: storage_metrics.clone(),
         });
         let state = ApiState::new(config.api.clone(), store.clone(), backend)?
@@ -149,7 +149,9 @@ impl Core {
             extractor: CallExtractor::new(config.normalizer.clone(), metrics.clone()),
             engine,
             sink: sink.clone(),
-            shared: shared.clone(),
+            published: published.clone(),
+            live: LiveState::default(),
+            engine_time_ns: 0,
             clock: EventClock::new(
                 config.pipeline.allowed_lateness,
                 config.pipeline.idle_advance,
@@ -182,7 +184,7 @@ impl Core {
                             let _ = rx.recv().await;
                             panic!("{FAILPOINT_ENV}=pipeline: failing the pipeline stage");
                         }
-                        pipeline.run(rx).await
+                        pipeline.run(rx, commands).await
                     }),
                     Err(e) => tracing::error!(error = %e, "pipeline runtime failed to start"),
                 }
@@ -194,7 +196,7 @@ impl Core {
         Ok(Core {
             tx,
             metrics,
-            shared,
+            published,
             state,
             store,
             sink,
@@ -332,7 +334,7 @@ pub async fn start(
             stage = Core::failed_stage(&mut core.pipeline.exited, core.history.as_mut().map(|h| &mut h.exited)) => Some(stage),
         };
         if let Some(stage) = failed {
-            core.shared.fail(stage);
+            core.published.fail(stage);
             tracing::error!(stage, "stage stopped; shutting down");
             tokio::time::sleep(FAILURE_LINGER.min(grace)).await;
         }

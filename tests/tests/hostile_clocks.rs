@@ -144,7 +144,19 @@ async fn forged_timestamps_are_refused_and_blind_nothing() {
         .await
         .unwrap();
     assert_eq!(stats["out_of_window"], 12, "{stats}");
-    let status = baseline(serving.api).await;
+    // The API's view is published a few times a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = baseline(serving.api).await;
+        if status["learning_started"].is_string() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "learning never started: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let started = status["learning_started"].as_str().unwrap().to_string();
     let ends = status["learning_ends"].as_str().unwrap().to_string();
     let span = chrono::DateTime::parse_from_rfc3339(&ends).unwrap()
@@ -180,8 +192,15 @@ async fn forged_timestamps_are_refused_and_blind_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let status = baseline(serving.api).await;
-    assert_eq!(status["state"], "detecting", "{status}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = baseline(serving.api).await;
+        if status["state"] == "detecting" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "learning never ended: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(
         status["learning_ends"].as_str(),
         Some(ends.as_str()),

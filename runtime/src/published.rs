@@ -1,0 +1,231 @@
+//! What the API reads, published by the pipeline: immutable views swapped in whole
+//! (`arc-swap`), so a reader never holds a lock the pipeline needs and the pipeline never
+//! waits for a reader. What the API asks the pipeline to do goes the other way, as
+//! [`Command`]s.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use eastwest_api::EndpointSummary;
+use eastwest_baseline::{BaselineStatus, EdgeStats, LearningState};
+use eastwest_detector::Engine;
+use eastwest_model::{Alert, Call};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+pub const RECENT_CALLS: usize = 1000;
+pub const TRACE_IDS_PER_EDGE: usize = 5;
+/// Distinct edges and workloads remembered for the graph (attacker-controlled names).
+pub const MAX_EDGE_EXAMPLES: usize = 50_000;
+/// Commands waiting for the pipeline.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// (source key, destination key).
+pub type EdgeNames = (String, String);
+
+/// Traffic on one edge since start (sampling-weighted).
+#[derive(Debug, Clone, Default)]
+pub struct LiveEdge {
+    pub calls: f64,
+    pub errors: f64,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub mtls_calls: f64,
+    pub plaintext_calls: f64,
+}
+
+/// What traffic showed, alerted calls included (the baseline never learns those): the
+/// graph shows what happened, not only what is normal.
+#[derive(Debug, Clone, Default)]
+pub struct LiveView {
+    /// The engine's event time (0 before the first release).
+    pub watermark_ns: i64,
+    /// Calls that reached the pipeline after event time had passed them.
+    pub late_calls: u64,
+    /// Calls waiting for the watermark before they go to the engine.
+    pub buffered_calls: u64,
+    pub recent_calls: Arc<VecDeque<Call>>,
+    pub edges: Arc<HashMap<EdgeNames, LiveEdge>>,
+    pub trace_ids: Arc<HashMap<EdgeNames, VecDeque<String>>>,
+    /// Workload key → (service, namespace), for graph nodes.
+    pub workloads: Arc<HashMap<String, (String, Option<String>)>>,
+}
+
+/// The learned baseline as the API shows it.
+#[derive(Debug, Clone, Default)]
+pub struct BaselineView {
+    pub status: Option<BaselineStatus>,
+    /// When detection started (event time), if it has.
+    pub detecting_since: Option<i64>,
+    pub edges: Vec<(EdgeNames, EdgeStats)>,
+    /// Learned endpoints per edge.
+    pub endpoints: HashMap<EdgeNames, Vec<EndpointSummary>>,
+    pub endpoint_count: usize,
+}
+
+fn time(ns: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_nanos(ns)
+}
+
+impl BaselineView {
+    pub fn of(engine: &Engine, watermark_ns: i64) -> Self {
+        let baseline = engine.baseline();
+        let index = baseline.working();
+        let edges = index
+            .edges()
+            .map(|(k, s)| {
+                let names = (
+                    index.name(k.source).to_owned(),
+                    index.name(k.destination).to_owned(),
+                );
+                (names, s.clone())
+            })
+            .collect();
+        let mut endpoints: HashMap<EdgeNames, Vec<EndpointSummary>> = HashMap::new();
+        for (k, s) in index.endpoints() {
+            let edge = (
+                index.name(k.edge.source).to_owned(),
+                index.name(k.edge.destination).to_owned(),
+            );
+            endpoints.entry(edge).or_default().push(EndpointSummary {
+                method: index.name(k.method).to_owned(),
+                route: index.name(k.route).to_owned(),
+                calls: s.calls,
+                errors: s.errors,
+                first_seen: time(s.first_seen_ns),
+                last_seen: time(s.last_seen_ns),
+            });
+        }
+        Self {
+            status: Some(baseline.status(watermark_ns)),
+            detecting_since: match baseline.state() {
+                LearningState::Detecting { since_ns } => Some(since_ns),
+                _ => None,
+            },
+            edges,
+            endpoints,
+            endpoint_count: index.endpoint_count(),
+        }
+    }
+}
+
+/// What the API asks of the pipeline.
+#[derive(Debug)]
+pub enum Command {
+    /// The operator says this alert's call is expected: learn it.
+    Accept(Box<Alert>),
+    /// End learning now; the new status comes back.
+    EndLearning(std::sync::mpsc::SyncSender<BaselineStatus>),
+}
+
+/// The views, the command queue into the pipeline, and stage health.
+pub struct Published {
+    pub live: ArcSwap<LiveView>,
+    pub baseline: ArcSwap<BaselineView>,
+    pub commands: mpsc::Sender<Command>,
+    /// The stage that stopped on its own, if one did (then the process is not ready).
+    failed_stage: Mutex<Option<&'static str>>,
+}
+
+impl Published {
+    pub fn new() -> (Arc<Self>, mpsc::Receiver<Command>) {
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let published = Arc::new(Self {
+            live: ArcSwap::from_pointee(LiveView::default()),
+            baseline: ArcSwap::from_pointee(BaselineView::default()),
+            commands,
+            failed_stage: Mutex::new(None),
+        });
+        (published, rx)
+    }
+
+    pub fn fail(&self, stage: &'static str) {
+        self.failed_stage.lock().get_or_insert(stage);
+    }
+
+    pub fn ready(&self) -> bool {
+        self.failed_stage.lock().is_none()
+    }
+}
+
+/// The pipeline's own, mutable copy of what [`LiveView`] shows; maps are shared with the
+/// published view and copied on the first write after a publish.
+#[derive(Debug, Default)]
+pub struct LiveState {
+    view: LiveView,
+    dirty: bool,
+}
+
+impl LiveState {
+    pub fn remember(&mut self, call: &Call) {
+        self.dirty = true;
+        let view = &mut self.view;
+        let recent = Arc::make_mut(&mut view.recent_calls);
+        if recent.len() == RECENT_CALLS {
+            recent.pop_front();
+        }
+        recent.push_back(call.clone());
+
+        let workloads = Arc::make_mut(&mut view.workloads);
+        for w in [&call.source, &call.destination] {
+            let key = w.key();
+            if workloads.len() < MAX_EDGE_EXAMPLES && !workloads.contains_key(&key) {
+                workloads.insert(key, (w.service.clone(), w.namespace.clone()));
+            }
+        }
+
+        let key = call.edge_key();
+        let edges = Arc::make_mut(&mut view.edges);
+        if edges.len() < MAX_EDGE_EXAMPLES || edges.contains_key(&key) {
+            let w = if call.weight > 0.0 && call.weight.is_finite() {
+                call.weight
+            } else {
+                1.0
+            };
+            let t = call.event_time_ns;
+            let e = edges.entry(key.clone()).or_insert_with(|| LiveEdge {
+                first_seen_ns: t,
+                last_seen_ns: t,
+                ..Default::default()
+            });
+            e.calls += w;
+            e.errors += if call.error { w } else { 0.0 };
+            e.first_seen_ns = e.first_seen_ns.min(t);
+            e.last_seen_ns = e.last_seen_ns.max(t);
+            match call.mtls {
+                Some(true) => e.mtls_calls += w,
+                Some(false) => e.plaintext_calls += w,
+                None => {}
+            }
+        }
+        if call.trace_id.is_empty() {
+            return;
+        }
+        let examples = Arc::make_mut(&mut view.trace_ids);
+        if !examples.contains_key(&key) && examples.len() >= MAX_EDGE_EXAMPLES {
+            return;
+        }
+        let ids = examples.entry(key).or_default();
+        if !ids.contains(&call.trace_id) {
+            if ids.len() == TRACE_IDS_PER_EDGE {
+                ids.pop_front();
+            }
+            ids.push_back(call.trace_id.clone());
+        }
+    }
+
+    /// Sets the counters; publishes the view when anything changed since the last time.
+    pub fn publish(&mut self, to: &Published, watermark_ns: i64, late: u64, buffered: u64) {
+        let view = &mut self.view;
+        let counters = (view.watermark_ns, view.late_calls, view.buffered_calls);
+        if counters != (watermark_ns, late, buffered) {
+            (view.watermark_ns, view.late_calls, view.buffered_calls) =
+                (watermark_ns, late, buffered);
+            self.dirty = true;
+        }
+        if std::mem::take(&mut self.dirty) {
+            to.live.store(Arc::new(self.view.clone()));
+        }
+    }
+}
