@@ -58,11 +58,10 @@ async fn a_failed_pipeline_fails_readiness_refuses_input_and_exits_non_zero() {
                 .body(span.to_string())
                 .send()
                 .await
+            && r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
         {
-            if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                assert!(r.headers().contains_key("retry-after"));
-                saw_unavailable = true;
-            }
+            assert!(r.headers().contains_key("retry-after"));
+            saw_unavailable = true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
