@@ -6,12 +6,14 @@
 //!
 //! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-tests --bench latency`
 
+mod bench_support;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_support::{Guard, free_port, release_bin};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -22,30 +24,6 @@ use prost::Message;
 
 const INJECT_EVERY: Duration = Duration::from_millis(100);
 const LEARNING: &str = "20m";
-
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn release_bin() -> PathBuf {
-    if let Some(b) = std::env::var_os("EASTWEST_RELEASE_BIN") {
-        return b.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("release/eastwest");
-    assert!(
-        bin.is_file(),
-        "{} missing: run `cargo build --release --bin eastwest` first (or set EASTWEST_RELEASE_BIN)",
-        bin.display()
-    );
-    bin
-}
 
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -186,14 +164,6 @@ fn max_start(r: &ExportTraceServiceRequest) -> u64 {
         .unwrap_or(0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let rate: f64 = std::env::var("EASTWEST_BENCH_SPANS_PER_SEC")
@@ -226,7 +196,16 @@ async fn main() {
         .unwrap()
         .timestamp_nanos_opt()
         .unwrap() as u64;
-    let requests = read_requests(&scenario.join("traces.pb"));
+    let mut requests = read_requests(&scenario.join("traces.pb"));
+    // The receivers refuse records far from their clock: move the scenario by whole days
+    // to end before now, as `replay` does.
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let shift =
+        eastwest_datasets::whole_day_shift(eastwest_datasets::newest_time(&requests, &[]), now);
+    for r in &mut requests {
+        eastwest_datasets::shift_traces(r, shift);
+    }
+    let attack_start = (attack_start as i64 + shift) as u64;
     let split = requests
         .iter()
         .position(|r| max_start(r) >= attack_start)

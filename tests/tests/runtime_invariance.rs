@@ -136,6 +136,24 @@ async fn serve_run(dir: &Path, feed: impl AsyncFnOnce(&Serving)) -> anyhow::Resu
     })
 }
 
+enum Transport {
+    Grpc,
+    Http,
+}
+
+/// `serve_run` fed by `eastwest replay FILES` over `transport` with `extra` flags.
+async fn replay_run(dir: &Path, files: &Path, transport: Transport, extra: &[&str]) -> Run {
+    serve_run(dir, async |s| {
+        let to = match transport {
+            Transport::Grpc => format!("http://{}", s.grpc),
+            Transport::Http => format!("http://{}/v1/traces", s.http),
+        };
+        replay(&[files], &to, extra);
+    })
+    .await
+    .unwrap()
+}
+
 /// Rows in the stopped server's call history.
 fn history_calls(data_dir: &Path) -> u64 {
     let out = Command::new(eastwest_bin())
@@ -265,22 +283,16 @@ async fn eval_and_the_real_server_agree_on_every_scenario_over_both_transports()
             };
             let name = format!("{topology}/{scenario}");
             let reference = eval_run(dir.path());
-            let grpc = serve_run(dir.path(), async |s| {
-                replay(&[dir.path()], &format!("http://{}", s.grpc), &[]);
-            })
-            .await
-            .unwrap();
+            let grpc = replay_run(dir.path(), dir.path(), Transport::Grpc, &[]).await;
             assert_same("gRPC, full speed", &name, &reference, &grpc);
             let minutes = write_traces(&per_minute(&traces(dir.path())));
-            let http = serve_run(dir.path(), async |s| {
-                replay(
-                    &[minutes.path()],
-                    &format!("http://{}/v1/traces", s.http),
-                    &["--in-flight", "1"],
-                );
-            })
-            .await
-            .unwrap();
+            let http = replay_run(
+                dir.path(),
+                minutes.path(),
+                Transport::Http,
+                &["--in-flight", "1"],
+            )
+            .await;
             assert_same("HTTP, a request per minute", &name, &reference, &http);
             compared += 1;
             if !scenario.starts_with("benign") {
@@ -302,11 +314,7 @@ async fn eval_and_the_real_server_agree_on_every_scenario_over_both_transports()
 async fn request_size_streams_order_encoding_and_pace_do_not_change_the_outcome() {
     let dir = try_generate("fan-out", SMALL).expect("fan-out exists on boutique");
     let requests = traces(dir.path());
-    let reference = serve_run(dir.path(), async |s| {
-        replay(&[dir.path()], &format!("http://{}", s.grpc), &[]);
-    })
-    .await
-    .unwrap();
+    let reference = replay_run(dir.path(), dir.path(), Transport::Grpc, &[]).await;
     assert!(
         reference.alerts.values().any(|a| a.0 == "fan_out"),
         "the scenario's fan-out must be found: {:#?}",
@@ -324,15 +332,13 @@ async fn request_size_streams_order_encoding_and_pace_do_not_change_the_outcome(
         })
         .collect();
     let singles = write_traces(&one_each);
-    let got = serve_run(dir.path(), async |s| {
-        replay(
-            &[singles.path()],
-            &format!("http://{}", s.grpc),
-            &["--in-flight", "8"],
-        );
-    })
-    .await
-    .unwrap();
+    let got = replay_run(
+        dir.path(),
+        singles.path(),
+        Transport::Grpc,
+        &["--in-flight", "8"],
+    )
+    .await;
     assert_same(
         "one span per request, 8 streams",
         "fan-out",
@@ -358,15 +364,13 @@ async fn request_size_streams_order_encoding_and_pace_do_not_change_the_outcome(
     }
     assert_ne!(shuffled, one_each);
     let shuffled_dir = write_traces(&shuffled);
-    let got = serve_run(dir.path(), async |s| {
-        replay(
-            &[shuffled_dir.path()],
-            &format!("http://{}", s.grpc),
-            &["--in-flight", "1"],
-        );
-    })
-    .await
-    .unwrap();
+    let got = replay_run(
+        dir.path(),
+        shuffled_dir.path(),
+        Transport::Grpc,
+        &["--in-flight", "1"],
+    )
+    .await;
     assert_same("shuffled within the lateness", "fan-out", &reference, &got);
 
     let mut five_minutes: BTreeMap<i64, Vec<ResourceSpans>> = BTreeMap::new();
@@ -407,15 +411,7 @@ async fn request_size_streams_order_encoding_and_pace_do_not_change_the_outcome(
         &got,
     );
 
-    let got = serve_run(dir.path(), async |s| {
-        replay(
-            &[dir.path()],
-            &format!("http://{}", s.grpc),
-            &["--speed", "120"],
-        );
-    })
-    .await
-    .unwrap();
+    let got = replay_run(dir.path(), dir.path(), Transport::Grpc, &["--speed", "120"]).await;
     assert_same("paced at 120× event time", "fan-out", &reference, &got);
 }
 
@@ -438,27 +434,6 @@ fn scenario_list() -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
         .collect()
-}
-
-/// `gen`, or `None` when the mesh cannot host the scenario.
-fn try_generate(scenario: &str, args: &[&str]) -> Option<tempfile::TempDir> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(eastwest_bin())
-        .args(["gen", scenario])
-        .args(args)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    if out.status.success() {
-        return Some(dir);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("is not available on topology"),
-        "{scenario}: {stderr}"
-    );
-    None
 }
 
 #[test]

@@ -382,20 +382,28 @@ impl Eastwest {
 
 /// `eastwest gen SCENARIO ARGS… --out DIR` into a new temporary directory.
 pub fn generate_scenario(scenario: &str, args: &[&str]) -> tempfile::TempDir {
+    try_generate(scenario, args).unwrap_or_else(|| panic!("{scenario} is not available"))
+}
+
+/// [`generate_scenario`], or `None` when the mesh cannot host the scenario.
+pub fn try_generate(scenario: &str, args: &[&str]) -> Option<tempfile::TempDir> {
     let dir = tempfile::tempdir().unwrap();
-    let generated = Command::new(eastwest_bin())
+    let out = Command::new(eastwest_bin())
         .args(["gen", scenario])
         .args(args)
         .arg("--out")
         .arg(dir.path())
         .output()
         .unwrap();
+    if out.status.success() {
+        return Some(dir);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
+        stderr.contains("is not available on topology"),
+        "{scenario}: {stderr}"
     );
-    dir
+    None
 }
 
 /// `eastwest replay DIR` to the OTLP/HTTP receiver at `http`, as fast as it goes.
