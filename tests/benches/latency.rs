@@ -306,7 +306,9 @@ async fn main() {
         client.export(r.clone()).await.expect("detect export");
     }
     let send_secs = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The last admin calls wait for the watermark: once input stops, for idle advance
+    // (3 s) and the pairs still pending.
+    tokio::time::sleep(Duration::from_secs(12)).await;
 
     let arrived = arrived.lock();
     let mut latencies: Vec<Duration> = sent

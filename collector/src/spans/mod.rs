@@ -32,8 +32,12 @@ pub fn resource_workload(
     workload::own_workload(&attributes::Attrs::new(&[], resource)).0
 }
 
-pub const DEFAULT_PAIRING_TTL: Duration = Duration::from_secs(10);
-pub const DEFAULT_ENTRY_WAIT: Duration = Duration::from_secs(5);
+/// As the OTel servicegraph connector's store TTL. Every pending side holds back the
+/// release point (calls reach the engine in event-time order), so this bounds how long
+/// an alert can wait for a peer that never comes.
+pub const DEFAULT_PAIRING_TTL: Duration = Duration::from_secs(2);
+/// A call's wait for its trace's root server span; it holds back the release point too.
+pub const DEFAULT_ENTRY_WAIT: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_PENDING_SPANS: usize = 200_000;
 pub const DEFAULT_MAX_TRACES: usize = 100_000;
 pub const DEFAULT_MAX_ROUTES_PER_EDGE: usize = 200;
