@@ -20,7 +20,9 @@ pub use eastwest_collector::otlp::{log_record_count, span_count};
 pub use error::DatasetError;
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
 pub use replay::{IN_FLIGHT as REPLAY_IN_FLIGHT, Pace, ReplayOptions, ReplayReport, replay};
-pub use retime::{newest_time, retime_scenario, shift_logs, shift_traces, whole_day_shift};
+pub use retime::{
+    newest_time, retime_requests, retime_scenario, shift_logs, shift_traces, whole_day_shift,
+};
 pub use scenario::{
     AccessLogFormat, FileFormat, GenOptions, GenSummary, ScenarioMeta, SpanStyle, TopologyKind,
     generate, scenario_names,

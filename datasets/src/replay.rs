@@ -271,43 +271,21 @@ pub async fn replay(paths: &[PathBuf], opts: ReplayOptions) -> Result<ReplayRepo
     let (mut traces, mut logs) = (Vec::new(), Vec::new());
     for p in paths {
         if is_logs_file(p) {
-            logs.extend(
-                read_otlp_file::<ExportLogsServiceRequest>(p)?
-                    .into_iter()
-                    .map(Export::Logs),
-            );
+            logs.extend(read_otlp_file::<ExportLogsServiceRequest>(p)?);
         } else {
-            traces.extend(
-                read_otlp_file::<ExportTraceServiceRequest>(p)?
-                    .into_iter()
-                    .map(Export::Traces),
-            );
+            traces.extend(read_otlp_file::<ExportTraceServiceRequest>(p)?);
         }
     }
     let mut shifted_days = 0;
     if opts.retime {
-        let (mut t, mut l) = (Vec::new(), Vec::new());
-        for e in &traces {
-            if let Export::Traces(r) = e {
-                t.push(r.clone());
-            }
-        }
-        for e in &logs {
-            if let Export::Logs(r) = e {
-                l.push(r.clone());
-            }
-        }
         let now = eastwest_collector::wall_clock_ns();
-        let by = crate::retime::whole_day_shift(crate::retime::newest_time(&t, &l), now);
+        let by = crate::retime::retime_requests(&mut traces, &mut logs, now);
         shifted_days = by / 86_400_000_000_000;
-        for e in traces.iter_mut().chain(logs.iter_mut()) {
-            match e {
-                Export::Traces(r) => crate::retime::shift_traces(r, by),
-                Export::Logs(r) => crate::retime::shift_logs(r, by),
-            }
-        }
     }
-    let requests = merge_by_time(traces, logs);
+    let requests = merge_by_time(
+        traces.into_iter().map(Export::Traces).collect(),
+        logs.into_iter().map(Export::Logs).collect(),
+    );
     let fail = |detail: String| DatasetError::Replay {
         endpoint: opts.endpoint.clone(),
         detail,

@@ -70,18 +70,27 @@ pub fn shift_logs(req: &mut ExportLogsServiceRequest, by: i64) {
     }
 }
 
+/// Shifts requests by whole days so their newest record lies in the day before
+/// `now_ns`; returns the shift in nanoseconds.
+pub fn retime_requests(
+    traces: &mut [ExportTraceServiceRequest],
+    logs: &mut [ExportLogsServiceRequest],
+    now_ns: i64,
+) -> i64 {
+    let by = whole_day_shift(newest_time(traces, logs), now_ns);
+    if by != 0 {
+        traces.iter_mut().for_each(|r| shift_traces(r, by));
+        logs.iter_mut().for_each(|r| shift_logs(r, by));
+    }
+    by
+}
+
 /// Shifts a scenario (telemetry and labels) by whole days so its newest record lies in
 /// the day before `now_ns`; returns the shift in nanoseconds.
 pub fn retime_scenario(data: &mut ScenarioData, now_ns: i64) -> i64 {
-    let by = whole_day_shift(newest_time(&data.traces, &data.logs), now_ns);
+    let by = retime_requests(&mut data.traces, &mut data.logs, now_ns);
     if by == 0 {
         return 0;
-    }
-    for req in &mut data.traces {
-        shift_traces(req, by);
-    }
-    for req in &mut data.logs {
-        shift_logs(req, by);
     }
     let delta = chrono::Duration::nanoseconds(by);
     for label in &mut data.labels {

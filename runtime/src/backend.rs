@@ -206,9 +206,8 @@ impl Backend for PipelineBackend {
         let baseline = self.published.baseline.load();
         let live = self.published.live.load();
         let key = (source.to_string(), destination.to_string());
-        let learned = baseline.edges.iter().find(|(k, _)| *k == key);
-        let (edge, mut endpoints) = match learned {
-            Some((_, stats)) => (
+        let (edge, mut endpoints) = match baseline.edges.get(&key) {
+            Some(stats) => (
                 learned_edge((source, destination), stats, baseline.detecting_since),
                 baseline.endpoints.get(&key).cloned().unwrap_or_default(),
             ),

@@ -214,6 +214,7 @@ impl Pipeline {
             output.incidents.extend(out.incidents);
             self.live.remember(call);
         }
+        self.live.remember_recent(&calls);
         self.publish(output);
         if let Some(tap) = &self.persistence.tap {
             tap.lock().extend(calls.iter().cloned());

@@ -58,7 +58,7 @@ pub struct BaselineView {
     pub status: Option<BaselineStatus>,
     /// When detection started (event time), if it has.
     pub detecting_since: Option<i64>,
-    pub edges: Vec<(EdgeNames, EdgeStats)>,
+    pub edges: HashMap<EdgeNames, EdgeStats>,
     /// Learned endpoints per edge.
     pub endpoints: HashMap<EdgeNames, Vec<EndpointSummary>>,
     pub endpoint_count: usize,
@@ -158,15 +158,26 @@ pub struct LiveState {
 }
 
 impl LiveState {
+    /// Keeps the newest [`RECENT_CALLS`] of `calls` (in order) among the recent ones:
+    /// only those are copied, however large the release.
+    pub fn remember_recent(&mut self, calls: &[Call]) {
+        let newest = &calls[calls.len().saturating_sub(RECENT_CALLS)..];
+        if newest.is_empty() {
+            return;
+        }
+        self.dirty = true;
+        let recent = Arc::make_mut(&mut self.view.recent_calls);
+        let room = RECENT_CALLS - newest.len();
+        if recent.len() > room {
+            recent.drain(..recent.len() - room);
+        }
+        recent.extend(newest.iter().cloned());
+    }
+
+    /// Counts a call on its edge and remembers its workloads and trace id.
     pub fn remember(&mut self, call: &Call) {
         self.dirty = true;
         let view = &mut self.view;
-        let recent = Arc::make_mut(&mut view.recent_calls);
-        if recent.len() == RECENT_CALLS {
-            recent.pop_front();
-        }
-        recent.push_back(call.clone());
-
         let workloads = Arc::make_mut(&mut view.workloads);
         for w in [&call.source, &call.destination] {
             let key = w.key();
@@ -227,5 +238,41 @@ impl LiveState {
         if std::mem::take(&mut self.dirty) {
             to.live.store(Arc::new(self.view.clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(from: i64, n: i64) -> Vec<Call> {
+        (from..from + n)
+            .map(|t| Call {
+                event_time_ns: t,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recent_calls_are_the_newest_in_order_whatever_the_release_sizes() {
+        let mut live = LiveState::default();
+        live.remember_recent(&calls(0, 10));
+        live.remember_recent(&calls(10, RECENT_CALLS as i64 - 5));
+        live.remember_recent(&[]);
+        let times = |l: &LiveState| -> Vec<i64> {
+            l.view
+                .recent_calls
+                .iter()
+                .map(|c| c.event_time_ns)
+                .collect()
+        };
+        let expected: Vec<i64> = (5..RECENT_CALLS as i64 + 5).collect();
+        assert_eq!(times(&live), expected);
+        // A release larger than the ring replaces it with its own newest calls.
+        live.remember_recent(&calls(5_000, 2 * RECENT_CALLS as i64));
+        let expected: Vec<i64> =
+            (5_000 + RECENT_CALLS as i64..5_000 + 2 * RECENT_CALLS as i64).collect();
+        assert_eq!(times(&live), expected);
     }
 }

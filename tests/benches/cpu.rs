@@ -83,11 +83,7 @@ async fn main() {
     let mut requests: Vec<ExportTraceServiceRequest> =
         eastwest_datasets::read_otlp_file(&scenario.join("traces.pb")).unwrap();
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
-    let shift =
-        eastwest_datasets::whole_day_shift(eastwest_datasets::newest_time(&requests, &[]), now);
-    for r in &mut requests {
-        eastwest_datasets::shift_traces(r, shift);
-    }
+    eastwest_datasets::retime_requests(&mut requests, &mut [], now);
     let bodies: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
     let spans: u64 = requests.iter().map(eastwest_datasets::span_count).sum();
     let bytes: usize = bodies.iter().map(Vec::len).sum();

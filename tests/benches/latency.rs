@@ -200,11 +200,7 @@ async fn main() {
     // The receivers refuse records far from their clock: move the scenario by whole days
     // to end before now, as `replay` does.
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
-    let shift =
-        eastwest_datasets::whole_day_shift(eastwest_datasets::newest_time(&requests, &[]), now);
-    for r in &mut requests {
-        eastwest_datasets::shift_traces(r, shift);
-    }
+    let shift = eastwest_datasets::retime_requests(&mut requests, &mut [], now);
     let attack_start = (attack_start as i64 + shift) as u64;
     let split = requests
         .iter()

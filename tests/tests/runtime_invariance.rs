@@ -380,13 +380,16 @@ async fn request_size_streams_order_encoding_and_pace_do_not_change_the_outcome(
             .or_default()
             .push(rs);
     }
-    let json_requests: Vec<Vec<u8>> = five_minutes
+    let mut pieces: Vec<ExportTraceServiceRequest> = five_minutes
         .into_values()
-        .map(|resource_spans| {
-            let mut req = ExportTraceServiceRequest { resource_spans };
-            retime(&mut req, dir.path());
-            serde_json::to_vec(&req).unwrap()
-        })
+        .map(|resource_spans| ExportTraceServiceRequest { resource_spans })
+        .collect();
+    // By the same whole days `replay` moves the scenario.
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    eastwest_datasets::retime_requests(&mut pieces, &mut [], now);
+    let json_requests: Vec<Vec<u8>> = pieces
+        .iter()
+        .map(|req| serde_json::to_vec(req).unwrap())
         .collect();
     let got = serve_run(dir.path(), async |s| {
         let url = format!("http://{}/v1/traces", s.http);
@@ -413,14 +416,6 @@ async fn request_size_streams_order_encoding_and_pace_do_not_change_the_outcome(
 
     let got = replay_run(dir.path(), dir.path(), Transport::Grpc, &["--speed", "120"]).await;
     assert_same("paced at 120× event time", "fan-out", &reference, &got);
-}
-
-/// Moves a request by the same whole days `replay` would move the scenario in `dir`.
-fn retime(req: &mut ExportTraceServiceRequest, dir: &Path) {
-    let all = traces(dir);
-    let newest = eastwest_datasets::newest_time(&all, &[]);
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
-    eastwest_datasets::shift_traces(req, eastwest_datasets::whole_day_shift(newest, now));
 }
 
 fn scenario_list() -> Vec<String> {

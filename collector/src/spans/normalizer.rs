@@ -79,7 +79,6 @@ pub struct SpanNormalizer {
     /// trace may have gone idle. Min-heap on (event time, trace id), so releases come
     /// in event-time order and `advance` never walks every trace.
     wakeups: BinaryHeap<Reverse<(i64, u128)>>,
-    waiting_calls: u64,
     /// Event times of the calls waiting for their entry (time → how many).
     waiting_times: BTreeMap<i64, u32>,
     routes: RouteCap,
@@ -100,7 +99,6 @@ impl SpanNormalizer {
             seq: 0,
             traces: HashMap::default(),
             wakeups: BinaryHeap::new(),
-            waiting_calls: 0,
             waiting_times: BTreeMap::new(),
             routes,
             stats: NormalizerStats::default(),
@@ -110,7 +108,7 @@ impl SpanNormalizer {
     pub fn stats(&self) -> NormalizerStats {
         let mut s = self.stats;
         s.pending = (self.callers.len() + self.callees.len()) as u64;
-        s.waiting_for_entry = self.waiting_calls;
+        s.waiting_for_entry = self.waiting_times.values().map(|n| u64::from(*n)).sum();
         s.route_overflow = self.routes.overflowed;
         s
     }
@@ -189,7 +187,6 @@ impl SpanNormalizer {
             release_due(&mut trace, |_| true, &mut out);
         }
         self.wakeups.clear();
-        self.waiting_calls = 0;
         self.waiting_times.clear();
         out
     }
@@ -205,7 +202,6 @@ impl SpanNormalizer {
 
     /// Bookkeeping for calls that stopped waiting for their entry.
     fn forget_waiting(&mut self, released: &[Call]) {
-        self.waiting_calls -= released.len() as u64;
         for c in released {
             if let Some(n) = self.waiting_times.get_mut(&c.event_time_ns) {
                 *n -= 1;
@@ -479,7 +475,7 @@ impl SpanNormalizer {
             trace.definitive = true;
             let before = out.len();
             release_due(trace, |_| true, out);
-            self.forget_waiting_from(out, before);
+            self.forget_waiting(&out[before..]);
         }
     }
 
@@ -504,7 +500,6 @@ impl SpanNormalizer {
             self.wakeups.push(Reverse((due, trace_id)));
         }
         *self.waiting_times.entry(t).or_insert(0) += 1;
-        self.waiting_calls += 1;
     }
 
     /// Releases waiting calls whose entry wait ended by `watermark_ns` and forgets
@@ -533,7 +528,7 @@ impl SpanNormalizer {
                 .iter()
                 .map(|c| c.event_time_ns.saturating_add(wait_ns))
                 .min();
-            self.forget_waiting_from(out, before);
+            self.forget_waiting(&out[before..]);
             if trace_idle && idle_at <= watermark_ns {
                 self.traces.remove(&trace_id);
                 continue;
@@ -545,10 +540,6 @@ impl SpanNormalizer {
             }
             self.wakeups.push(Reverse((next, trace_id)));
         }
-    }
-
-    fn forget_waiting_from(&mut self, out: &[Call], from: usize) {
-        self.forget_waiting(&out[from..]);
     }
 }
 
