@@ -26,6 +26,8 @@ pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 8;
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_WEBHOOK_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 pub const DEFAULT_WEBHOOK_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The body-only `X-Eastwest-Signature` is still sent this release (deprecated).
+pub const DEFAULT_WEBHOOK_LEGACY_SIGNATURE: bool = true;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -146,7 +148,11 @@ impl WebhookKind {
 }
 
 /// One webhook destination (`[[webhooks]]` in the config file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `url` and `secret` are credentials: `Debug` shows the URL redacted (scheme, host,
+/// port and a digest) and never the secret; outbox rows, logs and the API name the hook
+/// by `name` and [`WebhookConfig::target`].
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Stable name: outbox rows refer to it, so renaming orphans queued deliveries.
@@ -154,8 +160,11 @@ pub struct WebhookConfig {
     pub kind: WebhookKind,
     /// Receiver URL; for `alertmanager` the Alertmanager base URL.
     pub url: String,
-    /// HMAC-SHA256 key for `X-Eastwest-Signature` (required for `generic`).
+    /// HMAC-SHA256 key for `X-Eastwest-Signature-V1` (required for `generic`).
     pub secret: Option<String>,
+    /// Also send the deprecated body-only `X-Eastwest-Signature` (removed next release);
+    /// turn off once every receiver verifies `X-Eastwest-Signature-V1`.
+    pub legacy_signature: bool,
     pub min_severity: Severity,
     /// Only these kinds; empty means all.
     pub kinds: Vec<AlertKind>,
@@ -177,6 +186,7 @@ impl Default for WebhookConfig {
             kind: WebhookKind::Generic,
             url: String::new(),
             secret: None,
+            legacy_signature: DEFAULT_WEBHOOK_LEGACY_SIGNATURE,
             min_severity: Severity::Info,
             kinds: Vec::new(),
             max_per_minute: DEFAULT_WEBHOOK_MAX_PER_MINUTE,
@@ -188,14 +198,41 @@ impl Default for WebhookConfig {
     }
 }
 
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.target())
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("legacy_signature", &self.legacy_signature)
+            .field("min_severity", &self.min_severity)
+            .field("kinds", &self.kinds)
+            .field("max_per_minute", &self.max_per_minute)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout", &self.timeout)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
+}
+
 impl WebhookConfig {
+    /// The URL as it may be shown: `scheme://host[:port] (digest)`.
+    pub fn target(&self) -> String {
+        crate::webhook::redact::redacted_url(&self.url)
+    }
+
     pub fn validate(&self) -> Result<(), ApiError> {
         let fail = |msg: String| Err(ApiError::Config(format!("webhook {:?}: {msg}", self.name)));
         if self.name.is_empty() || self.name.len() > 64 {
             return fail("name must be 1..=64 characters".into());
         }
-        if let Err(e) = check_http_url(&self.url) {
-            return fail(format!("url: {e}"));
+        // The URL is a credential: the message names what is wrong, never the URL.
+        match reqwest::Url::parse(&self.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            Ok(_) => return fail("url must be an http(s) URL with a host".into()),
+            Err(e) => return fail(format!("url is not a valid URL ({e})")),
         }
         if self.kind == WebhookKind::Generic && self.secret.as_deref().unwrap_or("").is_empty() {
             return fail("a generic webhook needs a secret to sign its deliveries".into());
@@ -286,5 +323,34 @@ mod tests {
         };
         assert!(unsigned.validate().is_err());
         assert!(validate_webhooks(&[w.clone(), w]).is_err());
+    }
+
+    #[test]
+    fn webhook_url_and_secret_never_show_in_debug_or_errors() {
+        let token = "T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX";
+        let w = WebhookConfig {
+            name: "slack".into(),
+            kind: WebhookKind::Slack,
+            url: format!("https://hooks.slack.com/services/{token}"),
+            secret: Some("hunter2-secret".into()),
+            ..Default::default()
+        };
+        let debug = format!("{w:?} {w:#?}");
+        assert!(
+            !debug.contains("XXXX") && !debug.contains("services"),
+            "{debug}"
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("https://hooks.slack.com ("), "{debug}");
+        for url in [
+            format!("hooks.slack.com/services/{token}"),
+            format!("ftp://hooks.slack.com/services/{token}"),
+            format!("https://[bad/services/{token}"),
+        ] {
+            let bad = WebhookConfig { url, ..w.clone() };
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(!err.contains("XXXX"), "{err}");
+            assert!(err.contains("url"), "{err}");
+        }
     }
 }

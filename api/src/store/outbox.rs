@@ -1,6 +1,10 @@
 //! The webhook outbox: rows written in the same transaction as the alert they announce,
 //! so a delivery is never lost between "stored" and "sent". The delivery id is chosen
 //! at enqueue time and never changes, across retries and restarts.
+//!
+//! A row names its hook by the configured `name`; the URL (a credential) is looked up
+//! from the config at send time and never stored. `target` keeps only the redacted URL
+//! (scheme, host, port, digest) of the last attempt, for dead letters.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -30,7 +34,10 @@ pub struct OutboxRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
     pub delivery_id: String,
+    /// The hook's configured name.
     pub destination: String,
+    /// Where the last attempt went, redacted: `scheme://host[:port] (digest)`.
+    pub target: Option<String>,
     pub alert_id: String,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -92,12 +99,21 @@ impl AlertStore {
         })
     }
 
-    pub fn mark_delivered(&self, seq: i64, attempts: u32) -> Result<(), ApiError> {
-        self.finish(seq, "delivered", attempts, None)
+    /// `target` is the redacted URL the attempt went to.
+    pub fn mark_delivered(&self, seq: i64, attempts: u32, target: &str) -> Result<(), ApiError> {
+        self.finish(seq, "delivered", attempts, None, Some(target))
     }
 
-    pub fn mark_dead(&self, seq: i64, attempts: u32, error: &str) -> Result<(), ApiError> {
-        self.finish(seq, "dead", attempts, Some(error))
+    /// `error` and `target` must not quote the hook's URL (see `webhook::redact`);
+    /// `target` is `None` when no attempt was made.
+    pub fn mark_dead(
+        &self,
+        seq: i64,
+        attempts: u32,
+        error: &str,
+        target: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.finish(seq, "dead", attempts, Some(error), target)
     }
 
     fn finish(
@@ -106,31 +122,34 @@ impl AlertStore {
         status: &str,
         attempts: u32,
         error: Option<&str>,
+        target: Option<&str>,
     ) -> Result<(), ApiError> {
         self.with_writer(|conn| {
             conn.execute(
                 "UPDATE webhook_outbox SET status = ?, attempts = ?, last_error = COALESCE(?, last_error),
-                 finished_at = ? WHERE seq = ?",
-                params![status, attempts, error, now_ms(), seq],
+                 target = COALESCE(?, target), finished_at = ? WHERE seq = ?",
+                params![status, attempts, error, target, now_ms(), seq],
             )?;
             Ok(())
         })
     }
 
     /// Moves a delivery's next attempt to `next_at_ms`, recording how many attempts
-    /// were made (unchanged when it was only rate-limited).
+    /// were made (unchanged when it was only rate-limited), the error and the redacted
+    /// target of the failed attempt.
     pub fn reschedule(
         &self,
         seq: i64,
         attempts: u32,
         next_at_ms: i64,
         error: Option<&str>,
+        target: Option<&str>,
     ) -> Result<(), ApiError> {
         self.with_writer(|conn| {
             conn.execute(
                 "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?,
-                 last_error = COALESCE(?, last_error) WHERE seq = ?",
-                params![attempts, next_at_ms, error, seq],
+                 last_error = COALESCE(?, last_error), target = COALESCE(?, target) WHERE seq = ?",
+                params![attempts, next_at_ms, error, target, seq],
             )?;
             Ok(())
         })
@@ -139,18 +158,19 @@ impl AlertStore {
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, ApiError> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT delivery_id, destination, alert_id, attempts, last_error, created_at, finished_at
-                 FROM webhook_outbox WHERE status = 'dead' ORDER BY finished_at DESC, seq DESC LIMIT ?",
+                "SELECT delivery_id, destination, target, alert_id, attempts, last_error, created_at,
+                 finished_at FROM webhook_outbox WHERE status = 'dead' ORDER BY finished_at DESC, seq DESC LIMIT ?",
             )?;
             let rows = stmt.query_map([limit as i64], |r| {
                 Ok(DeadLetter {
                     delivery_id: r.get(0)?,
                     destination: r.get(1)?,
-                    alert_id: r.get(2)?,
-                    attempts: r.get(3)?,
-                    last_error: r.get(4)?,
-                    created_at: ms_to_time(r.get(5)?),
-                    dead_at: r.get::<_, Option<i64>>(6)?.map(ms_to_time),
+                    target: r.get(2)?,
+                    alert_id: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_error: r.get(5)?,
+                    created_at: ms_to_time(r.get(6)?),
+                    dead_at: r.get::<_, Option<i64>>(7)?.map(ms_to_time),
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)

@@ -53,6 +53,15 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER
     );
     CREATE INDEX outbox_due ON webhook_outbox(status, next_attempt_at);",
+    // v2: webhook URLs are credentials. Outbox rows name their hook by `name`; `target`
+    // keeps the redacted URL (scheme, host, port, digest) of the last attempt. Errors of
+    // earlier versions quoted the full URL: their detail is dropped, and `secure_delete`
+    // zeroes the freed bytes instead of leaving them in the file.
+    "PRAGMA secure_delete = ON;
+    ALTER TABLE webhook_outbox ADD COLUMN target TEXT;
+    UPDATE webhook_outbox
+       SET last_error = 'request failed (detail removed on upgrade: it could quote the webhook URL)'
+     WHERE last_error LIKE 'request failed%';",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -113,6 +122,50 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("newer")
+        );
+    }
+
+    #[test]
+    fn v2_drops_error_details_that_quoted_webhook_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        // A v1 store with a dead letter whose error quotes a Slack URL.
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[0]).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.commit().unwrap();
+        let leaked = "request failed: error sending request for url \
+                      (https://hooks.slack.com/services/T1/B2/SECRETSECRETSECRET)";
+        for (id, error) in [("d1", leaked), ("d2", "receiver answered 500")] {
+            conn.execute(
+                "INSERT INTO webhook_outbox (delivery_id, destination, alert_id, body, status,
+                 next_attempt_at, last_error, created_at) VALUES (?, 'slack', 'a', '{}', 'dead', 0, ?, 0)",
+                [id, error],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let errors: Vec<String> = conn
+            .prepare("SELECT last_error FROM webhook_outbox ORDER BY delivery_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            errors[0].starts_with("request failed (detail removed"),
+            "{errors:?}"
+        );
+        assert_eq!(errors[1], "receiver answered 500");
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        drop(conn);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(18).any(|w| w == b"SECRETSECRETSECRET"),
+            "the old error text is gone from the file"
         );
     }
 }

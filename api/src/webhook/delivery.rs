@@ -1,5 +1,12 @@
-//! One HTTP attempt, its classification, backoff with jitter, and the per-destination
-//! rate limit.
+//! One HTTP attempt, its signatures, its classification, backoff with jitter, and the
+//! per-destination rate limit.
+//!
+//! Signatures (see `docs/WEBHOOKS.md`): [`SIGNATURE_V1_HEADER`] carries
+//! `v1=hex(HMAC-SHA256(secret, "{timestamp}.{delivery_id}.{body}"))` with the timestamp
+//! in [`TIMESTAMP_HEADER`] and the id in [`DELIVERY_HEADER`], so a receiver can refuse a
+//! captured request replayed later or under another id. [`SIGNATURE_HEADER`] keeps the
+//! body-only signature of earlier releases for one more release (deprecated): it proves
+//! the body came from eastwest but not when, so a copy can be replayed forever.
 
 use std::time::{Duration, Instant};
 
@@ -7,12 +14,21 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
 
+use super::redact::scrub;
 use crate::config::{WebhookConfig, WebhookKind};
 
 /// Longest `Retry-After` honoured; beyond it the receiver is treated as unavailable.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Deprecated: `sha256=<hex HMAC of the body>`; kept for one release, then removed.
 pub const SIGNATURE_HEADER: &str = "X-Eastwest-Signature";
+/// `v1=<hex HMAC of "{timestamp}.{delivery_id}.{body}">`.
+pub const SIGNATURE_V1_HEADER: &str = "X-Eastwest-Signature-V1";
+/// Unix seconds when the attempt was signed (each retry is signed anew).
+pub const TIMESTAMP_HEADER: &str = "X-Eastwest-Timestamp";
+/// The delivery id: fixed at enqueue time, the same on every retry.
 pub const DELIVERY_HEADER: &str = "X-Eastwest-Delivery";
+/// Longest error text kept from a failed request.
+const MAX_ERROR_CHARS: usize = 500;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptResult {
@@ -28,12 +44,27 @@ pub enum AttemptResult {
     },
 }
 
-/// `sha256=<hex HMAC-SHA256 of body>`.
+fn mac(secret: &str) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac accepts any key length")
+}
+
+/// Deprecated body-only signature: `sha256=<hex HMAC-SHA256 of body>`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac accepts any key length");
+    let mut mac = mac(secret);
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `v1=<hex HMAC-SHA256 of "{timestamp}.{delivery_id}.{body}">`. The id is a UUID and the
+/// timestamp digits, so the dots separate the three parts unambiguously.
+pub fn signature_v1(secret: &str, timestamp: i64, delivery_id: &str, body: &[u8]) -> String {
+    let mut mac = mac(secret);
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(delivery_id.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 pub fn target_url(hook: &WebhookConfig) -> String {
@@ -43,6 +74,31 @@ pub fn target_url(hook: &WebhookConfig) -> String {
     }
 }
 
+/// A failed request in words, without the URL (a credential): reqwest's own text minus
+/// the URL, the causes below it, and a scrub for any part of the URL still quoted.
+pub fn describe_error(error: reqwest::Error, hook: &WebhookConfig) -> String {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let error = error.without_url();
+    let mut text = format!("{what}: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    let text = scrub(&text, &[&hook.url, &target_url(hook)]);
+    super::sanitize::visible(&text, MAX_ERROR_CHARS)
+}
+
 pub async fn attempt(
     client: &reqwest::Client,
     hook: &WebhookConfig,
@@ -50,19 +106,27 @@ pub async fn attempt(
     body: &str,
     timeout: Duration,
 ) -> AttemptResult {
+    let timestamp = chrono::Utc::now().timestamp();
     let mut request = client
         .post(target_url(hook))
         .timeout(timeout)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(DELIVERY_HEADER, delivery_id)
+        .header(TIMESTAMP_HEADER, timestamp.to_string())
         .header("X-Eastwest-Event", "alert")
         .body(body.to_string());
     if let Some(secret) = hook.secret.as_deref().filter(|s| !s.is_empty()) {
-        request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
+        request = request.header(
+            SIGNATURE_V1_HEADER,
+            signature_v1(secret, timestamp, delivery_id, body.as_bytes()),
+        );
+        if hook.legacy_signature {
+            request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
+        }
     }
     match request.send().await {
         Err(e) => AttemptResult::Retry {
-            error: format!("request failed: {e}"),
+            error: describe_error(e, hook),
             retry_after: None,
         },
         Ok(response) => classify(
@@ -161,6 +225,49 @@ mod tests {
             signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn v1_signature_covers_timestamp_id_and_body() {
+        let base = signature_v1("k", 1_700_000_000, "id-1", b"{}");
+        // The same HMAC over the documented string.
+        let mut mac = mac("k");
+        mac.update(b"1700000000.id-1.{}");
+        assert_eq!(
+            base,
+            format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+        );
+        assert_ne!(base, signature_v1("k", 1_700_000_001, "id-1", b"{}"));
+        assert_ne!(base, signature_v1("k", 1_700_000_000, "id-2", b"{}"));
+        assert_ne!(base, signature_v1("k", 1_700_000_000, "id-1", b"{ }"));
+        assert_ne!(base, signature_v1("j", 1_700_000_000, "id-1", b"{}"));
+    }
+
+    #[tokio::test]
+    async fn failed_requests_never_quote_the_url() {
+        // A port nothing listens on: connection refused, with the URL in reqwest's text.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let hook = WebhookConfig {
+            name: "slack".into(),
+            kind: WebhookKind::Slack,
+            url: format!("http://127.0.0.1:{port}/services/T1/B2/TOPSECRETTOKEN"),
+            ..Default::default()
+        };
+        let client = reqwest::Client::new();
+        let result = attempt(&client, &hook, "d1", "{}", Duration::from_secs(5)).await;
+        let AttemptResult::Retry { error, .. } = result else {
+            panic!("{result:?}");
+        };
+        assert!(!error.contains("TOPSECRETTOKEN"), "{error}");
+        assert!(!error.contains("/services"), "{error}");
+        assert!(error.starts_with("could not connect"), "{error}");
+        // A raw reqwest error would have quoted it.
+        let raw = client.post(&hook.url).send().await.unwrap_err().to_string();
+        assert!(raw.contains("TOPSECRETTOKEN"), "{raw}");
     }
 
     #[test]

@@ -2,9 +2,15 @@
 //! jitter, `Retry-After`, per-destination rate limits, dead letters after
 //! `max_attempts`. The delivery id is fixed at enqueue time, so receivers can drop
 //! duplicates (a crash between "receiver said 2xx" and "marked delivered" re-sends).
+//!
+//! A hook's URL is a credential: rows, logs, metrics and the API name the hook by its
+//! configured `name` and [`redact::redacted_url`]; the URL is read from the config at
+//! send time only. Receivers verify deliveries as `docs/WEBHOOKS.md` describes.
 
 pub mod delivery;
 pub mod payload;
+pub mod redact;
+pub mod sanitize;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -163,7 +169,9 @@ impl Worker {
                 .count_delivery(&row.destination, DeliveryOutcome::DeadLettered);
             let (seq, attempts) = (row.seq, row.attempts);
             self.store
-                .run(move |s| s.mark_dead(seq, attempts, "destination is no longer configured"))
+                .run(move |s| {
+                    s.mark_dead(seq, attempts, "destination is no longer configured", None)
+                })
                 .await?;
             return Ok(None);
         };
@@ -177,7 +185,7 @@ impl Worker {
             let (seq, attempts) = (row.seq, row.attempts);
             let next = now_ms() + wait.as_millis() as i64 + 1;
             self.store
-                .run(move |s| s.reschedule(seq, attempts, next, None))
+                .run(move |s| s.reschedule(seq, attempts, next, None, None))
                 .await?;
             return Ok(None);
         }
@@ -192,12 +200,13 @@ impl Worker {
     ) -> Result<(), crate::ApiError> {
         let attempts = row.attempts + 1;
         let seq = row.seq;
+        let target = hook.target();
         match result {
             AttemptResult::Delivered => {
                 self.metrics
                     .count_delivery(&hook.name, DeliveryOutcome::Delivered);
                 self.store
-                    .run(move |s| s.mark_delivered(seq, attempts))
+                    .run(move |s| s.mark_delivered(seq, attempts, &target))
                     .await
             }
             AttemptResult::Permanent { error } => {
@@ -205,9 +214,9 @@ impl Worker {
                     .count_delivery(&hook.name, DeliveryOutcome::Failed);
                 self.metrics
                     .count_delivery(&hook.name, DeliveryOutcome::DeadLettered);
-                tracing::warn!(destination = %hook.name, delivery = %row.delivery_id, %error, "webhook refused; dead-lettered");
+                tracing::warn!(destination = %hook.name, %target, delivery = %row.delivery_id, %error, "webhook refused; dead-lettered");
                 self.store
-                    .run(move |s| s.mark_dead(seq, attempts, &error))
+                    .run(move |s| s.mark_dead(seq, attempts, &error, Some(&target)))
                     .await
             }
             AttemptResult::Retry { error, retry_after } => {
@@ -216,17 +225,17 @@ impl Worker {
                 if attempts >= hook.max_attempts {
                     self.metrics
                         .count_delivery(&hook.name, DeliveryOutcome::DeadLettered);
-                    tracing::warn!(destination = %hook.name, delivery = %row.delivery_id, %error, attempts, "webhook dead-lettered");
+                    tracing::warn!(destination = %hook.name, %target, delivery = %row.delivery_id, %error, attempts, "webhook dead-lettered");
                     return self
                         .store
-                        .run(move |s| s.mark_dead(seq, attempts, &error))
+                        .run(move |s| s.mark_dead(seq, attempts, &error, Some(&target)))
                         .await;
                 }
                 let delay = retry_after.unwrap_or_else(|| delivery::backoff(hook, attempts));
                 let next = now_ms() + delay.as_millis() as i64;
-                tracing::debug!(destination = %hook.name, delivery = %row.delivery_id, %error, ?delay, "webhook retry scheduled");
+                tracing::debug!(destination = %hook.name, %target, delivery = %row.delivery_id, %error, ?delay, "webhook retry scheduled");
                 self.store
-                    .run(move |s| s.reschedule(seq, attempts, next, Some(&error)))
+                    .run(move |s| s.reschedule(seq, attempts, next, Some(&error), Some(&target)))
                     .await
             }
         }

@@ -1,9 +1,16 @@
 //! Payloads per destination kind, rendered once at enqueue time and stored in the
-//! outbox, so retries send identical bytes (and identical signatures).
+//! outbox, so retries send identical bytes.
+//!
+//! Names, routes and principals come from telemetry and are attacker-controlled. Slack
+//! gets them only in `plain_text` objects (shown as typed) and, in the notification
+//! text, escaped for mrkdwn; Alertmanager and Falcosidekick get them with hidden
+//! characters replaced, `<` `>` neutralised and lengths capped (see [`sanitize`]). The
+//! generic payload is the Alert JSON as stored: JSON escaping is the receiver's guard.
 
 use eastwest_model::{Alert, Severity};
 use serde_json::{Value, json};
 
+use super::sanitize;
 use crate::config::{WebhookConfig, WebhookKind};
 
 #[derive(Debug, Clone)]
@@ -58,20 +65,42 @@ fn call_text(alert: &Alert) -> String {
     call
 }
 
-/// Slack mrkdwn control characters; telemetry is attacker-controlled (`<!channel>`).
-fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Slack's limits: section text 3000, a field 2000, a header 150 characters.
+const SLACK_TEXT_MAX: usize = 3000;
+const SLACK_FIELD_MAX: usize = 2000;
+const SLACK_HEADER_MAX: usize = 150;
+/// Alertmanager label values: long enough for any real name, short enough that a
+/// hostile one cannot bloat every notification and the label index.
+const LABEL_MAX: usize = 256;
+const ANNOTATION_MAX: usize = 2048;
+/// Falcosidekick fields and output.
+const FALCO_FIELD_MAX: usize = 512;
+const FALCO_OUTPUT_MAX: usize = 4096;
+
+/// Text Slack shows as it is: no markup, links, mentions or emoji codes are read in a
+/// `plain_text` object. Every value that comes from telemetry goes into one of these,
+/// with hidden characters replaced and `<` `>` neutralised as well, so even a client
+/// that read mentions there could find none.
+fn slack_plain(text: &str, max_chars: usize) -> Value {
+    slack_plain_field("", text, max_chars)
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_string();
-    }
-    let mut t: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-    t.push('…');
-    t
+/// [`slack_plain`] under eastwest's own `label` line.
+fn slack_plain_field(label: &str, value: &str, max_chars: usize) -> Value {
+    let budget = max_chars.saturating_sub(label.chars().count());
+    let text = format!("{label}{}", nonempty(sanitize::forwardable(value, budget)));
+    json!({"type": "plain_text", "text": text, "emoji": false})
+}
+
+/// mrkdwn for eastwest's own text; `verbatim` stops Slack from turning plain text into
+/// links or mentions.
+fn slack_mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text, "verbatim": true})
+}
+
+/// Slack refuses empty text objects.
+fn nonempty(text: String) -> String {
+    if text.is_empty() { "-".into() } else { text }
 }
 
 fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
@@ -81,20 +110,32 @@ fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
         alert.kind.as_str().replace('_', " ")
     );
     let url = ctx.alert_url(alert);
-    let text = slack_escape(&format!("{title}: {}", alert.summary));
+    let identity = alert.source.principal.as_deref().unwrap_or("unknown");
+    // The notification text is mrkdwn without `verbatim`: every character that could
+    // format, link or mention is escaped (`sanitize::mrkdwn`).
+    let text = sanitize::cap(
+        &format!(
+            "{}: {}",
+            sanitize::mrkdwn(&title, SLACK_HEADER_MAX),
+            sanitize::mrkdwn(&alert.summary, SLACK_TEXT_MAX)
+        ),
+        SLACK_TEXT_MAX,
+    );
     json!({
-        "text": truncate(&text, 3000),
+        "text": text,
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("eastwest {title}"), 150)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&slack_escape(&alert.summary), 3000)}},
+            {"type": "header", "text": slack_plain(&format!("eastwest {title}"), SLACK_HEADER_MAX)},
+            {"type": "section", "text": slack_plain(&alert.summary, SLACK_TEXT_MAX)},
             {"type": "section", "fields": [
-                {"type": "mrkdwn", "text": truncate(&format!("*Call*\n`{}`", slack_escape(&call_text(alert))), 2000)},
-                {"type": "mrkdwn", "text": format!("*Score*\n{:.1} (seen {}×)", alert.score, alert.count)},
-                {"type": "mrkdwn", "text": format!("*First seen*\n{}", alert.first_seen.to_rfc3339())},
-                {"type": "mrkdwn", "text": truncate(&format!("*Identity*\n{}", slack_escape(alert.source.principal.as_deref().unwrap_or("unknown"))), 2000)},
+                slack_plain_field("Call\n", &call_text(alert), SLACK_FIELD_MAX),
+                slack_mrkdwn(format!("*Score*\n{:.1} (seen {}×)", alert.score, alert.count)),
+                slack_mrkdwn(format!("*First seen*\n{}", alert.first_seen.to_rfc3339())),
+                slack_plain_field("Identity\n", identity, SLACK_FIELD_MAX),
             ]},
             {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": format!("<{url}|Open in eastwest> · alert `{}`", slack_escape(&alert.id))}
+                // The URL is eastwest's own base and a percent-encoded id: no `|` or `>`.
+                slack_mrkdwn(format!("<{url}|Open in eastwest>")),
+                slack_plain_field("alert ", &alert.id, SLACK_FIELD_MAX),
             ]}
         ]
     })
@@ -102,33 +143,37 @@ fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
 
 fn alertmanager(alert: &Alert, ctx: &PayloadContext) -> Value {
     let mut labels = serde_json::Map::new();
-    let mut put = |k: &str, v: Option<String>| {
+    let mut put = |k: &str, v: Option<&str>| {
+        let v = v.map(|v| sanitize::forwardable(v, LABEL_MAX));
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             labels.insert(k.into(), Value::String(v));
         }
     };
     put(
         "alertname",
-        Some(format!("eastwest_{}", alert.kind.as_str())),
+        Some(&format!("eastwest_{}", alert.kind.as_str())),
     );
-    put("severity", Some(alert.severity.as_str().into()));
-    put("kind", Some(alert.kind.as_str().into()));
-    put("source_service", Some(alert.source.service.clone()));
+    put("severity", Some(alert.severity.as_str()));
+    put("kind", Some(alert.kind.as_str()));
+    put("source_service", Some(&alert.source.service));
     put(
         "destination_service",
-        alert.destination.as_ref().map(|d| d.service.clone()),
+        alert.destination.as_ref().map(|d| d.service.as_str()),
     );
-    put("namespace", alert.source.namespace.clone());
+    put("namespace", alert.source.namespace.as_deref());
     put(
         "destination_namespace",
-        alert.destination.as_ref().and_then(|d| d.namespace.clone()),
+        alert
+            .destination
+            .as_ref()
+            .and_then(|d| d.namespace.as_deref()),
     );
-    put("alert_id", Some(alert.id.clone()));
+    put("alert_id", Some(&alert.id));
     json!([{
         "labels": labels,
         "annotations": {
-            "summary": alert.summary,
-            "call": call_text(alert),
+            "summary": sanitize::forwardable(&alert.summary, ANNOTATION_MAX),
+            "call": sanitize::forwardable(&call_text(alert), ANNOTATION_MAX),
             "score": format!("{:.2}", alert.score),
         },
         "startsAt": alert.first_seen.to_rfc3339(),
@@ -151,29 +196,36 @@ fn falco(alert: &Alert, ctx: &PayloadContext) -> Value {
     let time = alert
         .last_seen
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let field = |v: &str| sanitize::forwardable(v, FALCO_FIELD_MAX);
+    let output = format!(
+        "{time}: {priority} {} (call={} score={:.1} alert={})",
+        alert.summary,
+        call_text(alert),
+        alert.score,
+        alert.id
+    );
     json!({
         "uuid": uuid::Uuid::new_v4().to_string(),
-        "output": format!("{time}: {priority} {} (call={} score={:.1} alert={})",
-            alert.summary, call_text(alert), alert.score, alert.id),
+        "output": sanitize::forwardable(&output, FALCO_OUTPUT_MAX),
         "priority": priority,
         "rule": format!("eastwest {}", alert.kind.as_str().replace('_', " ")),
         "time": time,
         "output_fields": {
-            "eastwest.alert_id": alert.id,
+            "eastwest.alert_id": field(&alert.id),
             "eastwest.kind": alert.kind.as_str(),
             "eastwest.score": alert.score,
             "eastwest.count": alert.count,
-            "eastwest.source": alert.source.key(),
-            "eastwest.source_principal": alert.source.principal,
-            "eastwest.destination": alert.destination.as_ref().map(|d| d.key()),
-            "eastwest.method": alert.method,
-            "eastwest.route": alert.route,
+            "eastwest.source": field(&alert.source.key()),
+            "eastwest.source_principal": alert.source.principal.as_deref().map(field),
+            "eastwest.destination": alert.destination.as_ref().map(|d| field(&d.key())),
+            "eastwest.method": alert.method.as_deref().map(field),
+            "eastwest.route": alert.route.as_deref().map(field),
             "eastwest.url": ctx.alert_url(alert),
-            "k8s.ns.name": alert.source.namespace,
+            "k8s.ns.name": alert.source.namespace.as_deref().map(field),
         },
         "source": "eastwest",
         "tags": ["eastwest", "lateral_movement", alert.kind.as_str()],
-        "hostname": ctx.hostname,
+        "hostname": sanitize::forwardable(&ctx.hostname, FALCO_FIELD_MAX),
     })
 }
 
@@ -267,6 +319,181 @@ mod tests {
         assert!(s.contains("&lt;!channel&gt;"));
         let v: Value = serde_json::from_str(&s).unwrap();
         assert!(v["blocks"].as_array().unwrap().len() >= 3);
+    }
+
+    /// Every `type` object in a Block Kit payload, depth first.
+    fn text_objects<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(m) => {
+                if matches!(
+                    m.get("type").and_then(Value::as_str),
+                    Some("mrkdwn" | "plain_text")
+                ) {
+                    out.push(v);
+                }
+                m.values().for_each(|x| text_objects(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| text_objects(x, out)),
+            _ => {}
+        }
+    }
+
+    /// Every string in a JSON value.
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Object(m) => m.values().for_each(|x| strings(x, out)),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+
+    const HOSTILE: &str =
+        "svc`*b*_i_~s~ <!channel> <http://phish.example|login> http://x.example\n> q\u{202E}";
+
+    fn hostile_alert(name: &str) -> Alert {
+        let mut a = alert();
+        a.id = format!("id{name}");
+        a.source = Workload::new(name)
+            .in_namespace(format!("ns{name}"))
+            .with_principal(format!("spiffe://{name}"));
+        a.destination = Some(Workload::new(format!("d{name}")));
+        a.method = Some(format!("M{name}"));
+        a.route = Some(format!("/r{name}"));
+        a.summary = format!("{name} called d{name} for the first time");
+        a
+    }
+
+    #[test]
+    fn slack_shows_hostile_names_only_as_text() {
+        let a = hostile_alert(HOSTILE);
+        let v: Value =
+            serde_json::from_str(&render(&hook(WebhookKind::Slack), &a, &ctx()).unwrap()).unwrap();
+        let mut objects = Vec::new();
+        text_objects(&v["blocks"], &mut objects);
+        let call = objects
+            .iter()
+            .find(|o| o["text"].as_str().unwrap().starts_with("Call\n"))
+            .expect("call field");
+        // The name is shown as typed, backticks, stars and all, with `<>` and hidden
+        // characters neutralised.
+        assert_eq!(call["type"], "plain_text");
+        assert_eq!(call["emoji"], false);
+        assert!(
+            call["text"].as_str().unwrap().contains(
+                "svc`*b*_i_~s~ ‹!channel› ‹http://phish.example|login› http://x.example\u{FFFD}› q\u{FFFD}"
+            ),
+            "{call}"
+        );
+        for o in &objects {
+            if o["type"] == "mrkdwn" {
+                assert_eq!(o["verbatim"], true, "{o}");
+                let text = o["text"].as_str().unwrap();
+                // Only the dashboard link carries the (percent-encoded) alert id.
+                assert!(
+                    text.starts_with("<https://") || !text.contains("svc"),
+                    "{o}"
+                );
+            }
+        }
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            text.contains("svcˋ∗b∗ˍiˍ∼s∼ &lt;!channel&gt; &lt;http://phish.example|login&gt;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn alertmanager_and_falco_get_visible_bounded_text() {
+        let long = format!("{HOSTILE}{}", "x".repeat(5000));
+        for name in [HOSTILE, long.as_str()] {
+            let a = hostile_alert(name);
+            let am: Value = serde_json::from_str(
+                &render(&hook(WebhookKind::Alertmanager), &a, &ctx()).unwrap(),
+            )
+            .unwrap();
+            let labels = am[0]["labels"].as_object().unwrap();
+            let source = labels["source_service"].as_str().unwrap();
+            assert!(source.starts_with("svc`*b*_i_~s~ ‹!channel›"), "{source}");
+            for (k, v) in labels {
+                let v = v.as_str().unwrap();
+                assert!(v.chars().count() <= LABEL_MAX, "{k}");
+                assert!(
+                    !v.chars().any(sanitize::is_hidden) && !v.contains('<'),
+                    "{k}: {v}"
+                );
+            }
+            let falco: Value =
+                serde_json::from_str(&render(&hook(WebhookKind::Falco), &a, &ctx()).unwrap())
+                    .unwrap();
+            assert!(falco["output"].as_str().unwrap().chars().count() <= FALCO_OUTPUT_MAX);
+            let mut all = Vec::new();
+            strings(&falco, &mut all);
+            strings(&am, &mut all);
+            for s in all {
+                assert!(
+                    !s.chars().any(sanitize::is_hidden) && !s.contains('<'),
+                    "{s:?}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the names, Slack mrkdwn never carries them, plain text never carries
+        /// `<`, `>` or hidden characters, the notification text has no unescaped
+        /// control character, and the only link is eastwest's own.
+        #[test]
+        fn no_hostile_name_escapes_into_slack_markup(name in "\\PC{0,12}|[`*_~<>&!|:/ a-z\n\u{202E}]{0,24}") {
+            let a = hostile_alert(&name);
+            let body = render(&hook(WebhookKind::Slack), &a, &ctx()).unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let mut objects = Vec::new();
+            text_objects(&v, &mut objects);
+            let mut links = 0;
+            for o in &objects {
+                let text = o["text"].as_str().unwrap();
+                proptest::prop_assert!(!text.is_empty());
+                if o["type"] == "mrkdwn" {
+                    proptest::prop_assert_eq!(&o["verbatim"], true);
+                    if text.starts_with('<') {
+                        links += 1;
+                        proptest::prop_assert!(text.starts_with("<https://ew.example/#/alerts/"), "{}", text);
+                        proptest::prop_assert!(text.ends_with("|Open in eastwest>"), "{}", text);
+                        let id = &text["<https://ew.example/#/alerts/".len()..text.len() - "|Open in eastwest>".len()];
+                        proptest::prop_assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"%-_.~:".contains(&b)), "{}", id);
+                    } else {
+                        proptest::prop_assert!(!text.contains(['<', '>', '`']), "{}", text);
+                    }
+                } else {
+                    proptest::prop_assert_eq!(&o["emoji"], false);
+                    proptest::prop_assert!(!text.contains(['<', '>']), "{}", text);
+                    let shown = text
+                        .strip_prefix("Call\n")
+                        .or_else(|| text.strip_prefix("Identity\n"))
+                        .unwrap_or(text);
+                    proptest::prop_assert!(!shown.chars().any(sanitize::is_hidden), "{:?}", text);
+                }
+            }
+            proptest::prop_assert_eq!(links, 1);
+            let fallback = v["text"].as_str().unwrap();
+            proptest::prop_assert!(!fallback.contains(['<', '>', '`', '*', '_', '~']), "{}", fallback);
+            proptest::prop_assert!(!fallback.chars().any(sanitize::is_hidden), "{}", fallback);
+        }
+
+        #[test]
+        fn alertmanager_labels_stay_valid(name in "\\PC{0,300}|[`*_~<>&!|:/ a-z\n\u{0}\u{202E}]{0,300}") {
+            let a = hostile_alert(&name);
+            let v: Value =
+                serde_json::from_str(&render(&hook(WebhookKind::Alertmanager), &a, &ctx()).unwrap()).unwrap();
+            for (k, value) in v[0]["labels"].as_object().unwrap() {
+                // Prometheus label names; values non-empty, visible, bounded.
+                proptest::prop_assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                let value = value.as_str().unwrap();
+                proptest::prop_assert!(!value.is_empty() && value.chars().count() <= LABEL_MAX);
+                proptest::prop_assert!(!value.chars().any(sanitize::is_hidden) && !value.contains(['<', '>']));
+            }
+        }
     }
 
     #[test]
