@@ -1,4 +1,6 @@
 //! `eastwest sql` and `eastwest baseline rebuild`: the data dir through DataFusion.
+//! `sql` is read-only (queries over the data dir's tables; see `eastwest_baseline::sql`):
+//! it may be handed to people who must not write files or read others on the host.
 
 use anyhow::Context;
 use eastwest_baseline::Baseline;

@@ -23,6 +23,10 @@ pub enum BaselineError {
     NoSnapshot(PathBuf),
     #[error("query failed: {0}")]
     Query(String),
+    #[error(
+        "only read-only queries are allowed (SELECT, WITH … SELECT, EXPLAIN, SHOW, DESCRIBE): {0}"
+    )]
+    ReadOnly(String),
 }
 
 impl BaselineError {

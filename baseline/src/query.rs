@@ -1,6 +1,14 @@
 //! SQL over the data dir with DataFusion: the `calls` history and the newest baseline
 //! snapshot's tables. Only the CLI and `baseline rebuild` use this; the hot path never
 //! runs SQL.
+//!
+//! [`sql`] is read-only: it runs queries (SELECT, WITH … SELECT, EXPLAIN, SHOW,
+//! DESCRIBE) over the registered tables and refuses, before anything runs, every plan
+//! that defines or changes something (DDL such as `CREATE EXTERNAL TABLE … LOCATION`,
+//! DML such as `INSERT` and `COPY … TO`, statements such as `SET`), using DataFusion's
+//! own [`SQLOptions`]. The session has no URL tables (`SELECT * FROM '/etc/passwd'`) and
+//! only DataFusion's generated table functions (`range`, `generate_series`), so a query
+//! cannot read a file outside the data dir's tables either.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +17,8 @@ use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::parquet::file::reader::SerializedFileReader;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
@@ -21,13 +31,16 @@ use crate::tables::TABLES;
 pub const BASELINE_DIR: &str = "baseline";
 
 /// A session with `calls` (empty when there is no history yet) and, when a snapshot
-/// exists, every baseline table registered.
+/// exists, every baseline table registered. `information_schema` is on so `SHOW TABLES`
+/// and `SHOW COLUMNS` work; URL tables stay off.
 pub async fn session(data_dir: &Path) -> Result<SessionContext, BaselineError> {
-    let config = SessionConfig::new().with_target_partitions(
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-    );
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        );
     let ctx = SessionContext::new_with_config(config);
     let calls = data_dir.join(CALLS_DIR);
     let history = parquet_files(&calls);
@@ -62,10 +75,26 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, BaselineError> {
     Ok(ctx)
 }
 
-/// Runs one SQL statement against the data dir.
+/// What [`sql`] lets through: queries only, no DDL, DML or statements.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Runs one read-only SQL statement against the data dir; anything else is refused with
+/// [`BaselineError::ReadOnly`] before it runs.
 pub async fn sql(data_dir: &Path, query: &str) -> Result<Vec<RecordBatch>, BaselineError> {
     let ctx = session(data_dir).await?;
-    Ok(ctx.sql(query).await?.collect().await?)
+    // What `SessionContext::sql_with_options` does, in two steps so a refusal is told
+    // apart from a query that fails.
+    let plan = ctx.state().create_logical_plan(query).await?;
+    read_only().verify_plan(&plan).map_err(|e| match e {
+        DataFusionError::Plan(detail) => BaselineError::ReadOnly(detail),
+        other => BaselineError::ReadOnly(other.to_string()),
+    })?;
+    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
 }
 
 /// Batches as an aligned text table.
@@ -120,4 +149,131 @@ pub(crate) fn typed_column<T: Array + Clone + 'static>(
         .downcast_ref::<T>()
         .cloned()
         .ok_or_else(|| BaselineError::Query(format!("column {i} is not {ty}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use eastwest_model::{Call, Workload};
+
+    use super::*;
+    use crate::HistoryWriter;
+
+    /// A data dir with a few calls of history.
+    fn data_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = HistoryWriter::new(dir.path(), Duration::from_secs(7 * 86400), 100);
+        for i in 0..3 {
+            let call = Call {
+                event_time_ns: 1_767_571_200_000_000_000 + i,
+                source: Workload::new("cart"),
+                destination: Workload::new("users"),
+                method: "GET".into(),
+                route: "/users/{id}".into(),
+                ..Default::default()
+            };
+            w.append(call, true).unwrap();
+        }
+        w.flush().unwrap();
+        dir
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+            if e.path().is_dir() {
+                out.extend(files_under(&e.path()));
+            }
+            out.push(e.path());
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn queries_run() {
+        let dir = data_dir();
+        for query in [
+            "SELECT count(*) FROM calls",
+            "WITH c AS (SELECT source FROM calls) SELECT count(*) FROM c",
+            "EXPLAIN SELECT count(*) FROM calls",
+            "SHOW TABLES",
+            "DESCRIBE calls",
+            "SELECT * FROM range(3)",
+        ] {
+            let batches = sql(dir.path(), query)
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"));
+            assert!(
+                batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+                "{query}"
+            );
+        }
+        let count = sql(dir.path(), "SELECT count(*) AS n FROM calls")
+            .await
+            .unwrap();
+        assert!(format_table(&count).unwrap().contains("| 3 "));
+    }
+
+    #[tokio::test]
+    async fn writes_definitions_and_settings_are_refused_before_they_run() {
+        let dir = data_dir();
+        let out = tempfile::tempdir().unwrap();
+        let target = out.path().join("copied.csv");
+        let before = files_under(dir.path());
+        for query in [
+            format!("COPY (SELECT * FROM calls) TO '{}'", target.display()),
+            format!("COPY calls TO '{}' STORED AS PARQUET", target.display()),
+            format!(
+                "EXPLAIN ANALYZE COPY (SELECT 1) TO '{}' STORED AS CSV",
+                target.display()
+            ),
+            "CREATE EXTERNAL TABLE passwd (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'"
+                .to_string(),
+            "CREATE TABLE t AS SELECT * FROM calls".to_string(),
+            "CREATE VIEW v AS SELECT 1".to_string(),
+            "INSERT INTO calls SELECT * FROM calls".to_string(),
+            "EXPLAIN ANALYZE INSERT INTO calls SELECT * FROM calls".to_string(),
+            "DELETE FROM calls".to_string(),
+            "DROP TABLE calls".to_string(),
+            "SET datafusion.execution.batch_size = 1".to_string(),
+            "PREPARE q AS SELECT 1".to_string(),
+        ] {
+            let err = sql(dir.path(), &query).await.unwrap_err();
+            assert!(matches!(err, BaselineError::ReadOnly(_)), "{query}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with("only read-only queries are allowed"),
+                "{err}"
+            );
+        }
+        // A query cannot carry a second statement along.
+        let two = format!("SELECT 1; COPY (SELECT 1) TO '{}'", target.display());
+        assert!(sql(dir.path(), &two).await.is_err());
+        assert!(!target.exists(), "COPY wrote a file");
+        assert_eq!(files_under(dir.path()), before, "the data dir changed");
+        // The refused statements left nothing behind in a fresh session either.
+        assert!(sql(dir.path(), "SELECT * FROM passwd").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn no_file_outside_the_data_dir_can_be_read() {
+        let dir = data_dir();
+        for query in [
+            "SELECT * FROM '/etc/passwd'",
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SELECT * FROM read_parquet('/etc/passwd')",
+            "SELECT * FROM read_json('/etc/passwd')",
+        ] {
+            let err = sql(dir.path(), query).await.unwrap_err();
+            assert!(err.to_string().contains("not found"), "{query}: {err}");
+        }
+        // Table functions are the generated-row ones only: a new DataFusion feature that
+        // registers a file reader must fail this test.
+        let ctx = session(dir.path()).await.unwrap();
+        let mut functions: Vec<String> = ctx.state().table_functions().keys().cloned().collect();
+        functions.sort();
+        assert_eq!(functions, ["generate_series", "range"]);
+    }
 }
