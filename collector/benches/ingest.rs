@@ -270,7 +270,7 @@ async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
                     continue;
                 }
                 let t = Instant::now();
-                calls += extractor.process(batch).len();
+                calls += extractor.process(batch.into_parts().0).len();
                 let watermark = extractor.max_event_time_ns() - LATENESS_NS;
                 calls += extractor.advance(watermark).len();
                 busy += t.elapsed();

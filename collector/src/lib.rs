@@ -22,7 +22,8 @@ pub use error::CollectorError;
 pub use ingest_logs::{IngestLogsOptions, IngestLogsReport, ingest_log_files};
 pub use metrics::{CollectorMetrics, MetricsSnapshot, RejectReason};
 pub use otlp::{
-    Admission, IngestBatch, IngestError, ReceiverConfig, Receivers, TimeWindow, wall_clock_ns,
+    Admission, IngestBatch, IngestError, Queued, ReceiverConfig, Receivers, TimeWindow,
+    wall_clock_ns,
 };
 pub use pipeline::CallExtractor;
 pub use spans::{NormalizerConfig, NormalizerStats, SpanBatch, SpanNormalizer, template_path};

@@ -14,15 +14,21 @@ pub enum RejectReason {
     UnsupportedMediaType,
     QueueFull,
     ShuttingDown,
+    /// Over a per-request limit (records, attributes, decoded size): not retryable.
+    OverLimit,
+    /// The receivers' memory budget was in use by other requests: retryable.
+    MemoryBudget,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::Malformed,
         RejectReason::TooLarge,
         RejectReason::UnsupportedMediaType,
         RejectReason::QueueFull,
         RejectReason::ShuttingDown,
+        RejectReason::OverLimit,
+        RejectReason::MemoryBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +38,8 @@ impl RejectReason {
             RejectReason::UnsupportedMediaType => "unsupported_media_type",
             RejectReason::QueueFull => "queue_full",
             RejectReason::ShuttingDown => "shutting_down",
+            RejectReason::OverLimit => "over_limit",
+            RejectReason::MemoryBudget => "memory_budget",
         }
     }
 
@@ -90,6 +98,8 @@ pub struct CollectorMetrics {
     /// Spans and log records refused because their timestamp lay outside the window
     /// around the wall clock (also counted in each signal's `rejected`).
     pub records_out_of_window: AtomicU64,
+    /// Bytes of the receivers' memory budget held by requests in flight or queued.
+    pub memory_reserved: std::sync::Arc<AtomicU64>,
 }
 
 /// Point-in-time copy of [`CollectorMetrics`] (served by `/api/v1/stats`). The short
@@ -122,6 +132,8 @@ pub struct RequestsRejected {
     pub unsupported_media_type: u64,
     pub queue_full: u64,
     pub shutting_down: u64,
+    pub over_limit: u64,
+    pub memory_budget: u64,
 }
 
 fn load(counter: &AtomicU64) -> u64 {
@@ -150,6 +162,8 @@ impl CollectorMetrics {
             unsupported_media_type: self.rejected_requests(RejectReason::UnsupportedMediaType),
             queue_full: self.rejected_requests(RejectReason::QueueFull),
             shutting_down: self.rejected_requests(RejectReason::ShuttingDown),
+            over_limit: self.rejected_requests(RejectReason::OverLimit),
+            memory_budget: self.rejected_requests(RejectReason::MemoryBudget),
         };
         let whole_requests: u64 = RejectReason::ALL
             .iter()
@@ -232,6 +246,12 @@ impl CollectorMetrics {
             counter_header(out, name, help);
             out.push_str(&format!("{name} {}\n", load(counter)));
         }
+        let name = "eastwest_ingest_memory_reserved_bytes";
+        out.push_str(&format!(
+            "# HELP {name} Memory budget held by export requests in flight or queued.\n\
+             # TYPE {name} gauge\n{name} {}\n",
+            load(&self.memory_reserved)
+        ));
     }
 }
 
@@ -277,7 +297,11 @@ mod tests {
         for line in out.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(name.starts_with("eastwest_"), "{line}");
-            assert!(out.contains(&format!("# TYPE {name} counter")), "{line}");
+            assert!(
+                out.contains(&format!("# TYPE {name} counter"))
+                    || out.contains(&format!("# TYPE {name} gauge")),
+                "{line}"
+            );
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eastwest_collector::otlp::RpcStatus;
-use eastwest_collector::{CollectorMetrics, IngestBatch, ReceiverConfig, Receivers};
+use eastwest_collector::{CollectorMetrics, IngestBatch, Queued, ReceiverConfig, Receivers};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -23,7 +23,7 @@ use tonic::codec::CompressionEncoding;
 struct Running {
     grpc: String,
     http: String,
-    rx: mpsc::Receiver<IngestBatch>,
+    rx: mpsc::Receiver<Queued>,
     metrics: Arc<CollectorMetrics>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), eastwest_collector::CollectorError>>,
@@ -129,7 +129,7 @@ async fn grpc_accepts_valid_spans_and_reports_partial_success() {
         "{}",
         partial.error_message
     );
-    let Some(IngestBatch::Traces(batch)) = s.rx.recv().await else {
+    let Some(IngestBatch::Traces(batch)) = s.rx.recv().await.map(|q| q.into_parts().0) else {
         panic!("expected a traces batch")
     };
     assert_eq!(batch.resource_spans.len(), 1);
@@ -243,7 +243,7 @@ async fn http_protobuf_gzip_and_partial_success_round_trip() {
     assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
     let decoded = ExportTraceServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(decoded.partial_success.unwrap().rejected_spans, 1);
-    let Some(IngestBatch::Traces(batch)) = s.rx.recv().await else {
+    let Some(IngestBatch::Traces(batch)) = s.rx.recv().await.map(|q| q.into_parts().0) else {
         panic!("expected traces")
     };
     assert_eq!(batch.resource_spans[0].scope_spans[0].spans.len(), 2);
@@ -291,7 +291,7 @@ async fn http_json_follows_the_otlp_json_mapping() {
         body.get("partialSuccess").is_none_or(|p| p.is_null()),
         "{body}"
     );
-    let Some(IngestBatch::Traces(batch)) = s.rx.recv().await else {
+    let Some(IngestBatch::Traces(batch)) = s.rx.recv().await.map(|q| q.into_parts().0) else {
         panic!("expected traces")
     };
     let span = &batch.resource_spans[0].scope_spans[0].spans[0];
@@ -516,7 +516,7 @@ async fn grpc_and_http_logs_services_queue_log_batches() {
     .await;
     assert_eq!(http.status(), 200);
     for _ in 0..2 {
-        let Some(IngestBatch::Logs(batch)) = s.rx.recv().await else {
+        let Some(IngestBatch::Logs(batch)) = s.rx.recv().await.map(|q| q.into_parts().0) else {
             panic!("expected a logs batch")
         };
         assert_eq!(batch, req);

@@ -111,7 +111,7 @@ pub async fn run_scenario(
 
 /// A client waits and retries when the queue is full; this feeder is the queue's only
 /// sender, so room seen here is still there when the request is admitted.
-async fn wait_for_room(tx: &tokio::sync::mpsc::Sender<eastwest_collector::IngestBatch>) {
+async fn wait_for_room(tx: &tokio::sync::mpsc::Sender<eastwest_collector::Queued>) {
     while tx.capacity() == 0 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eastwest_api::AlertSink;
-use eastwest_collector::{CallExtractor, IngestBatch, wall_clock_ns};
+use eastwest_collector::{CallExtractor, Queued, wall_clock_ns};
 use eastwest_detector::{Engine, EngineOutput};
 use eastwest_model::Call;
 use parking_lot::Mutex;
@@ -67,7 +67,7 @@ impl Pipeline {
     /// pairs become calls, the last windows close, and history and baseline are flushed.
     pub async fn run(
         mut self,
-        mut rx: mpsc::Receiver<IngestBatch>,
+        mut rx: mpsc::Receiver<Queued>,
         mut commands: mpsc::Receiver<Command>,
     ) {
         let mut last_input = Instant::now();
@@ -79,10 +79,11 @@ impl Pipeline {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                batch = rx.recv() => match batch {
-                    Some(batch) => {
+                queued = rx.recv() => match queued {
+                    Some(queued) => {
                         last_input = Instant::now();
                         let wall = wall_clock_ns();
+                        let (batch, _budget) = queued.into_parts();
                         if let Some(max) = batch.max_event_time_ns() {
                             self.clock.observe_input(max, wall);
                         }

@@ -2,6 +2,7 @@
 //! decompression that stops at the limit instead of allocating whatever a bomb inflates to.
 
 use std::io::Read;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::body::HttpBody as _;
@@ -10,6 +11,7 @@ use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http_body_util::BodyExt;
 
+use super::budget::Reservation;
 use super::ingest::IngestError;
 
 /// The two OTLP/HTTP encodings; responses use the request's.
@@ -66,12 +68,21 @@ pub fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
     }
 }
 
-/// Reads at most `limit` bytes of the body; a declared `Content-Length` over the limit
-/// is refused before reading anything.
-pub async fn read_capped(body: Body, limit: usize) -> Result<Bytes, IngestError> {
+/// Reads at most `limit` bytes of the body, growing `reservation` as bytes arrive; a
+/// declared `Content-Length` over the limit is refused before reading anything.
+pub async fn read_capped(
+    body: Body,
+    limit: usize,
+    reservation: &mut Reservation,
+    wait: Duration,
+) -> Result<Bytes, IngestError> {
     let drain_limit = (limit as u64).saturating_mul(DRAIN_FACTOR);
-    if body.size_hint().lower() > drain_limit {
+    let declared = body.size_hint().lower();
+    if declared > drain_limit {
         return Err(IngestError::TooLarge { limit });
+    }
+    if declared <= limit as u64 {
+        reservation.grow_to(declared, wait).await?;
     }
     let mut body = body;
     let mut kept = bytes::BytesMut::new();
@@ -87,6 +98,7 @@ pub async fn read_capped(body: Body, limit: usize) -> Result<Bytes, IngestError>
             return Err(IngestError::TooLarge { limit });
         }
         if seen <= limit as u64 {
+            reservation.grow_to(seen, wait).await?;
             kept.extend_from_slice(&data);
         }
     }

@@ -4,20 +4,18 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::HeaderValue;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
+use super::body::Encoding;
 use super::grpc_export::{Export, ExportServer};
-use super::ingest::{Admission, IngestError};
+use super::ingest::{Admission, IngestError, WireRequest};
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, RejectReason};
 
@@ -34,6 +32,16 @@ struct Handler {
 }
 
 impl Handler {
+    /// tonic has already inflated a gzip message (within the decoded-size limit).
+    fn wire(&self, bytes: Bytes) -> WireRequest {
+        WireRequest {
+            bytes,
+            encoding: Encoding::Protobuf,
+            gzip: false,
+            reservation: self.admission.reservation(),
+        }
+    }
+
     /// The one place handler refusals become gRPC statuses (and are counted).
     fn status_for(&self, err: IngestError) -> Status {
         self.admission.count_refusal(&err);
@@ -98,12 +106,14 @@ pub(crate) fn status_for(err: &IngestError, retry_after_secs: u64) -> Status {
     let message = err.to_string();
     match err {
         IngestError::Malformed(_) => Status::invalid_argument(message),
-        IngestError::TooLarge { .. } => Status::resource_exhausted(message),
+        IngestError::TooLarge { .. } | IngestError::OverLimit(_) => {
+            Status::resource_exhausted(message)
+        }
         IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
             Status::invalid_argument(message)
         }
         // Retryable per the OTLP spec.
-        IngestError::QueueFull | IngestError::ShuttingDown => {
+        IngestError::QueueFull | IngestError::OverBudget | IngestError::ShuttingDown => {
             unavailable_with_retry_info(message, retry_after_secs)
         }
     }
@@ -114,18 +124,17 @@ struct Traces(Arc<Handler>);
 
 impl Export for Traces {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
 
     fn export(
         &self,
-        request: Self::Request,
+        request: Bytes,
     ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static {
         let handler = self.0.clone();
         async move {
             let rejected = handler
                 .admission
-                .traces(request)
+                .traces_wire(handler.wire(request))
                 .await
                 .map_err(|e| handler.status_for(e))?;
             Ok(ExportTraceServiceResponse {
@@ -140,18 +149,17 @@ struct Logs(Arc<Handler>);
 
 impl Export for Logs {
     const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
 
     fn export(
         &self,
-        request: Self::Request,
+        request: Bytes,
     ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static {
         let handler = self.0.clone();
         async move {
             let rejected = handler
                 .admission
-                .logs(request)
+                .logs_wire(handler.wire(request))
                 .await
                 .map_err(|e| handler.status_for(e))?;
             Ok(ExportLogsServiceResponse {

@@ -1,17 +1,16 @@
 //! The OTLP `Export` gRPC methods as tower services, in place of the generated servers.
 //!
 //! The only difference from the generated code is the codec: tonic hands a decoder the
-//! whole message in one contiguous buffer, and the generated codec decodes through
-//! tonic's `DecodeBuf`, paying buffer bookkeeping on every field. Splitting the message
-//! off as `Bytes` (no copy) and decoding from the slice makes the receiver's decode run
-//! at the raw `prost` rate (see the ingest bench).
+//! whole message in one contiguous buffer, which this codec splits off as `Bytes` (no
+//! copy) and passes on undecoded. The handler sizes the message against the memory
+//! budget and decodes it from the slice on the blocking pool, at the raw `prost` rate.
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
@@ -23,12 +22,13 @@ use tonic::{Code, Request, Response, Status};
 pub(crate) trait Export: Send + Sync + 'static {
     /// Fully qualified service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
     const NAME: &'static str;
-    type Request: prost::Message + Default + Send + 'static;
     type Response: prost::Message + Send + 'static;
 
+    /// Handles one request's message bytes, still encoded: decoding is the handler's
+    /// (it sizes the message against its budget first).
     fn export(
         &self,
-        request: Self::Request,
+        request: Bytes,
     ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static;
 }
 
@@ -62,11 +62,11 @@ impl<E: Export> NamedService for ExportServer<E> {
 
 struct ExportMethod<E>(Arc<E>);
 
-impl<E: Export> UnaryService<E::Request> for ExportMethod<E> {
+impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
     type Response = E::Response;
     type Future = BoxFuture<Response<E::Response>, Status>;
 
-    fn call(&mut self, request: Request<E::Request>) -> Self::Future {
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let export = self.0.export(request.into_inner());
         Box::pin(async move { export.await.map(Response::new) })
     }
@@ -101,7 +101,7 @@ where
         Box::pin(async move {
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
-            let mut grpc = Grpc::new(SliceCodec::<E::Response, E::Request>::default())
+            let mut grpc = Grpc::new(SliceCodec::<E::Response>::default())
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(max_decoding), None);
             Ok(grpc.unary(method, request).await)
@@ -109,24 +109,24 @@ where
     }
 }
 
-/// Encodes `Out` with prost; decodes `In` from the contiguous message slice.
-struct SliceCodec<Out, In>(PhantomData<fn(Out) -> In>);
+/// Encodes `Out` with prost; hands the request message on as the contiguous bytes it
+/// arrived in, undecoded.
+struct SliceCodec<Out>(PhantomData<fn(Out)>);
 
-impl<Out, In> Default for SliceCodec<Out, In> {
+impl<Out> Default for SliceCodec<Out> {
     fn default() -> Self {
         Self(PhantomData)
     }
 }
 
-impl<Out, In> Codec for SliceCodec<Out, In>
+impl<Out> Codec for SliceCodec<Out>
 where
     Out: prost::Message + Send + 'static,
-    In: prost::Message + Default + Send + 'static,
 {
     type Encode = Out;
-    type Decode = In;
-    type Encoder = SliceCodec<Out, In>;
-    type Decoder = SliceCodec<Out, In>;
+    type Decode = Bytes;
+    type Encoder = SliceCodec<Out>;
+    type Decoder = SliceCodec<Out>;
 
     fn encoder(&mut self) -> Self::Encoder {
         Self::default()
@@ -137,7 +137,7 @@ where
     }
 }
 
-impl<Out: prost::Message, In> Encoder for SliceCodec<Out, In> {
+impl<Out: prost::Message> Encoder for SliceCodec<Out> {
     type Item = Out;
     type Error = Status;
 
@@ -147,16 +147,11 @@ impl<Out: prost::Message, In> Encoder for SliceCodec<Out, In> {
     }
 }
 
-impl<Out, In: prost::Message + Default> Decoder for SliceCodec<Out, In> {
-    type Item = In;
+impl<Out> Decoder for SliceCodec<Out> {
+    type Item = Bytes;
     type Error = Status;
 
-    /// A bad message is INTERNAL here, as tonic's own codec reports it; the server's
-    /// response layer maps it to INVALID_ARGUMENT and counts it, in one place.
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<In>, Status> {
-        let message = buf.copy_to_bytes(buf.remaining());
-        In::decode(message.as_ref())
-            .map(Some)
-            .map_err(|e| Status::internal(format!("malformed protobuf: {e}")))
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
     }
 }

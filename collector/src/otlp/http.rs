@@ -9,19 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::body::{Encoding, gunzip_capped, is_gzip, read_capped};
-use super::ingest::{Admission, IngestError};
+use super::body::{Encoding, is_gzip, read_capped};
+use super::ingest::{Admission, IngestError, WireRequest};
 use crate::CollectorError;
 
 /// `google.rpc.Status` without `details`: the OTLP/HTTP error body.
@@ -36,17 +31,15 @@ pub struct RpcStatus {
 #[derive(Clone)]
 struct HttpState {
     admission: Admission,
-    max_body_bytes: usize,
     retry_after_secs: u64,
 }
 
-pub(crate) fn router(admission: Admission, max_body_bytes: usize, retry_after_secs: u64) -> Router {
+pub(crate) fn router(admission: Admission, retry_after_secs: u64) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
         .with_state(HttpState {
             admission,
-            max_body_bytes,
             retry_after_secs,
         })
 }
@@ -64,10 +57,11 @@ pub(crate) async fn serve(
 
 async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let outcome = async {
-        let (req, encoding) = decode::<ExportTraceServiceRequest>(&state, &headers, body).await?;
+        let wire = read(&state, &headers, body).await?;
+        let encoding = wire.encoding;
         let rejected = state
             .admission
-            .traces(req)
+            .traces_wire(wire)
             .await
             .map_err(|e| (e, Some(encoding)))?;
         let partial_success = rejected.into_trace_partial_success();
@@ -84,10 +78,11 @@ async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 
 async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let outcome = async {
-        let (req, encoding) = decode::<ExportLogsServiceRequest>(&state, &headers, body).await?;
+        let wire = read(&state, &headers, body).await?;
+        let encoding = wire.encoding;
         let rejected = state
             .admission
-            .logs(req)
+            .logs_wire(wire)
             .await
             .map_err(|e| (e, Some(encoding)))?;
         let partial_success = rejected.into_logs_partial_success();
@@ -104,32 +99,26 @@ async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
 
 type Refusal = (IngestError, Option<Encoding>);
 
-async fn decode<T: prost::Message + DeserializeOwned + Default>(
-    state: &HttpState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(T, Encoding), Refusal> {
+/// Reads the body under the memory budget; decoding happens in admission.
+async fn read(state: &HttpState, headers: &HeaderMap, body: Body) -> Result<WireRequest, Refusal> {
     let encoding = Encoding::from_headers(headers).map_err(|e| (e, None))?;
     let with_encoding = |e| (e, Some(encoding));
     let gzip = is_gzip(headers).map_err(with_encoding)?;
-    let raw = read_capped(body, state.max_body_bytes)
-        .await
-        .map_err(with_encoding)?;
-    let inflated;
-    let bytes: &[u8] = if gzip {
-        inflated = gunzip_capped(&raw, state.max_body_bytes).map_err(with_encoding)?;
-        &inflated
-    } else {
-        &raw
-    };
-    let message = match encoding {
-        Encoding::Protobuf => {
-            T::decode(bytes).map_err(|e| IngestError::Malformed(format!("invalid protobuf: {e}")))
-        }
-        Encoding::Json => serde_json::from_slice(bytes)
-            .map_err(|e| IngestError::Malformed(format!("invalid OTLP JSON: {e}"))),
-    };
-    message.map(|m| (m, encoding)).map_err(with_encoding)
+    let mut reservation = state.admission.reservation();
+    let bytes = read_capped(
+        body,
+        state.admission.max_body_bytes(),
+        &mut reservation,
+        state.admission.queue_wait(),
+    )
+    .await
+    .map_err(with_encoding)?;
+    Ok(WireRequest {
+        bytes,
+        encoding,
+        gzip,
+        reservation,
+    })
 }
 
 fn encode<T: prost::Message + Serialize>(
@@ -158,7 +147,11 @@ fn error_response(state: &HttpState, err: IngestError, encoding: Option<Encoding
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             tonic::Code::InvalidArgument,
         ),
-        IngestError::QueueFull | IngestError::ShuttingDown => {
+        IngestError::OverLimit(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+        ),
+        IngestError::QueueFull | IngestError::OverBudget | IngestError::ShuttingDown => {
             (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
         }
     };

@@ -1,14 +1,23 @@
 //! What both receivers share: the batch type they hand downstream, the ways a request
-//! can be refused, and admission (validate → count → `try_send`, never blocking).
+//! can be refused, and admission (budget → decode → validate → count → queue).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::body::{Encoding, gunzip_capped};
+use super::budget::{MemoryBudget, Reservation};
+use super::config::ReceiverConfig;
+use super::shape::{self, RequestLimits, Shape};
 use super::validate::{
     Rejections, TimeWindow, log_record_count, span_count, validate_logs, validate_traces,
     wall_clock_ns,
@@ -62,8 +71,12 @@ pub enum IngestError {
     UnsupportedMediaType(String),
     #[error("unsupported content encoding {0:?}: use gzip or none")]
     UnsupportedEncoding(String),
+    #[error("request exceeds a receiver limit: {0}")]
+    OverLimit(String),
     #[error("ingest queue is full, retry later")]
     QueueFull,
+    #[error("the receivers' memory budget is in use by other requests, retry later")]
+    OverBudget,
     #[error("collector is shutting down")]
     ShuttingDown,
 }
@@ -76,88 +89,276 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
                 RejectReason::UnsupportedMediaType
             }
+            IngestError::OverLimit(_) => RejectReason::OverLimit,
             IngestError::QueueFull => RejectReason::QueueFull,
+            IngestError::OverBudget => RejectReason::MemoryBudget,
             IngestError::ShuttingDown => RejectReason::ShuttingDown,
         }
     }
 }
 
-/// The validated-and-queued part of admission, shared by both receivers and by
-/// in-process feeders (`eval`) that must take the very same path.
+/// An accepted batch on its way to the pipeline, holding its share of the receivers'
+/// memory budget until the pipeline has processed it.
+#[derive(Debug)]
+pub struct Queued {
+    batch: IngestBatch,
+    reservation: Reservation,
+}
+
+impl Queued {
+    /// A batch that holds no budget (tests, benches, trusted in-process feeders).
+    pub fn unbudgeted(batch: IngestBatch) -> Self {
+        Self {
+            batch,
+            reservation: MemoryBudget::default().reservation(),
+        }
+    }
+
+    pub fn batch(&self) -> &IngestBatch {
+        &self.batch
+    }
+
+    /// The batch, and the reservation to drop once it is processed.
+    pub fn into_parts(self) -> (IngestBatch, Reservation) {
+        (self.batch, self.reservation)
+    }
+}
+
+/// An export request's body as it came off the wire.
+#[derive(Debug)]
+pub struct WireRequest {
+    pub bytes: Bytes,
+    pub encoding: Encoding,
+    pub gzip: bool,
+    /// Budget already held for `bytes` while they were read.
+    pub reservation: Reservation,
+}
+
+/// Admission shared by both receivers and by in-process feeders (`eval`) that must take
+/// the very same path: decode under the memory budget and the per-request limits (on
+/// the blocking pool, never on the threads that serve the API and health checks),
+/// validate, read spans, queue.
 #[derive(Clone)]
 pub struct Admission {
-    tx: mpsc::Sender<IngestBatch>,
+    tx: mpsc::Sender<Queued>,
     pub(crate) metrics: Arc<CollectorMetrics>,
     /// Hand traces downstream as raw requests instead of [`SpanBatch`]es.
     raw_traces: bool,
     time_window: TimeWindow,
-    /// How long a request may wait for room in a full queue before it is refused.
-    queue_wait: std::time::Duration,
+    /// How long a request may wait for room in a full queue (or budget) before it is
+    /// refused.
+    queue_wait: Duration,
+    limits: RequestLimits,
+    max_body_bytes: usize,
+    budget: MemoryBudget,
+    /// Decodes running at once: one per core, so a burst queues here instead of
+    /// oversubscribing the blocking pool.
+    decoders: Arc<Semaphore>,
 }
 
 impl Admission {
     pub fn new(
-        tx: mpsc::Sender<IngestBatch>,
+        tx: mpsc::Sender<Queued>,
         metrics: Arc<CollectorMetrics>,
         time_window: TimeWindow,
     ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let defaults = ReceiverConfig::default();
         Self {
             tx,
             metrics,
             raw_traces: true,
             time_window,
-            queue_wait: crate::otlp::DEFAULT_QUEUE_WAIT,
+            queue_wait: defaults.queue_wait,
+            limits: defaults.limits(),
+            max_body_bytes: defaults.max_body_bytes,
+            budget: MemoryBudget::default(),
+            decoders: Arc::new(Semaphore::new(cores)),
         }
+    }
+
+    /// Applies the receivers' limits, memory budget and queue wait.
+    pub fn configured(mut self, config: &ReceiverConfig) -> Self {
+        self.queue_wait = config.queue_wait;
+        self.limits = config.limits();
+        self.max_body_bytes = config.max_body_bytes;
+        self.budget = MemoryBudget::new(
+            config.memory_budget_bytes,
+            self.metrics.memory_reserved.clone(),
+        );
+        self
     }
 
     /// Wait up to `wait` for room in a full queue before refusing a request: a burst is
     /// absorbed in arrival order instead of being refused and retried out of order.
-    pub fn with_queue_wait(mut self, wait: std::time::Duration) -> Self {
+    pub fn with_queue_wait(mut self, wait: Duration) -> Self {
         self.queue_wait = wait;
         self
     }
 
-    /// Reads spans into pairing form here, on the receiving thread.
+    /// Reads spans into pairing form before queueing them.
     pub fn reading_spans(mut self) -> Self {
         self.raw_traces = false;
         self
     }
 
-    /// Validates and queues a traces request; `Ok` carries what validation rejected.
-    pub async fn traces(
-        &self,
-        mut req: ExportTraceServiceRequest,
-    ) -> Result<Rejections, IngestError> {
-        let received = span_count(&req);
-        let rejections = validate_traces(&mut req, &self.time_window, wall_clock_ns());
-        let batch = if self.raw_traces {
-            IngestBatch::Traces(req)
-        } else {
-            IngestBatch::Spans(SpanBatch::from_request(&req))
-        };
-        self.admit(&self.metrics.spans, received, rejections, batch)
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    pub(crate) fn queue_wait(&self) -> Duration {
+        self.queue_wait
+    }
+
+    /// A reservation to grow while a body is read.
+    pub(crate) fn reservation(&self) -> Reservation {
+        self.budget.reservation()
+    }
+
+    /// Validates and queues an already decoded traces request (in-process feeders).
+    pub async fn traces(&self, req: ExportTraceServiceRequest) -> Result<Rejections, IngestError> {
+        let (window, raw) = (self.time_window, self.raw_traces);
+        let prepared = self
+            .off_thread(move || Ok(prepare_traces(req, &window, raw)))
+            .await?;
+        self.admit(&self.metrics.spans, prepared, self.budget.reservation())
             .await
     }
 
-    pub async fn logs(&self, mut req: ExportLogsServiceRequest) -> Result<Rejections, IngestError> {
-        let received = log_record_count(&req);
-        let rejections = validate_logs(&mut req, &self.time_window, wall_clock_ns());
+    /// Validates and queues an already decoded logs request (in-process feeders).
+    pub async fn logs(&self, req: ExportLogsServiceRequest) -> Result<Rejections, IngestError> {
+        let window = self.time_window;
+        let prepared = self
+            .off_thread(move || Ok(prepare_logs(req, &window)))
+            .await?;
         self.admit(
             &self.metrics.log_records,
-            received,
-            rejections,
-            IngestBatch::Logs(req),
+            prepared,
+            self.budget.reservation(),
         )
         .await
+    }
+
+    /// Decodes, validates and queues a traces request off the wire.
+    pub async fn traces_wire(&self, wire: WireRequest) -> Result<Rejections, IngestError> {
+        let (window, raw) = (self.time_window, self.raw_traces);
+        let (prepared, reservation) = self
+            .decode_wire(
+                wire,
+                shape::traces_protobuf,
+                move |bytes, encoding, limits| {
+                    let req: ExportTraceServiceRequest = decode_message(bytes, encoding)?;
+                    if encoding == Encoding::Json {
+                        shape::check_traces(&req, limits)?;
+                    }
+                    Ok(prepare_traces(req, &window, raw))
+                },
+            )
+            .await?;
+        self.admit(&self.metrics.spans, prepared, reservation).await
+    }
+
+    /// Decodes, validates and queues a logs request off the wire.
+    pub async fn logs_wire(&self, wire: WireRequest) -> Result<Rejections, IngestError> {
+        let window = self.time_window;
+        let (prepared, reservation) = self
+            .decode_wire(
+                wire,
+                shape::logs_protobuf,
+                move |bytes, encoding, limits| {
+                    let req: ExportLogsServiceRequest = decode_message(bytes, encoding)?;
+                    if encoding == Encoding::Json {
+                        shape::check_logs(&req, limits)?;
+                    }
+                    Ok(prepare_logs(req, &window))
+                },
+            )
+            .await?;
+        self.admit(&self.metrics.log_records, prepared, reservation)
+            .await
+    }
+
+    /// Inflates, sizes and decodes a body, holding budget for each step before it
+    /// allocates: the body, then the inflated body, then the decoded request.
+    async fn decode_wire(
+        &self,
+        wire: WireRequest,
+        protobuf_shape: fn(&[u8], &RequestLimits) -> Result<Shape, IngestError>,
+        decode: impl FnOnce(&[u8], Encoding, &RequestLimits) -> Result<Prepared, IngestError>
+        + Send
+        + 'static,
+    ) -> Result<(Prepared, Reservation), IngestError> {
+        let WireRequest {
+            bytes,
+            encoding,
+            gzip,
+            mut reservation,
+        } = wire;
+        let wait = self.queue_wait;
+        reservation.grow_to(bytes.len() as u64, wait).await?;
+        let body: Bytes = if gzip {
+            let limit = self.max_body_bytes;
+            reservation
+                .grow_to((bytes.len() + limit) as u64, wait)
+                .await?;
+            let inflated = self
+                .off_thread(move || gunzip_capped(&bytes, limit))
+                .await?;
+            reservation.shrink_to(inflated.len() as u64);
+            Bytes::from(inflated)
+        } else {
+            bytes
+        };
+        let limits = self.limits;
+        let (body, decoded_bytes) = self
+            .off_thread(move || {
+                let decoded = match encoding {
+                    Encoding::Protobuf => protobuf_shape(&body, &limits)?.decoded_bytes,
+                    Encoding::Json => shape::json_bound(&body, &limits)?,
+                };
+                Ok((body, decoded))
+            })
+            .await?;
+        reservation
+            .grow_to(body.len() as u64 + decoded_bytes, wait)
+            .await?;
+        let prepared = self
+            .off_thread(move || decode(&body, encoding, &limits))
+            .await?;
+        // The body is gone; the decoded request or the batch read from it stays.
+        reservation.shrink_to(decoded_bytes);
+        Ok((prepared, reservation))
+    }
+
+    /// Runs `work` on the blocking pool, at most one per core at a time.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+    ) -> Result<T, IngestError> {
+        let _slot = self
+            .decoders
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(IngestError::ShuttingDown),
+        }
     }
 
     async fn admit(
         &self,
         counters: &SignalCounters,
-        received: u64,
-        rejections: Rejections,
-        batch: IngestBatch,
+        prepared: Prepared,
+        reservation: Reservation,
     ) -> Result<Rejections, IngestError> {
+        let Prepared {
+            batch,
+            received,
+            rejections,
+        } = prepared;
         counters.received.fetch_add(received, Ordering::Relaxed);
         counters
             .rejected
@@ -169,9 +370,10 @@ impl Admission {
         if accepted == 0 {
             return Ok(rejections);
         }
-        let queued = match self.tx.try_send(batch) {
-            Err(TrySendError::Full(batch)) if !self.queue_wait.is_zero() => {
-                match tokio::time::timeout(self.queue_wait, self.tx.send(batch)).await {
+        let queued = Queued { batch, reservation };
+        let queued = match self.tx.try_send(queued) {
+            Err(TrySendError::Full(queued)) if !self.queue_wait.is_zero() => {
+                match tokio::time::timeout(self.queue_wait, self.tx.send(queued)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(_)) => Err(IngestError::ShuttingDown),
                     Err(_) => Err(IngestError::QueueFull),
@@ -207,6 +409,51 @@ impl Admission {
     }
 }
 
+/// A request validated and read into the batch that is queued.
+struct Prepared {
+    batch: IngestBatch,
+    received: u64,
+    rejections: Rejections,
+}
+
+fn prepare_traces(mut req: ExportTraceServiceRequest, window: &TimeWindow, raw: bool) -> Prepared {
+    let received = span_count(&req);
+    let rejections = validate_traces(&mut req, window, wall_clock_ns());
+    let batch = if raw {
+        IngestBatch::Traces(req)
+    } else {
+        IngestBatch::Spans(SpanBatch::from_request(&req))
+    };
+    Prepared {
+        batch,
+        received,
+        rejections,
+    }
+}
+
+fn prepare_logs(mut req: ExportLogsServiceRequest, window: &TimeWindow) -> Prepared {
+    let received = log_record_count(&req);
+    let rejections = validate_logs(&mut req, window, wall_clock_ns());
+    Prepared {
+        batch: IngestBatch::Logs(req),
+        received,
+        rejections,
+    }
+}
+
+fn decode_message<T: prost::Message + DeserializeOwned + Default>(
+    bytes: &[u8],
+    encoding: Encoding,
+) -> Result<T, IngestError> {
+    match encoding {
+        Encoding::Protobuf => {
+            T::decode(bytes).map_err(|e| IngestError::Malformed(format!("invalid protobuf: {e}")))
+        }
+        Encoding::Json => serde_json::from_slice(bytes)
+            .map_err(|e| IngestError::Malformed(format!("invalid OTLP JSON: {e}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::validate::fixtures::*;
@@ -222,7 +469,7 @@ mod tests {
         ]);
         let r = admission.traces(req).await.unwrap();
         assert_eq!(r.count, 1);
-        let IngestBatch::Traces(queued) = rx.try_recv().unwrap() else {
+        let IngestBatch::Traces(queued) = rx.try_recv().unwrap().into_parts().0 else {
             panic!("expected traces")
         };
         assert_eq!(span_count(&queued), 2);

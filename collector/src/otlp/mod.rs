@@ -1,13 +1,16 @@
-//! OTLP receivers: gRPC (tonic) and HTTP (axum) for traces and logs. Both validate,
-//! count, and hand [`IngestBatch`]es to a bounded channel with `try_send`: a full queue
-//! is a retryable refusal, never a blocked request or a silent drop.
+//! OTLP receivers: gRPC (tonic) and HTTP (axum) for traces and logs. Both hand the
+//! body to one [`Admission`], which decodes it under a memory budget and per-request
+//! limits, validates, counts, and queues [`IngestBatch`]es on a bounded channel: a full
+//! queue or budget is a retryable refusal, never a blocked request or a silent drop.
 
 mod body;
+mod budget;
 mod config;
 mod grpc;
 mod grpc_export;
 mod http;
 mod ingest;
+pub mod shape;
 mod validate;
 
 use std::net::SocketAddr;
@@ -18,12 +21,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::body::Encoding;
+pub use self::budget::{MemoryBudget, Reservation};
 pub use self::config::{
-    DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_MAX_ATTRIBUTES_PER_ITEM, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DECODED_BYTES_PER_REQUEST, DEFAULT_MAX_GROUPS_PER_REQUEST,
+    DEFAULT_MAX_RECORDS_PER_REQUEST, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_QUEUE_WAIT, DEFAULT_RETRY_AFTER, MAX_BODY_BYTES_LIMIT, ReceiverConfig,
 };
 pub use self::http::RpcStatus;
-pub use self::ingest::{Admission, IngestBatch, IngestError};
+pub use self::ingest::{Admission, IngestBatch, IngestError, Queued, WireRequest};
 pub use self::validate::{
     Rejections, TimeWindow, has_service_name, log_record_count, log_record_time, span_count,
     validate_traces, wall_clock_ns,
@@ -103,20 +109,16 @@ impl Receivers {
     /// requests and returns. `tx` (and so the pipeline's input) is dropped on return.
     pub async fn serve(
         self,
-        tx: mpsc::Sender<IngestBatch>,
+        tx: mpsc::Sender<Queued>,
         metrics: Arc<CollectorMetrics>,
         cancel: CancellationToken,
     ) -> Result<(), CollectorError> {
-        let mut admission = ingest::Admission::new(tx, metrics, self.time_window)
-            .with_queue_wait(self.config.queue_wait);
+        let mut admission =
+            ingest::Admission::new(tx, metrics, self.time_window).configured(&self.config);
         if !self.raw_traces {
             admission = admission.reading_spans();
         }
-        let router = http::router(
-            admission.clone(),
-            self.config.max_body_bytes,
-            self.config.retry_after_secs(),
-        );
+        let router = http::router(admission.clone(), self.config.retry_after_secs());
         let grpc = grpc::serve(
             self.grpc,
             admission,

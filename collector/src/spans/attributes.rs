@@ -9,20 +9,36 @@ pub use super::keys::Key;
 /// Longest name or route kept; telemetry is attacker-controlled.
 pub const MAX_FIELD_BYTES: usize = 256;
 
-/// Attribute lookup over a span's own attributes, then its resource's. The span's
-/// attributes are indexed by [`Key`] when the view is made (first occurrence wins);
-/// resource attributes are few and are scanned.
-#[derive(Clone)]
-pub struct Attrs<'a> {
-    span: [Option<&'a AnyValue>; Key::COUNT],
-    resource: &'a [KeyValue],
+/// One attribute list indexed by [`Key`] (first occurrence wins): one pass over the
+/// list, then every lookup is an array read, however many attributes a sender attaches.
+#[derive(Clone, Copy)]
+pub struct KeyIndex<'a>([Option<&'a AnyValue>; Key::COUNT]);
+
+impl<'a> KeyIndex<'a> {
+    pub fn of(kvs: &'a [KeyValue]) -> Self {
+        let mut index = [None; Key::COUNT];
+        for kv in kvs {
+            if let Some(key) = Key::of(&kv.key) {
+                let slot = &mut index[key as usize];
+                if slot.is_none() {
+                    *slot = kv.value.as_ref();
+                }
+            }
+        }
+        Self(index)
+    }
+
+    fn get(&self, key: Key) -> Option<&'a AnyValue> {
+        self.0[key as usize]
+    }
 }
 
-fn find(kvs: &[KeyValue], key: Key) -> Option<&AnyValue> {
-    let key = key.as_str();
-    kvs.iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
+/// Attribute lookup over a span's own attributes, then its resource's. Both lists are
+/// indexed; a batch indexes each resource once for all of its spans.
+#[derive(Clone, Copy)]
+pub struct Attrs<'a> {
+    span: KeyIndex<'a>,
+    resource: KeyIndex<'a>,
 }
 
 fn as_string(v: &AnyValue) -> Option<Cow<'_, str>> {
@@ -76,23 +92,19 @@ pub fn truncated(s: &str) -> &str {
 
 impl<'a> Attrs<'a> {
     pub fn new(span: &'a [KeyValue], resource: &'a [KeyValue]) -> Self {
-        let mut index = [None; Key::COUNT];
-        for kv in span {
-            if let Some(key) = Key::of(&kv.key) {
-                let slot = &mut index[key as usize];
-                if slot.is_none() {
-                    *slot = kv.value.as_ref();
-                }
-            }
-        }
+        Self::with_resource(span, KeyIndex::of(resource))
+    }
+
+    /// A span's attributes over its resource's, already indexed.
+    pub fn with_resource(span: &'a [KeyValue], resource: KeyIndex<'a>) -> Self {
         Self {
-            span: index,
+            span: KeyIndex::of(span),
             resource,
         }
     }
 
     fn span_value(&self, key: Key) -> Option<&'a AnyValue> {
-        self.span[key as usize]
+        self.span.get(key)
     }
 
     /// First of `keys` present on the span (then the resource) as a non-empty string.
@@ -107,7 +119,7 @@ impl<'a> Attrs<'a> {
 
     pub fn resource_str(&self, keys: &[Key]) -> Option<Cow<'a, str>> {
         keys.iter()
-            .find_map(|k| find(self.resource, *k).and_then(as_string))
+            .find_map(|k| self.resource.get(*k).and_then(as_string))
     }
 
     pub fn int(&self, keys: &[Key]) -> Option<i64> {
@@ -126,7 +138,7 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn has(&self, key: Key) -> bool {
-        self.span_value(key).is_some() || find(self.resource, key).is_some()
+        self.span_value(key).is_some() || self.resource.get(key).is_some()
     }
 }
 

@@ -4,6 +4,7 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
+use super::attributes::KeyIndex;
 use super::info::SpanInfo;
 
 /// The spans of one export request, read and ready for [`super::SpanNormalizer`].
@@ -23,11 +24,12 @@ impl SpanBatch {
             ..SpanBatch::default()
         };
         for rs in &request.resource_spans {
-            let resource = rs
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or(&[]);
+            let resource = KeyIndex::of(
+                rs.resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or(&[]),
+            );
             for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
                 batch.seen += 1;
                 let start = span.start_time_unix_nano.min(i64::MAX as u64) as i64;

@@ -4,10 +4,9 @@
 use std::borrow::Cow;
 
 use eastwest_model::{Protocol, Workload};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use super::attributes::{Attrs, Key, truncate};
+use super::attributes::{Attrs, Key, KeyIndex, truncate};
 use super::routes::template_path;
 use super::sampling::weight_from_tracestate;
 use super::workload::{
@@ -55,7 +54,7 @@ pub struct SpanInfo {
 
 impl SpanInfo {
     /// `None` for INTERNAL/unspecified spans and spans with unusable ids.
-    pub fn from_span(span: &Span, resource: &[KeyValue]) -> Option<Self> {
+    pub fn from_span(span: &Span, resource: KeyIndex<'_>) -> Option<Self> {
         let side = match SpanKind::try_from(span.kind).ok()? {
             SpanKind::Client | SpanKind::Producer => Side::Caller,
             SpanKind::Server | SpanKind::Consumer => Side::Callee,
@@ -67,7 +66,7 @@ impl SpanInfo {
         {
             return None;
         }
-        let attrs = Attrs::new(&span.attributes, resource);
+        let attrs = Attrs::with_resource(&span.attributes, resource);
         let (mut workload, version) = own_workload(&attrs);
         let kind = SpanKind::try_from(span.kind).ok()?;
         let protocol = protocol(&attrs, kind);

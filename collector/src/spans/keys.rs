@@ -15,6 +15,7 @@ macro_rules! attribute_keys {
             #[cfg(test)]
             pub const ALL: [Key; Key::COUNT] = [$(Key::$name,)*];
 
+            #[cfg(test)]
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Key::$name => $key,)*

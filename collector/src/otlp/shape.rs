@@ -1,0 +1,410 @@
+//! What an export request will cost once decoded, read from its bytes before decoding.
+//!
+//! Protobuf's smallest message is two bytes on the wire but a whole struct in memory: a
+//! 16 MiB body of empty `ResourceSpans` decodes to gigabytes. So the receivers walk the
+//! wire format first (no allocation), count what decoding would build, refuse requests
+//! over the per-request limits, and reserve the decoded size from the memory budget
+//! before `prost` or `serde_json` allocates anything. JSON gets a cheaper bound (every
+//! object counted at the size of the largest element), then its exact shape after
+//! decoding, from the typed request.
+
+use std::mem::size_of;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+use prost::encoding::{WireType, decode_key, decode_varint};
+
+use super::ingest::IngestError;
+
+/// Nesting deeper than this (attribute values inside values) is refused as malformed;
+/// `prost` itself stops at 100.
+const MAX_DEPTH: u32 = 32;
+
+/// Caps on one request, checked before it is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// `ResourceSpans`/`ResourceLogs` plus their scope groups.
+    pub max_groups: u64,
+    /// Spans or log records.
+    pub max_records: u64,
+    /// Attributes on one resource, scope, span, event, link, log record or key-value
+    /// list: every lookup into such a list is paid per span.
+    pub max_attributes_per_list: u64,
+    /// Estimated memory of the decoded request.
+    pub max_decoded_bytes: u64,
+}
+
+/// What decoding a request would build.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub groups: u64,
+    pub records: u64,
+    /// Attributes at every level, nested key-value lists included.
+    pub attributes: u64,
+    /// Upper bound of the decoded request's heap and inline size, in bytes.
+    pub decoded_bytes: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Msg {
+    TraceRequest,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Event,
+    Link,
+    Status,
+    LogsRequest,
+    ResourceLogs,
+    ScopeLogs,
+    LogRecord,
+    Resource,
+    EntityRef,
+    Scope,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KeyValueList,
+}
+
+/// How decoding treats one field of a message.
+enum Field {
+    /// An element pushed onto a `Vec` of this message.
+    Repeated(Msg),
+    /// A message stored inline (optional or oneof): no allocation of its own.
+    Inline(Msg),
+    /// A `String` pushed onto a `Vec`.
+    RepeatedString,
+    /// Scalars, strings and bytes: their payload is counted as it is.
+    Other,
+}
+
+fn field(msg: Msg, tag: u32) -> Field {
+    use Field::*;
+    match (msg, tag) {
+        (Msg::TraceRequest, 1) => Repeated(Msg::ResourceSpans),
+        (Msg::ResourceSpans, 1) | (Msg::ResourceLogs, 1) => Inline(Msg::Resource),
+        (Msg::ResourceSpans, 2) => Repeated(Msg::ScopeSpans),
+        (Msg::ScopeSpans, 1) | (Msg::ScopeLogs, 1) => Inline(Msg::Scope),
+        (Msg::ScopeSpans, 2) => Repeated(Msg::Span),
+        (Msg::Span, 9) | (Msg::Event, 3) | (Msg::Link, 4) => Repeated(Msg::KeyValue),
+        (Msg::Span, 11) => Repeated(Msg::Event),
+        (Msg::Span, 13) => Repeated(Msg::Link),
+        (Msg::Span, 15) => Inline(Msg::Status),
+        (Msg::LogsRequest, 1) => Repeated(Msg::ResourceLogs),
+        (Msg::ResourceLogs, 2) => Repeated(Msg::ScopeLogs),
+        (Msg::ScopeLogs, 2) => Repeated(Msg::LogRecord),
+        (Msg::LogRecord, 5) => Inline(Msg::AnyValue),
+        (Msg::LogRecord, 6) => Repeated(Msg::KeyValue),
+        (Msg::Resource, 1) | (Msg::Scope, 3) | (Msg::KeyValueList, 1) => Repeated(Msg::KeyValue),
+        (Msg::Resource, 3) => Repeated(Msg::EntityRef),
+        (Msg::EntityRef, 3 | 4) => RepeatedString,
+        (Msg::KeyValue, 2) => Inline(Msg::AnyValue),
+        (Msg::AnyValue, 5) => Inline(Msg::ArrayValue),
+        (Msg::AnyValue, 6) => Inline(Msg::KeyValueList),
+        (Msg::ArrayValue, 1) => Repeated(Msg::AnyValue),
+        _ => Other,
+    }
+}
+
+/// The size of one element in its `Vec`.
+fn element_size(msg: Msg) -> u64 {
+    (match msg {
+        Msg::ResourceSpans => size_of::<ResourceSpans>(),
+        Msg::ScopeSpans => size_of::<ScopeSpans>(),
+        Msg::Span => size_of::<Span>(),
+        Msg::Event => size_of::<span::Event>(),
+        Msg::Link => size_of::<span::Link>(),
+        Msg::ResourceLogs => size_of::<ResourceLogs>(),
+        Msg::ScopeLogs => size_of::<ScopeLogs>(),
+        Msg::LogRecord => size_of::<LogRecord>(),
+        Msg::EntityRef => size_of::<EntityRef>(),
+        Msg::KeyValue => size_of::<KeyValue>(),
+        Msg::AnyValue => size_of::<AnyValue>(),
+        // Never repeated: stored inline in their parent.
+        _ => 0,
+    }) as u64
+}
+
+/// The largest element any OTLP JSON object can become (the JSON bound uses it).
+fn largest_element() -> u64 {
+    [
+        size_of::<ResourceSpans>(),
+        size_of::<ScopeSpans>(),
+        size_of::<Span>(),
+        size_of::<span::Event>(),
+        size_of::<span::Link>(),
+        size_of::<ResourceLogs>(),
+        size_of::<ScopeLogs>(),
+        size_of::<LogRecord>(),
+        size_of::<EntityRef>(),
+        size_of::<KeyValue>(),
+        size_of::<AnyValue>(),
+        size_of::<any_value::Value>(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0) as u64
+}
+
+/// `Vec`s grow by doubling: an element may cost twice its size in capacity.
+const GROWTH: u64 = 2;
+
+struct Walk<'l> {
+    limits: &'l RequestLimits,
+    shape: Shape,
+}
+
+impl Walk<'_> {
+    fn over(&self, what: &str, count: u64, limit: u64) -> Result<(), IngestError> {
+        if count > limit {
+            return Err(IngestError::OverLimit(format!(
+                "more than {limit} {what} in one request"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), IngestError> {
+        let l = self.limits;
+        self.over("resource and scope groups", self.shape.groups, l.max_groups)?;
+        self.over("spans or log records", self.shape.records, l.max_records)?;
+        if self.shape.decoded_bytes > l.max_decoded_bytes {
+            return Err(IngestError::OverLimit(format!(
+                "request would take more than {} bytes once decoded",
+                l.max_decoded_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, mut buf: &[u8], msg: Msg, depth: u32) -> Result<(), IngestError> {
+        if depth > MAX_DEPTH {
+            return Err(malformed("attribute values nested too deeply"));
+        }
+        let mut attributes_here = 0u64;
+        while !buf.is_empty() {
+            let (tag, wire_type) = decode_key(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+            match wire_type {
+                WireType::Varint => {
+                    decode_varint(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+                }
+                WireType::SixtyFourBit => advance(&mut buf, 8)?,
+                WireType::ThirtyTwoBit => advance(&mut buf, 4)?,
+                WireType::StartGroup | WireType::EndGroup => {
+                    return Err(malformed("protobuf groups are not part of OTLP"));
+                }
+                WireType::LengthDelimited => {
+                    let len = decode_varint(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+                    let len = usize::try_from(len)
+                        .ok()
+                        .filter(|l| *l <= buf.len())
+                        .ok_or_else(|| malformed("length past the end of the message"))?;
+                    let (body, rest) = buf.split_at(len);
+                    buf = rest;
+                    match field(msg, tag) {
+                        Field::Repeated(child) => {
+                            self.count(child, &mut attributes_here)?;
+                            self.message(body, child, depth + 1)?;
+                        }
+                        Field::Inline(child) => self.message(body, child, depth + 1)?,
+                        Field::RepeatedString => {
+                            self.shape.decoded_bytes += GROWTH * size_of::<String>() as u64;
+                            self.shape.decoded_bytes += len as u64;
+                        }
+                        Field::Other => self.shape.decoded_bytes += len as u64,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one repeated element about to be decoded, failing as soon as a limit is
+    /// passed so a huge request costs no more than the limit to refuse.
+    fn count(&mut self, child: Msg, attributes_here: &mut u64) -> Result<(), IngestError> {
+        self.shape.decoded_bytes += GROWTH * element_size(child);
+        match child {
+            Msg::ResourceSpans | Msg::ScopeSpans | Msg::ResourceLogs | Msg::ScopeLogs => {
+                self.shape.groups += 1;
+            }
+            Msg::Span | Msg::LogRecord => self.shape.records += 1,
+            Msg::KeyValue => {
+                self.shape.attributes += 1;
+                *attributes_here += 1;
+                self.over(
+                    "attributes on one item",
+                    *attributes_here,
+                    self.limits.max_attributes_per_list,
+                )?;
+            }
+            _ => {}
+        }
+        self.check()
+    }
+}
+
+fn advance(buf: &mut &[u8], n: usize) -> Result<(), IngestError> {
+    if buf.len() < n {
+        return Err(malformed("fixed-width field past the end of the message"));
+    }
+    *buf = &buf[n..];
+    Ok(())
+}
+
+fn malformed(detail: &str) -> IngestError {
+    IngestError::Malformed(format!("invalid protobuf: {detail}"))
+}
+
+fn walk(bytes: &[u8], root: Msg, limits: &RequestLimits) -> Result<Shape, IngestError> {
+    let mut walk = Walk {
+        limits,
+        shape: Shape {
+            decoded_bytes: size_of::<ExportTraceServiceRequest>() as u64,
+            ..Shape::default()
+        },
+    };
+    walk.message(bytes, root, 0)?;
+    walk.check()?;
+    Ok(walk.shape)
+}
+
+/// The shape of a protobuf `ExportTraceServiceRequest`, without decoding it.
+pub fn traces_protobuf(bytes: &[u8], limits: &RequestLimits) -> Result<Shape, IngestError> {
+    walk(bytes, Msg::TraceRequest, limits)
+}
+
+/// The shape of a protobuf `ExportLogsServiceRequest`, without decoding it.
+pub fn logs_protobuf(bytes: &[u8], limits: &RequestLimits) -> Result<Shape, IngestError> {
+    walk(bytes, Msg::LogsRequest, limits)
+}
+
+/// An upper bound on what an OTLP/JSON body decodes to: every object (outside strings)
+/// counted as the largest element, plus the text itself.
+pub fn json_bound(bytes: &[u8], limits: &RequestLimits) -> Result<u64, IngestError> {
+    let mut objects = 0u64;
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'{' {
+            objects += 1;
+        }
+    }
+    let bound = bytes.len() as u64 + objects * GROWTH * largest_element();
+    if bound > limits.max_decoded_bytes {
+        return Err(IngestError::OverLimit(format!(
+            "request would take more than {} bytes once decoded",
+            limits.max_decoded_bytes
+        )));
+    }
+    Ok(bound)
+}
+
+/// Checks a decoded traces request against the limits (JSON, whose bound is coarser).
+pub fn check_traces(
+    req: &ExportTraceServiceRequest,
+    limits: &RequestLimits,
+) -> Result<(), IngestError> {
+    let mut walk = Walk {
+        limits,
+        shape: Shape::default(),
+    };
+    for rs in &req.resource_spans {
+        walk.shape.groups += 1 + rs.scope_spans.len() as u64;
+        walk.attribute_list(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes))?;
+        for ss in &rs.scope_spans {
+            walk.attribute_list(ss.scope.as_ref().map_or(&[][..], |s| &s.attributes))?;
+            walk.shape.records += ss.spans.len() as u64;
+            for span in &ss.spans {
+                walk.attribute_list(&span.attributes)?;
+                for event in &span.events {
+                    walk.attribute_list(&event.attributes)?;
+                }
+                for link in &span.links {
+                    walk.attribute_list(&link.attributes)?;
+                }
+            }
+        }
+        walk.check()?;
+    }
+    Ok(())
+}
+
+/// Checks a decoded logs request against the limits (JSON, whose bound is coarser).
+pub fn check_logs(
+    req: &ExportLogsServiceRequest,
+    limits: &RequestLimits,
+) -> Result<(), IngestError> {
+    let mut walk = Walk {
+        limits,
+        shape: Shape::default(),
+    };
+    for rl in &req.resource_logs {
+        walk.shape.groups += 1 + rl.scope_logs.len() as u64;
+        walk.attribute_list(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes))?;
+        for sl in &rl.scope_logs {
+            walk.attribute_list(sl.scope.as_ref().map_or(&[][..], |s| &s.attributes))?;
+            walk.shape.records += sl.log_records.len() as u64;
+            for record in &sl.log_records {
+                walk.attribute_list(&record.attributes)?;
+            }
+        }
+        walk.check()?;
+    }
+    Ok(())
+}
+
+impl Walk<'_> {
+    fn attribute_list(&mut self, kvs: &[KeyValue]) -> Result<(), IngestError> {
+        self.shape.attributes += kvs.len() as u64;
+        self.over(
+            "attributes on one item",
+            kvs.len() as u64,
+            self.limits.max_attributes_per_list,
+        )?;
+        for kv in kvs {
+            self.nested(kv.value.as_ref(), 1)?;
+        }
+        Ok(())
+    }
+
+    fn nested(&mut self, value: Option<&AnyValue>, depth: u32) -> Result<(), IngestError> {
+        if depth > MAX_DEPTH {
+            return Err(malformed("attribute values nested too deeply"));
+        }
+        match value.and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::KvlistValue(list)) => {
+                self.over(
+                    "attributes on one item",
+                    list.values.len() as u64,
+                    self.limits.max_attributes_per_list,
+                )?;
+                for kv in &list.values {
+                    self.nested(kv.value.as_ref(), depth + 1)?;
+                }
+            }
+            Some(any_value::Value::ArrayValue(array)) => {
+                for v in &array.values {
+                    self.nested(Some(v), depth + 1)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "shape_tests.rs"]
+mod tests;
