@@ -13,6 +13,7 @@ use crate::accesslog::{
     AccessLogFields, calls_from_otlp_logs_with_origin, parse_istio_json, parse_istio_text,
 };
 use crate::dedup::{CallDeduper, CallOrigin, DedupConfig};
+use crate::otlp::{ReceiverConfig, shape};
 use crate::spans::{NormalizerConfig, SpanNormalizer};
 
 /// Inputs beyond this are ignored: real payloads are capped by the receivers long before
@@ -74,6 +75,41 @@ pub fn otlp_traces(data: &[u8]) -> usize {
     );
     calls.iter().for_each(assert_bounded);
     calls.len()
+}
+
+/// The receivers' admission of OTLP trace bytes: the wire walk sizes the request under
+/// the default limits before anything is decoded; whatever it lets through must decode
+/// to exactly the counts it reported, within the limits, and then normalise as
+/// [`otlp_traces`] checks. Amplification shapes (empty groups, attribute floods, deep
+/// nesting) must be refused by the walk, never reach decoding.
+pub fn otlp_admission(data: &[u8]) -> usize {
+    if data.len() > MAX_FUZZ_INPUT_BYTES {
+        return 0;
+    }
+    let limits = ReceiverConfig::default().limits();
+    let _ = shape::logs_protobuf(data, &limits);
+    let _ = shape::json_bound(data, &limits);
+    let Ok(walked) = shape::traces_protobuf(data, &limits) else {
+        return 0;
+    };
+    let Ok(request) = ExportTraceServiceRequest::decode(data) else {
+        return 0;
+    };
+    let groups: u64 = request
+        .resource_spans
+        .iter()
+        .map(|rs| 1 + rs.scope_spans.len() as u64)
+        .sum();
+    let spans: u64 = request
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len() as u64)
+        .sum();
+    assert_eq!((walked.groups, walked.records), (groups, spans));
+    assert!(groups <= limits.max_groups && spans <= limits.max_records);
+    assert!(walked.decoded_bytes <= limits.max_decoded_bytes);
+    otlp_traces(data)
 }
 
 /// OTLP log export bytes → decode → access-log records → calls → deduplication (both

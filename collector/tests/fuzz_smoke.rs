@@ -20,8 +20,9 @@ use prost::Message;
 
 type Target = fn(&[u8]) -> usize;
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("otlp_traces", fuzzing::otlp_traces),
+    ("otlp_admission", fuzzing::otlp_admission),
     ("otlp_logs", fuzzing::otlp_logs),
     ("access_log_text", fuzzing::access_log_text),
     ("access_log_json", fuzzing::access_log_json),
@@ -180,9 +181,32 @@ fn log_seeds() -> Vec<Vec<u8>> {
     vec![request.encode_to_vec()]
 }
 
+/// Trace seeds plus the shapes that cost far more decoded than on the wire.
+fn admission_seeds() -> Vec<Vec<u8>> {
+    let empty_groups = [0x0a, 0x00].repeat(32 << 10);
+    let mut floods = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(vec![KeyValue::default(); 1_000]),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); 3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let attribute_flood = floods.encode_to_vec();
+    floods.resource_spans[0].resource = None;
+    floods.resource_spans[0].scope_spans[0].spans = vec![Span::default(); 201_000];
+    let span_flood = floods.encode_to_vec();
+    let mut seeds = trace_seeds();
+    seeds.extend([empty_groups, attribute_flood, span_flood]);
+    seeds
+}
+
 fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "otlp_traces" => trace_seeds(),
+        "otlp_admission" => admission_seeds(),
         "otlp_logs" => log_seeds(),
         "access_log_text" => fixture_lines(TEXT),
         _ => fixture_lines(JSON),
@@ -295,6 +319,11 @@ proptest! {
     #[test]
     fn otlp_traces_survives_mutations(data in bytes_or_mutation("otlp_traces")) {
         fuzzing::otlp_traces(&data);
+    }
+
+    #[test]
+    fn otlp_admission_survives_mutations(data in bytes_or_mutation("otlp_admission")) {
+        fuzzing::otlp_admission(&data);
     }
 
     #[test]
