@@ -46,6 +46,13 @@ pub struct ApiConfig {
     pub sse_buffer: usize,
     pub sink_max_pending: usize,
     pub metrics_max_edges: usize,
+    /// Extra names (`host` or `host:port`) the API answers to in the `Host` header, beside
+    /// loopback names and addresses, IP literals of the bound address and `public_url`'s
+    /// host. Any other `Host` is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Serve `/metrics` without the token (for an in-cluster scraper) even when
+    /// `api_token` is set; it lists every learned edge.
+    pub metrics_public: bool,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +67,8 @@ impl Default for ApiConfig {
             sse_buffer: DEFAULT_SSE_BUFFER,
             sink_max_pending: DEFAULT_SINK_MAX_PENDING,
             metrics_max_edges: DEFAULT_METRICS_MAX_EDGES,
+            allowed_hosts: Vec::new(),
+            metrics_public: false,
         }
     }
 }
@@ -87,6 +96,10 @@ impl ApiConfig {
         }
         if let Some(url) = &self.public_url {
             check_http_url(url).map_err(|e| ApiError::Config(format!("public_url: {e}")))?;
+        }
+        for entry in &self.allowed_hosts {
+            crate::http::HostEntry::parse(entry)
+                .map_err(|e| ApiError::Config(format!("allowed_hosts: {e}")))?;
         }
         Ok(())
     }
@@ -301,6 +314,37 @@ mod tests {
             serde_json::from_value(serde_json::json!({"sse_keep_alive": "3s"})).unwrap();
         assert_eq!(c.sse_keep_alive, Duration::from_secs(3));
         assert!(serde_json::from_value::<ApiConfig>(serde_json::json!({"bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_must_be_names_or_names_with_ports() {
+        for good in [
+            "eastwest.example.com",
+            "eastwest:4320",
+            "[fd00::1]:80",
+            "10.0.0.5",
+        ] {
+            let c = ApiConfig {
+                allowed_hosts: vec![good.into()],
+                ..Default::default()
+            };
+            c.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "",
+            "*",
+            "*.example.com",
+            "http://x.example",
+            "x.example/path",
+            "a@b",
+        ] {
+            let c = ApiConfig {
+                allowed_hosts: vec![bad.into()],
+                ..Default::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("allowed_hosts"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unauthorized")]
     Unauthorized,
+    /// A `Host` this server does not answer to (DNS rebinding): 421.
+    #[error("misdirected request: {0}")]
+    MisdirectedHost(String),
+    /// A state-changing request a web page may have forged (CSRF): 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("invalid config: {0}")]

@@ -29,6 +29,37 @@ impl DeliveryOutcome {
     }
 }
 
+/// Why the HTTP edge refused a request before it reached a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `Host` names no address or name this server answers to (DNS rebinding).
+    Host,
+    /// A state-changing request whose `Origin` is another site.
+    Origin,
+    /// A state-changing request without `X-Eastwest-Request` or `Authorization`.
+    MissingHeader,
+    /// No or a wrong bearer token.
+    Token,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 4] = [
+        Refusal::Host,
+        Refusal::Origin,
+        Refusal::MissingHeader,
+        Refusal::Token,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Host => "host",
+            Refusal::Origin => "origin",
+            Refusal::MissingHeader => "missing_header",
+            Refusal::Token => "token",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct ApiMetrics {
     /// New alerts by [kind][severity].
@@ -48,6 +79,8 @@ pub struct ApiMetrics {
     http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// (destination, outcome) → count; destinations come from config, so bounded.
     deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
+    /// Requests refused at the edge, by [`Refusal`] in `Refusal::ALL` order.
+    refused: [AtomicU64; 4],
 }
 
 fn kind_index(kind: AlertKind) -> usize {
@@ -78,6 +111,10 @@ impl ApiMetrics {
             .lock()
             .entry((method.to_string(), route.to_string(), status))
             .or_default() += 1;
+    }
+
+    pub(crate) fn count_refusal(&self, reason: Refusal) {
+        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_delivery(&self, destination: &str, outcome: DeliveryOutcome) {
@@ -212,6 +249,21 @@ impl ApiMetrics {
         }
         header(
             out,
+            "eastwest_http_refused_total",
+            "counter",
+            "Requests refused before any handler: foreign Host, cross-site Origin, missing \
+             X-Eastwest-Request header, missing or wrong token.",
+        );
+        for reason in Refusal::ALL {
+            let _ = writeln!(
+                out,
+                "eastwest_http_refused_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.refused[reason as usize].load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
             "eastwest_webhook_outbox",
             "gauge",
             "Outbox rows by destination and status (dead = dead letters).",
@@ -309,5 +361,21 @@ mod tests {
         m.render(&mut out, &[]);
         assert!(out.contains("eastwest_alerts_total{kind=\"probing\",severity=\"high\"} 1\n"));
         assert!(out.contains("eastwest_alerts_total{kind=\"probing\",severity=\"low\"} 0\n"));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_reason() {
+        let m = ApiMetrics::default();
+        m.count_refusal(Refusal::Origin);
+        m.count_refusal(Refusal::Origin);
+        m.count_refusal(Refusal::Token);
+        let mut out = String::new();
+        m.render(&mut out, &[]);
+        assert!(out.contains("eastwest_http_refused_total{reason=\"origin\"} 2\n"));
+        assert!(out.contains("eastwest_http_refused_total{reason=\"token\"} 1\n"));
+        assert!(out.contains("eastwest_http_refused_total{reason=\"host\"} 0\n"));
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "ALL is in declaration order");
+        }
     }
 }

@@ -396,13 +396,25 @@ async fn token_is_required_on_api_routes_only() {
     let hello = read_sse(&mut r, &["hello"], 1, Duration::from_secs(5)).await;
     assert_eq!(hello.len(), 1);
     drop(r);
-    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+    for path in ["/healthz", "/readyz", "/"] {
         assert_eq!(
             s.client.get(s.url(path)).send().await.unwrap().status(),
             200,
             "{path} stays open"
         );
     }
+    // /metrics lists every learned edge: it needs the token (header only) unless
+    // `metrics_public` opens it.
+    let metrics = |token: Option<&str>| {
+        let mut request = s.client.get(s.url("/metrics?access_token=s3cret-token"));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send()
+    };
+    assert_eq!(metrics(None).await.unwrap().status(), 401);
+    assert_eq!(metrics(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(metrics(Some("s3cret-token")).await.unwrap().status(), 200);
     s.stop().await;
 }
 

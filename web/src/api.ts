@@ -38,6 +38,10 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
     const headers = new Headers(init.headers);
     const current = token();
     if (current) headers.set('Authorization', `Bearer ${current}`);
+    // The server refuses state-changing requests without it: a page on another site
+    // cannot send a custom header here (CORS preflight, never granted), so it shows the
+    // request is the dashboard's own and not a forged form post (CSRF).
+    headers.set('X-Eastwest-Request', '1');
     if (init.body) headers.set('Content-Type', 'application/json');
     const response = await fetch(path, { ...init, headers });
     if (response.status === 401) {

@@ -95,7 +95,7 @@ async function startEastwestOnce({ token, learningPeriod }) {
       return r.json();
     },
     async post(path, body = {}) {
-      const r = await fetch(base + path, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      const r = await fetch(base + path, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json', 'X-Eastwest-Request': '1' }, body: JSON.stringify(body) });
       if (!r.ok) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
       return r.json();
     },
@@ -144,7 +144,8 @@ export async function postTraces(server, calls) {
   if (!r.ok) throw new Error(`POST /v1/traces: ${r.status} ${await r.text()}`);
 }
 
-export async function launchBrowser() {
+/** `args`: extra chromium flags (e.g. `--host-resolver-rules` to give other sites a name). */
+export async function launchBrowser({ args = [] } = {}) {
   const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (!existsSync(executablePath)) throw new Error(`chromium not found at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`);
   return chromium.launch({
@@ -152,7 +153,7 @@ export async function launchBrowser() {
     // --disable-dev-shm-usage: CI containers often mount a small /dev/shm, and a renderer that
     // runs out of it while painting a screenshot crashes the page ("Target crashed").
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+      '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', ...args],
   });
 }
 

@@ -1,4 +1,4 @@
-//! Bearer-token check for `/api/v1/*`.
+//! Bearer-token check for `/api/v1/*` and `/metrics`.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use crate::ApiError;
+use crate::metrics::Refusal;
 use crate::state::{ApiState, digest};
 
 /// Passes the request on when no token is configured or the right one is presented as
@@ -19,7 +20,39 @@ pub(crate) async fn require_token(
     let Some(expected) = state.inner.token_digest else {
         return next.run(request).await;
     };
-    let from_header = request
+    let provided = bearer(&request).or_else(|| {
+        if request.uri().path().ends_with("/alerts/stream") {
+            query_token(request.uri().query().unwrap_or(""))
+        } else {
+            None
+        }
+    });
+    if matches(provided.as_deref(), &expected) {
+        next.run(request).await
+    } else {
+        refuse(&state)
+    }
+}
+
+/// `/metrics` lists every learned edge, so it needs the token too (header only: scrapers
+/// send `Authorization`), unless the operator opened it with `[api] metrics_public`.
+pub(crate) async fn require_metrics_token(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.inner.token_digest else {
+        return next.run(request).await;
+    };
+    if state.inner.config.metrics_public || matches(bearer(&request).as_deref(), &expected) {
+        next.run(request).await
+    } else {
+        refuse(&state)
+    }
+}
+
+fn bearer(request: &Request) -> Option<String> {
+    request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -27,19 +60,17 @@ pub(crate) async fn require_token(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(|t| t.trim().to_string());
-    let provided = from_header.or_else(|| {
-        if request.uri().path().ends_with("/alerts/stream") {
-            query_token(request.uri().query().unwrap_or(""))
-        } else {
-            None
-        }
-    });
-    // Comparing digests keeps the comparison constant-time and length-independent.
-    match provided {
-        Some(token) if bool::from(digest(&token).ct_eq(&expected)) => next.run(request).await,
-        _ => ApiError::Unauthorized.into_response(),
-    }
+        .map(|t| t.trim().to_string())
+}
+
+/// Comparing digests keeps the comparison constant-time and length-independent.
+fn matches(provided: Option<&str>, expected: &[u8; 32]) -> bool {
+    provided.is_some_and(|token| bool::from(digest(token).ct_eq(expected)))
+}
+
+fn refuse(state: &ApiState) -> Response {
+    state.inner.metrics.count_refusal(Refusal::Token);
+    ApiError::Unauthorized.into_response()
 }
 
 fn query_token(query: &str) -> Option<String> {

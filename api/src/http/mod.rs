@@ -1,12 +1,17 @@
 //! The axum router: `/api/v1/*` (token-protected when configured), health, metrics,
-//! and the dashboard as the fallback.
+//! and the dashboard as the fallback; every route behind the Host / CSRF guard.
 
 mod alerts;
 mod auth;
 mod graph;
+mod guard;
 pub(crate) mod system;
 
+pub(crate) use guard::HostEntry;
+
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::QueryRejection;
@@ -42,7 +47,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
 ];
 
-/// Unauthenticated routes outside `/api/v1`.
+/// Routes outside `/api/v1`: health and readiness are always open, `/metrics` needs the
+/// token when one is set (unless `[api] metrics_public`).
 pub const SYSTEM_ROUTES: &[(&str, &str)] =
     &[("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")];
 
@@ -68,7 +74,19 @@ fn api_handler(method: &str, path: &str) -> MethodRouter<ApiState> {
     }
 }
 
+/// The router, guarding `Host` against the configured address. [`serve`] uses the
+/// address the listener is actually bound to.
 pub fn router(state: ApiState) -> Router {
+    let addr = state.inner.config.addr;
+    app(state, addr)
+}
+
+fn app(state: ApiState, bound: SocketAddr) -> Router {
+    let guard = Arc::new(guard::Guard::new(
+        &state.inner.config,
+        bound,
+        state.inner.metrics.clone(),
+    ));
     let mut api = Router::new();
     for (method, path) in API_ROUTES {
         api = api.route(path, api_handler(method, path));
@@ -87,7 +105,13 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
+        .route(
+            "/metrics",
+            get(system::metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_metrics_token,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             system::count_requests,
@@ -96,6 +120,9 @@ pub fn router(state: ApiState) -> Router {
         .fallback_service(dashboard::router())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
+        // Outside everything else: a refused request reaches no handler and reads no body.
+        .layer(middleware::from_fn_with_state(guard, guard::check_request))
+        .layer(middleware::from_fn(guard::security_headers))
         .with_state(state)
 }
 
@@ -108,7 +135,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     config::check_bind(addr, &state.inner.config)?;
     let shutdown = state.inner.shutdown.clone();
-    let app = router(state);
+    let app = app(state, addr);
     tracing::info!(%addr, "API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -125,6 +152,8 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

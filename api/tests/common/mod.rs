@@ -215,7 +215,7 @@ impl Server {
             base,
             cancel,
             handle,
-            client: reqwest::Client::new(),
+            client: marked_client(),
         }
     }
 
@@ -245,6 +245,20 @@ impl Server {
             .expect("server did not stop")
             .unwrap();
     }
+}
+
+/// A client that sends `X-Eastwest-Request: 1`, as every non-browser client of a
+/// token-less API must on state-changing requests.
+pub fn marked_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-eastwest-request",
+        reqwest::header::HeaderValue::from_static("1"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 trait MapOkUnit {
