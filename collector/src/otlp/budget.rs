@@ -102,15 +102,38 @@ impl Reservation {
                 Err(_) => Err(IngestError::OverBudget),
             },
         }?;
+        self.add(acquired, more);
+        self.units = wanted;
+        Ok(())
+    }
+
+    /// Grows the reservation to `bytes` if the budget has room now, without waiting
+    /// (for bytes arriving on a connection: they are already here).
+    pub fn try_grow_to(&mut self, bytes: u64) -> Result<(), IngestError> {
+        let wanted = units(bytes);
+        if wanted <= self.units {
+            return Ok(());
+        }
+        let more = (wanted - self.units) as u32;
+        let acquired = self
+            .budget
+            .permits
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| IngestError::OverBudget)?;
+        self.add(acquired, more);
+        self.units = wanted;
+        Ok(())
+    }
+
+    fn add(&mut self, acquired: OwnedSemaphorePermit, units: u32) {
         match &mut self.permit {
             Some(held) => held.merge(acquired),
             None => self.permit = Some(acquired),
         }
         self.budget
             .in_use
-            .fetch_add(u64::from(more) * UNIT, Ordering::Relaxed);
-        self.units = wanted;
-        Ok(())
+            .fetch_add(u64::from(units) * UNIT, Ordering::Relaxed);
     }
 
     /// Gives back what is above `bytes` (a body that inflated to less than reserved,

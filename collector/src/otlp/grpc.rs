@@ -14,6 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
 use super::body::Encoding;
+use super::budget::Reservation;
 use super::grpc_export::{Export, ExportServer};
 use super::ingest::{Admission, IngestError, WireRequest};
 use crate::CollectorError;
@@ -33,12 +34,12 @@ struct Handler {
 
 impl Handler {
     /// tonic has already inflated a gzip message (within the decoded-size limit).
-    fn wire(&self, bytes: Bytes) -> WireRequest {
+    fn wire(bytes: Bytes, reservation: Reservation) -> WireRequest {
         WireRequest {
             bytes,
             encoding: Encoding::Protobuf,
             gzip: false,
-            reservation: self.admission.reservation(),
+            reservation,
         }
     }
 
@@ -126,15 +127,24 @@ impl Export for Traces {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Response = ExportTraceServiceResponse;
 
+    fn reservation(&self) -> Reservation {
+        self.0.admission.reservation()
+    }
+
+    fn over_budget(&self) -> Status {
+        self.0.status_for(IngestError::OverBudget)
+    }
+
     fn export(
         &self,
         request: Bytes,
+        reservation: Reservation,
     ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static {
         let handler = self.0.clone();
         async move {
             let rejected = handler
                 .admission
-                .traces_wire(handler.wire(request))
+                .traces_wire(Handler::wire(request, reservation))
                 .await
                 .map_err(|e| handler.status_for(e))?;
             Ok(ExportTraceServiceResponse {
@@ -151,15 +161,24 @@ impl Export for Logs {
     const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     type Response = ExportLogsServiceResponse;
 
+    fn reservation(&self) -> Reservation {
+        self.0.admission.reservation()
+    }
+
+    fn over_budget(&self) -> Status {
+        self.0.status_for(IngestError::OverBudget)
+    }
+
     fn export(
         &self,
         request: Bytes,
+        reservation: Reservation,
     ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static {
         let handler = self.0.clone();
         async move {
             let rejected = handler
                 .admission
-                .logs_wire(handler.wire(request))
+                .logs_wire(Handler::wire(request, reservation))
                 .await
                 .map_err(|e| handler.status_for(e))?;
             Ok(ExportLogsServiceResponse {

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use futures::{Stream, StreamExt};
+use http_body_util::{BodyStream, StreamBody};
+use parking_lot::Mutex;
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
@@ -18,17 +21,27 @@ use tonic::codegen::{Body, BoxFuture, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 
+use super::budget::Reservation;
+use http_body::Frame;
+
 /// One OTLP export service: its gRPC name, message types and handler.
 pub(crate) trait Export: Send + Sync + 'static {
     /// Fully qualified service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
     const NAME: &'static str;
     type Response: prost::Message + Send + 'static;
 
-    /// Handles one request's message bytes, still encoded: decoding is the handler's
-    /// (it sizes the message against its budget first).
+    /// A reservation from the receivers' memory budget for one request's body.
+    fn reservation(&self) -> Reservation;
+
+    /// The status for a body refused because the budget is full (counted here).
+    fn over_budget(&self) -> Status;
+
+    /// Handles one request's message bytes, still encoded, with the budget held for them
+    /// while they arrived: decoding is the handler's (it sizes the message first).
     fn export(
         &self,
         request: Bytes,
+        reservation: Reservation,
     ) -> impl std::future::Future<Output = Result<Self::Response, Status>> + Send + 'static;
 }
 
@@ -60,16 +73,56 @@ impl<E: Export> NamedService for ExportServer<E> {
     const NAME: &'static str = E::NAME;
 }
 
-struct ExportMethod<E>(Arc<E>);
+struct ExportMethod<E> {
+    export: Arc<E>,
+    /// Budget taken while the body arrived, shared with [`budgeted`].
+    reservation: Arc<Mutex<Option<Reservation>>>,
+}
 
 impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
     type Response = E::Response;
     type Future = BoxFuture<Response<E::Response>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let export = self.0.export(request.into_inner());
+        let reservation = self
+            .reservation
+            .lock()
+            .take()
+            .unwrap_or_else(|| self.export.reservation());
+        let export = self.export.export(request.into_inner(), reservation);
         Box::pin(async move { export.await.map(Response::new) })
     }
+}
+
+/// The request body, reserving budget for each frame as it arrives: bytes a client
+/// sends count against the budget before the message is whole, not only once decoded.
+/// A frame the budget has no room for ends the request as retryable.
+fn budgeted<B, E>(
+    body: B,
+    reservation: Arc<Mutex<Option<Reservation>>>,
+    export: Arc<E>,
+) -> StreamBody<impl Stream<Item = Result<Frame<B::Data>, StdError>> + Send + 'static>
+where
+    E: Export,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    let mut seen = 0u64;
+    StreamBody::new(BodyStream::new(body).map(move |frame| {
+        let frame = frame.map_err(Into::into)?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.remaining() as u64;
+            let grown = reservation
+                .lock()
+                .as_mut()
+                .map_or(Ok(()), |r| r.try_grow_to(seen));
+            if grown.is_err() {
+                return Err(Box::new(export.over_budget()) as StdError);
+            }
+        }
+        Ok(frame)
+    }))
 }
 
 fn is_export_path<E: Export>(path: &str) -> bool {
@@ -82,6 +135,7 @@ impl<E, B> tower::Service<http::Request<B>> for ExportServer<E>
 where
     E: Export,
     B: Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -96,7 +150,12 @@ where
         if !is_export_path::<E>(request.uri().path()) {
             return Box::pin(async { Ok(Status::new(Code::Unimplemented, "").into_http()) });
         }
-        let method = ExportMethod(self.export.clone());
+        let reservation = Arc::new(Mutex::new(Some(self.export.reservation())));
+        let method = ExportMethod {
+            export: self.export.clone(),
+            reservation: reservation.clone(),
+        };
+        let request = request.map(|body| budgeted(body, reservation, self.export.clone()));
         let max_decoding = self.max_decoding_message_size;
         Box::pin(async move {
             let mut gzip = EnabledCompressionEncodings::default();

@@ -319,14 +319,20 @@ impl Admission {
                 Ok((body, decoded))
             })
             .await?;
+        // The body, the decoded request, and the batch read from it (about the same size
+        // again) are alive together for a moment.
         reservation
-            .grow_to(body.len() as u64 + decoded_bytes, wait)
+            .grow_to(body.len() as u64 + GROWTH_ON_READ * decoded_bytes, wait)
             .await?;
         let prepared = self
             .off_thread(move || decode(&body, encoding, &limits))
             .await?;
-        // The body is gone; the decoded request or the batch read from it stays.
-        reservation.shrink_to(decoded_bytes);
+        // Only the batch is left. Its real size can exceed the estimate (resource names
+        // are copied into every span): then it waits for that much budget too. A batch
+        // over the estimate exists unbudgeted only for this moment, one per decoder.
+        let kept = prepared.batch_bytes.unwrap_or(decoded_bytes);
+        reservation.grow_to(kept, wait).await?;
+        reservation.shrink_to(kept);
         Ok((prepared, reservation))
     }
 
@@ -358,6 +364,7 @@ impl Admission {
             batch,
             received,
             rejections,
+            batch_bytes: _,
         } = prepared;
         counters.received.fetch_add(received, Ordering::Relaxed);
         counters
@@ -409,25 +416,34 @@ impl Admission {
     }
 }
 
+/// The decoded request and the batch read from it are alive together while spans are
+/// read: reserve for both.
+const GROWTH_ON_READ: u64 = 2;
+
 /// A request validated and read into the batch that is queued.
 struct Prepared {
     batch: IngestBatch,
     received: u64,
     rejections: Rejections,
+    /// What the batch holds in memory, when known better than the decoded size.
+    batch_bytes: Option<u64>,
 }
 
 fn prepare_traces(mut req: ExportTraceServiceRequest, window: &TimeWindow, raw: bool) -> Prepared {
     let received = span_count(&req);
     let rejections = validate_traces(&mut req, window, wall_clock_ns());
-    let batch = if raw {
-        IngestBatch::Traces(req)
+    let (batch, batch_bytes) = if raw {
+        (IngestBatch::Traces(req), None)
     } else {
-        IngestBatch::Spans(SpanBatch::from_request(&req))
+        let spans = SpanBatch::from_request(&req);
+        let bytes = spans.memory_bytes();
+        (IngestBatch::Spans(spans), Some(bytes))
     };
     Prepared {
         batch,
         received,
         rejections,
+        batch_bytes,
     }
 }
 
@@ -438,6 +454,7 @@ fn prepare_logs(mut req: ExportLogsServiceRequest, window: &TimeWindow) -> Prepa
         batch: IngestBatch::Logs(req),
         received,
         rejections,
+        batch_bytes: None,
     }
 }
 

@@ -44,6 +44,15 @@ impl SpanBatch {
         batch
     }
 
+    /// Memory the batch holds while it waits on the queue (what the receivers' budget
+    /// reserves for it): resource strings are copied into every span, so this can be
+    /// more than the decoded request's own size.
+    pub fn memory_bytes(&self) -> u64 {
+        let inline = self.infos.capacity() * std::mem::size_of::<SpanInfo>();
+        let heap: usize = self.infos.iter().map(SpanInfo::heap_bytes).sum();
+        (std::mem::size_of::<Self>() + inline + heap) as u64
+    }
+
     /// Spans in the request it was read from.
     pub fn spans(&self) -> u64 {
         self.seen

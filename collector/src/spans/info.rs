@@ -52,7 +52,34 @@ pub struct SpanInfo {
     pub weight: f64,
 }
 
+fn opt_capacity(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, String::capacity)
+}
+
+fn workload_capacity(w: &Workload) -> usize {
+    w.service.capacity() + opt_capacity(&w.namespace) + opt_capacity(&w.principal)
+}
+
 impl SpanInfo {
+    /// Bytes this span holds on the heap (its strings), beyond its inline size.
+    pub fn heap_bytes(&self) -> usize {
+        workload_capacity(&self.workload)
+            + self.peer.as_ref().map_or(0, workload_capacity)
+            + self.method.capacity()
+            + [
+                &self.version,
+                &self.route,
+                &self.source_principal,
+                &self.destination_principal,
+                &self.destination_address,
+                &self.response_flags,
+                &self.request_id,
+            ]
+            .into_iter()
+            .map(opt_capacity)
+            .sum::<usize>()
+    }
+
     /// `None` for INTERNAL/unspecified spans and spans with unusable ids.
     pub fn from_span(span: &Span, resource: KeyIndex<'_>) -> Option<Self> {
         let side = match SpanKind::try_from(span.kind).ok()? {
