@@ -75,7 +75,7 @@ impl CallExtractor {
     /// their entry hold it back.
     pub fn low_watermark(&self, watermark_ns: i64) -> i64 {
         self.normalizer
-            .low_watermark()
+            .low_watermark(watermark_ns)
             .map_or(watermark_ns, |low| low.min(watermark_ns))
     }
 

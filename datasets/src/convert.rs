@@ -9,15 +9,12 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use serde::Deserialize;
 
 use crate::error::DatasetError;
-use crate::otlp::{export, kv, kv_int};
+use crate::otlp::{export, in_end_time_order, kv, kv_int};
 
 /// A span with its resource attributes.
 type ResourceSpan = (Vec<KeyValue>, Span);
 /// (service, Zipkin kind, assigned OTLP id) of one holder of a Zipkin span id.
 type Holder<'a> = (Option<&'a str>, Option<&'a str>, Vec<u8>);
-
-/// Traces per emitted request: keeps requests well under receivers' size limits.
-pub const TRACES_PER_REQUEST: usize = 50;
 
 fn bad(path: &Path, line: usize, msg: impl Into<String>) -> DatasetError {
     DatasetError::BadFile {
@@ -160,19 +157,10 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
     Ok(chunk(by_trace.into_iter().map(|(_, s)| s).collect()))
 }
 
+/// The converted spans as a collector would have sent them: in end-time order.
 fn chunk(traces: Vec<Vec<(Vec<KeyValue>, Span)>>) -> Vec<ExportTraceServiceRequest> {
-    let mut out = Vec::new();
-    let mut batch = Vec::new();
-    for (i, t) in traces.into_iter().enumerate() {
-        batch.extend(t);
-        if (i + 1) % TRACES_PER_REQUEST == 0 {
-            out.push(export(std::mem::take(&mut batch)));
-        }
-    }
-    if !batch.is_empty() {
-        out.push(export(batch));
-    }
-    out
+    let spans = traces.into_iter().flatten().collect();
+    in_end_time_order(vec![export(spans)])
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,9 @@ pub const DEFAULT_MAX_PENDING_SPANS: usize = 200_000;
 pub const DEFAULT_MAX_TRACES: usize = 100_000;
 pub const DEFAULT_MAX_ROUTES_PER_EDGE: usize = 200;
 pub const DEFAULT_MAX_EDGES: usize = 50_000;
+/// Longest a span is taken to last when pairing (its peer is awaited until its end plus
+/// the TTL): bounds how long a forged duration can keep a side pending.
+pub const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +64,9 @@ pub struct NormalizerConfig {
     pub max_routes_per_edge: usize,
     /// Edges tracked by the route cap.
     pub max_edges: usize,
+    /// Longest a span is taken to last when waiting for its peer.
+    #[serde(with = "humantime_serde")]
+    pub max_call_duration: Duration,
 }
 
 impl Default for NormalizerConfig {
@@ -72,6 +78,7 @@ impl Default for NormalizerConfig {
             max_traces: DEFAULT_MAX_TRACES,
             max_routes_per_edge: DEFAULT_MAX_ROUTES_PER_EDGE,
             max_edges: DEFAULT_MAX_EDGES,
+            max_call_duration: DEFAULT_MAX_CALL_DURATION,
         }
     }
 }

@@ -68,10 +68,14 @@ pub struct SpanNormalizer {
     callees: HashMap<Key, SpanInfo, Hasher>,
     caller_children: HashSet<Key, Hasher>,
     callee_ids: HashSet<Key, Hasher>,
-    /// Unpaired sides by expiry (start + pairing TTL, the same for every side, so this
-    /// is also start order).
+    /// Unpaired sides by expiry: end + pairing TTL. A span is exported when it ends,
+    /// so its peer (which ends at about the same time) is due a TTL after that, however
+    /// long the call took.
     expiry: BTreeMap<(i64, u64), (Slot, Key)>,
-    /// Layer markers by expiry (start + twice the TTL).
+    /// Start times of the unpaired sides (time → how many): the event times of the calls
+    /// they will become.
+    pending_starts: BTreeMap<i64, u32>,
+    /// Layer markers by expiry (end + twice the TTL).
     marker_expiry: BTreeMap<(i64, u64), (Slot, Key)>,
     seq: u64,
     traces: HashMap<u128, TraceEntry, Hasher>,
@@ -95,6 +99,7 @@ impl SpanNormalizer {
             caller_children: HashSet::default(),
             callee_ids: HashSet::default(),
             expiry: BTreeMap::new(),
+            pending_starts: BTreeMap::new(),
             marker_expiry: BTreeMap::new(),
             seq: 0,
             traces: HashMap::default(),
@@ -161,15 +166,18 @@ impl SpanNormalizer {
         Some(entry.remove())
     }
 
-    /// The oldest event time a call released later can have: no pending side or waiting
-    /// call is older. `None` when nothing is pending. A downstream stage that has seen
-    /// every call before this time, and the watermark, has seen all it ever will.
-    pub fn low_watermark(&self) -> Option<i64> {
+    /// The oldest event time a call released later can have, at `watermark_ns`: no
+    /// waiting call is older, and no pending side younger than a TTL behind the
+    /// watermark. `None` when nothing is pending. A downstream stage that has seen every
+    /// call before this time has seen all it will, except calls of sides pending longer
+    /// than a TTL (long calls): those are late, so that one slow or forged span can hold
+    /// back everyone else's calls by a TTL at most.
+    pub fn low_watermark(&self, watermark_ns: i64) -> Option<i64> {
         let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
         let side = self
-            .expiry
+            .pending_starts
             .first_key_value()
-            .map(|((at, _), _)| at.saturating_sub(ttl));
+            .map(|(start, _)| (*start).max(watermark_ns.saturating_sub(ttl)));
         let waiting = self.waiting_times.first_key_value().map(|(t, _)| *t);
         match (side, waiting) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -188,7 +196,34 @@ impl SpanNormalizer {
         }
         self.wakeups.clear();
         self.waiting_times.clear();
+        self.pending_starts.clear();
         out
+    }
+
+    fn note_pending(&mut self, start_ns: i64) {
+        *self.pending_starts.entry(start_ns).or_insert(0) += 1;
+    }
+
+    /// A side left the store (paired, expired or evicted).
+    fn forget_pending(&mut self, info: &SpanInfo) {
+        if let Some(n) = self.pending_starts.get_mut(&info.start_ns) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_starts.remove(&info.start_ns);
+            }
+        }
+    }
+
+    /// When a side's span ended (for pairing purposes): a duration longer than
+    /// `max_call_duration` counts as that long, so no span can stay pending forever.
+    fn end_ns(&self, info: &SpanInfo) -> i64 {
+        let cap = self
+            .config
+            .max_call_duration
+            .as_nanos()
+            .min(i64::MAX as u128) as u64;
+        info.start_ns
+            .saturating_add(info.duration_ns.min(cap).min(i64::MAX as u64) as i64)
     }
 
     fn schedule(&mut self, at_ns: i64, slot: Slot, key: Key) {
@@ -213,14 +248,18 @@ impl SpanNormalizer {
     }
 
     fn push_span(&mut self, info: SpanInfo, out: &mut Vec<Call>) {
-        let ttl = self.config.pairing_ttl.as_nanos() as i64;
-        let start = info.start_ns;
+        let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
+        let (start, end) = (info.start_ns, self.end_ns(&info));
         match info.side {
             Side::Callee => {
                 self.note_entry_candidate(&info, out);
                 let id_key = (info.trace_id, info.span_id);
                 if self.callee_ids.insert(id_key) {
-                    self.schedule(start.saturating_add(2 * ttl), Slot::CalleeIdMarker, id_key);
+                    self.schedule(
+                        end.saturating_add(ttl.saturating_mul(2)),
+                        Slot::CalleeIdMarker,
+                        id_key,
+                    );
                 }
                 // A root server span has no caller to pair with: it only names the entry.
                 let Some(parent) = info.parent_id else {
@@ -228,13 +267,15 @@ impl SpanNormalizer {
                 };
                 let key = (info.trace_id, parent);
                 if let Some(caller) = self.callers.remove(&key) {
+                    self.forget_pending(&caller);
                     self.stats.paired += 1;
                     let call = self.build_call(&caller, Some(&info));
                     self.complete(info.trace_id, call, out);
                 } else {
                     self.make_room();
                     if self.callees.insert(key, info).is_none() {
-                        self.schedule(start.saturating_add(ttl), Slot::Callee, key);
+                        self.note_pending(start);
+                        self.schedule(end.saturating_add(ttl), Slot::Callee, key);
                     }
                 }
             }
@@ -243,7 +284,7 @@ impl SpanNormalizer {
                     let child_key = (info.trace_id, parent);
                     if self.caller_children.insert(child_key) {
                         self.schedule(
-                            start.saturating_add(2 * ttl),
+                            end.saturating_add(ttl.saturating_mul(2)),
                             Slot::CallerChildMarker,
                             child_key,
                         );
@@ -251,13 +292,15 @@ impl SpanNormalizer {
                 }
                 let key = (info.trace_id, info.span_id);
                 if let Some(callee) = self.callees.remove(&key) {
+                    self.forget_pending(&callee);
                     self.stats.paired += 1;
                     let call = self.build_call(&info, Some(&callee));
                     self.complete(info.trace_id, call, out);
                 } else {
                     self.make_room();
                     if self.callers.insert(key, info).is_none() {
-                        self.schedule(start.saturating_add(ttl), Slot::Caller, key);
+                        self.note_pending(start);
+                        self.schedule(end.saturating_add(ttl), Slot::Caller, key);
                     }
                 }
             }
@@ -272,10 +315,11 @@ impl SpanNormalizer {
             };
             let (slot, key) = self.expiry.remove(&k).expect("key just found");
             let removed = match slot {
-                Slot::Caller => self.callers.remove(&key).is_some(),
-                _ => self.callees.remove(&key).is_some(),
+                Slot::Caller => self.callers.remove(&key),
+                _ => self.callees.remove(&key),
             };
-            if removed {
+            if let Some(info) = removed {
+                self.forget_pending(&info);
                 self.stats.dropped += 1;
             }
         }
@@ -293,6 +337,7 @@ impl SpanNormalizer {
                 let Some(caller) = self.callers.remove(&key) else {
                     return;
                 };
+                self.forget_pending(&caller);
                 if self.caller_children.contains(&key) {
                     self.stats.layers_collapsed += 1;
                     return;
@@ -305,6 +350,7 @@ impl SpanNormalizer {
                 let Some(callee) = self.callees.remove(&key) else {
                     return;
                 };
+                self.forget_pending(&callee);
                 // key = (trace, parent id): a parent that is itself a callee means this
                 // is the app layer behind a sidecar's server span.
                 if self.callee_ids.contains(&key) {

@@ -824,3 +824,73 @@ proptest! {
 fn workload_of_resource_without_service_name_is_unknown() {
     assert_eq!(super::resource_workload(&[]), Workload::new("unknown"));
 }
+
+/// A call lasting `secs`: its spans are exported when they end, minutes after they start.
+fn long_call(
+    id: u8,
+    parent: Option<u8>,
+    kind: SpanKind,
+    service: &'static str,
+    secs: u64,
+) -> ExportTraceServiceRequest {
+    let mut req = request(vec![span(id, parent, kind, 0, service, vec![])]);
+    let s = &mut req.resource_spans[0].scope_spans[0].spans[0];
+    s.end_time_unix_nano = s
+        .start_time_unix_nano
+        .saturating_add(secs.saturating_mul(1_000 * MS));
+    req
+}
+
+#[test]
+fn a_call_longer_than_the_ttl_still_pairs_when_its_spans_arrive_at_their_end() {
+    let mut n = SpanNormalizer::new(NormalizerConfig::default());
+    // The server span ends (and is exported) first; event time moves on for 29 s
+    // while the client waits for the response.
+    assert!(
+        n.push(&long_call(3, Some(2), Server, "cart", 29))
+            .is_empty()
+    );
+    let start = BASE as i64;
+    assert!(n.advance(start + 29_000 * MS as i64).is_empty());
+    let mut calls = n.push(&long_call(2, Some(1), Client, "web", 30));
+    calls.extend(n.flush());
+    assert_eq!(calls.len(), 1, "{:?}", edges(&calls));
+    assert_eq!(
+        (
+            calls[0].source.service.as_str(),
+            calls[0].destination.service.as_str()
+        ),
+        ("web", "cart")
+    );
+}
+
+#[test]
+fn a_long_pending_side_holds_the_release_point_a_ttl_at_most() {
+    let config = NormalizerConfig::default();
+    let ttl = config.pairing_ttl.as_nanos() as i64;
+    let mut n = SpanNormalizer::new(config);
+    n.push(&long_call(3, Some(2), Server, "cart", 120));
+    let start = BASE as i64;
+    assert_eq!(n.low_watermark(start + ttl / 2), Some(start));
+    let later = start + 60_000 * MS as i64;
+    assert_eq!(n.low_watermark(later), Some(later - ttl));
+}
+
+#[test]
+fn a_forged_endless_duration_cannot_keep_a_side_pending() {
+    let config = NormalizerConfig::default();
+    let cap = (config.max_call_duration + config.pairing_ttl).as_nanos() as i64;
+    let mut n = SpanNormalizer::new(config);
+    let mut req = long_call(3, Some(2), Server, "cart", 0);
+    req.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano = u64::MAX;
+    n.push(&req);
+    let start = BASE as i64;
+    assert!(n.advance(start + cap - 1).is_empty());
+    let calls = n.advance(start + cap);
+    assert_eq!(
+        calls.len(),
+        1,
+        "the side expired as a call from an unknown caller"
+    );
+    assert_eq!(n.low_watermark(start + cap), None);
+}

@@ -299,7 +299,7 @@ pub(crate) fn build(name: &str, opts: &GenOptions, topo: &Topology) -> Result<Bu
         attack_end,
     )?;
     g.flush();
-    let out = in_arrival_order(std::mem::take(&mut g.out));
+    let out = crate::otlp::in_end_time_order(std::mem::take(&mut g.out));
     let logs = g.logs.take();
     let meta = ScenarioMeta {
         name: name.into(),
@@ -319,33 +319,4 @@ pub(crate) fn build(name: &str, opts: &GenOptions, topo: &Topology) -> Result<Bu
         sample_ratio: opts.sample_ratio,
     };
     Ok((out, labels, meta, logs))
-}
-
-/// Spans per export request in generated files.
-const SPANS_PER_EXPORT: usize = 1024;
-
-/// The generator writes normal traffic first and injects attacks after it; a collector
-/// sends spans as they end. Re-cut the requests in end-time order (stable, so equal
-/// times keep their generated order), each with up to [`SPANS_PER_EXPORT`] spans.
-fn in_arrival_order(requests: Vec<ExportTraceServiceRequest>) -> Vec<ExportTraceServiceRequest> {
-    let mut spans = Vec::new();
-    for req in requests {
-        for rs in req.resource_spans {
-            let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    spans.push((attrs.clone(), span));
-                }
-            }
-        }
-    }
-    spans.sort_by_key(|(_, s)| s.end_time_unix_nano);
-    let mut out = Vec::new();
-    let mut it = spans.into_iter().peekable();
-    while it.peek().is_some() {
-        out.push(crate::otlp::export(
-            it.by_ref().take(SPANS_PER_EXPORT).collect(),
-        ));
-    }
-    out
 }
