@@ -73,6 +73,11 @@ pub struct ApiMetrics {
     pub sink_blocked: AtomicU64,
     pub sink_pending: AtomicI64,
     pub store_write_errors: AtomicU64,
+    /// Alerts held in the spool while the store cannot write.
+    pub spool_alerts: AtomicI64,
+    /// Pending alerts in neither the store nor the spool (lost if the process ends).
+    pub alerts_at_risk: AtomicI64,
+    pub spool_write_errors: AtomicU64,
     pub sse_clients: AtomicI64,
     pub sse_resyncs: AtomicU64,
     /// (method, route template, status) → count; routes are templates, so bounded.
@@ -153,7 +158,7 @@ impl ApiMetrics {
                 );
             }
         }
-        let simple: [(&str, &str, &str, i64); 8] = [
+        let simple: [(&str, &str, &str, i64); 11] = [
             (
                 "eastwest_alert_updates_total",
                 "counter",
@@ -195,6 +200,24 @@ impl ApiMetrics {
                 "counter",
                 "Failed store transactions (retried).",
                 self.store_write_errors.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "eastwest_alert_spool_alerts",
+                "gauge",
+                "Alerts kept in the spool file while the store cannot write (written when it can).",
+                self.spool_alerts.load(Ordering::Relaxed),
+            ),
+            (
+                "eastwest_alerts_at_risk",
+                "gauge",
+                "Pending alerts in neither the store nor the spool: lost if the process ends now.",
+                self.alerts_at_risk.load(Ordering::Relaxed),
+            ),
+            (
+                "eastwest_alert_spool_write_errors_total",
+                "counter",
+                "Failed writes of the alert spool.",
+                self.spool_write_errors.load(Ordering::Relaxed) as i64,
             ),
             (
                 "eastwest_sse_clients",

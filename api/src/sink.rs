@@ -11,9 +11,16 @@
 //! *distinct* alerts, which the detector bounds. Only if the writer falls
 //! `sink_max_pending` distinct alerts behind (a stalled disk) does `publish` wait for it
 //! (counted as `blocked`): back-pressure onto the pipeline, whose ingest queue then
-//! sheds and counts load instead of this crate losing alerts. Failed commits are kept
-//! and retried. Pending work is written when the last sink handle is dropped; call
-//! [`AlertSink::flush`] before shutdown to be sure it is committed.
+//! sheds and counts load instead of this crate losing alerts. Pending work is written
+//! when the last sink handle is dropped; call [`AlertSink::flush`] before shutdown to be
+//! sure it is committed.
+//!
+//! A failed commit (a full disk) is kept and retried every half second. Until one
+//! succeeds the store reports [`AlertStore::writes_failing`] (the process is not
+//! ready), and whenever the pending set has changed it is written to the store's spool,
+//! which survives a crash and is replayed at the next start. What does not fit in the
+//! spool is reported in `eastwest_alerts_at_risk` and, at exit, logged as lost. The
+//! first commit that succeeds clears the spool.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -28,7 +35,7 @@ use crate::ApiError;
 use crate::config::WebhookConfig;
 use crate::events::EventHub;
 use crate::metrics::ApiMetrics;
-use crate::store::{AlertStore, OutboxItem};
+use crate::store::{AlertStore, OutboxItem, Replayed};
 use crate::webhook::payload::{self, PayloadContext};
 
 const WRITER_IDLE_CHECK: Duration = Duration::from_millis(250);
@@ -66,9 +73,20 @@ struct Pending {
     alert_index: HashMap<String, usize>,
     incidents: Vec<Incident>,
     incident_index: HashMap<String, usize>,
+    /// Of the pending ones, those replayed from the spool and not published since.
+    replayed: Replayed,
     /// Publishes accepted so far / known to be committed.
     published: u64,
     committed: u64,
+}
+
+/// What the writer took to commit.
+struct Batch {
+    alerts: Vec<Alert>,
+    incidents: Vec<Incident>,
+    replayed: Replayed,
+    /// `published` when it was taken.
+    target: u64,
 }
 
 impl Pending {
@@ -109,28 +127,38 @@ impl Pending {
     }
 
     /// Puts back a batch that failed to commit, under anything newer published since.
-    fn restore_older(&mut self, alerts: Vec<Alert>, incidents: Vec<Incident>) {
+    fn restore_older(&mut self, batch: Batch) {
         let newer = std::mem::take(self);
         let (published, committed) = (newer.published, newer.committed);
-        self.merge(alerts, incidents);
+        let mut replayed = batch.replayed;
+        for a in &newer.alerts {
+            replayed.alerts.remove(&a.id);
+        }
+        for i in &newer.incidents {
+            replayed.incidents.remove(&i.id);
+        }
+        self.merge(batch.alerts, batch.incidents);
         self.merge(newer.alerts, newer.incidents);
+        self.replayed = replayed;
         self.published = published;
         self.committed = committed;
     }
 
-    fn take(&mut self) -> (Vec<Alert>, Vec<Incident>, u64) {
+    fn take(&mut self) -> Batch {
         self.alert_index.clear();
         self.incident_index.clear();
-        (
-            std::mem::take(&mut self.alerts),
-            std::mem::take(&mut self.incidents),
-            self.published,
-        )
+        Batch {
+            alerts: std::mem::take(&mut self.alerts),
+            incidents: std::mem::take(&mut self.incidents),
+            replayed: std::mem::take(&mut self.replayed),
+            target: self.published,
+        }
     }
 }
 
 impl WriterCtx {
-    fn write(&self, alerts: &[Alert], incidents: &[Incident]) -> Result<(), ApiError> {
+    fn write(&self, batch: &Batch) -> Result<(), ApiError> {
+        let (alerts, incidents) = (&batch.alerts, &batch.incidents);
         let hooks = self.webhooks.read().clone();
         let deliveries_for = |alert: &Alert| -> Vec<OutboxItem> {
             hooks
@@ -145,7 +173,9 @@ impl WriterCtx {
                 })
                 .collect()
         };
-        let outcome = self.store.write_batch(alerts, incidents, &deliveries_for)?;
+        let outcome =
+            self.store
+                .write_batch(alerts, incidents, &batch.replayed, &deliveries_for)?;
         self.metrics.sink_batches.fetch_add(1, Ordering::Relaxed);
         for (alert, is_new) in &outcome.alerts {
             if *is_new {
@@ -166,12 +196,74 @@ impl WriterCtx {
         }
         Ok(())
     }
+
+    /// After a commit succeeded: ready again, and what the spool held is stored.
+    fn committed(&self) {
+        if self.store.set_writes_failing(false) {
+            tracing::info!("the alert store writes again");
+        }
+        self.metrics.alerts_at_risk.store(0, Ordering::Relaxed);
+        let cleared = self
+            .store
+            .with_spool(|s| if s.holds_records() { s.clear() } else { Ok(()) });
+        match cleared {
+            Some(Ok(())) => self.metrics.spool_alerts.store(0, Ordering::Relaxed),
+            // Replaying stored alerts at the next start writes nothing older.
+            Some(Err(e)) => tracing::warn!(error = %e, "clearing the alert spool failed"),
+            None => {}
+        }
+    }
+
+    /// After a commit failed: not ready, and what is pending goes to the spool. Returns
+    /// how many alerts are in neither (lost if the process ends now).
+    fn spool(&self, alerts: &[Alert], incidents: &[Incident]) -> usize {
+        let at_risk = match self.store.with_spool(|s| s.write(alerts, incidents)) {
+            Some(Ok(w)) => {
+                self.metrics
+                    .spool_alerts
+                    .store(w.alerts as i64, Ordering::Relaxed);
+                if w.alerts_left_out > 0 {
+                    tracing::warn!(
+                        spooled = w.alerts,
+                        left_out = w.alerts_left_out,
+                        "the alert spool is full; the least severe alerts wait in memory only"
+                    );
+                }
+                w.alerts_left_out
+            }
+            Some(Err(e)) => {
+                self.metrics
+                    .spool_write_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, alerts = alerts.len(), "writing the alert spool failed; pending alerts wait in memory only");
+                alerts.len()
+            }
+            None => alerts.len(),
+        };
+        self.metrics
+            .alerts_at_risk
+            .store(at_risk as i64, Ordering::Relaxed);
+        at_risk
+    }
 }
 
 impl AlertSink {
+    /// Starts the writer thread. What the store's spool held at open is pending first.
     pub(crate) fn start(ctx: WriterCtx, max_pending: usize) -> Result<Self, ApiError> {
+        let mut pending = Pending::default();
+        if let Some(spooled) = ctx.store.take_spooled().filter(|s| !s.is_empty()) {
+            ctx.metrics
+                .spool_alerts
+                .store(spooled.alerts.len() as i64, Ordering::Relaxed);
+            pending.replayed = Replayed {
+                alerts: spooled.alerts.iter().map(|a| a.id.clone()).collect(),
+                incidents: spooled.incidents.iter().map(|i| i.id.clone()).collect(),
+            };
+            pending.merge(spooled.alerts, spooled.incidents);
+            pending.published += 1;
+        }
         let shared = Arc::new(SinkShared {
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(pending),
             work: Condvar::new(),
             progress: Condvar::new(),
             max_pending: max_pending.max(1),
@@ -207,6 +299,14 @@ impl AlertSink {
                 counted_block = true;
             }
             shared.progress.wait_for(&mut pending, WRITER_IDLE_CHECK);
+        }
+        if !pending.replayed.is_empty() {
+            for a in &alerts {
+                pending.replayed.alerts.remove(&a.id);
+            }
+            for i in &incidents {
+                pending.replayed.incidents.remove(&i.id);
+            }
         }
         let coalesced = pending.merge(alerts, incidents);
         pending.published += 1;
@@ -252,9 +352,11 @@ impl AlertSink {
 }
 
 fn writer_loop(weak: Weak<SinkShared>) {
+    // `published` when the pending set was last spooled, while commits fail.
+    let mut spooled_at: Option<u64> = None;
     loop {
         let Some(shared) = weak.upgrade() else { return };
-        let (alerts, incidents, target) = {
+        let batch = {
             let mut pending = shared.pending.lock();
             if pending.is_empty() {
                 shared.work.wait_for(&mut pending, WRITER_IDLE_CHECK);
@@ -267,28 +369,41 @@ fn writer_loop(weak: Weak<SinkShared>) {
             pending.take()
         };
         shared.progress.notify_all();
-        match shared.ctx.write(&alerts, &incidents) {
+        let ctx = &shared.ctx;
+        match ctx.write(&batch) {
             Ok(()) => {
+                ctx.committed();
+                spooled_at = None;
                 let mut pending = shared.pending.lock();
-                pending.committed = pending.committed.max(target);
+                pending.committed = pending.committed.max(batch.target);
                 if pending.is_empty() {
                     pending.committed = pending.published;
                 }
-                shared
-                    .ctx
-                    .metrics
+                ctx.metrics
                     .sink_pending
                     .store(pending.len() as i64, Ordering::Relaxed);
                 shared.progress.notify_all();
             }
             Err(e) => {
-                shared
-                    .ctx
-                    .metrics
+                ctx.metrics
                     .store_write_errors
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, alerts = alerts.len(), "alert store write failed; retrying");
-                shared.pending.lock().restore_older(alerts, incidents);
+                if ctx.store.set_writes_failing(true) {
+                    tracing::debug!(error = %e, "alert store write failed again; retrying");
+                } else {
+                    tracing::error!(error = %e, alerts = batch.alerts.len(), "alert store write failed; not ready until it writes again, alerts wait in the spool");
+                }
+                let changed = {
+                    let mut pending = shared.pending.lock();
+                    pending.restore_older(batch);
+                    (spooled_at != Some(pending.published)).then(|| {
+                        spooled_at = Some(pending.published);
+                        (pending.alerts.clone(), pending.incidents.clone())
+                    })
+                };
+                if let Some((alerts, incidents)) = changed {
+                    ctx.spool(&alerts, &incidents);
+                }
                 drop(shared);
                 std::thread::sleep(WRITE_RETRY_DELAY);
             }
@@ -297,14 +412,23 @@ fn writer_loop(weak: Weak<SinkShared>) {
 }
 
 impl Drop for SinkShared {
-    /// The last handle is gone: commit whatever is still pending.
+    /// The last handle is gone: commit whatever is still pending, or spool it.
     fn drop(&mut self) {
-        let (alerts, incidents, _) = self.pending.get_mut().take();
-        if alerts.is_empty() && incidents.is_empty() {
+        let batch = self.pending.get_mut().take();
+        if batch.alerts.is_empty() && batch.incidents.is_empty() {
             return;
         }
-        if let Err(e) = self.ctx.write(&alerts, &incidents) {
-            tracing::error!(error = %e, alerts = alerts.len(), "final alert store write failed");
+        match self.ctx.write(&batch) {
+            Ok(()) => self.ctx.committed(),
+            Err(e) => {
+                let lost = self.ctx.spool(&batch.alerts, &batch.incidents);
+                tracing::error!(
+                    error = %e,
+                    alerts = batch.alerts.len(),
+                    lost,
+                    "final alert store write failed; the spool keeps the rest for the next start"
+                );
+            }
         }
     }
 }
@@ -338,7 +462,10 @@ mod tests {
     }
 
     fn sink(dir: &std::path::Path, max_pending: usize) -> (AlertSink, AlertStore, Arc<ApiMetrics>) {
-        let store = AlertStore::open(dir).unwrap();
+        sink_on(AlertStore::open(dir).unwrap(), max_pending)
+    }
+
+    fn sink_on(store: AlertStore, max_pending: usize) -> (AlertSink, AlertStore, Arc<ApiMetrics>) {
         let metrics = Arc::new(ApiMetrics::default());
         let ctx = WriterCtx {
             store: store.clone(),
@@ -398,5 +525,78 @@ mod tests {
             assert!(Instant::now() < deadline, "pending alert was lost on drop");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spooled_ids(dir: &std::path::Path) -> Vec<String> {
+        let path = dir.join(crate::store::SPOOL_FILE);
+        let (_, spooled) =
+            crate::store::spool::Spool::open(&path, crate::store::MIN_SPOOL_BYTES).unwrap();
+        spooled.alerts.into_iter().map(|a| a.id).collect()
+    }
+
+    #[test]
+    fn failing_writes_are_reported_spooled_and_written_when_the_store_can_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open_with_spool(dir.path(), crate::store::MIN_SPOOL_BYTES).unwrap();
+        let (sink, store, metrics) = sink_on(store, 1000);
+        store.cap_pages(Some(0));
+        let mut big = alert("big", 1);
+        big.summary = "x".repeat(20_000); // needs new pages
+        sink.publish(vec![big], vec![]);
+        wait_until("the failure is reported", || store.writes_failing());
+        wait_until("the alert is spooled", || {
+            metrics.spool_alerts.load(Ordering::Relaxed) == 1
+        });
+        assert!(metrics.store_write_errors.load(Ordering::Relaxed) > 0);
+        assert_eq!(metrics.alerts_at_risk.load(Ordering::Relaxed), 0);
+        assert!(store.get_alert("big").unwrap().is_none());
+        // The spool on disk holds it: what a restart after a crash would replay.
+        assert_eq!(spooled_ids(dir.path()), ["big"]);
+        assert!(!sink.flush_blocking(Duration::from_millis(300)));
+
+        store.cap_pages(None);
+        assert!(sink.flush_blocking(Duration::from_secs(10)));
+        assert!(!store.writes_failing());
+        assert_eq!(store.get_alert("big").unwrap().unwrap().alert.count, 1);
+        assert_eq!(metrics.spool_alerts.load(Ordering::Relaxed), 0);
+        assert!(spooled_ids(dir.path()).is_empty(), "the spool was cleared");
+    }
+
+    #[test]
+    fn a_restart_writes_what_the_spool_holds_without_regressing_stored_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Before the "crash": "kept" was committed at count 5 and spooled at count 3,
+            // "lost" only spooled.
+            let store = AlertStore::open(dir.path()).unwrap();
+            let (sink, _, _) = sink_on(store, 1000);
+            sink.publish(vec![alert("kept", 5)], vec![]);
+            assert!(sink.flush_blocking(Duration::from_secs(10)));
+            let path = dir.path().join(crate::store::SPOOL_FILE);
+            let (mut spool, _) =
+                crate::store::spool::Spool::open(&path, crate::store::MIN_SPOOL_BYTES).unwrap();
+            spool
+                .write(&[alert("kept", 3), alert("spooled", 2)], &[])
+                .unwrap();
+        }
+        let store = AlertStore::open_with_spool(dir.path(), crate::store::MIN_SPOOL_BYTES).unwrap();
+        let (sink, store, metrics) = sink_on(store, 1000);
+        assert!(sink.flush_blocking(Duration::from_secs(10)));
+        assert_eq!(store.get_alert("spooled").unwrap().unwrap().alert.count, 2);
+        assert_eq!(store.get_alert("kept").unwrap().unwrap().alert.count, 5);
+        assert_eq!(
+            metrics.count_total_new(),
+            1,
+            "only the spooled alert is new"
+        );
+        assert!(spooled_ids(dir.path()).is_empty(), "the spool was cleared");
     }
 }

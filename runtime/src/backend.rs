@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use eastwest_api::{
-    Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode, GraphSnapshot,
+    AlertStore, Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode,
+    GraphSnapshot,
 };
 use eastwest_baseline::EdgeStats;
 use eastwest_collector::CollectorMetrics;
@@ -24,6 +25,8 @@ pub struct PipelineBackend {
     pub published: Arc<Published>,
     pub metrics: Arc<CollectorMetrics>,
     pub storage: Arc<StorageMetrics>,
+    /// Whether its writes fail is part of readiness.
+    pub store: AlertStore,
 }
 
 fn time(ns: i64) -> DateTime<Utc> {
@@ -119,7 +122,13 @@ impl Backend for PipelineBackend {
         self.storage.write_prometheus(out);
         let baseline = self.published.baseline.load();
         let live = self.published.live.load();
-        let gauges: [(&str, &str, &str, f64); 5] = [
+        let gauges: [(&str, &str, &str, f64); 6] = [
+            (
+                "eastwest_alert_store_write_failing",
+                "gauge",
+                "1 while the alert store cannot commit (alerts wait in the spool; the process is not ready).",
+                f64::from(u8::from(self.store.writes_failing())),
+            ),
             (
                 "eastwest_baseline_edges",
                 "gauge",
@@ -269,7 +278,9 @@ impl Backend for PipelineBackend {
         json!({ "calls": live.recent_calls.iter().skip(skip).collect::<Vec<_>>() })
     }
 
+    /// Every stage runs, and the alert store and history take writes: a process that
+    /// keeps alerts only in memory or drops the history is not ready.
     fn ready(&self) -> bool {
-        self.published.ready()
+        self.published.ready() && !self.store.writes_failing() && !self.storage.history_failing()
     }
 }

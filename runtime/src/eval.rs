@@ -69,6 +69,8 @@ pub async fn run_scenario(
     let mut config = config.clone();
     config.data_dir = tmp.path().to_path_buf();
     config.storage.history = false;
+    // A throwaway data dir: nothing to keep over a crash, no 16 MiB to allocate per run.
+    config.storage.alert_spool_bytes = 0;
     config.webhooks.clear();
     config.baseline.learning_period = learning_period;
     config.validate()?;

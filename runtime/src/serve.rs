@@ -6,7 +6,9 @@
 //! start), `/readyz` turns 503, the receivers answer retryable UNAVAILABLE / 503, what
 //! was published is flushed, and [`Running::wait`] returns an error so the process exits
 //! non-zero for its supervisor (systemd, Kubernetes) to restart it; the newest baseline
-//! snapshot and the alert store carry the state over. Shutdown stops the receivers,
+//! snapshot and the alert store carry the state over. While the alert store or the
+//! history cannot write (a full disk) `/readyz` is 503 too, but nothing stops: alerts
+//! wait in the spool, and readiness returns when writes succeed. Shutdown stops the receivers,
 //! drains the queue, flushes pairing and windows, stores alerts, delivers webhooks and
 //! persists the baseline; `shutdown_grace` bounds every one of those joins.
 
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eastwest_api::{AlertSink, AlertStore, ApiState};
-use eastwest_collector::{Admission, CallExtractor, CollectorMetrics, IngestBatch, Receivers};
+use eastwest_collector::{Admission, CallExtractor, CollectorMetrics, Queued, Receivers};
 use eastwest_detector::Engine;
 use eastwest_model::Call;
 use parking_lot::Mutex;
@@ -50,7 +52,7 @@ impl Drop for ExitSignal {
     }
 }
 
-fn exit_signal() -> (ExitSignal, oneshot::Receiver<()>) {
+pub(crate) fn exit_signal() -> (ExitSignal, oneshot::Receiver<()>) {
     let (tx, rx) = oneshot::channel();
     (ExitSignal(Some(tx)), rx)
 }
@@ -90,7 +92,7 @@ impl Stage {
 /// The pipeline and its outputs, running, with the queue that feeds it.
 pub struct Core {
     /// The queue into the pipeline; the pipeline drains once every clone is dropped.
-    pub tx: mpsc::Sender<IngestBatch>,
+    pub tx: mpsc::Sender<Queued>,
     pub metrics: Arc<CollectorMetrics>,
     pub published: Arc<Published>,
     pub state: ApiState,
@@ -134,11 +136,13 @@ impl Core {
         };
         let engine = Engine::new(config.detector.clone(), baseline);
         let (published, commands) = Published::new();
-        let store = AlertStore::open(&config.data_dir)?;
+        let store =
+            AlertStore::open_with_spool(&config.data_dir, config.storage.alert_spool_bytes)?;
         let backend = Arc::new(PipelineBackend {
             published: published.clone(),
             metrics: metrics.clone(),
             storage: storage_metrics.clone(),
+            store: store.clone(),
         });
         let state = ApiState::new(config.api.clone(), store.clone(), backend)?
             .with_webhooks(config.webhooks.clone())?;
@@ -217,7 +221,7 @@ impl Core {
             self.metrics.clone(),
             config.pipeline.time_window(),
         )
-        .with_queue_wait(config.otlp.queue_wait)
+        .configured(&config.otlp)
         .reading_spans()
     }
 

@@ -2,10 +2,16 @@
 //! periodically and at shutdown, and every call appended to the Parquet history by a
 //! writer thread behind a bounded queue (a full queue drops rows, counted, never blocks
 //! ingest).
+//!
+//! While the history cannot be written (a full disk) the writer says so
+//! ([`StorageMetrics::history_failing`], which readiness reads), keeps a few flushes'
+//! worth of rows for the next attempt and drops (and counts) the rest. It retries every
+//! flush interval; with nothing buffered it probes the disk with a small file, so the
+//! process turns ready again once space returns, traffic or not.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -19,6 +25,13 @@ pub const DEFAULT_HISTORY_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_HISTORY_FLUSH_ROWS: usize = eastwest_baseline::DEFAULT_FLUSH_ROWS;
 /// Batches of calls waiting for the history writer.
 pub const DEFAULT_HISTORY_QUEUE: usize = 256;
+/// Room for alerts while the alert store cannot write: some 5,000 typical alerts.
+pub const DEFAULT_ALERT_SPOOL_BYTES: u64 = 16 * 1024 * 1024;
+/// Rows kept for the next attempt when history writes fail, in flushes' worth.
+const HISTORY_KEEP_FLUSHES: usize = 4;
+/// What the writability probe writes: small, but more than a directory entry.
+const PROBE_BYTES: usize = 64 * 1024;
+const PROBE_FILE: &str = ".write-probe";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,6 +50,9 @@ pub struct StorageConfig {
     /// Wall time between baseline snapshots (one is always written at shutdown).
     #[serde(with = "humantime_serde")]
     pub snapshot_interval: Duration,
+    /// Size of `alerts.spool`, allocated at start: where alerts wait, surviving a crash,
+    /// while the alert store cannot write (a full disk). 0 turns it off.
+    pub alert_spool_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -48,6 +64,7 @@ impl Default for StorageConfig {
             history_flush_rows: DEFAULT_HISTORY_FLUSH_ROWS,
             history_queue: DEFAULT_HISTORY_QUEUE,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            alert_spool_bytes: DEFAULT_ALERT_SPOOL_BYTES,
         }
     }
 }
@@ -63,6 +80,12 @@ impl StorageConfig {
         if self.history_flush_rows == 0 || self.history_queue == 0 {
             return Err("history_flush_rows and history_queue must be at least 1".into());
         }
+        let min = eastwest_api::store::MIN_SPOOL_BYTES;
+        if self.alert_spool_bytes != 0 && self.alert_spool_bytes < min {
+            return Err(format!(
+                "alert_spool_bytes must be 0 (no spool) or at least {min}"
+            ));
+        }
         Ok(())
     }
 }
@@ -74,9 +97,26 @@ pub struct StorageMetrics {
     pub history_write_errors: AtomicU64,
     pub snapshots_written: AtomicU64,
     pub snapshot_errors: AtomicU64,
+    /// Set while history writes fail, cleared by the next write (or probe) that succeeds.
+    pub history_failing: AtomicBool,
 }
 
 impl StorageMetrics {
+    pub fn history_failing(&self) -> bool {
+        self.history_failing.load(Ordering::Relaxed)
+    }
+
+    /// Records a write's outcome; logs when it changes.
+    fn set_history_failing(&self, failing: bool) {
+        if self.history_failing.swap(failing, Ordering::Relaxed) != failing {
+            if failing {
+                tracing::error!("the call history cannot be written; not ready until it can");
+            } else {
+                tracing::info!("the call history is written again");
+            }
+        }
+    }
+
     pub fn write_prometheus(&self, out: &mut String) {
         for (name, help, v) in [
             (
@@ -110,6 +150,11 @@ impl StorageMetrics {
                 v.load(Ordering::Relaxed)
             ));
         }
+        let name = "eastwest_history_write_failing";
+        out.push_str(&format!(
+            "# HELP {name} 1 while the call history cannot be written (the process is not ready).\n# TYPE {name} gauge\n{name} {}\n",
+            u8::from(self.history_failing())
+        ));
     }
 }
 
@@ -188,11 +233,12 @@ pub fn start_history(
     );
     let interval = config.history_flush_interval;
     let m = metrics.clone();
+    let dir = data_dir.to_path_buf();
     let handle = std::thread::Builder::new()
         .name("eastwest-history".into())
         .spawn(move || {
             let _exit = exit;
-            run_history(writer, rx, interval, &m)
+            run_history(&dir, writer, rx, interval, &m)
         })
         .map_err(|source| crate::RuntimeError::Thread {
             stage: "history writer",
@@ -202,6 +248,7 @@ pub fn start_history(
 }
 
 fn run_history(
+    data_dir: &Path,
     mut writer: HistoryWriter,
     rx: Receiver<Vec<(Call, bool)>>,
     interval: Duration,
@@ -209,6 +256,7 @@ fn run_history(
 ) {
     let mut last_flush = Instant::now();
     let mut last_pruned_hour = 0i64;
+    let calls_dir = data_dir.join(eastwest_baseline::CALLS_DIR);
     loop {
         let closed = match rx.recv_timeout(interval) {
             Ok(rows) => {
@@ -222,6 +270,9 @@ fn run_history(
         };
         if closed || last_flush.elapsed() >= interval {
             flush(&mut writer, metrics);
+            if metrics.history_failing() && writer.buffered() == 0 {
+                probe(&calls_dir, metrics);
+            }
             last_flush = Instant::now();
             // By the wall clock: a forged timestamp must not delete today's history.
             let now_ns = eastwest_collector::wall_clock_ns();
@@ -241,22 +292,47 @@ fn run_history(
 
 fn append(writer: &mut HistoryWriter, call: Call, learned: bool, metrics: &StorageMetrics) {
     let before = writer.written;
-    if let Err(e) = writer.append(call, learned) {
-        on_write_error(writer, &e, metrics);
-    }
-    metrics
-        .history_rows_written
-        .fetch_add(writer.written - before, Ordering::Relaxed);
+    let result = writer.append(call, learned);
+    counted(writer, before, result, metrics);
 }
 
 fn flush(writer: &mut HistoryWriter, metrics: &StorageMetrics) {
     let before = writer.written;
-    if let Err(e) = writer.flush() {
-        on_write_error(writer, &e, metrics);
-    }
+    let result = writer.flush();
+    counted(writer, before, result, metrics);
+}
+
+fn counted(
+    writer: &mut HistoryWriter,
+    before: u64,
+    result: Result<(), eastwest_baseline::BaselineError>,
+    metrics: &StorageMetrics,
+) {
+    let written = writer.written - before;
     metrics
         .history_rows_written
-        .fetch_add(writer.written - before, Ordering::Relaxed);
+        .fetch_add(written, Ordering::Relaxed);
+    match result {
+        Err(e) => on_write_error(writer, &e, metrics),
+        Ok(()) if written > 0 => metrics.set_history_failing(false),
+        Ok(()) => {}
+    }
+}
+
+/// Whether the history's disk takes a write again, when there are no rows to try.
+fn probe(calls_dir: &Path, metrics: &StorageMetrics) {
+    use std::io::Write;
+    let path = calls_dir.join(PROBE_FILE);
+    let written = std::fs::create_dir_all(calls_dir)
+        .and_then(|()| std::fs::File::create(&path))
+        .and_then(|mut f| {
+            f.write_all(&[0u8; PROBE_BYTES])?;
+            f.sync_all()
+        });
+    let _ = std::fs::remove_file(&path);
+    if written.is_ok() {
+        metrics.set_history_failing(false);
+    }
 }
 
 /// A failed write keeps its rows for the next attempt, but never more than a few flushes'
@@ -267,9 +343,84 @@ fn on_write_error(
     metrics: &StorageMetrics,
 ) {
     metrics.history_write_errors.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(error = %e, "writing call history failed");
-    let dropped = writer.discard_if_over(4);
+    if metrics.history_failing() {
+        tracing::debug!(error = %e, "writing call history failed again");
+    } else {
+        tracing::error!(error = %e, "writing call history failed");
+    }
+    metrics.set_history_failing(true);
+    let dropped = writer.discard_if_over(HISTORY_KEEP_FLUSHES);
     metrics
         .history_rows_dropped
         .fetch_add(dropped as u64, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn call(t: i64) -> Call {
+        Call {
+            event_time_ns: 1_767_571_200_000_000_000 + t,
+            ..Default::default()
+        }
+    }
+
+    /// A file where the history's directory should be makes every write fail, as a full
+    /// disk does; removing it lets them succeed again.
+    #[test]
+    fn failing_history_writes_are_reported_until_a_write_succeeds_traffic_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join(eastwest_baseline::CALLS_DIR);
+        std::fs::write(&blocker, "not a directory").unwrap();
+        let config = StorageConfig {
+            history_flush_interval: Duration::from_millis(50),
+            history_flush_rows: 10,
+            ..Default::default()
+        };
+        let metrics = Arc::new(StorageMetrics::default());
+        let (exit, _exited) = crate::serve::exit_signal();
+        let (sink, thread) = start_history(&config, dir.path(), metrics.clone(), exit).unwrap();
+
+        // Past the rows kept for a retry (4 flushes' worth, 40) the buffer is dropped and
+        // counted: twice 41 rows, so nothing is left to retry with.
+        sink.send((0..82).map(|t| (call(t), true)).collect());
+        wait_until("the failure is reported", || metrics.history_failing());
+        wait_until("the rows are dropped", || {
+            metrics.history_rows_dropped.load(Ordering::Relaxed) == 82
+        });
+        assert!(metrics.history_write_errors.load(Ordering::Relaxed) > 0);
+        let mut text = String::new();
+        metrics.write_prometheus(&mut text);
+        assert!(
+            text.contains("eastwest_history_write_failing 1\n"),
+            "{text}"
+        );
+
+        // Nothing is buffered any more: the probe sees the disk take writes again.
+        std::fs::remove_file(&blocker).unwrap();
+        wait_until("the history is writable again", || {
+            !metrics.history_failing()
+        });
+        assert!(
+            !dir.path()
+                .join(eastwest_baseline::CALLS_DIR)
+                .join(PROBE_FILE)
+                .exists()
+        );
+
+        sink.send(vec![(call(200), true)]);
+        drop(sink);
+        thread.join().unwrap();
+        assert_eq!(metrics.history_rows_written.load(Ordering::Relaxed), 1);
+        assert!(!metrics.history_failing());
+    }
 }

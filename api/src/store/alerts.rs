@@ -37,6 +37,38 @@ pub struct WriteOutcome {
     pub enqueued: usize,
 }
 
+/// Alerts and incidents replayed from the spool after a restart. The store may already
+/// hold them, or newer versions (a crash between a commit and the clearing of the
+/// spool): each is written only when it is newer than the stored version.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    pub alerts: HashSet<String>,
+    pub incidents: HashSet<String>,
+}
+
+impl Replayed {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.incidents.is_empty()
+    }
+}
+
+/// Whether `table` holds `id` with a `last_seen` at or after `last_seen_us`.
+fn stored_is_as_new(
+    tx: &Transaction<'_>,
+    table: &str,
+    id: &str,
+    last_seen_us: i64,
+) -> Result<bool, ApiError> {
+    let stored: Option<i64> = tx
+        .query_row(
+            &format!("SELECT last_seen FROM {table} WHERE id = ?"),
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(stored.is_some_and(|s| s >= last_seen_us))
+}
+
 const ALERT_COLUMNS: &str = "body, state";
 
 fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Alert, ApiError>> {
@@ -60,17 +92,29 @@ fn collect_alerts(
 impl AlertStore {
     /// Upserts alerts by id (keeping the earliest `first_seen` and the operator's
     /// state) and incidents, and queues webhook deliveries for alerts that are new or
-    /// escalated, all in one transaction.
+    /// escalated, all in one transaction. Of the `replayed` ones, only versions newer
+    /// than the stored ones are written.
     pub(crate) fn write_batch(
         &self,
         alerts: &[Alert],
         incidents: &[Incident],
+        replayed: &Replayed,
         deliveries_for: &dyn Fn(&Alert) -> Vec<OutboxItem>,
     ) -> Result<WriteOutcome, ApiError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
             let mut outcome = WriteOutcome::default();
             for alert in alerts {
+                if replayed.alerts.contains(&alert.id)
+                    && stored_is_as_new(
+                        &tx,
+                        "alerts",
+                        &alert.id,
+                        alert.last_seen.timestamp_micros(),
+                    )?
+                {
+                    continue;
+                }
                 let (stored, notify, is_new) = upsert_alert(&tx, alert)?;
                 if notify {
                     for item in deliveries_for(&stored) {
@@ -81,6 +125,16 @@ impl AlertStore {
                 outcome.alerts.push((stored, is_new));
             }
             for incident in incidents {
+                if replayed.incidents.contains(&incident.id)
+                    && stored_is_as_new(
+                        &tx,
+                        "incidents",
+                        &incident.id,
+                        incident.last_seen.timestamp_micros(),
+                    )?
+                {
+                    continue;
+                }
                 outcome.incidents.push(upsert_incident(&tx, incident)?);
             }
             tx.commit()?;
