@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::RuntimeError;
 use crate::config::EastwestConfig;
-use crate::serve::Core;
+use crate::core::Core;
 
 /// What one run of a scenario produced.
 #[derive(Debug)]

@@ -10,6 +10,7 @@
 mod backend;
 mod clock;
 mod config;
+mod core;
 mod error;
 mod eval;
 mod pipeline;
@@ -22,7 +23,8 @@ pub use config::{
     DEFAULT_ALLOWED_LATENESS, DEFAULT_DATA_DIR, DEFAULT_FUTURE_SKEW, DEFAULT_IDLE_ADVANCE,
     DEFAULT_MAX_AGE, DEFAULT_SHUTDOWN_GRACE, EastwestConfig, PipelineConfig,
 };
+pub use core::{Core, FAILPOINT_ENV};
 pub use error::RuntimeError;
 pub use eval::{ScenarioRun, evaluate_dir, run_scenario};
-pub use serve::{Core, FAILPOINT_ENV, Running, cancel_on_signals, start};
+pub use serve::{Running, cancel_on_signals, start};
 pub use storage::{StorageConfig, StorageMetrics, baseline_dir, restore_baseline};

@@ -103,7 +103,8 @@ impl Pipeline {
                     let wall = wall_clock_ns();
                     self.engine.baseline_mut().set_wall_clock(wall);
                     self.clock.observe_idle(last_input.elapsed(), wall);
-                    self.step();
+                    // Idle advance releases the last calls: the API must see them too.
+                    baseline_changed |= self.step();
                     let due = last_baseline_view.is_none_or(|t| t.elapsed() >= BASELINE_VIEW_INTERVAL);
                     if baseline_changed && due {
                         self.publish_baseline();
@@ -163,24 +164,29 @@ impl Pipeline {
     }
 
     /// Moves event time as far as the input allows and hands on what it releases.
-    fn step(&mut self) {
+    /// Releases what the watermarks allow; true when the engine moved on (so the
+    /// baseline the API reads changed).
+    fn step(&mut self) -> bool {
         let input = self.clock.input_watermark();
         if input == 0 {
-            return;
+            return false;
         }
         let calls = self.extractor.advance(input);
         self.admit(calls);
         let point = self.extractor.low_watermark(input);
         let ready = self.clock.release(point);
         self.handle_calls(ready);
+        let mut moved = false;
         if let Some(released) = self.clock.released()
             && released > self.engine_time_ns
         {
             self.engine_time_ns = released;
             let output = self.engine.advance_to(released);
             self.publish(output);
+            moved = true;
         }
         self.publish_counts();
+        moved
     }
 
     /// Buffers new calls; late ones go on at once.
@@ -232,3 +238,7 @@ impl Pipeline {
         self.sink.publish(output.alerts, output.incidents);
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -9,6 +9,7 @@
 //! flush interval; with nothing buffered it probes the disk with a small file, so the
 //! process turns ready again once space returns, traffic or not.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use eastwest_baseline::{BASELINE_DIR, Baseline, BaselineConfig, HistoryWriter, SnapshotData};
 use eastwest_model::Call;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -116,45 +121,54 @@ impl StorageMetrics {
             }
         }
     }
+}
 
-    pub fn write_prometheus(&self, out: &mut String) {
+/// Read at scrape time; the writer thread only bumps atomics.
+impl Collector for StorageMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         for (name, help, v) in [
             (
-                "eastwest_history_rows_written_total",
+                "eastwest_history_rows_written",
                 "Calls written to the Parquet history.",
                 &self.history_rows_written,
             ),
             (
-                "eastwest_history_rows_dropped_total",
+                "eastwest_history_rows_dropped",
                 "Calls not written to the history (queue full or write error).",
                 &self.history_rows_dropped,
             ),
             (
-                "eastwest_history_write_errors_total",
+                "eastwest_history_write_errors",
                 "Failed history writes (e.g. disk full).",
                 &self.history_write_errors,
             ),
             (
-                "eastwest_baseline_snapshots_written_total",
+                "eastwest_baseline_snapshots_written",
                 "Baseline snapshots written.",
                 &self.snapshots_written,
             ),
             (
-                "eastwest_baseline_snapshot_errors_total",
+                "eastwest_baseline_snapshot_errors",
                 "Baseline snapshots that failed to write.",
                 &self.snapshot_errors,
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
+            // The encoder appends `_total` to counter names.
+            let counter = ConstCounter::new(v.load(Ordering::Relaxed));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
-        let name = "eastwest_history_write_failing";
-        out.push_str(&format!(
-            "# HELP {name} 1 while the call history cannot be written (the process is not ready).\n# TYPE {name} gauge\n{name} {}\n",
-            u8::from(self.history_failing())
-        ));
+        let gauge = ConstGauge::new(i64::from(self.history_failing()));
+        gauge.encode(encoder.encode_descriptor(
+            "eastwest_history_write_failing",
+            "1 while the call history cannot be written (the process is not ready).",
+            None,
+            gauge.metric_type(),
+        )?)
     }
 }
 
@@ -223,7 +237,7 @@ pub fn start_history(
     config: &StorageConfig,
     data_dir: &Path,
     metrics: Arc<StorageMetrics>,
-    exit: crate::serve::ExitSignal,
+    exit: crate::core::ExitSignal,
 ) -> Result<(HistorySink, std::thread::JoinHandle<()>), crate::RuntimeError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(config.history_queue);
     let writer = HistoryWriter::new(
@@ -387,7 +401,7 @@ mod tests {
             ..Default::default()
         };
         let metrics = Arc::new(StorageMetrics::default());
-        let (exit, _exited) = crate::serve::exit_signal();
+        let (exit, _exited) = crate::core::exit_signal();
         let (sink, thread) = start_history(&config, dir.path(), metrics.clone(), exit).unwrap();
 
         // Past the rows kept for a retry (4 flushes' worth, 40) the buffer is dropped and
@@ -398,8 +412,18 @@ mod tests {
             metrics.history_rows_dropped.load(Ordering::Relaxed) == 82
         });
         assert!(metrics.history_write_errors.load(Ordering::Relaxed) > 0);
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(metrics.clone()));
         let mut text = String::new();
-        metrics.write_prometheus(&mut text);
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("# TYPE eastwest_history_write_failing gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eastwest_history_rows_dropped_total 82\n"),
+            "{text}"
+        );
         assert!(
             text.contains("eastwest_history_write_failing 1\n"),
             "{text}"

@@ -3,168 +3,21 @@
 //! budget (plus what it held before), `/healthz` answers within a second throughout,
 //! every refusal has its OTLP status and is counted, and normal traffic still gets in.
 
+mod hostile_support;
 mod otlp_support;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
+use hostile_support::*;
 use otlp_support::*;
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const MIB: u64 = 1 << 20;
 /// What the test configures (smaller than the default so the test is quick).
 const BUDGET: u64 = 256 * MIB;
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
-/// A length-delimited protobuf field.
-fn field(tag: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 10);
-    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, &mut out);
-    prost::encoding::encode_varint(body.len() as u64, &mut out);
-    out.extend_from_slice(body);
-    out
-}
-
-/// 16 MiB of empty `ResourceSpans`: two bytes each on the wire.
-fn empty_resources() -> Vec<u8> {
-    [0x0a, 0x00].repeat(8 << 20)
-}
-
-/// One resource with `n` empty attributes and one span: every span lookup used to scan
-/// them all.
-fn attribute_heavy(n: usize) -> Vec<u8> {
-    let resource = field(1, &[0x0a, 0x00].repeat(n));
-    let span = field(2, &[]);
-    let scope = field(2, &span);
-    field(1, &[resource, scope].concat())
-}
-
-/// `spans` valid server spans of one service, timed now: within every per-request
-/// limit, but about 100 MiB once decoded and read, and queued for the pipeline.
-fn span_heavy(spans: u32) -> Vec<u8> {
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap() as u64;
-    let resource = field(
-        1,
-        &field(1, &[field(1, b"service.name"), field(2, &field(1, b"cart"))].concat()),
-    );
-    let mut scope = Vec::with_capacity(spans as usize * 64);
-    for i in 0..spans {
-        let mut span = Vec::with_capacity(64);
-        let mut trace_id = [1u8; 16];
-        trace_id[..4].copy_from_slice(&i.to_be_bytes());
-        span.extend(field(1, &trace_id));
-        span.extend(field(2, &[(i % 251) as u8 + 1; 8]));
-        span.extend([0x30, 0x02]); // kind = SERVER
-        span.push(0x39); // start_time_unix_nano, fixed64
-        span.extend(now.to_le_bytes());
-        span.push(0x41); // end_time_unix_nano, fixed64
-        span.extend((now + 1_000_000).to_le_bytes());
-        scope.extend(field(2, &span));
-    }
-    field(1, &[resource, field(2, &scope)].concat())
-}
-
-/// Sends pre-encoded request bytes over gRPC as they are.
-#[derive(Clone, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        buf.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
-}
-
-async fn grpc_export(channel: tonic::transport::Channel, body: Bytes) -> tonic::Code {
-    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
-    if grpc.ready().await.is_err() {
-        return tonic::Code::Unavailable;
-    }
-    let path = http::uri::PathAndQuery::from_static(TRACES_PATH);
-    match grpc
-        .unary(tonic::Request::new(body), path, RawCodec)
-        .await
-    {
-        Ok(_) => tonic::Code::Ok,
-        Err(status) => status.code(),
-    }
-}
-
-async fn http_export(url: &str, body: Vec<u8>, gzipped: bool) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/x-protobuf")
-        .body(body);
-    if gzipped {
-        req = req.header("content-encoding", "gzip");
-    }
-    req.send().await.unwrap()
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Polls `/healthz` every 50 ms and keeps the slowest answer (or failure, as a long one).
-fn watch_health(api: std::net::SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Duration> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        let mut slowest = Duration::ZERO;
-        while !stop.load(Ordering::Relaxed) {
-            let t = Instant::now();
-            let ok = client
-                .get(format!("http://{api}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            let took = if ok { t.elapsed() } else { Duration::from_secs(5) };
-            slowest = slowest.max(took);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        slowest
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn amplified_and_attribute_heavy_requests_stay_within_the_budget() -> anyhow::Result<()> {
@@ -177,11 +30,8 @@ async fn amplified_and_attribute_heavy_requests_stay_within_the_budget() -> anyh
             128 * MIB
         ),
     )?;
-    let mut server = serve_on_free_ports(
-        data_dir.path(),
-        &["--config", config.to_str().unwrap()],
-    )
-    .await?;
+    let mut server =
+        serve_on_free_ports(data_dir.path(), &["--config", config.to_str().unwrap()]).await?;
     let pid = server.child.0.id();
     let base_kib = proc_status_kib(pid, "VmRSS:");
     let traces_url = format!("http://{}/v1/traces", server.http);
@@ -244,7 +94,10 @@ async fn amplified_and_attribute_heavy_requests_stay_within_the_budget() -> anyh
     for t in tasks {
         t.await?;
     }
-    let (accepted, retryable) = (accepted.load(Ordering::Relaxed), retryable.load(Ordering::Relaxed));
+    let (accepted, retryable) = (
+        accepted.load(Ordering::Relaxed),
+        retryable.load(Ordering::Relaxed),
+    );
     assert_eq!(accepted + retryable, 24);
     assert!(accepted > 0, "some heavy requests fit in the budget");
     assert!(retryable > 0, "the budget held the rest back");
@@ -275,13 +128,11 @@ async fn amplified_and_attribute_heavy_requests_stay_within_the_budget() -> anyh
         .await?
         .text()
         .await?;
-    let count = |reason: &str| -> u64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(&format!("eastwest_requests_rejected_total{{reason=\"{reason}\"}}")))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+    let count = |reason: &str| {
+        metric_value(
+            &metrics,
+            &format!("eastwest_requests_rejected_total{{reason=\"{reason}\"}}"),
+        )
     };
     assert_eq!(count("over_limit"), 4, "{metrics}");
     assert_eq!(count("memory_budget"), retryable);
