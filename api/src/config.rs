@@ -29,7 +29,8 @@ pub const DEFAULT_WEBHOOK_MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The body-only `X-Eastwest-Signature` is still sent this release (deprecated).
 pub const DEFAULT_WEBHOOK_LEGACY_SIGNATURE: bool = true;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `api_token` is a credential: `Debug` never shows it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     pub addr: SocketAddr,
@@ -53,6 +54,24 @@ pub struct ApiConfig {
     /// Serve `/metrics` without the token (for an in-cluster scraper) even when
     /// `api_token` is set; it lists every learned edge.
     pub metrics_public: bool,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("addr", &self.addr)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("public_url", &self.public_url)
+            .field("sse_keep_alive", &self.sse_keep_alive)
+            .field("sse_buffer", &self.sse_buffer)
+            .field("sink_max_pending", &self.sink_max_pending)
+            .field("metrics_max_edges", &self.metrics_max_edges)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("metrics_public", &self.metrics_public)
+            .finish()
+    }
 }
 
 impl Default for ApiConfig {
@@ -367,6 +386,17 @@ mod tests {
         };
         assert!(unsigned.validate().is_err());
         assert!(validate_webhooks(&[w.clone(), w]).is_err());
+    }
+
+    #[test]
+    fn the_api_token_never_shows_in_debug() {
+        let c = ApiConfig {
+            api_token: Some("s3cret-token".into()),
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]
