@@ -150,6 +150,19 @@ impl EastwestConfig {
         if let Some(v) = get("EASTWEST_INSECURE_NO_AUTH") {
             self.api.insecure_no_auth = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        // In a cluster the Service name is only known at deploy time: settable from the
+        // manifest's environment, comma-separated.
+        if let Some(v) = get("EASTWEST_API_ALLOWED_HOSTS") {
+            self.api.allowed_hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("EASTWEST_METRICS_PUBLIC") {
+            self.api.metrics_public = matches!(v.as_str(), "1" | "true" | "yes");
+        }
         Ok(())
     }
 
@@ -257,6 +270,19 @@ mod tests {
         c.apply_env(|k| (k == "EASTWEST_DATA_DIR").then(|| "/from-env".to_string()))
             .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from-env"));
+    }
+
+    #[test]
+    fn allowed_hosts_and_public_metrics_come_from_the_environment() {
+        let mut c = EastwestConfig::default();
+        c.apply_env(|k| match k {
+            "EASTWEST_API_ALLOWED_HOSTS" => Some(" eastwest.mesh.svc, eastwest:8080 ,".into()),
+            "EASTWEST_METRICS_PUBLIC" => Some("true".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.api.allowed_hosts, ["eastwest.mesh.svc", "eastwest:8080"]);
+        assert!(c.api.metrics_public);
     }
 
     #[test]
