@@ -83,19 +83,8 @@ pub(crate) struct Assembled {
     pub commands: mpsc::Receiver<Command>,
 }
 
-pub(crate) struct CoreParts {
-    pub tx: mpsc::Sender<Queued>,
-    pub metrics: Arc<CollectorMetrics>,
-    pub published: Arc<Published>,
-    pub state: ApiState,
-    pub store: AlertStore,
-    pub sink: AlertSink,
-    history: Option<Stage>,
-    grace: Duration,
-}
-
-/// The pipeline and its outputs, running, with the queue that feeds it.
-pub struct Core {
+/// What the pipeline writes to and reads from, and the queue into it.
+pub struct CoreParts {
     /// The queue into the pipeline; the pipeline drains once every clone is dropped.
     pub tx: mpsc::Sender<Queued>,
     pub metrics: Arc<CollectorMetrics>,
@@ -103,9 +92,14 @@ pub struct Core {
     pub state: ApiState,
     pub store: AlertStore,
     sink: AlertSink,
-    pub(crate) pipeline: Stage,
     pub(crate) history: Option<Stage>,
     grace: Duration,
+}
+
+/// The pipeline and its outputs, running, with the queue that feeds it.
+pub struct Core {
+    pub parts: CoreParts,
+    pub(crate) pipeline: Stage,
 }
 
 impl Core {
@@ -149,30 +143,13 @@ impl Core {
                 stage: "pipeline",
                 source,
             })?;
-        let CoreParts {
-            tx,
-            metrics,
-            published,
-            state,
-            store,
-            sink,
-            history,
-            grace,
-        } = parts;
         Ok(Core {
-            tx,
-            metrics,
-            published,
-            state,
-            store,
-            sink,
+            parts,
             pipeline: Stage {
                 name: "pipeline",
                 thread,
                 exited,
             },
-            history,
-            grace,
         })
     }
 
@@ -260,8 +237,8 @@ impl Core {
     /// The admission path the receivers use, feeding this core's queue.
     pub fn admission(&self, config: &EastwestConfig) -> Admission {
         Admission::new(
-            self.tx.clone(),
-            self.metrics.clone(),
+            self.parts.tx.clone(),
+            self.parts.metrics.clone(),
             config.pipeline.time_window(),
         )
         .configured(&config.otlp)
@@ -298,12 +275,15 @@ impl Core {
     /// stage failed or did not finish within the grace.
     pub async fn finish(self) -> bool {
         let Core {
-            tx,
-            sink,
+            parts:
+                CoreParts {
+                    tx,
+                    sink,
+                    history,
+                    grace,
+                    ..
+                },
             pipeline,
-            history,
-            grace,
-            ..
         } = self;
         drop(tx);
         tracing::info!("draining pipeline");

@@ -80,15 +80,15 @@ pub async fn run_scenario(
     let core = Core::start(&config, Some(tap.clone()))?;
     let admission = core.admission(&config);
     for req in data.traces {
-        wait_for_room(&core.tx).await;
+        wait_for_room(&core.parts.tx).await;
         admit(admission.traces(req).await)?;
     }
     for req in data.logs {
-        wait_for_room(&core.tx).await;
+        wait_for_room(&core.parts.tx).await;
         admit(admission.logs(req).await)?;
     }
     drop(admission);
-    let store = core.store.clone();
+    let store = core.parts.store.clone();
     if !core.finish().await {
         return Err(RuntimeError::StageFailed("pipeline"));
     }

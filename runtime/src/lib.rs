@@ -23,7 +23,7 @@ pub use config::{
     DEFAULT_ALLOWED_LATENESS, DEFAULT_DATA_DIR, DEFAULT_FUTURE_SKEW, DEFAULT_IDLE_ADVANCE,
     DEFAULT_MAX_AGE, DEFAULT_SHUTDOWN_GRACE, EastwestConfig, PipelineConfig,
 };
-pub use core::{Core, FAILPOINT_ENV};
+pub use core::{Core, CoreParts, FAILPOINT_ENV};
 pub use error::RuntimeError;
 pub use eval::{ScenarioRun, evaluate_dir, run_scenario};
 pub use serve::{Running, cancel_on_signals, start};

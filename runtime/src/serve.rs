@@ -67,14 +67,14 @@ pub async fn start(
             source,
         })?;
     let mut core = Core::start(&config, None)?;
-    let state = core.state.clone();
+    let state = core.parts.state.clone();
 
     let receivers_cancel = CancellationToken::new();
     let api_cancel = CancellationToken::new();
     let webhooks_cancel = CancellationToken::new();
     let receivers_task = tokio::spawn(receivers.serve(
-        core.tx.clone(),
-        core.metrics.clone(),
+        core.parts.tx.clone(),
+        core.parts.metrics.clone(),
         receivers_cancel.clone(),
     ));
     let webhook_task = state.start_webhook_worker(webhooks_cancel.clone());
@@ -86,10 +86,10 @@ pub async fn start(
     let done = tokio::spawn(async move {
         let failed = tokio::select! {
             _ = shutdown.cancelled() => None,
-            stage = Core::failed_stage(&mut core.pipeline.exited, core.history.as_mut().map(|h| &mut h.exited)) => Some(stage),
+            stage = Core::failed_stage(&mut core.pipeline.exited, core.parts.history.as_mut().map(|h| &mut h.exited)) => Some(stage),
         };
         if let Some(stage) = failed {
-            core.published.fail(stage);
+            core.parts.published.fail(stage);
             tracing::error!(stage, "stage stopped; shutting down");
             tokio::time::sleep(FAILURE_LINGER.min(grace)).await;
         }
