@@ -12,8 +12,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The `/api/v1/stats` body (`spans`, `logs`, `calls`, `rejected`, `dropped`,
     /// `watermark`, …).
     fn stats(&self) -> serde_json::Value;
-    /// Appends collector/baseline counters in Prometheus text format.
-    fn write_metrics(&self, out: &mut String);
+    /// Adds the collector, history and pipeline series to the registry `/metrics`
+    /// encodes (per scrape: register collectors that read live state when encoded).
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry);
     /// Nodes and edges with status `baseline` | `new`; the API overlays `alerted`.
     /// Edge `calls`/`errors` must be cumulative: they are exported as counters.
     fn graph(&self) -> GraphSnapshot;

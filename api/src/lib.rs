@@ -28,7 +28,7 @@ pub use graph::{
     EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode, GraphSnapshot, blast_radius,
 };
 pub use http::{API_ROUTES, SYSTEM_ROUTES, router, serve};
-pub use metrics::{ApiMetrics, DeliveryOutcome, escape_label};
+pub use metrics::{ApiMetrics, DeliveryOutcome};
 pub use sink::AlertSink;
 pub use state::ApiState;
 pub use store::AlertStore;

@@ -1,16 +1,35 @@
-//! The API's own Prometheus counters and the text rendering of `/metrics`.
+//! The API's own counters, and the one Prometheus [`Registry`] `/metrics` encodes: the
+//! backend's collectors (collector, history, pipeline), the service graph and the API's.
+//!
+//! Counters bumped per call, alert or request are plain atomics that a [`Collector`]
+//! reads at scrape time, so no hot path takes a lock; label sets that come from
+//! requests (method, route, status; webhook destination) are typed [`Family`]s. Names,
+//! types, HELP lines and label escaping are `prometheus-client`'s.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use eastwest_model::{AlertKind, Severity};
-use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
-use crate::graph::GraphSnapshot;
+use crate::Backend;
+use crate::graph::{GraphEdge, GraphSnapshot};
+
+/// What [`encode`] writes: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Webhook delivery outcomes counted per destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DeliveryOutcome {
     Delivered,
     Failed,
@@ -26,6 +45,12 @@ impl DeliveryOutcome {
             DeliveryOutcome::DeadLettered => "dead_lettered",
             DeliveryOutcome::RateLimited => "rate_limited",
         }
+    }
+}
+
+impl EncodeLabelValue for DeliveryOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
     }
 }
 
@@ -60,10 +85,25 @@ impl Refusal {
     }
 }
 
-#[derive(Default)]
+/// `eastwest_http_requests_total` labels; routes are templates, so the set is bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// `eastwest_webhook_deliveries_total` labels; destinations come from config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeliveryLabels {
+    destination: String,
+    outcome: DeliveryOutcome,
+}
+
+#[derive(Debug, Default)]
 pub struct ApiMetrics {
     /// New alerts by [kind][severity].
-    alerts_new: [[AtomicU64; 5]; 9],
+    alerts_new: [[AtomicU64; Severity::ALL.len()]; AlertKind::ALL.len()],
     pub alert_updates: AtomicU64,
     pub incidents_written: AtomicU64,
     pub sink_batches: AtomicU64,
@@ -80,12 +120,10 @@ pub struct ApiMetrics {
     pub spool_write_errors: AtomicU64,
     pub sse_clients: AtomicI64,
     pub sse_resyncs: AtomicU64,
-    /// (method, route template, status) → count; routes are templates, so bounded.
-    http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// (destination, outcome) → count; destinations come from config, so bounded.
-    deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
+    http_requests: Family<HttpLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
     /// Requests refused at the edge, by [`Refusal`] in `Refusal::ALL` order.
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; Refusal::ALL.len()],
 }
 
 fn kind_index(kind: AlertKind) -> usize {
@@ -96,6 +134,10 @@ fn severity_index(s: Severity) -> usize {
     Severity::ALL.iter().position(|x| *x == s).unwrap_or(0)
 }
 
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
 impl ApiMetrics {
     pub fn count_new_alert(&self, kind: AlertKind, severity: Severity) {
         self.alerts_new[kind_index(kind)][severity_index(severity)].fetch_add(1, Ordering::Relaxed);
@@ -103,19 +145,17 @@ impl ApiMetrics {
 
     /// New alerts stored since start, all kinds and severities.
     pub fn count_total_new(&self) -> u64 {
-        self.alerts_new
-            .iter()
-            .flatten()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.alerts_new.iter().flatten().map(load).sum()
     }
 
     pub fn count_http(&self, method: &str, route: &str, status: u16) {
-        *self
-            .http_requests
-            .lock()
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default() += 1;
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
     }
 
     pub(crate) fn count_refusal(&self, reason: Refusal) {
@@ -123,282 +163,259 @@ impl ApiMetrics {
     }
 
     pub fn count_delivery(&self, destination: &str, outcome: DeliveryOutcome) {
-        *self
-            .deliveries
-            .lock()
-            .entry((destination.to_string(), outcome))
-            .or_default() += 1;
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: destination.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn delivery_count(&self, destination: &str, outcome: DeliveryOutcome) -> u64 {
         self.deliveries
-            .lock()
-            .get(&(destination.to_string(), outcome))
-            .copied()
-            .unwrap_or(0)
+            .get(&DeliveryLabels {
+                destination: destination.to_string(),
+                outcome,
+            })
+            .map_or(0, |c| c.get())
     }
 
-    /// Renders the API's own series. `outbox` is (destination, status, rows) from the store.
-    pub fn render(&self, out: &mut String, outbox: &[(String, String, u64)]) {
-        header(
-            out,
-            "eastwest_alerts_total",
-            "counter",
-            "New alerts stored, by kind and severity.",
+    /// Adds the API's series. `outbox` is (destination, status, rows) from the store.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry, outbox: Vec<(String, String, u64)>) {
+        // Registered metrics get a "." appended to their help.
+        registry.register(
+            "eastwest_http_requests",
+            "HTTP requests by method, route and status",
+            self.http_requests.clone(),
         );
+        registry.register(
+            "eastwest_webhook_deliveries",
+            "Webhook delivery attempts by destination and outcome",
+            self.deliveries.clone(),
+        );
+        registry.register_collector(Box::new(ApiCollector {
+            metrics: Arc::clone(self),
+            outbox,
+        }));
+    }
+}
+
+/// Everything `/metrics` serves, in one registry: the long-lived handles (atomics,
+/// families) plus two snapshots taken now, the service graph (at most `max_edges`
+/// edges) and the webhook outbox counts.
+pub fn registry(
+    backend: &dyn Backend,
+    api: &Arc<ApiMetrics>,
+    outbox: Vec<(String, String, u64)>,
+    max_edges: usize,
+) -> Registry {
+    let mut registry = Registry::default();
+    backend.register_metrics(&mut registry);
+    registry.register_collector(Box::new(ServiceGraph::new(backend.graph(), max_edges)));
+    api.register(&mut registry, outbox);
+    registry
+}
+
+/// `registry` in the Prometheus text format ([`CONTENT_TYPE`]).
+pub fn encode(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// A counter without labels. `name` lacks `_total`: the encoder appends it.
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// A gauge without labels.
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// The API's atomics and the outbox counts, read at scrape time.
+#[derive(Debug)]
+struct ApiCollector {
+    metrics: Arc<ApiMetrics>,
+    outbox: Vec<(String, String, u64)>,
+}
+
+impl Collector for ApiCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let m = &self.metrics;
+        let mut family = encoder.encode_descriptor(
+            "eastwest_alerts",
+            "New alerts stored, by kind and severity.",
+            None,
+            MetricType::Counter,
+        )?;
         for kind in AlertKind::ALL {
             for sev in Severity::ALL {
-                let n =
-                    self.alerts_new[kind_index(kind)][severity_index(sev)].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "eastwest_alerts_total{{kind=\"{}\",severity=\"{}\"}} {n}",
-                    kind.as_str(),
-                    sev.as_str()
-                );
+                let n = load(&m.alerts_new[kind_index(kind)][severity_index(sev)]);
+                let labels = [("kind", kind.as_str()), ("severity", sev.as_str())];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
         }
-        let simple: [(&str, &str, &str, i64); 11] = [
+        for (name, help, value) in [
             (
-                "eastwest_alert_updates_total",
-                "counter",
+                "eastwest_alert_updates",
                 "Updates of already stored alerts.",
-                self.alert_updates.load(Ordering::Relaxed) as i64,
+                &m.alert_updates,
             ),
             (
-                "eastwest_incidents_written_total",
-                "counter",
+                "eastwest_incidents_written",
                 "Incident versions stored.",
-                self.incidents_written.load(Ordering::Relaxed) as i64,
+                &m.incidents_written,
             ),
             (
-                "eastwest_alert_sink_batches_total",
-                "counter",
+                "eastwest_alert_sink_batches",
                 "Store transactions committed by the alert sink.",
-                self.sink_batches.load(Ordering::Relaxed) as i64,
+                &m.sink_batches,
             ),
             (
-                "eastwest_alert_sink_coalesced_total",
-                "counter",
+                "eastwest_alert_sink_coalesced",
                 "Alert updates folded into a pending write of the same alert.",
-                self.sink_coalesced.load(Ordering::Relaxed) as i64,
+                &m.sink_coalesced,
             ),
             (
-                "eastwest_alert_sink_blocked_total",
-                "counter",
+                "eastwest_alert_sink_blocked",
                 "Publishes that waited for the store writer (back-pressure).",
-                self.sink_blocked.load(Ordering::Relaxed) as i64,
+                &m.sink_blocked,
             ),
+            (
+                "eastwest_alert_store_write_errors",
+                "Failed store transactions (retried).",
+                &m.store_write_errors,
+            ),
+            (
+                "eastwest_alert_spool_write_errors",
+                "Failed writes of the alert spool.",
+                &m.spool_write_errors,
+            ),
+            (
+                "eastwest_sse_resyncs",
+                "SSE clients that lagged and were told to resync.",
+                &m.sse_resyncs,
+            ),
+        ] {
+            counter(&mut encoder, name, help, load(value))?;
+        }
+        for (name, help, value) in [
             (
                 "eastwest_alert_sink_pending",
-                "gauge",
                 "Alerts and incidents waiting to be written.",
-                self.sink_pending.load(Ordering::Relaxed),
-            ),
-            (
-                "eastwest_alert_store_write_errors_total",
-                "counter",
-                "Failed store transactions (retried).",
-                self.store_write_errors.load(Ordering::Relaxed) as i64,
+                &m.sink_pending,
             ),
             (
                 "eastwest_alert_spool_alerts",
-                "gauge",
                 "Alerts kept in the spool file while the store cannot write (written when it can).",
-                self.spool_alerts.load(Ordering::Relaxed),
+                &m.spool_alerts,
             ),
             (
                 "eastwest_alerts_at_risk",
-                "gauge",
                 "Pending alerts in neither the store nor the spool: lost if the process ends now.",
-                self.alerts_at_risk.load(Ordering::Relaxed),
-            ),
-            (
-                "eastwest_alert_spool_write_errors_total",
-                "counter",
-                "Failed writes of the alert spool.",
-                self.spool_write_errors.load(Ordering::Relaxed) as i64,
+                &m.alerts_at_risk,
             ),
             (
                 "eastwest_sse_clients",
-                "gauge",
                 "Connected SSE clients.",
-                self.sse_clients.load(Ordering::Relaxed),
+                &m.sse_clients,
             ),
-        ];
-        for (name, kind, help, value) in simple {
-            header(out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
+        ] {
+            gauge(&mut encoder, name, help, value.load(Ordering::Relaxed))?;
         }
-        header(
-            out,
-            "eastwest_sse_resyncs_total",
-            "counter",
-            "SSE clients that lagged and were told to resync.",
-        );
-        let _ = writeln!(
-            out,
-            "eastwest_sse_resyncs_total {}",
-            self.sse_resyncs.load(Ordering::Relaxed)
-        );
-
-        header(
-            out,
-            "eastwest_http_requests_total",
-            "counter",
-            "HTTP requests by method, route and status.",
-        );
-        for ((method, route, status), n) in self.http_requests.lock().iter() {
-            let _ = writeln!(
-                out,
-                "eastwest_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape_label(method),
-                escape_label(route)
-            );
-        }
-        header(
-            out,
-            "eastwest_webhook_deliveries_total",
-            "counter",
-            "Webhook delivery attempts by destination and outcome.",
-        );
-        for ((dest, outcome), n) in self.deliveries.lock().iter() {
-            let _ = writeln!(
-                out,
-                "eastwest_webhook_deliveries_total{{destination=\"{}\",outcome=\"{}\"}} {n}",
-                escape_label(dest),
-                outcome.as_str()
-            );
-        }
-        header(
-            out,
-            "eastwest_http_refused_total",
-            "counter",
+        let mut family = encoder.encode_descriptor(
+            "eastwest_http_refused",
             "Requests refused before any handler: foreign Host, cross-site Origin, missing \
              X-Eastwest-Request header, missing or wrong token.",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for reason in Refusal::ALL {
-            let _ = writeln!(
-                out,
-                "eastwest_http_refused_total{{reason=\"{}\"}} {}",
-                reason.as_str(),
-                self.refused[reason as usize].load(Ordering::Relaxed)
-            );
+            ConstCounter::new(load(&m.refused[reason as usize]))
+                .encode(family.encode_family(&[("reason", reason.as_str())])?)?;
         }
-        header(
-            out,
+        let mut family = encoder.encode_descriptor(
             "eastwest_webhook_outbox",
-            "gauge",
             "Outbox rows by destination and status (dead = dead letters).",
-        );
-        for (dest, status, n) in outbox {
-            let _ = writeln!(
-                out,
-                "eastwest_webhook_outbox{{destination=\"{}\",status=\"{}\"}} {n}",
-                escape_label(dest),
-                escape_label(status)
-            );
+            None,
+            MetricType::Gauge,
+        )?;
+        for (destination, status, n) in &self.outbox {
+            let labels = [
+                ("destination", destination.as_str()),
+                ("status", status.as_str()),
+            ];
+            ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
         }
-        let dead: u64 = outbox
+        let dead: u64 = self
+            .outbox
             .iter()
             .filter(|(_, s, _)| s == "dead")
             .map(|(_, _, n)| n)
             .sum();
-        header(
-            out,
+        let metric = ConstGauge::new(dead);
+        metric.encode(encoder.encode_descriptor(
             "eastwest_webhook_dead_letters",
-            "gauge",
             "Deliveries given up after their last attempt.",
-        );
-        let _ = writeln!(out, "eastwest_webhook_dead_letters {dead}");
+            None,
+            metric.metric_type(),
+        )?)
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Prometheus label value escaping: backslash, double quote and newline.
-pub fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Per-edge counters named like the OTel servicegraph connector's, so existing
-/// Grafana service-graph boards work. At most `max_edges` edges (busiest first).
-pub fn render_service_graph(out: &mut String, graph: &GraphSnapshot, max_edges: usize) {
-    let mut edges: Vec<_> = graph.edges.iter().collect();
-    if edges.len() > max_edges {
-        edges.sort_by(|a, b| b.calls.total_cmp(&a.calls));
-        edges.truncate(max_edges);
-    }
-    for (name, help, value) in [
-        (
-            "traces_service_graph_request_total",
-            "Requests between two nodes.",
-            0,
-        ),
-        (
-            "traces_service_graph_request_failed_total",
-            "Failed requests between two nodes.",
-            1,
-        ),
-    ] {
-        header(out, name, "counter", help);
-        for e in &edges {
-            let v = if value == 0 { e.calls } else { e.errors };
-            let _ = writeln!(
-                out,
-                "{name}{{client=\"{}\",server=\"{}\",connection_type=\"\"}} {}",
-                escape_label(&e.source),
-                escape_label(&e.destination),
-                if v.is_finite() { v.max(0.0) } else { 0.0 }
-            );
+/// Grafana service-graph boards work: encoded from the graph snapshot of this scrape,
+/// at most `max_edges` edges (busiest first), so the series grow with the mesh only up
+/// to that bound.
+#[derive(Debug)]
+struct ServiceGraph {
+    edges: Vec<GraphEdge>,
+}
+
+impl ServiceGraph {
+    fn new(graph: GraphSnapshot, max_edges: usize) -> Self {
+        let mut edges = graph.edges;
+        if edges.len() > max_edges {
+            edges.sort_by(|a, b| b.calls.total_cmp(&a.calls));
+            edges.truncate(max_edges);
         }
+        Self { edges }
+    }
+}
+
+impl Collector for ServiceGraph {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let series = [
+            (
+                "traces_service_graph_request",
+                "Requests between two nodes.",
+                false,
+            ),
+            (
+                "traces_service_graph_request_failed",
+                "Failed requests between two nodes.",
+                true,
+            ),
+        ];
+        for (name, help, failed) in series {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for e in &self.edges {
+                let labels = [
+                    ("client", e.source.as_str()),
+                    ("server", e.destination.as_str()),
+                    ("connection_type", ""),
+                ];
+                let v = if failed { e.errors } else { e.calls };
+                let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+                ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(escape_label("plain.ns"), "plain.ns");
-    }
-
-    #[test]
-    fn alert_counters_are_per_kind_and_severity() {
-        let m = ApiMetrics::default();
-        m.count_new_alert(AlertKind::Probing, Severity::High);
-        let mut out = String::new();
-        m.render(&mut out, &[]);
-        assert!(out.contains("eastwest_alerts_total{kind=\"probing\",severity=\"high\"} 1\n"));
-        assert!(out.contains("eastwest_alerts_total{kind=\"probing\",severity=\"low\"} 0\n"));
-    }
-
-    #[test]
-    fn refusals_are_counted_by_reason() {
-        let m = ApiMetrics::default();
-        m.count_refusal(Refusal::Origin);
-        m.count_refusal(Refusal::Origin);
-        m.count_refusal(Refusal::Token);
-        let mut out = String::new();
-        m.render(&mut out, &[]);
-        assert!(out.contains("eastwest_http_refused_total{reason=\"origin\"} 2\n"));
-        assert!(out.contains("eastwest_http_refused_total{reason=\"token\"} 1\n"));
-        assert!(out.contains("eastwest_http_refused_total{reason=\"host\"} 0\n"));
-        for (i, r) in Refusal::ALL.iter().enumerate() {
-            assert_eq!(*r as usize, i, "ALL is in declaration order");
-        }
-    }
-}
+mod tests;

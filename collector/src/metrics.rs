@@ -1,8 +1,17 @@
-//! Collector counters: lock-free atomics bumped on the hot path, rendered as Prometheus
-//! text for `/metrics` and as a serde snapshot for `/api/v1/stats`.
+//! Collector counters: lock-free atomics bumped on the hot path, read at scrape time by
+//! a Prometheus [`Collector`] for `/metrics` and copied into a serde snapshot for
+//! `/api/v1/stats`.
 
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 /// Why a whole export request was refused (the client sees an error status).
@@ -184,79 +193,88 @@ impl CollectorMetrics {
         }
     }
 
-    /// Appends Prometheus text exposition (HELP/TYPE lines, `eastwest_` prefix).
-    pub fn write_prometheus(&self, out: &mut String) {
+    /// This collector's series alone in the Prometheus text format (tests, debugging);
+    /// `/metrics` registers the collector with everything else.
+    pub fn write_prometheus(self: &Arc<Self>, out: &mut String) {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Arc::clone(self)));
+        // Writing to a String cannot fail, and every value here fits.
+        let _ = prometheus_text::encode(out, &registry);
+    }
+}
+
+/// Read at scrape time: the receivers keep bumping plain atomics, never a registry
+/// lookup. Counter names are given without `_total`; the encoder appends it.
+impl Collector for CollectorMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         for (signal, counters) in [("spans", &self.spans), ("log_records", &self.log_records)] {
             let s = counters.snapshot();
-            let name = format!("eastwest_{signal}_total");
-            counter_header(
-                out,
-                &name,
-                &format!("OTLP {signal} by outcome (received = accepted + rejected + refused)."),
-            );
+            let name = format!("eastwest_{signal}");
+            let help =
+                format!("OTLP {signal} by outcome (received = accepted + rejected + refused).");
+            let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
             for (outcome, value) in [
                 ("received", s.received),
                 ("accepted", s.accepted),
                 ("rejected", s.rejected),
                 ("refused", s.refused),
             ] {
-                out.push_str(&format!("{name}{{outcome=\"{outcome}\"}} {value}\n"));
+                ConstCounter::new(value).encode(family.encode_family(&[("outcome", outcome)])?)?;
             }
         }
-        let name = "eastwest_requests_rejected_total";
-        counter_header(
-            out,
-            name,
+        let mut family = encoder.encode_descriptor(
+            "eastwest_requests_rejected",
             "OTLP export requests refused as a whole, by reason.",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for reason in RejectReason::ALL {
-            out.push_str(&format!(
-                "{name}{{reason=\"{}\"}} {}\n",
-                reason.as_str(),
-                self.rejected_requests(reason)
-            ));
+            ConstCounter::new(self.rejected_requests(reason))
+                .encode(family.encode_family(&[("reason", reason.as_str())])?)?;
         }
         for (name, help, counter) in [
             (
-                "eastwest_calls_emitted_total",
+                "eastwest_calls_emitted",
                 "Calls extracted from spans and access logs.",
                 &self.calls_emitted,
             ),
             (
-                "eastwest_pairing_drops_total",
+                "eastwest_pairing_drops",
                 "Span halves dropped by the pairing store.",
                 &self.pairing_drops,
             ),
             (
-                "eastwest_dedup_hits_total",
+                "eastwest_dedup_hits",
                 "Calls seen twice (spans and access logs) and counted once.",
                 &self.dedup_hits,
             ),
             (
-                "eastwest_log_records_unparsed_total",
+                "eastwest_log_records_unparsed",
                 "Accepted log records that were not parseable access-log lines.",
                 &self.log_records_unparsed,
             ),
             (
-                "eastwest_records_out_of_window_total",
+                "eastwest_records_out_of_window",
                 "Spans and log records refused: timestamp too far ahead of or behind the wall clock.",
                 &self.records_out_of_window,
             ),
         ] {
-            counter_header(out, name, help);
-            out.push_str(&format!("{name} {}\n", load(counter)));
+            let counter = ConstCounter::new(load(counter));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
-        let name = "eastwest_ingest_memory_reserved_bytes";
-        out.push_str(&format!(
-            "# HELP {name} Memory budget held by export requests in flight or queued.\n\
-             # TYPE {name} gauge\n{name} {}\n",
-            load(&self.memory_reserved)
-        ));
+        let gauge = ConstGauge::new(load(&self.memory_reserved));
+        gauge.encode(encoder.encode_descriptor(
+            "eastwest_ingest_memory_reserved_bytes",
+            "Memory budget held by export requests in flight or queued.",
+            None,
+            gauge.metric_type(),
+        )?)
     }
-}
-
-fn counter_header(out: &mut String, name: &str, help: &str) {
-    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
 }
 
 #[cfg(test)]
@@ -283,9 +301,10 @@ mod tests {
 
     #[test]
     fn prometheus_text_has_help_type_and_labelled_values() {
-        let m = CollectorMetrics::default();
+        let m = Arc::new(CollectorMetrics::default());
         m.record_rejected_request(RejectReason::UnsupportedMediaType);
         m.spans.accepted.fetch_add(5, Ordering::Relaxed);
+        m.memory_reserved.fetch_add(4096, Ordering::Relaxed);
         let mut out = String::new();
         m.write_prometheus(&mut out);
         assert!(out.contains("# TYPE eastwest_requests_rejected_total counter\n"));
@@ -293,13 +312,24 @@ mod tests {
             out.contains("eastwest_requests_rejected_total{reason=\"unsupported_media_type\"} 1\n")
         );
         assert!(out.contains("eastwest_spans_total{outcome=\"accepted\"} 5\n"));
-        // Every sample line belongs to a metric announced by a TYPE line.
-        for line in out.lines().filter(|l| !l.starts_with('#')) {
+        assert!(out.contains("eastwest_log_records_total{outcome=\"refused\"} 0\n"));
+        assert!(out.contains("eastwest_records_out_of_window_total 0\n"));
+        assert!(out.contains("# TYPE eastwest_ingest_memory_reserved_bytes gauge\n"));
+        assert!(out.contains("eastwest_ingest_memory_reserved_bytes 4096\n"));
+        // Every sample line belongs to a metric announced by HELP and TYPE lines.
+        let samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples.len(),
+            4 + 4 + RejectReason::ALL.len() + 5 + 1,
+            "{out}"
+        );
+        for line in samples {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(name.starts_with("eastwest_"), "{line}");
+            assert!(out.contains(&format!("# HELP {name} ")), "{line}");
             assert!(
-                out.contains(&format!("# TYPE {name} counter"))
-                    || out.contains(&format!("# TYPE {name} gauge")),
+                out.contains(&format!("# TYPE {name} counter\n"))
+                    || out.contains(&format!("# TYPE {name} gauge\n")),
                 "{line}"
             );
         }

@@ -13,6 +13,11 @@ use eastwest_api::{
 use eastwest_baseline::EdgeStats;
 use eastwest_collector::CollectorMetrics;
 use eastwest_model::{Alert, format_event_time};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use crate::published::{Command, LiveEdge, LiveView, Published};
@@ -98,6 +103,66 @@ fn recent_endpoints(live: &LiveView, source: &str, destination: &str) -> Vec<End
     by_endpoint.into_values().collect()
 }
 
+/// The pipeline's published views and the alert store's health, read at scrape time.
+struct PipelineSeries {
+    published: Arc<Published>,
+    store: AlertStore,
+}
+
+impl std::fmt::Debug for PipelineSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineSeries").finish_non_exhaustive()
+    }
+}
+
+impl Collector for PipelineSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let baseline = self.published.baseline.load();
+        let live = self.published.live.load();
+        let gauges: [(&str, &str, u64); 4] = [
+            (
+                "eastwest_alert_store_write_failing",
+                "1 while the alert store cannot commit (alerts wait in the spool; the process is not ready).",
+                u64::from(self.store.writes_failing()),
+            ),
+            (
+                "eastwest_baseline_edges",
+                "Edges in the baseline.",
+                baseline.edges.len() as u64,
+            ),
+            (
+                "eastwest_baseline_endpoints",
+                "Endpoints in the baseline.",
+                baseline.endpoint_count as u64,
+            ),
+            (
+                "eastwest_buffered_calls",
+                "Calls waiting for the watermark before detection.",
+                live.buffered_calls,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let watermark = ConstGauge::new(live.watermark_ns as f64 / 1e9);
+        watermark.encode(encoder.encode_descriptor(
+            "eastwest_watermark_seconds",
+            "Event-time watermark.",
+            None,
+            watermark.metric_type(),
+        )?)?;
+        // The encoder appends `_total` to counter names.
+        let late = ConstCounter::new(live.late_calls);
+        late.encode(encoder.encode_descriptor(
+            "eastwest_late_calls",
+            "Calls that reached the pipeline after event time had passed them (judged per call, counted in the open window).",
+            None,
+            late.metric_type(),
+        )?)
+    }
+}
+
 impl Backend for PipelineBackend {
     fn stats(&self) -> Value {
         let mut stats = serde_json::to_value(self.metrics.snapshot()).unwrap_or_else(|_| json!({}));
@@ -117,54 +182,13 @@ impl Backend for PipelineBackend {
         stats
     }
 
-    fn write_metrics(&self, out: &mut String) {
-        self.metrics.write_prometheus(out);
-        self.storage.write_prometheus(out);
-        let baseline = self.published.baseline.load();
-        let live = self.published.live.load();
-        let gauges: [(&str, &str, &str, f64); 6] = [
-            (
-                "eastwest_alert_store_write_failing",
-                "gauge",
-                "1 while the alert store cannot commit (alerts wait in the spool; the process is not ready).",
-                f64::from(u8::from(self.store.writes_failing())),
-            ),
-            (
-                "eastwest_baseline_edges",
-                "gauge",
-                "Edges in the baseline.",
-                baseline.edges.len() as f64,
-            ),
-            (
-                "eastwest_baseline_endpoints",
-                "gauge",
-                "Endpoints in the baseline.",
-                baseline.endpoint_count as f64,
-            ),
-            (
-                "eastwest_late_calls_total",
-                "counter",
-                "Calls that reached the pipeline after event time had passed them (judged per call, counted in the open window).",
-                live.late_calls as f64,
-            ),
-            (
-                "eastwest_buffered_calls",
-                "gauge",
-                "Calls waiting for the watermark before detection.",
-                live.buffered_calls as f64,
-            ),
-            (
-                "eastwest_watermark_seconds",
-                "gauge",
-                "Event-time watermark.",
-                live.watermark_ns as f64 / 1e9,
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
-        }
+    fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(self.metrics.clone()));
+        registry.register_collector(Box::new(self.storage.clone()));
+        registry.register_collector(Box::new(PipelineSeries {
+            published: self.published.clone(),
+            store: self.store.clone(),
+        }));
     }
 
     fn graph(&self) -> GraphSnapshot {
@@ -282,5 +306,104 @@ impl Backend for PipelineBackend {
     /// keeps alerts only in memory or drops the history is not ready.
     fn ready(&self) -> bool {
         self.published.ready() && !self.store.writes_failing() && !self.storage.history_failing()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use prometheus_client::encoding::prometheus_text;
+
+    use super::*;
+    use crate::published::LiveView;
+
+    #[test]
+    fn every_runtime_series_keeps_its_name_type_and_help() {
+        let dir = tempfile::tempdir().unwrap();
+        let (published, _commands) = Published::new();
+        published.live.store(Arc::new(LiveView {
+            watermark_ns: 1_700_000_000_500_000_000,
+            late_calls: 3,
+            buffered_calls: 7,
+            ..Default::default()
+        }));
+        let backend = PipelineBackend {
+            published,
+            metrics: Arc::new(CollectorMetrics::default()),
+            storage: Arc::new(StorageMetrics::default()),
+            store: AlertStore::open(dir.path()).unwrap(),
+        };
+        backend
+            .metrics
+            .spans
+            .accepted
+            .fetch_add(5, Ordering::Relaxed);
+        backend
+            .storage
+            .snapshots_written
+            .fetch_add(2, Ordering::Relaxed);
+        let mut registry = Registry::default();
+        backend.register_metrics(&mut registry);
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).unwrap();
+
+        let counters = [
+            "eastwest_spans_total",
+            "eastwest_log_records_total",
+            "eastwest_requests_rejected_total",
+            "eastwest_calls_emitted_total",
+            "eastwest_pairing_drops_total",
+            "eastwest_dedup_hits_total",
+            "eastwest_log_records_unparsed_total",
+            "eastwest_records_out_of_window_total",
+            "eastwest_history_rows_written_total",
+            "eastwest_history_rows_dropped_total",
+            "eastwest_history_write_errors_total",
+            "eastwest_baseline_snapshots_written_total",
+            "eastwest_baseline_snapshot_errors_total",
+            "eastwest_late_calls_total",
+        ];
+        let gauges = [
+            "eastwest_ingest_memory_reserved_bytes",
+            "eastwest_history_write_failing",
+            "eastwest_alert_store_write_failing",
+            "eastwest_baseline_edges",
+            "eastwest_baseline_endpoints",
+            "eastwest_buffered_calls",
+            "eastwest_watermark_seconds",
+        ];
+        let types = counters.map(|n| (n, "counter"));
+        for (name, kind) in types.iter().chain(&gauges.map(|n| (n, "gauge"))) {
+            assert!(
+                text.contains(&format!("\n# TYPE {name} {kind}\n")),
+                "{name}\n{text}"
+            );
+            let help = format!("# HELP {name} ");
+            let help_line = text.lines().find(|l| l.starts_with(&help));
+            assert!(
+                help_line.is_some_and(|l| l.len() > help.len() + 5),
+                "{name}"
+            );
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("{name} "))
+                        || l.starts_with(&format!("{name}{{"))),
+                "no sample of {name}"
+            );
+        }
+        let announced = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(announced, counters.len() + gauges.len(), "{text}");
+        for sample in [
+            "eastwest_spans_total{outcome=\"accepted\"} 5\n",
+            "eastwest_requests_rejected_total{reason=\"over_limit\"} 0\n",
+            "eastwest_baseline_snapshots_written_total 2\n",
+            "eastwest_late_calls_total 3\n",
+            "eastwest_buffered_calls 7\n",
+            "eastwest_alert_store_write_failing 0\n",
+            "eastwest_watermark_seconds 1700000000.5\n",
+        ] {
+            assert!(text.contains(sample), "{sample}{text}");
+        }
     }
 }

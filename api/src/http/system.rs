@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{Params, blocking};
 use crate::ApiError;
-use crate::metrics::render_service_graph;
+use crate::metrics;
 use crate::state::ApiState;
 
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
@@ -39,26 +39,15 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let outbox = state.inner.store.run(|s| s.outbox_counts()).await?;
     let backend = state.inner.backend.clone();
+    let api = state.inner.metrics.clone();
     let max_edges = state.inner.config.metrics_max_edges;
-    let mut text = blocking(move || {
-        let mut out = String::new();
-        backend.write_metrics(&mut out);
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        render_service_graph(&mut out, &backend.graph(), max_edges);
-        out
+    let text = blocking(move || {
+        let registry = metrics::registry(backend.as_ref(), &api, outbox, max_edges);
+        metrics::encode(&registry)
     })
-    .await?;
-    state.inner.metrics.render(&mut text, &outbox);
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    .await?
+    .map_err(|e| ApiError::Task(format!("encoding metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 
 pub(crate) async fn baseline(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {

@@ -80,8 +80,10 @@ impl Backend for TestBackend {
         json!({"spans": 10, "logs": 2, "calls": 8, "rejected": 0, "dropped": 1, "watermark": "2023-11-14T22:15:00Z"})
     }
 
-    fn write_metrics(&self, out: &mut String) {
-        out.push_str("# HELP eastwest_spans_total Spans received.\n# TYPE eastwest_spans_total counter\neastwest_spans_total 10\n");
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let spans = prometheus_client::metrics::counter::Counter::<u64>::default();
+        spans.inc_by(10);
+        registry.register("eastwest_spans", "Spans received", spans);
     }
 
     fn graph(&self) -> GraphSnapshot {
