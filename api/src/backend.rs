@@ -1,17 +1,37 @@
 //! What the API needs from the rest of the process (detector, baseline, collector
 //! state); the binary implements it.
 
-use eastwest_model::Alert;
+use eastwest_model::{Alert, Call, MetricsSnapshot};
+use serde::{Deserialize, Serialize};
 
 use crate::graph::{EdgeDetail, GraphSnapshot};
+
+/// The `/api/v1/stats` body: the ingest counters (`spans`, `logs`, `calls`, `rejected`,
+/// `dropped` and their detail) and the pipeline's event time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    #[serde(flatten)]
+    pub ingest: MetricsSnapshot,
+    /// Calls that reached the pipeline after event time had passed them.
+    pub late_calls: u64,
+    /// Calls waiting for the watermark before they are judged.
+    pub buffered_calls: u64,
+    /// The event time judged up to (RFC 3339), once there is one.
+    pub watermark: Option<String>,
+}
+
+/// The `/api/v1/calls/recent` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecentCalls {
+    /// Oldest first.
+    pub calls: Vec<Call>,
+}
 
 /// Read access to live pipeline state plus the two operator actions that change it.
 /// Methods are called from blocking threads (never on the async runtime), so they may
 /// take locks.
 pub trait Backend: Send + Sync + 'static {
-    /// The `/api/v1/stats` body (`spans`, `logs`, `calls`, `rejected`, `dropped`,
-    /// `watermark`, …).
-    fn stats(&self) -> serde_json::Value;
+    fn stats(&self) -> Stats;
     /// Adds the collector, history and pipeline series to the registry `/metrics`
     /// encodes (per scrape: register collectors that read live state when encoded).
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry);
@@ -25,11 +45,11 @@ pub trait Backend: Send + Sync + 'static {
     fn end_learning(&self) -> serde_json::Value;
     /// The operator says this alert's call is expected: learn it.
     fn accept(&self, alert: &Alert);
-    /// `{"calls": [Call]}`: the most recent `limit` calls the collector produced, oldest
-    /// first (debugging and end-to-end tests).
-    fn recent_calls(&self, limit: usize) -> serde_json::Value {
+    /// The most recent `limit` calls the collector produced, oldest first (debugging
+    /// and end-to-end tests).
+    fn recent_calls(&self, limit: usize) -> Vec<Call> {
         let _ = limit;
-        serde_json::json!({ "calls": [] })
+        Vec::new()
     }
     /// Whether the pipeline is up (receivers bound, baseline loaded).
     fn ready(&self) -> bool;

@@ -21,7 +21,7 @@ mod state;
 pub mod store;
 pub mod webhook;
 
-pub use backend::Backend;
+pub use backend::{Backend, RecentCalls, Stats};
 pub use config::{ApiConfig, WebhookConfig, WebhookKind};
 pub use error::ApiError;
 pub use graph::{

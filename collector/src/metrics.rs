@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use eastwest_model::{MetricsSnapshot, RequestsRejected, SignalSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
 use prometheus_client::metrics::MetricType;
@@ -70,14 +71,6 @@ pub struct SignalCounters {
     pub refused: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignalSnapshot {
-    pub received: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub refused: u64,
-}
-
 impl SignalCounters {
     fn snapshot(&self) -> SignalSnapshot {
         SignalSnapshot {
@@ -109,40 +102,6 @@ pub struct CollectorMetrics {
     pub records_out_of_window: AtomicU64,
     /// Bytes of the receivers' memory budget held by requests in flight or queued.
     pub memory_reserved: std::sync::Arc<AtomicU64>,
-}
-
-/// Point-in-time copy of [`CollectorMetrics`] (served by `/api/v1/stats`). The short
-/// top-level names (`spans`, `logs`, `calls`, `rejected`, `dropped`) are the design's
-/// stats contract; the detailed blocks follow.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MetricsSnapshot {
-    /// Spans accepted into the pipeline.
-    pub spans: u64,
-    /// Log records accepted into the pipeline.
-    pub logs: u64,
-    pub calls: u64,
-    /// Spans and log records rejected by validation, plus whole requests refused.
-    pub rejected: u64,
-    /// Items lost after acceptance (pairing evictions, unparsable log records).
-    pub dropped: u64,
-    pub span_counts: SignalSnapshot,
-    pub log_record_counts: SignalSnapshot,
-    pub requests_rejected: RequestsRejected,
-    pub dedup_hits: u64,
-    pub log_records_unparsed: u64,
-    /// Spans and log records refused for a timestamp outside the accepted window.
-    pub out_of_window: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestsRejected {
-    pub malformed: u64,
-    pub too_large: u64,
-    pub unsupported_media_type: u64,
-    pub queue_full: u64,
-    pub shutting_down: u64,
-    pub over_limit: u64,
-    pub memory_budget: u64,
 }
 
 fn load(counter: &AtomicU64) -> u64 {

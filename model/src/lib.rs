@@ -8,7 +8,9 @@
 mod alert;
 mod call;
 mod incident;
+mod stats;
 
 pub use alert::{Alert, AlertKind, AlertState, EntryRef, Severity};
 pub use call::{Call, Entry, Protocol, Workload, format_event_time};
 pub use incident::{Incident, Label};
+pub use stats::{MetricsSnapshot, RequestsRejected, SignalSnapshot};

@@ -8,11 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use eastwest_api::{
     AlertStore, Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode,
-    GraphSnapshot,
+    GraphSnapshot, Stats,
 };
 use eastwest_baseline::EdgeStats;
 use eastwest_collector::CollectorMetrics;
-use eastwest_model::{Alert, format_event_time};
+use eastwest_model::{Alert, Call, format_event_time};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -164,22 +164,14 @@ impl Collector for PipelineSeries {
 }
 
 impl Backend for PipelineBackend {
-    fn stats(&self) -> Value {
-        let mut stats = serde_json::to_value(self.metrics.snapshot()).unwrap_or_else(|_| json!({}));
+    fn stats(&self) -> Stats {
         let live = self.published.live.load();
-        if let Value::Object(map) = &mut stats {
-            map.insert("late_calls".into(), json!(live.late_calls));
-            map.insert("buffered_calls".into(), json!(live.buffered_calls));
-            map.insert(
-                "watermark".into(),
-                if live.watermark_ns > 0 {
-                    json!(format_event_time(live.watermark_ns))
-                } else {
-                    Value::Null
-                },
-            );
+        Stats {
+            ingest: self.metrics.snapshot(),
+            late_calls: live.late_calls,
+            buffered_calls: live.buffered_calls,
+            watermark: (live.watermark_ns > 0).then(|| format_event_time(live.watermark_ns)),
         }
-        stats
     }
 
     fn register_metrics(&self, registry: &mut Registry) {
@@ -296,10 +288,10 @@ impl Backend for PipelineBackend {
         }
     }
 
-    fn recent_calls(&self, limit: usize) -> Value {
+    fn recent_calls(&self, limit: usize) -> Vec<Call> {
         let live = self.published.live.load();
         let skip = live.recent_calls.len().saturating_sub(limit);
-        json!({ "calls": live.recent_calls.iter().skip(skip).collect::<Vec<_>>() })
+        live.recent_calls.iter().skip(skip).cloned().collect()
     }
 
     /// Every stage runs, and the alert store and history take writes: a process that

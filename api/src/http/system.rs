@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::{Params, blocking};
 use crate::ApiError;
+use crate::backend::{RecentCalls, Stats};
 use crate::metrics;
 use crate::state::ApiState;
 
@@ -60,7 +61,7 @@ pub(crate) async fn detect(State(state): State<ApiState>) -> Result<Json<Value>,
     Ok(Json(blocking(move || backend.end_learning()).await?))
 }
 
-pub(crate) async fn stats(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn stats(State(state): State<ApiState>) -> Result<Json<Stats>, ApiError> {
     let backend = state.inner.backend.clone();
     Ok(Json(blocking(move || backend.stats()).await?))
 }
@@ -68,10 +69,11 @@ pub(crate) async fn stats(State(state): State<ApiState>) -> Result<Json<Value>, 
 pub(crate) async fn recent_calls(
     State(state): State<ApiState>,
     query: Result<axum::extract::Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecentCalls>, ApiError> {
     let limit = Params::parse(query, &["limit"])?.limit(100, 1000)?;
     let backend = state.inner.backend.clone();
-    Ok(Json(blocking(move || backend.recent_calls(limit)).await?))
+    let calls = blocking(move || backend.recent_calls(limit)).await?;
+    Ok(Json(RecentCalls { calls }))
 }
 
 pub(crate) async fn dead_letters(

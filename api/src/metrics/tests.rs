@@ -106,8 +106,8 @@ const HOSTILE: &str = "we\"ird\\svc\nnext{x=\"1\"} 9.shop";
 struct StubBackend;
 
 impl Backend for StubBackend {
-    fn stats(&self) -> Value {
-        json!({})
+    fn stats(&self) -> crate::Stats {
+        crate::Stats::default()
     }
     fn register_metrics(&self, registry: &mut Registry) {
         let spans: Counter = Counter::default();

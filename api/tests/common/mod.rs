@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use eastwest_api::{
     AlertStore, ApiConfig, ApiState, Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge,
-    GraphNode, GraphSnapshot, WebhookConfig,
+    GraphNode, GraphSnapshot, Stats, WebhookConfig,
 };
-use eastwest_model::{Alert, AlertKind, AlertState, Incident, Severity, Workload};
+use eastwest_model::{Alert, AlertKind, AlertState, Incident, MetricsSnapshot, Severity, Workload};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -76,8 +76,18 @@ impl Default for TestBackend {
 }
 
 impl Backend for TestBackend {
-    fn stats(&self) -> Value {
-        json!({"spans": 10, "logs": 2, "calls": 8, "rejected": 0, "dropped": 1, "watermark": "2023-11-14T22:15:00Z"})
+    fn stats(&self) -> Stats {
+        Stats {
+            ingest: MetricsSnapshot {
+                spans: 10,
+                logs: 2,
+                calls: 8,
+                dropped: 1,
+                ..Default::default()
+            },
+            watermark: Some("2023-11-14T22:15:00Z".into()),
+            ..Default::default()
+        }
     }
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
