@@ -5,7 +5,8 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind};
 use serde::Deserialize;
 
 use crate::error::DatasetError;
@@ -39,21 +40,47 @@ fn decode_hex_id(s: &str, len: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-struct Row {
-    trace: Vec<u8>,
-    id: Vec<u8>,
-    parent: Option<Vec<u8>>,
-    pod: String,
-    op: String,
-    start: u64,
-    end: u64,
+/// One row of a Nezha span CSV (the real-trace suites build and inject rows too).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NezhaRow {
+    pub trace: Vec<u8>,
+    pub id: Vec<u8>,
+    pub parent: Option<Vec<u8>>,
+    pub pod: String,
+    pub op: String,
+    pub start: u64,
+    pub end: u64,
+    /// gRPC status to record on the span (the CSV has none; injected probes do).
+    pub grpc_status: Option<i64>,
 }
 
-/// Nezha span CSV to OTLP. Kinds are inferred: a root span or a span whose parent lives in
-/// another service is the callee's SERVER span; a span whose children live in another
-/// service is the caller's CLIENT span; the rest are INTERNAL.
+/// A file's text; `*.gz` files are gunzipped.
+pub(crate) fn read_text(path: &Path) -> Result<String, DatasetError> {
+    let bytes = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::with_capacity(bytes.len() * 8);
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+            &mut out,
+        )
+        .map_err(|e| DatasetError::io(path, e))?;
+        out
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|_| bad(path, 0, "not utf-8"))
+}
+
+/// Nezha span CSV (plain or `.csv.gz`) to OTLP. Kinds are inferred: a root span or a
+/// span whose parent lives in another service is the callee's SERVER span; a span whose
+/// children live in another service is the caller's CLIENT span; the rest are INTERNAL.
 pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, DatasetError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(path, e))?;
+    let rows = parse_nezha_rows(path, &read_text(path)?)?;
+    Ok(nezha_rows_to_otlp(&rows))
+}
+
+/// The rows of a Nezha span CSV's text (header first); `path` names it in errors.
+pub(crate) fn parse_nezha_rows(path: &Path, text: &str) -> Result<Vec<NezhaRow>, DatasetError> {
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -74,7 +101,7 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
             s.parse::<u64>()
                 .map_err(|_| bad(path, n + 1, format!("bad number {s:?}")))
         };
-        rows.push(Row {
+        rows.push(NezhaRow {
             trace: id(f[0], 16)?,
             id: id(f[1], 8)?,
             parent: if f[2] == "root" || f[2].is_empty() {
@@ -86,8 +113,15 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
             op: f[4].to_string(),
             start: num(f[5])?,
             end: num(f[6])?,
+            grpc_status: None,
         });
     }
+    Ok(rows)
+}
+
+/// Rows to OTLP requests in span end-time order (kinds inferred as
+/// [`convert_nezha_csv`] says).
+pub(crate) fn nezha_rows_to_otlp(rows: &[NezhaRow]) -> Vec<ExportTraceServiceRequest> {
     let service_of: HashMap<(&[u8], &[u8]), &str> = rows
         .iter()
         .map(|r| {
@@ -98,7 +132,7 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
         })
         .collect();
     let mut has_remote_child: HashMap<(&[u8], &[u8]), &str> = HashMap::new();
-    for r in &rows {
+    for r in rows {
         if let Some(p) = &r.parent
             && let Some(ps) = service_of.get(&(r.trace.as_slice(), p.as_slice()))
             && *ps != service_from_pod(&r.pod)
@@ -108,7 +142,7 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
     }
     let mut by_trace: Vec<(Vec<u8>, Vec<ResourceSpan>)> = Vec::new();
     let mut trace_index: HashMap<Vec<u8>, usize> = HashMap::new();
-    for r in &rows {
+    for r in rows {
         let service = service_from_pod(&r.pod);
         let parent_service = r
             .parent
@@ -136,6 +170,14 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
                 kv("rpc.method", method.trim_end_matches('.')),
             ]);
         }
+        let mut status = None;
+        if let Some(code) = r.grpc_status.filter(|_| kind != SpanKind::Internal) {
+            attrs.push(kv_int("rpc.grpc.status_code", code));
+            status = (code != 0).then(|| Status {
+                code: StatusCode::Error as i32,
+                ..Default::default()
+            });
+        }
         let span = Span {
             trace_id: r.trace.clone(),
             span_id: r.id.clone(),
@@ -145,6 +187,7 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
             start_time_unix_nano: r.start,
             end_time_unix_nano: r.end.max(r.start),
             attributes: attrs,
+            status,
             ..Default::default()
         };
         let resource = vec![kv("service.name", service), kv("k8s.pod.name", &r.pod)];
@@ -154,7 +197,7 @@ pub fn convert_nezha_csv(path: &Path) -> Result<Vec<ExportTraceServiceRequest>, 
         });
         by_trace[idx].1.push((resource, span));
     }
-    Ok(chunk(by_trace.into_iter().map(|(_, s)| s).collect()))
+    chunk(by_trace.into_iter().map(|(_, s)| s).collect())
 }
 
 /// The converted spans as a collector would have sent them: in end-time order.
@@ -497,6 +540,29 @@ mod tests {
         assert_eq!(client.span_id, decode_hex_id("b2", 8).unwrap());
         assert_eq!(server.parent_span_id, client.span_id);
         assert_ne!(server.span_id, client.span_id);
+    }
+
+    #[test]
+    fn gzipped_nezha_csv_converts_like_the_plain_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration\n\
+                   0a,0b,root,frontend-1-a,hipstershop.Frontend/Recv.,10,90,80\n\
+                   0a,0c,0b,frontend-1-a,hipstershop.CartService/GetCart,20,80,60\n\
+                   0a,0d,0c,cartservice-2-b,hipstershop.CartService/GetCart,30,70,40\n";
+        let plain = dir.path().join("04_02_trace.csv");
+        std::fs::write(&plain, csv).unwrap();
+        let gz = dir.path().join("04_02_trace.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, csv.as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let (a, b) = (
+            convert_nezha_csv(&plain).unwrap(),
+            convert_nezha_csv(&gz).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(spans_with_service(&a[0]).count(), 3);
+        std::fs::write(&gz, b"not gzip").unwrap();
+        assert!(convert_nezha_csv(&gz).is_err());
     }
 
     #[test]

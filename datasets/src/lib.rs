@@ -1,7 +1,9 @@
 //! Data for measuring eastwest. This crate owns the mesh traffic generator
 //! (topologies, load shapes, rollouts, jobs, sampling), the labelled attack and
 //! benign-change scenarios, converters from public trace formats (Nezha CSV, Zipkin v2)
-//! to OTLP, and replay of OTLP files to a receiver. It does not detect or learn.
+//! to OTLP, evaluation suites built on real traces (`real`: recorded windows on one
+//! timeline, attacks injected in the recorded style), and replay of OTLP files to a
+//! receiver. It does not detect or learn.
 #![forbid(unsafe_code)]
 
 mod convert;
@@ -9,6 +11,7 @@ mod demo;
 mod error;
 mod otlp;
 mod read;
+mod real;
 mod replay;
 mod retime;
 mod scenario;
@@ -19,6 +22,7 @@ pub use demo::{DEMO_LEARNING_PERIOD, DemoFeed, demo_feed, demo_feed_at};
 pub use eastwest_collector::otlp::{log_record_count, span_count};
 pub use error::DatasetError;
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
+pub use real::{RealFault, RealOptions, RealSuite, RealWindow, nezha_suite};
 pub use replay::{IN_FLIGHT as REPLAY_IN_FLIGHT, Pace, ReplayOptions, ReplayReport, replay};
 pub use retime::{
     newest_time, retime_requests, retime_scenario, shift_logs, shift_traces, whole_day_shift,
