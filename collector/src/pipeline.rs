@@ -48,7 +48,11 @@ impl CallExtractor {
                 self.finish_spans(calls)
             }
             IngestBatch::Logs(req) => {
-                let (calls, unparsed) = crate::accesslog::calls_from_otlp_logs_with_origin(&req);
+                let (mut calls, unparsed) =
+                    crate::accesslog::calls_from_otlp_logs_with_origin(&req);
+                for (call, origin) in &mut calls {
+                    self.normalizer.name_logged_call(call, *origin);
+                }
                 self.metrics
                     .log_records_unparsed
                     .fetch_add(unparsed, Ordering::Relaxed);

@@ -127,6 +127,10 @@ pub struct Call {
     pub request_id: Option<String>,
     /// Adjusted count from trace sampling (`tracestate` `ot=th`): 1.0 when unsampled.
     pub weight: f64,
+    /// The principal the caller's own telemetry claimed, when the callee observed another
+    /// one on the connection (`source.principal` then holds the observed one, which wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_principal: Option<String>,
 }
 
 impl Call {

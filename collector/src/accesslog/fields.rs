@@ -254,6 +254,7 @@ impl AccessLogFields {
             source_version: None,
             request_id: self.request_id,
             weight: 1.0,
+            claimed_principal: None,
         }
     }
 }

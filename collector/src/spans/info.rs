@@ -7,7 +7,7 @@ use eastwest_model::{Protocol, Workload};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
 use super::attributes::{Attrs, Key, KeyIndex, truncate};
-use super::routes::template_path;
+use super::routes::{normalize_raw_path, normalize_template, template_path};
 use super::sampling::weight_from_tracestate;
 use super::workload::{
     own_workload, parse_upstream_cluster, spiffe_service_account, split_k8s_host, url_authority,
@@ -37,15 +37,26 @@ pub struct SpanInfo {
     pub version: Option<String>,
     pub protocol: Protocol,
     pub method: String,
-    /// Route template (no method prefix).
+    /// Route template (no method prefix): the reported template (`http.route`), else
+    /// the raw path templated by its look.
     pub route: Option<String>,
+    /// The raw path, normalised, when the route was not reported but guessed from it:
+    /// matched against the callee's known templates when the call is built.
+    pub raw_path: Option<String>,
     pub status: Option<u32>,
     pub error: bool,
     pub mtls: Option<bool>,
+    /// On a caller: the identity it claims. On a callee: the peer identity it observed
+    /// on the connection (mTLS), which wins over the caller's claim.
     pub source_principal: Option<String>,
     pub destination_principal: Option<String>,
     /// Name of the other side when it emits no span (virtual peer).
     pub peer: Option<Workload>,
+    /// The address the caller connected to, when it is an IP literal (resolved through
+    /// the pod IPs workloads report).
+    pub peer_ip: Option<String>,
+    /// `k8s.pod.ip` of the emitting pod.
+    pub pod_ip: Option<String>,
     pub destination_address: Option<String>,
     pub response_flags: Option<String>,
     pub request_id: Option<String>,
@@ -69,6 +80,9 @@ impl SpanInfo {
             + [
                 &self.version,
                 &self.route,
+                &self.raw_path,
+                &self.peer_ip,
+                &self.pod_ip,
                 &self.source_principal,
                 &self.destination_principal,
                 &self.destination_address,
@@ -97,7 +111,7 @@ impl SpanInfo {
         let (mut workload, version) = own_workload(&attrs);
         let kind = SpanKind::try_from(span.kind).ok()?;
         let protocol = protocol(&attrs, kind);
-        let (method, route) = method_and_route(&attrs, protocol, &span.name);
+        let (method, route, raw_path) = method_and_route(&attrs, protocol, &span.name);
         let status = attrs
             .int(&[Key::HttpResponseStatusCode, Key::HttpStatusCode])
             .or_else(|| attrs.int(&[Key::RpcGrpcStatusCode, Key::GrpcStatusCode]))
@@ -118,6 +132,9 @@ impl SpanInfo {
                 Key::SourcePrincipal,
                 Key::TlsClientPrincipal,
                 Key::DownstreamPeerUriSan,
+                Key::DownstreamPeerPrincipal,
+                Key::ConnectionUriSanPeerCertificate,
+                Key::LinkerdClientId,
             ])
             .map(Cow::into_owned);
         let destination_principal = attrs
@@ -125,6 +142,9 @@ impl SpanInfo {
                 Key::DestinationPrincipal,
                 Key::TlsServerPrincipal,
                 Key::UpstreamPeerUriSan,
+                Key::UpstreamPeerPrincipal,
+                Key::UpstreamUriSanPeerCertificate,
+                Key::LinkerdServerId,
             ])
             .map(Cow::into_owned);
         if side == Side::Caller {
@@ -154,6 +174,11 @@ impl SpanInfo {
                 )
             })
             .flatten();
+        let peer_ip = (side == Side::Caller).then(|| peer_ip(&attrs)).flatten();
+        let pod_ip = attrs
+            .resource_str(&[Key::K8sPodIp])
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+            .map(Cow::into_owned);
         let mtls = attrs
             .bool(&[Key::ConnectionMtls, Key::IstioMtls, Key::TlsMutual])
             .or_else(|| {
@@ -191,12 +216,15 @@ impl SpanInfo {
             protocol,
             method,
             route,
+            raw_path,
             status,
             error,
             mtls,
             source_principal,
             destination_principal,
             peer,
+            peer_ip,
+            pod_ip,
             destination_address,
             response_flags: attrs
                 .span_str(&[Key::ResponseFlags])
@@ -220,15 +248,6 @@ impl SpanInfo {
     /// A span id (this span's or its parent's) as on the emitted call.
     pub fn span_hex(id: u64) -> String {
         format!("{id:016x}")
-    }
-
-    /// Route as shown in an entry: `GET /cart` for HTTP, `pkg.Service/Method` for RPC.
-    pub fn entry_route(&self) -> String {
-        let route = self.route.clone().unwrap_or_else(|| "/".into());
-        match self.protocol {
-            Protocol::Http => format!("{} {}", self.method, route),
-            _ => route,
-        }
     }
 }
 
@@ -262,11 +281,12 @@ fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
     }
 }
 
+/// Method, route, and the normalised raw path when the route is guessed from it.
 fn method_and_route(
     attrs: &Attrs,
     protocol: Protocol,
     span_name: &str,
-) -> (String, Option<String>) {
+) -> (String, Option<String>, Option<String>) {
     let http_method = attrs.span_str(&[Key::HttpRequestMethod, Key::HttpMethod]);
     let path = || {
         attrs
@@ -291,7 +311,7 @@ fn method_and_route(
                     .map(|p| p.trim_start_matches('/').to_string())
                     .or_else(|| Some(span_name.trim_start_matches('/').to_string())),
             };
-            ("POST".into(), route.map(|r| truncate(&r)))
+            ("POST".into(), route.map(|r| truncate(&r)), None)
         }
         Protocol::Db => {
             let statement = attrs.span_str(&[Key::DbQueryText, Key::DbStatement]);
@@ -311,7 +331,7 @@ fn method_and_route(
                 Key::DbNamespace,
                 Key::DbName,
             ]);
-            (truncate(&operation), target.map(Cow::into_owned))
+            (truncate(&operation), target.map(Cow::into_owned), None)
         }
         Protocol::Messaging => {
             let op = attrs
@@ -322,19 +342,24 @@ fn method_and_route(
                 attrs
                     .span_str(&[Key::MessagingDestinationName, Key::MessagingDestination])
                     .map(Cow::into_owned),
+                None,
             )
         }
         Protocol::Http => {
-            let route = attrs
-                .span_str(&[Key::HttpRoute])
-                .map(Cow::into_owned)
-                .or_else(|| path().map(|p| template_path(&p)));
-            (
-                http_method.map_or_else(|| "GET".to_string(), |m| m.to_ascii_uppercase()),
-                route,
-            )
+            let method = http_method.map_or_else(|| "GET".to_string(), |m| m.to_ascii_uppercase());
+            if let Some(route) = attrs.span_str(&[Key::HttpRoute]) {
+                return (method, Some(normalize_template(&route)), None);
+            }
+            match path() {
+                Some(p) => (
+                    method,
+                    Some(template_path(&p)),
+                    Some(normalize_raw_path(&p)),
+                ),
+                None => (method, None, None),
+            }
         }
-        Protocol::Tcp => ("CONNECT".into(), None),
+        Protocol::Tcp => ("CONNECT".into(), None, None),
     }
 }
 
@@ -405,6 +430,16 @@ fn peer_workload(
     Some(from_host(
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
     ))
+}
+
+/// The caller's peer address when it is an IP literal (`network.peer.address`,
+/// `net.peer.ip`, or `server.address` holding an IP).
+fn peer_ip(attrs: &Attrs) -> Option<String> {
+    [Key::NetworkPeerAddress, Key::NetPeerIp, Key::ServerAddress]
+        .into_iter()
+        .filter_map(|k| attrs.span_str(&[k]))
+        .map(|a| a.into_owned())
+        .find(|a| a.parse::<std::net::IpAddr>().is_ok())
 }
 
 /// The principal claims a service account: used when a server side is missing but the

@@ -1,13 +1,21 @@
 //! Spans → calls: pairing client and server sides, collapsing proxy layers, naming
-//! virtual peers, attaching the request's entry, and normalising routes.
+//! virtual peers (resolved to the workloads their own spans name), attaching the
+//! request's entry, normalising paths and matching them to the callee's known route
+//! templates, and taking the source identity the callee observed over the caller's claim.
 
 mod attributes;
 mod batch;
 mod info;
 mod keys;
+mod naming;
+#[cfg(test)]
+mod naming_tests;
 mod normalizer;
+mod paths;
+mod peers;
 mod routes;
 mod sampling;
+mod templates;
 #[cfg(test)]
 mod tests;
 mod workload;
@@ -21,7 +29,7 @@ use crate::CollectorError;
 pub use attributes::truncate as truncate_field;
 pub use batch::SpanBatch;
 pub use normalizer::{NormalizerStats, SpanNormalizer};
-pub use routes::{OVERFLOW_ROUTE, template_path};
+pub use routes::{OVERFLOW_ROUTE, normalize_raw_path, template_path};
 pub use sampling::weight_from_tracestate;
 pub use workload::{parse_upstream_cluster, spiffe_service_account, split_k8s_host};
 
@@ -31,6 +39,10 @@ pub fn resource_workload(
 ) -> eastwest_model::Workload {
     workload::own_workload(&attributes::Attrs::new(&[], resource)).0
 }
+
+/// Seeded per process: span ids, names and routes are attacker-chosen, so no fixed hash
+/// function.
+type Hasher = foldhash::fast::RandomState;
 
 /// As the OTel servicegraph connector's store TTL. Every pending side holds back the
 /// release point (calls reach the engine in event-time order), so this bounds how long

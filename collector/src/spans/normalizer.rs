@@ -11,19 +11,19 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use eastwest_model::{Call, Entry, Protocol, Workload};
+use eastwest_model::{Call, Entry};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde::Serialize;
 
+use super::Hasher;
 use super::NormalizerConfig;
 use super::batch::SpanBatch;
-use super::info::{Side, SpanInfo, principal_workload};
-use super::routes::RouteCap;
+use super::info::{Side, SpanInfo};
+use super::naming::Naming;
+use crate::dedup::CallOrigin;
 
 /// (trace id, span id): a caller's own id, or the parent id a callee waits under.
 type Key = (u128, u64);
-/// Seeded per process: span ids are attacker-chosen, so no fixed hash function.
-type Hasher = foldhash::fast::RandomState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
@@ -49,6 +49,10 @@ pub struct NormalizerStats {
     pub waiting_for_entry: u64,
     /// Calls emitted without entry tracking because `max_traces` was reached.
     pub traces_untracked: u64,
+    /// Names held for peer resolution (own names, aliases, pod IPs).
+    pub peer_names: u64,
+    /// Workloads whose reported route templates are held.
+    pub route_templates: u64,
 }
 
 #[derive(Debug)]
@@ -85,13 +89,13 @@ pub struct SpanNormalizer {
     wakeups: BinaryHeap<Reverse<(i64, u128)>>,
     /// Event times of the calls waiting for their entry (time → how many).
     waiting_times: BTreeMap<i64, u32>,
-    routes: RouteCap,
+    naming: Naming,
     stats: NormalizerStats,
 }
 
 impl SpanNormalizer {
     pub fn new(config: NormalizerConfig) -> Self {
-        let routes = RouteCap::new(config.max_routes_per_edge, config.max_edges);
+        let naming = Naming::new(&config);
         Self {
             config,
             callers: HashMap::default(),
@@ -105,7 +109,7 @@ impl SpanNormalizer {
             traces: HashMap::default(),
             wakeups: BinaryHeap::new(),
             waiting_times: BTreeMap::new(),
-            routes,
+            naming,
             stats: NormalizerStats::default(),
         }
     }
@@ -114,8 +118,14 @@ impl SpanNormalizer {
         let mut s = self.stats;
         s.pending = (self.callers.len() + self.callees.len()) as u64;
         s.waiting_for_entry = self.waiting_times.values().map(|n| u64::from(*n)).sum();
-        s.route_overflow = self.routes.overflowed;
+        s.route_overflow = self.naming.route_overflow();
+        (s.peer_names, s.route_templates) = self.naming.table_sizes();
         s
+    }
+
+    /// Names an access-log call with what spans taught (see [`Naming::name_logged_call`]).
+    pub fn name_logged_call(&mut self, call: &mut Call, origin: CallOrigin) {
+        self.naming.name_logged_call(call, origin);
     }
 
     /// Unpaired sides evicted so far because the store was full.
@@ -250,6 +260,7 @@ impl SpanNormalizer {
     fn push_span(&mut self, info: SpanInfo, out: &mut Vec<Call>) {
         let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
         let (start, end) = (info.start_ns, self.end_ns(&info));
+        self.naming.learn(&info);
         match info.side {
             Side::Callee => {
                 self.note_entry_candidate(&info, out);
@@ -269,7 +280,7 @@ impl SpanNormalizer {
                 if let Some(caller) = self.callers.remove(&key) {
                     self.forget_pending(&caller);
                     self.stats.paired += 1;
-                    let call = self.build_call(&caller, Some(&info));
+                    let call = self.naming.build_call(&caller, Some(&info));
                     self.complete(info.trace_id, call, out);
                 } else {
                     self.make_room();
@@ -294,7 +305,7 @@ impl SpanNormalizer {
                 if let Some(callee) = self.callees.remove(&key) {
                     self.forget_pending(&callee);
                     self.stats.paired += 1;
-                    let call = self.build_call(&info, Some(&callee));
+                    let call = self.naming.build_call(&info, Some(&callee));
                     self.complete(info.trace_id, call, out);
                 } else {
                     self.make_room();
@@ -343,7 +354,7 @@ impl SpanNormalizer {
                     return;
                 }
                 self.stats.virtual_peers += 1;
-                let call = self.build_call(&caller, None);
+                let call = self.naming.build_call(&caller, None);
                 self.complete(caller.trace_id, call, out);
             }
             Slot::Callee => {
@@ -358,109 +369,9 @@ impl SpanNormalizer {
                     return;
                 }
                 self.stats.virtual_peers += 1;
-                let call = self.build_unknown_caller_call(&callee);
+                let call = self.naming.build_unknown_caller_call(&callee);
                 self.complete(callee.trace_id, call, out);
             }
-        }
-    }
-
-    fn build_call(&mut self, caller: &SpanInfo, callee: Option<&SpanInfo>) -> Call {
-        let mut source = caller.workload.clone();
-        if source.principal.is_none() {
-            source.principal = callee.and_then(|c| c.source_principal.clone());
-        }
-        let destination = match callee {
-            Some(c) => {
-                let mut d = c.workload.clone();
-                if d.principal.is_none() {
-                    d.principal = caller.destination_principal.clone();
-                }
-                d
-            }
-            None => caller
-                .peer
-                .clone()
-                .or_else(|| {
-                    caller
-                        .destination_principal
-                        .as_deref()
-                        .and_then(principal_workload)
-                })
-                .unwrap_or_else(|| Workload::new("unknown")),
-        };
-        let callee_route = callee.and_then(|c| c.route.clone().map(|r| (c.method.clone(), r)));
-        let protocol = match (caller.protocol, callee.map(|c| c.protocol)) {
-            (Protocol::Tcp, Some(p)) => p,
-            (p, _) => p,
-        };
-        let (method, route) = match (caller.route.clone(), callee_route) {
-            // The server side knows its route template (`http.route`) best.
-            (_, Some((m, r))) if callee.is_some_and(|c| c.protocol == protocol) => (m, r),
-            (Some(r), _) => (caller.method.clone(), r),
-            (None, Some((m, r))) => (m, r),
-            (None, None) => (caller.method.clone(), default_route(caller)),
-        };
-        let route = self.routes.admit(&source.key(), &destination.key(), route);
-        Call {
-            event_time_ns: caller.start_ns,
-            source,
-            destination,
-            protocol,
-            method,
-            route,
-            status: caller.status.or_else(|| callee.and_then(|c| c.status)),
-            error: caller.error || callee.is_some_and(|c| c.error),
-            duration_ns: caller.duration_ns,
-            mtls: caller.mtls.or_else(|| callee.and_then(|c| c.mtls)),
-            trace_id: caller.trace_hex(),
-            span_id: SpanInfo::span_hex(caller.span_id),
-            entry: None,
-            response_flags: caller
-                .response_flags
-                .clone()
-                .or_else(|| callee.and_then(|c| c.response_flags.clone())),
-            destination_address: caller.destination_address.clone(),
-            source_version: caller.version.clone(),
-            request_id: caller
-                .request_id
-                .clone()
-                .or_else(|| callee.and_then(|c| c.request_id.clone())),
-            weight: caller.weight,
-        }
-    }
-
-    fn build_unknown_caller_call(&mut self, callee: &SpanInfo) -> Call {
-        let source = callee
-            .source_principal
-            .as_deref()
-            .and_then(principal_workload)
-            .unwrap_or_else(|| Workload::new("unknown"));
-        let route = callee
-            .route
-            .clone()
-            .unwrap_or_else(|| default_route(callee));
-        let route = self
-            .routes
-            .admit(&source.key(), &callee.workload.key(), route);
-        Call {
-            event_time_ns: callee.start_ns,
-            source,
-            destination: callee.workload.clone(),
-            protocol: callee.protocol,
-            method: callee.method.clone(),
-            route,
-            status: callee.status,
-            error: callee.error,
-            duration_ns: callee.duration_ns,
-            mtls: callee.mtls,
-            trace_id: callee.trace_hex(),
-            span_id: SpanInfo::span_hex(callee.parent_id.unwrap_or_default()),
-            entry: None,
-            response_flags: callee.response_flags.clone(),
-            destination_address: None,
-            source_version: None,
-            request_id: callee.request_id.clone(),
-            weight: callee.weight,
         }
     }
 
@@ -510,11 +421,16 @@ impl SpanNormalizer {
             return;
         }
         let root = info.parent_id.is_none();
-        if root || info.start_ns < trace.best_start_ns {
+        let better = root || info.start_ns < trace.best_start_ns;
+        let entry_route = better.then(|| self.naming.entry_route(info));
+        let Some(trace) = self.traces.get_mut(&info.trace_id) else {
+            return;
+        };
+        if let Some(route) = entry_route {
             trace.best_start_ns = info.start_ns;
             trace.entry = Some(Entry {
                 service: info.workload.service.clone(),
-                route: info.entry_route(),
+                route,
             });
         }
         if root {
@@ -599,12 +515,5 @@ fn release_due(trace: &mut TraceEntry, due: impl Fn(i64) -> bool, out: &mut Vec<
         } else {
             trace.waiting.push(call);
         }
-    }
-}
-
-fn default_route(info: &SpanInfo) -> String {
-    match info.protocol {
-        Protocol::Http => "/".into(),
-        _ => "*".into(),
     }
 }

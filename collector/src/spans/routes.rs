@@ -1,55 +1,117 @@
-//! Route templates and the per-edge route cap.
+//! Route templates from raw paths, and the per-edge route cap.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use super::attributes::truncate;
+use super::attributes::MAX_FIELD_BYTES;
+use super::paths;
 
 /// Route used once an edge has more distinct routes than the cap allows.
 pub const OVERFLOW_ROUTE: &str = "{overflow}";
 
-/// Turns a concrete path into a template: numbers, UUIDs, long hex strings and e-mail
-/// addresses become `{id}`, `{uuid}`, `{hex}`, `{email}`; the query string and fragment
-/// are dropped. Idempotent.
+/// Turns a concrete path into a template: the path is normalised first (see
+/// [`super::paths`]; decoded slashes taken as separators, so no encoding hides a segment),
+/// then segments that look like values become placeholders: numbers, UUIDs, long hex
+/// strings and e-mail addresses as `{id}`, `{uuid}`, `{hex}`, `{email}`; free text (spaces,
+/// punctuation, non-ASCII letters: `New%20York`) as `{name}`; long random-looking tokens
+/// (`OLJCESPC7Z`, `V1StGXR8_Z5jdHi6B-myT`) as `{token}`; anything longer than
+/// [`MAX_LITERAL_SEGMENT_BYTES`] as `{value}`. Idempotent, at most
+/// [`MAX_FIELD_BYTES`] long.
 pub fn template_path(path: &str) -> String {
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    if path.is_empty() {
-        return "/".to_string();
-    }
-    let mut out = String::with_capacity(path.len());
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        out.push_str(template_segment(segment));
-        if out.len() > super::attributes::MAX_FIELD_BYTES {
-            break;
-        }
-    }
-    truncate(&out)
+    let segments = paths::flatten(paths::segments(path));
+    let templated: Vec<Cow<'_, str>> = segments
+        .iter()
+        .map(|s| match template_segment(s) {
+            Some(placeholder) => Cow::Borrowed(placeholder),
+            None => Cow::Borrowed(s.as_ref()),
+        })
+        .collect();
+    paths::render(&templated, MAX_FIELD_BYTES)
 }
 
-fn template_segment(segment: &str) -> &str {
-    if segment.is_empty() || segment.starts_with('{') && segment.ends_with('}') {
-        return segment;
+/// A raw path in its canonical spelling, segments as the callee's router sees them (a
+/// decoded `/` stays inside its segment): what known templates are matched against.
+pub fn normalize_raw_path(path: &str) -> String {
+    paths::normalize_path(path, MAX_FIELD_BYTES)
+}
+
+/// A route template as reported (`http.route`), normalised like a raw path so that a
+/// template cannot spell a path differently from the calls that reach it.
+pub fn normalize_template(route: &str) -> String {
+    paths::normalize_path(route, MAX_FIELD_BYTES)
+}
+
+/// Longest segment kept as written; a longer one is a value, whatever it looks like.
+pub const MAX_LITERAL_SEGMENT_BYTES: usize = 64;
+/// Shortest segment taken as a random token (shorter ones are words such as `v1beta1`).
+const MIN_TOKEN_BYTES: usize = 10;
+
+/// The placeholder a decoded segment becomes, if it looks like a value.
+fn template_segment(segment: &str) -> Option<&'static str> {
+    if segment.starts_with('{') && segment.ends_with('}') && segment.len() >= 2 {
+        return None;
     }
     if segment.bytes().all(|b| b.is_ascii_digit()) {
-        return "{id}";
+        return Some("{id}");
     }
     if is_uuid(segment) {
-        return "{uuid}";
+        return Some("{uuid}");
     }
     if segment.len() >= 16 && segment.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return "{hex}";
+        return Some("{hex}");
     }
     if let Some((user, domain)) = segment.split_once('@')
         && !user.is_empty()
         && domain.contains('.')
     {
-        return "{email}";
+        return Some("{email}");
     }
-    segment
+    if segment.len() > MAX_LITERAL_SEGMENT_BYTES {
+        return Some("{value}");
+    }
+    if is_free_text(segment) {
+        return Some("{name}");
+    }
+    if is_token(segment) {
+        return Some("{token}");
+    }
+    None
 }
 
+/// Characters route literals do not hold but names and search terms do.
+fn is_free_text(segment: &str) -> bool {
+    segment.chars().any(|c| {
+        !c.is_ascii()
+            || c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\'' | '"' | ',' | '+' | '<' | '>' | '|' | '^' | '`')
+    })
+}
+
+/// A long run of letters and digits that reads as random: digits mixed in, and either no
+/// run of four lower-case letters (words have them: `oauth2callback`, `getUsersV2`) or at
+/// least three digits.
+fn is_token(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    if bytes.len() < MIN_TOKEN_BYTES
+        || !bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+    {
+        return false;
+    }
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    if digits == 0 || !bytes.iter().any(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    let mut run = 0;
+    let mut longest_lower_run = 0;
+    for b in bytes {
+        run = if b.is_ascii_lowercase() { run + 1 } else { 0 };
+        longest_lower_run = longest_lower_run.max(run);
+    }
+    longest_lower_run < 4 || digits >= 3
+}
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -118,6 +180,61 @@ mod tests {
     }
 
     #[test]
+    fn free_text_and_random_tokens_are_values_words_are_not() {
+        assert_eq!(
+            template_path("/api/v1/x/items/New%20York"),
+            "/api/v1/x/items/{name}"
+        );
+        assert_eq!(
+            template_path("/city/M%C3%BCnchen/weather"),
+            "/city/{name}/weather"
+        );
+        assert_eq!(template_path("/q/a,b"), "/q/{name}");
+        for token in [
+            "OLJCESPC7Z",
+            "V1StGXR8_Z5jdHi6B-myT",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        ] {
+            assert_eq!(
+                template_path(&format!("/p/{token}")),
+                "/p/{token}",
+                "{token}"
+            );
+        }
+        for word in [
+            "v1beta1",
+            "oauth2callback",
+            "getUsersV2",
+            "hipstershop.CartService",
+            "ListRecommendations",
+            "meta-data",
+            "security-credentials",
+        ] {
+            assert_eq!(
+                template_path(&format!("/p/{word}")),
+                format!("/p/{word}"),
+                "{word}"
+            );
+        }
+        assert_eq!(
+            template_path(&format!("/p/{}", "x".repeat(80))),
+            "/p/{value}"
+        );
+    }
+
+    #[test]
+    fn raw_spellings_of_a_sensitive_path_template_to_it() {
+        for raw in [
+            "/%61dmin/users",
+            "/admin;x=1/users",
+            "/a/../admin/users",
+            "/x/..%2F..%2Fadmin/users",
+        ] {
+            assert_eq!(template_path(raw), "/admin/users", "{raw}");
+        }
+    }
+
+    #[test]
     fn route_cap_overflows_per_edge() {
         let mut cap = RouteCap::new(2, 10);
         assert_eq!(cap.admit("a", "b", "/1".into()), "/1");
@@ -133,7 +250,42 @@ mod tests {
         fn template_path_is_idempotent_and_bounded(path in ".{0,600}") {
             let once = template_path(&path);
             prop_assert_eq!(template_path(&once), once.clone());
-            prop_assert!(once.len() <= super::super::attributes::MAX_FIELD_BYTES);
+            prop_assert!(once.len() <= MAX_FIELD_BYTES);
+        }
+
+        /// Raw paths built from a template by filling its placeholders with values of
+        /// every kind template back to it, however the values are spelled.
+        #[test]
+        fn filled_templates_template_back(
+            literals in proptest::collection::vec("[a-z]{2,8}", 1..4),
+            values in proptest::collection::vec(prop_oneof![
+                (1u64..u64::MAX).prop_map(|n| (n.to_string(), "{id}")),
+                "[A-Z][a-z]{2,6} [A-Z][a-z]{2,6}".prop_map(|s| (s, "{name}")),
+                "[0-9a-f]{15}[a-f][0-9a-f]{0,24}".prop_map(|s| (s, "{hex}")),
+                "[A-Z]{4}[0-9]{3}[A-Z]{3}".prop_map(|s| (s, "{token}")),
+            ], 1..4),
+            encode in any::<bool>(),
+        ) {
+            let mut raw = String::new();
+            let mut expected = String::new();
+            for (i, lit) in literals.iter().enumerate() {
+                raw.push('/');
+                raw.push_str(lit);
+                expected.push('/');
+                expected.push_str(lit);
+                if let Some((value, placeholder)) = values.get(i) {
+                    let spelled = if encode {
+                        value.bytes().map(|b| format!("%{b:02X}")).collect()
+                    } else {
+                        value.replace(' ', "%20")
+                    };
+                    raw.push('/');
+                    raw.push_str(&spelled);
+                    expected.push('/');
+                    expected.push_str(placeholder);
+                }
+            }
+            prop_assert_eq!(template_path(&raw), expected);
         }
     }
 }

@@ -110,14 +110,22 @@ pub fn split_k8s_host(host: &str) -> (String, Option<String>) {
     (truncate(host), None)
 }
 
-/// `spiffe://td/ns/NS/sa/SA` → (SA, NS).
+/// `spiffe://td/ns/NS/sa/SA` (Istio, SPIRE) or Linkerd's
+/// `SA.NS.serviceaccount.identity.linkerd.TD` → (SA, NS).
 pub fn spiffe_service_account(principal: &str) -> Option<(String, String)> {
-    let rest = principal.strip_prefix("spiffe://")?;
-    let mut parts = rest.split('/').skip(1);
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("ns"), Some(ns), Some("sa"), Some(sa)) => Some((sa.to_string(), ns.to_string())),
-        _ => None,
+    if let Some(rest) = principal.strip_prefix("spiffe://") {
+        let mut parts = rest.split('/').skip(1);
+        return match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("ns"), Some(ns), Some("sa"), Some(sa)) if !ns.is_empty() && !sa.is_empty() => {
+                Some((sa.to_string(), ns.to_string()))
+            }
+            _ => None,
+        };
     }
+    let (account, rest) = principal.split_once(".serviceaccount.identity.")?;
+    let (sa, ns) = account.split_once('.')?;
+    (!sa.is_empty() && !ns.is_empty() && !ns.contains('.') && !rest.is_empty())
+        .then(|| (sa.to_string(), ns.to_string()))
 }
 
 /// `host:port` from a URL's authority.
@@ -210,6 +218,14 @@ mod tests {
             Some(("cart".into(), "shop".into()))
         );
         assert_eq!(spiffe_service_account("spiffe://x/y"), None);
+        assert_eq!(
+            spiffe_service_account("web.emojivoto.serviceaccount.identity.linkerd.cluster.local"),
+            Some(("web".into(), "emojivoto".into()))
+        );
+        assert_eq!(
+            spiffe_service_account("web.serviceaccount.identity.x"),
+            None
+        );
         assert_eq!(
             url_authority("http://169.254.169.254/latest/meta-data"),
             Some("169.254.169.254")
