@@ -129,10 +129,13 @@ pub struct IdentityStats {
     pub plaintext_calls: f64,
 }
 
-/// How a workload's inbound calls connected, summed over its edges (derived from the
-/// edges, so it ages with them and is never persisted on its own).
+/// A workload's inbound calls and how they connected, summed over its edges (derived
+/// from the edges, so it ages with them and is never persisted on its own).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct InboundTls {
+    /// Every inbound call, whatever its mTLS status (a workload that only ever received
+    /// calls still existed through learning).
+    pub calls: f64,
     pub mtls_calls: f64,
     pub plaintext_calls: f64,
 }
@@ -301,7 +304,8 @@ impl LookupIndex {
     pub fn identity(&self, workload: NameId) -> Option<&IdentityStats> {
         self.identities.get(&workload)
     }
-    /// How calls into this workload connected (mTLS or plaintext) over its known edges.
+    /// How many calls this workload received over its known edges, and how they
+    /// connected (mTLS or plaintext).
     pub fn inbound_tls(&self, workload: NameId) -> Option<&InboundTls> {
         self.inbound_tls.get(&workload)
     }
@@ -389,15 +393,13 @@ impl LookupIndex {
         }
     }
 
-    /// Recomputes the per-destination inbound mTLS counts from the edges (after loading
+    /// Recomputes the per-destination inbound counts from the edges (after loading
     /// tables or ageing; the learner keeps them current call by call in between).
     pub(crate) fn derive_inbound_tls(&mut self) {
         self.inbound_tls.clear();
         for (key, edge) in &self.edges {
-            if edge.mtls_calls + edge.plaintext_calls == 0.0 {
-                continue;
-            }
             let inbound = self.inbound_tls.entry(key.destination).or_default();
+            inbound.calls += edge.calls;
             inbound.mtls_calls += edge.mtls_calls;
             inbound.plaintext_calls += edge.plaintext_calls;
         }

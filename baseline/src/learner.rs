@@ -51,6 +51,12 @@ pub struct RolloutChange {
     pub new_endpoints: u64,
     /// The first of them (`destination METHOD route`), bounded.
     pub introduced: Vec<String>,
+    /// The detector saw the new version replace the old ones (their traffic fell while
+    /// its rose); until then the version is only a string the telemetry carried, and
+    /// nothing it newly calls is folded into a notice.
+    pub confirmed: bool,
+    /// Why it counts as confirmed (the traffic figures), empty until then.
+    pub confirmation: String,
 }
 
 /// What `GET /api/v1/baseline` shows.
@@ -216,6 +222,24 @@ impl Baseline {
         Some(change)
     }
 
+    /// The change of `workload`'s `version` (workload key), when it is a rollout.
+    pub fn rollout_change(&self, workload: &str, version: &str) -> Option<&RolloutChange> {
+        self.rollouts.get(workload, version)
+    }
+
+    /// Marks `workload`'s `version` as a confirmed rollout (`evidence` says why);
+    /// returns its change, `None` when the version is not a tracked rollout.
+    pub fn confirm_rollout(
+        &mut self,
+        workload: &str,
+        version: &str,
+        evidence: &str,
+    ) -> Option<&RolloutChange> {
+        self.rollouts
+            .confirm(workload, version, evidence)
+            .map(|c| &*c)
+    }
+
     /// Folds one call into the baseline tables.
     ///
     /// Contract: while learning the engine observes every call; once detecting it observes
@@ -263,15 +287,14 @@ impl Baseline {
         e.calls += w;
         e.errors += err;
         count_tls(call.mtls, w, &mut e.mtls_calls, &mut e.plaintext_calls);
-        if call.mtls.is_some() {
-            let inbound = self.working.inbound_tls.entry(dst).or_default();
-            count_tls(
-                call.mtls,
-                w,
-                &mut inbound.mtls_calls,
-                &mut inbound.plaintext_calls,
-            );
-        }
+        let inbound = self.working.inbound_tls.entry(dst).or_default();
+        inbound.calls += w;
+        count_tls(
+            call.mtls,
+            w,
+            &mut inbound.mtls_calls,
+            &mut inbound.plaintext_calls,
+        );
 
         if new_endpoint {
             *self.working.edge_endpoint_counts.entry(edge).or_insert(0) += 1;

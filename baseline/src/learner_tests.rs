@@ -36,6 +36,21 @@ fn ending_learning_before_any_call_shows_no_end_time() {
 }
 
 #[test]
+fn a_callee_s_inbound_calls_are_counted_whatever_their_mtls_status() {
+    let mut b = Baseline::new(BaselineConfig::default());
+    for i in 0..4 {
+        let mut c = call(T0 + i * SEC, "a", "leaf", "/x");
+        c.mtls = (i == 0).then_some(true);
+        feed(&mut b, &c);
+    }
+    let w = b.working();
+    let leaf = w.id("leaf.shop").unwrap();
+    assert!(w.source(leaf).is_none(), "it never called out");
+    let inbound = w.inbound_tls(leaf).unwrap();
+    assert_eq!((inbound.calls, inbound.mtls_calls), (4.0, 1.0));
+}
+
+#[test]
 fn learning_ends_after_period_then_detects() {
     let mut b = Baseline::new(BaselineConfig {
         learning_period: Duration::from_secs(60),
@@ -356,8 +371,9 @@ proptest::proptest! {
             }
         }
     }
-    /// The learner keeps each destination's inbound mTLS counts call by call; they stay
-    /// what the edges sum to (the form a restore or an ageing pass derives them in).
+    /// The learner keeps each destination's inbound counts (calls, mTLS) call by call;
+    /// they stay what the edges sum to (the form a restore or an ageing pass derives
+    /// them in).
     #[test]
     fn inbound_tls_is_the_sum_of_the_destinations_edges(
         steps in proptest::collection::vec((0u8..3, 0u8..3, 0u8..3, 0i64..3), 1..60),

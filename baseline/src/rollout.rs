@@ -55,7 +55,9 @@ impl RolloutTracker {
                         version: version.to_owned(),
                         first_seen: eastwest_model::format_event_time(t),
                         first_seen_ns: t,
-                        summary: format!("{workload} rolled out version {version}"),
+                        summary: format!(
+                            "{workload} reported version {version}, not (yet) confirmed as a rollout"
+                        ),
                         ..Default::default()
                     });
                     self.first_seq + self.changes.len() as u64 - 1
@@ -91,16 +93,56 @@ impl RolloutTracker {
         if change.introduced.len() < MAX_INTRODUCED_NAMED {
             change.introduced.push(what);
         }
-        change.summary = format!(
-            "{} rolled out version {}: {} new edges, {} new endpoints",
-            change.workload, change.version, change.new_edges, change.new_endpoints
-        );
+        change.summary = summary(change);
+    }
+
+    /// The change of `workload`'s `version`, when that version is a rollout still kept.
+    pub(crate) fn get(&self, workload: &str, version: &str) -> Option<&RolloutChange> {
+        let seq = (*self.versions.get(workload)?.get(version)?)?;
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.changes.get(i)
+    }
+
+    /// Marks a rollout confirmed (the detector saw the new version replace the old).
+    pub(crate) fn confirm(
+        &mut self,
+        workload: &str,
+        version: &str,
+        evidence: &str,
+    ) -> Option<&mut RolloutChange> {
+        let seq = (*self.versions.get(workload)?.get(version)?)?;
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        let change = self.changes.get_mut(i)?;
+        change.confirmed = true;
+        change.confirmation = evidence.to_owned();
+        change.summary = summary(change);
+        Some(change)
     }
 
     /// Forgets the versions of workloads that `live` no longer knows (retention), so
     /// churning workload names cannot grow the tracker forever.
     pub(crate) fn retain_workloads(&mut self, live: impl Fn(&str) -> bool) {
         self.versions.retain(|workload, _| live(workload));
+    }
+}
+
+/// What a change introduced so far; an unconfirmed version says so (a version string
+/// alone is no rollout).
+fn summary(change: &RolloutChange) -> String {
+    let counts = format!(
+        "{} new edges, {} new endpoints",
+        change.new_edges, change.new_endpoints
+    );
+    if change.confirmed {
+        format!(
+            "{} rolled out version {}: {counts} (confirmed: {})",
+            change.workload, change.version, change.confirmation
+        )
+    } else {
+        format!(
+            "{} reported version {}, not (yet) confirmed as a rollout: {counts}",
+            change.workload, change.version
+        )
     }
 }
 
@@ -145,5 +187,46 @@ mod tests {
         // `gone` starts over: its next version is its first, not a rollout.
         assert!(tracker.see("gone", "v2", 1, true).is_none());
         assert!(tracker.see("live", "v2", 1, true).is_some());
+    }
+
+    #[test]
+    fn a_rollout_is_unconfirmed_until_the_detector_confirms_it() {
+        let mut tracker = RolloutTracker::default();
+        tracker.observe("cart", "v1", 0, true, None);
+        tracker.observe(
+            "cart",
+            "v2",
+            1,
+            true,
+            Some((false, "redis SET cart".into())),
+        );
+        let change = tracker.get("cart", "v2").unwrap();
+        assert!(!change.confirmed);
+        assert!(
+            change.summary.contains("not (yet) confirmed"),
+            "{}",
+            change.summary
+        );
+        assert!(
+            tracker.confirm("cart", "v1", "x").is_none(),
+            "v1 is no rollout"
+        );
+        let change = tracker
+            .confirm("cart", "v2", "old calls fell to 0")
+            .unwrap();
+        assert!(change.confirmed);
+        tracker.observe(
+            "cart",
+            "v2",
+            2,
+            true,
+            Some((false, "redis DEL cart".into())),
+        );
+        let change = tracker.get("cart", "v2").unwrap();
+        assert_eq!(change.new_endpoints, 2);
+        assert_eq!(
+            change.summary,
+            "cart rolled out version v2: 0 new edges, 2 new endpoints (confirmed: old calls fell to 0)"
+        );
     }
 }

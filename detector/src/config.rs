@@ -39,9 +39,14 @@ pub const DEFAULT_PROBE_PRIOR_MEAN: f64 = 0.5;
 /// Divide window counts by the mesh-wide surge factor (traffic of everything else
 /// relative to its history), so a global ×5 surge does not fire per edge or source.
 pub const DEFAULT_SURGE_NORMALISATION: bool = true;
-/// New alerts per source namespace per budget window; beyond it findings are folded
-/// into one storm incident (`suppressed`).
+/// New info-to-medium alerts per budget window from the sources of one pool (the
+/// namespace of sources the baseline knows; one shared pool for sources it does not);
+/// beyond it such findings are counted in one `alert_storm` alert. High and critical
+/// findings are never held back.
 pub const DEFAULT_ALERT_BUDGET_PER_NAMESPACE: usize = 50;
+/// New info-to-medium alerts per source workload per budget window, inside its pool's
+/// budget: one source (or one forged name) cannot spend what other sources are owed.
+pub const DEFAULT_ALERT_BUDGET_PER_SOURCE: usize = 10;
 /// Event-time window of the alert budget.
 pub const DEFAULT_BUDGET_WINDOW: Duration = Duration::from_secs(600);
 /// An updated alert (count/last_seen) is re-emitted at most this often in event time;
@@ -67,6 +72,17 @@ pub const DEFAULT_IDENTITY_NAMESPACE_WEIGHT: f64 = 8.0;
 /// edges, endpoints and request contexts) is learned as part of the rollout and reported
 /// in one info alert per version, not one alert per call.
 pub const DEFAULT_ROLLOUT_GRACE: Duration = Duration::from_secs(3600);
+/// Event time a new version has, from its first call, to show that it replaced the old
+/// one (the old versions' traffic fell while the new one's rose). Until then what it
+/// newly calls is held; without that evidence by the end, it alerts as usual.
+pub const DEFAULT_ROLLOUT_EVIDENCE_WINDOW: Duration = Duration::from_secs(600);
+/// Distinct findings (endpoint or request context) one version may fold into its
+/// rollout notice; beyond it they alert.
+pub const DEFAULT_ROLLOUT_MAX_FOLDED: usize = 50;
+/// Weight of a caller that cannot be attributed (no client span, no principal) calling,
+/// over an edge the baseline never saw, a destination whose baseline callers were all
+/// attributed; added to the surprise of that destination seeing one.
+pub const DEFAULT_UNATTRIBUTED_WEIGHT: f64 = 3.0;
 
 /// A route or address pattern that makes a call sensitive, with the surprise it adds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -86,6 +102,10 @@ fn pattern(name: &str, pattern: &str, weight: f64) -> SensitivePattern {
     }
 }
 
+/// The built-in patterns (docs/DETECTION.md has the table with the reasons for each
+/// weight). Ports are matched as `:PORT` at the end of the destination address, so they
+/// need telemetry that names it (`server.address` + `server.port`, a URL, an Istio
+/// cluster, an access log's upstream host).
 pub fn default_sensitive_patterns() -> Vec<SensitivePattern> {
     vec![
         pattern(
@@ -112,9 +132,37 @@ pub fn default_sensitive_patterns() -> Vec<SensitivePattern> {
         ),
         pattern(
             "cloud-metadata",
-            r"169\.254\.169\.254|metadata\.google\.internal|(^|/)latest/meta-data(/|$)",
+            r"(?i)169\.254\.169\.254|169\.254\.170\.2(:\d+)?$|168\.63\.129\.16(:\d+)?$|metadata\.google\.internal|fd00:ec2::254|(^|/)latest/(meta-data|user-data|api/token)(/|$)|(^|/)computeMetadata/v1(/|$)|(^|/)metadata/identity/oauth2/token(/|$)",
             9.0,
         ),
+        // Port 443 is every HTTPS server's: it counts only with the API server's name.
+        pattern(
+            "kubernetes-api",
+            r"(?i)^kubernetes(\.default(\.svc(\.[a-z0-9-]+)*)?)?(:(443|6443))?$|:6443$",
+            7.0,
+        ),
+        pattern(
+            "kubernetes-secrets",
+            r"(?i)(^|/)api/v1/(namespaces/[^/]+/)?secrets(/|$)|(^|/)api/v1/namespaces/[^/]+/serviceaccounts/[^/]+/token(/|$)",
+            9.0,
+        ),
+        pattern(
+            "kubernetes-pod-exec",
+            r"(?i)(^|/)api/v1/namespaces/[^/]+/pods/[^/]+/(exec|attach|portforward)(/|$)",
+            9.0,
+        ),
+        pattern(
+            "kubernetes-rbac-review",
+            r"(?i)(^|/)apis/authorization\.k8s\.io/v1(beta1)?/(self|local)?subject(access|rules)reviews(/|$)|(^|/)apis/authentication\.k8s\.io/v1(beta1|alpha1)?/selfsubjectreviews(/|$)",
+            7.0,
+        ),
+        pattern(
+            "istiod",
+            r"(?i)^istiod(\.istio-system)?(\.svc(\.[a-z0-9-]+)*)?(:\d+)?$|:(15010|15012|15014|15017)$",
+            7.0,
+        ),
+        pattern("etcd", r":(2379|2380)$", 9.0),
+        pattern("kubelet", r":(10250|10255)$", 8.0),
     ]
 }
 
@@ -137,6 +185,7 @@ pub struct DetectorConfig {
     pub probe_prior_mean: f64,
     pub surge_normalisation: bool,
     pub alert_budget_per_namespace: usize,
+    pub alert_budget_per_source: usize,
     #[serde(with = "humantime_serde")]
     pub budget_window: Duration,
     #[serde(with = "humantime_serde")]
@@ -148,9 +197,13 @@ pub struct DetectorConfig {
     pub chain_bonus: f64,
     pub overflow_score: f64,
     pub identity_namespace_weight: f64,
+    pub unattributed_weight: f64,
     /// `0s` turns rollout folding off (every novelty of a new version alerts).
     #[serde(with = "humantime_serde")]
     pub rollout_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub rollout_evidence_window: Duration,
+    pub rollout_max_folded: usize,
 }
 
 impl Default for DetectorConfig {
@@ -171,6 +224,7 @@ impl Default for DetectorConfig {
             probe_prior_mean: DEFAULT_PROBE_PRIOR_MEAN,
             surge_normalisation: DEFAULT_SURGE_NORMALISATION,
             alert_budget_per_namespace: DEFAULT_ALERT_BUDGET_PER_NAMESPACE,
+            alert_budget_per_source: DEFAULT_ALERT_BUDGET_PER_SOURCE,
             budget_window: DEFAULT_BUDGET_WINDOW,
             min_update_interval: DEFAULT_MIN_UPDATE_INTERVAL,
             max_window_keys: DEFAULT_MAX_WINDOW_KEYS,
@@ -180,7 +234,10 @@ impl Default for DetectorConfig {
             chain_bonus: DEFAULT_CHAIN_BONUS,
             overflow_score: DEFAULT_OVERFLOW_SCORE,
             identity_namespace_weight: DEFAULT_IDENTITY_NAMESPACE_WEIGHT,
+            unattributed_weight: DEFAULT_UNATTRIBUTED_WEIGHT,
             rollout_grace: DEFAULT_ROLLOUT_GRACE,
+            rollout_evidence_window: DEFAULT_ROLLOUT_EVIDENCE_WINDOW,
+            rollout_max_folded: DEFAULT_ROLLOUT_MAX_FOLDED,
         }
     }
 }
@@ -197,6 +254,7 @@ impl DetectorConfig {
             ("chain_bonus", self.chain_bonus),
             ("overflow_score", self.overflow_score),
             ("identity_namespace_weight", self.identity_namespace_weight),
+            ("unattributed_weight", self.unattributed_weight),
             ("min_entry_calls", self.min_entry_calls),
             ("min_mtls_calls", self.min_mtls_calls),
         ];
@@ -226,12 +284,13 @@ impl DetectorConfig {
             ));
         }
         if self.alert_budget_per_namespace == 0
+            || self.alert_budget_per_source == 0
             || self.max_window_keys == 0
             || self.max_targets_per_source == 0
             || self.max_trace_ids == 0
         {
             return Err(DetectorError::Config(
-                "alert_budget_per_namespace, max_window_keys, max_targets_per_source and max_trace_ids must be at least 1".into(),
+                "alert_budget_per_namespace, alert_budget_per_source, max_window_keys, max_targets_per_source and max_trace_ids must be at least 1".into(),
             ));
         }
         if self.max_tracked_alerts == 0 {

@@ -9,7 +9,12 @@ use crate::alerts::{AlertBook, Recorded, Subject};
 use crate::config::DetectorConfig;
 use crate::findings::{Detectors, Finding};
 use crate::incidents::IncidentBook;
+use crate::new_edge::is_unattributed;
+use crate::rollout::{Gate, Rollouts};
 use crate::windows::{WindowFinding, WindowTracker};
+
+#[path = "engine_rollout.rs"]
+mod rollout_fold;
 
 /// New or updated alerts and incidents; the sink upserts both by `id`.
 #[derive(Debug, Default, Clone)]
@@ -38,6 +43,7 @@ pub struct Engine {
     windows: WindowTracker,
     alerts: AlertBook,
     incidents: IncidentBook,
+    rollouts: Rollouts,
 }
 
 impl Engine {
@@ -46,6 +52,7 @@ impl Engine {
     pub fn new(config: DetectorConfig, baseline: Baseline) -> Self {
         let detectors = Detectors::new(&config);
         let windows = WindowTracker::new(baseline.config().window);
+        let rollouts = Rollouts::new(baseline.config().window, &config);
         Self {
             config,
             baseline,
@@ -53,6 +60,7 @@ impl Engine {
             windows,
             alerts: AlertBook::default(),
             incidents: IncidentBook::default(),
+            rollouts,
         }
     }
 
@@ -103,6 +111,7 @@ impl Engine {
             self.windows
                 .close_before(watermark_ns, self.baseline.working(), judging, &self.config);
         self.emit_window(closed, &mut out);
+        self.resolve_rollouts(watermark_ns, &mut out);
         self.baseline.advance_watermark(watermark_ns);
         self.flush_into(&mut out);
         out
@@ -131,9 +140,11 @@ impl Engine {
             &self.config,
         );
         self.emit_window(closed, &mut out);
+        self.resolve_rollouts(t, &mut out);
         self.baseline.advance(t);
         let judging = !self.baseline.is_learning();
         let (src, dst) = call.edge_key();
+        self.rollouts.count(call, &src, judging, &self.config);
         let early = self.windows.add(
             call,
             &src,
@@ -159,9 +170,13 @@ impl Engine {
         findings
             .retain(|f| f.score >= self.config.min_score || f.kind == AlertKind::SensitiveEndpoint);
         if findings.is_empty() && early.is_empty() {
-            // Drift: calls that raised nothing keep the baseline current.
-            self.baseline.observe(call);
-            out.learned = true;
+            // Drift: calls that raised nothing keep the baseline current — except a
+            // caller nothing attributes on an edge the baseline lacks: `unknown` must
+            // not become a normal caller of anything.
+            if !is_unattributed(&call.source) || self.baseline.working().has_callee(&src, &dst) {
+                self.baseline.observe(call);
+                out.learned = true;
+            }
             return out;
         }
         self.emit_window(early, &mut out);
@@ -179,11 +194,22 @@ impl Engine {
             time_ns: t,
             trace_ids: &trace_ids,
         };
-        if let Some(notice) = self.fold_into_rollout(call, &src, &findings) {
-            // A notice stands alone: a rollout is not an incident.
-            out.learned = true;
-            self.record(notice, &subject, &mut out);
-            return out;
+        match self.gate_rollout(call, &src, &findings) {
+            Gate::Alert => {}
+            // Neither alerted nor learned until the version's evidence is in.
+            Gate::Hold => return out,
+            Gate::Fold => {
+                self.baseline.observe(call);
+                out.learned = true;
+                let latest = findings.iter().map(|f| f.summary.clone()).collect();
+                let score = findings.iter().map(|f| f.score).fold(0.0, f64::max);
+                let version = call.source_version.clone().unwrap_or_default();
+                // A notice stands alone: a rollout is not an incident.
+                if let Some(notice) = self.rollout_notice(&src, &version, score, latest) {
+                    self.record(notice, &subject, &mut out);
+                }
+                return out;
+            }
         }
         let mut path = Vec::new();
         // Any alert on a new edge makes it a hop (an admin call over a new edge counts even
@@ -193,66 +219,6 @@ impl Engine {
         }
         out.extend(self.emit(findings, &subject, path));
         out
-    }
-
-    /// When every finding on the call is novelty on an edge the caller already uses (a
-    /// new endpoint or request context, none sensitive or overflowing) and the caller's
-    /// version is a rollout within its grace period, learns the call and returns the
-    /// version's one rollout notice in place of the findings. Anything else, new edges
-    /// included, still alerts on its own: versions come from telemetry, and a forged one
-    /// must not open a path to a service the workload never called.
-    fn fold_into_rollout(
-        &mut self,
-        call: &Call,
-        src: &str,
-        findings: &[Finding],
-    ) -> Option<Finding> {
-        let grace = self.config.rollout_grace.as_nanos() as i64;
-        let novelty_only = findings.iter().all(|f| {
-            matches!(f.kind, AlertKind::NewEndpoint | AlertKind::ContextAnomaly) && !f.sensitive
-        });
-        if grace == 0 || !novelty_only {
-            return None;
-        }
-        let change = self.baseline.rollout_of(call)?;
-        if call.event_time_ns.saturating_sub(change.first_seen_ns) > grace {
-            return None;
-        }
-        self.baseline.observe(call);
-        let change = self.baseline.rollout_of(call)?;
-        let first = findings.first()?;
-        let score = findings.iter().map(|f| f.score).fold(0.0, f64::max);
-        let latest: Vec<&str> = findings.iter().map(|f| f.summary.as_str()).collect();
-        let summary = format!(
-            "{src} rolled out version {} at {}: it introduced {} new edges and {} new endpoints, learned as part of the rollout (reported once here, not alerted one by one){}; latest: {}",
-            change.version,
-            change.first_seen,
-            change.new_edges,
-            change.new_endpoints,
-            match change.introduced.as_slice() {
-                [] => String::new(),
-                named => format!(": {}", named.join(", ")),
-            },
-            latest.join("; "),
-        );
-        Some(Finding {
-            kind: first.kind,
-            score,
-            sensitive: false,
-            evidence: crate::findings::ev(&[
-                ("rollout_version", serde_json::json!(change.version)),
-                ("rollout_first_seen", serde_json::json!(change.first_seen)),
-                ("new_edges", serde_json::json!(change.new_edges)),
-                ("new_endpoints", serde_json::json!(change.new_endpoints)),
-                ("introduced", serde_json::json!(change.introduced)),
-                ("latest", serde_json::json!(latest)),
-            ]),
-            summary,
-            destination: None,
-            method: None,
-            route: None,
-            rollout: Some(change.version.clone()),
-        })
     }
 
     /// A new edge out of a workload that was itself just reached over a new edge is a
@@ -292,23 +258,40 @@ impl Engine {
     /// over the namespace budget is counted in its storm incident. Returns the alert
     /// (emitted or held) for incident grouping.
     fn record(&mut self, f: Finding, s: &Subject<'_>, out: &mut EngineOutput) -> Option<Alert> {
-        match self.alerts.record(f, s, &self.config) {
+        let known = self.knows(s.source);
+        match self.alerts.record(f, s, known, &self.config) {
             Recorded::Emit(a) => {
                 out.alerts.push((*a).clone());
                 Some(*a)
             }
             Recorded::Held(id) => self.alerts.get(&id).cloned(),
             Recorded::Suppressed {
-                namespace,
+                pool,
                 window_start_ns,
+                storm,
+                storm_id,
             } => {
-                let storm =
+                let (incident_id, incident) =
                     self.incidents
-                        .suppress(&namespace, window_start_ns, s.source, s.time_ns);
-                out.incidents.extend(storm);
+                        .suppress(&pool, window_start_ns, &storm_id, s.source, s.time_ns);
+                self.alerts.set_incident(&storm_id, &incident_id);
+                if let Some(mut storm) = storm {
+                    storm.incident_id = Some(incident_id);
+                    out.alerts.push(*storm);
+                }
+                out.incidents.extend(incident);
                 None
             }
         }
+    }
+
+    /// Whether the baseline knows a workload (it called, or was called): which alert
+    /// budget pool its findings draw on.
+    fn knows(&self, w: &eastwest_model::Workload) -> bool {
+        let index = self.baseline.working();
+        index.names().workload(w).is_some_and(|id| {
+            index.source(id).is_some() || index.inbound_tls(id).is_some_and(|i| i.calls > 0.0)
+        })
     }
 
     fn emit(&mut self, findings: Vec<Finding>, s: &Subject<'_>, path: Vec<String>) -> EngineOutput {

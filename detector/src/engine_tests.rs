@@ -5,16 +5,16 @@ use eastwest_model::{AlertKind, Call, Entry, Severity, Workload};
 
 use super::*;
 
-const SEC: i64 = 1_000_000_000;
-const T0: i64 = 1_700_000_000 * SEC;
+pub(super) const SEC: i64 = 1_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000 * SEC;
 
-fn w(service: &str) -> Workload {
+pub(super) fn w(service: &str) -> Workload {
     Workload::new(service)
         .in_namespace("shop")
         .with_principal(format!("spiffe://cluster.local/ns/shop/sa/{service}"))
 }
 
-fn call(t: i64, src: &str, dst: &str, method: &str, route: &str, entry: &str) -> Call {
+pub(super) fn call(t: i64, src: &str, dst: &str, method: &str, route: &str, entry: &str) -> Call {
     Call {
         event_time_ns: t,
         source: w(src),
@@ -34,7 +34,7 @@ fn call(t: i64, src: &str, dst: &str, method: &str, route: &str, entry: &str) ->
 }
 
 /// One request tree per entry route.
-fn request(t: i64, entry: &str) -> Vec<Call> {
+pub(super) fn request(t: i64, entry: &str) -> Vec<Call> {
     match entry {
         "GET /cart" => vec![
             call(t, "frontend", "cart", "GET", "/cart/{id}", entry),
@@ -49,16 +49,16 @@ fn request(t: i64, entry: &str) -> Vec<Call> {
 
 /// An engine that learned 1h of traffic (a request every 5 s, alternating entries, a
 /// rare admin-free path once, an hourly job) and is detecting.
-fn learned() -> (Engine, i64) {
+pub(super) fn learned() -> (Engine, i64) {
     learned_with(|_, _| Vec::new())
 }
 
 /// [`learned`], plus the calls `extra(t, i)` adds to the `i`-th request at `t`.
-fn learned_with(extra: impl Fn(i64, usize) -> Vec<Call>) -> (Engine, i64) {
+pub(super) fn learned_with(extra: impl Fn(i64, usize) -> Vec<Call>) -> (Engine, i64) {
     learned_with_config(DetectorConfig::default(), extra)
 }
 
-fn learned_with_config(
+pub(super) fn learned_with_config(
     config: DetectorConfig,
     extra: impl Fn(i64, usize) -> Vec<Call>,
 ) -> (Engine, i64) {
@@ -112,7 +112,7 @@ fn learned_with_config(
     (engine, t)
 }
 
-fn run(engine: &mut Engine, calls: Vec<Call>) -> Vec<Alert> {
+pub(super) fn run(engine: &mut Engine, calls: Vec<Call>) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for c in calls {
         alerts.extend(engine.process(&c).alerts);
@@ -120,7 +120,7 @@ fn run(engine: &mut Engine, calls: Vec<Call>) -> Vec<Alert> {
     alerts
 }
 
-fn kinds(alerts: &[Alert]) -> Vec<AlertKind> {
+pub(super) fn kinds(alerts: &[Alert]) -> Vec<AlertKind> {
     let mut k: Vec<AlertKind> = alerts.iter().map(|a| a.kind).collect();
     k.sort();
     k.dedup();
@@ -448,142 +448,6 @@ fn SensitivePattern_for_test() -> crate::SensitivePattern {
         pattern: "(".into(),
         weight: 1.0,
     }
-}
-
-/// An engine whose baseline saw `cart` at version v1 (calling redis in every request).
-fn learned_with_versions() -> (Engine, i64) {
-    learned_with_versions_and(DetectorConfig::default())
-}
-
-fn learned_with_versions_and(config: DetectorConfig) -> (Engine, i64) {
-    learned_with_config(config, |t, _| {
-        vec![versioned(
-            call(t + 4, "cart", "redis", "GET", "cart", "GET /cart"),
-            "v1",
-        )]
-    })
-}
-
-fn versioned(mut c: Call, version: &str) -> Call {
-    c.source_version = Some(version.into());
-    c
-}
-
-/// What cart v2 newly calls: endpoints on its known edge to redis and one new edge.
-fn rollout_calls(t: i64) -> Vec<Call> {
-    let mut calls: Vec<Call> = ["SET", "DEL", "EXPIRE", "HGET", "HSET"]
-        .iter()
-        .enumerate()
-        .map(|(i, op)| call(t + i as i64 * SEC, "cart", "redis", op, "cart", "GET /cart"))
-        .collect();
-    calls.push(call(
-        t + 6 * SEC,
-        "cart",
-        "pricing",
-        "GET",
-        "/prices/{id}",
-        "GET /cart",
-    ));
-    calls.into_iter().map(|c| versioned(c, "v2")).collect()
-}
-
-#[test]
-fn what_a_rollout_introduces_is_one_info_alert_and_is_learned() {
-    let (mut e, t) = learned_with_versions();
-    // v2's first call is one the baseline knows: the rollout starts there.
-    run(
-        &mut e,
-        vec![versioned(
-            call(t, "cart", "redis", "GET", "cart", "GET /cart"),
-            "v2",
-        )],
-    );
-    let mut alerts = run(&mut e, rollout_calls(t + SEC));
-    alerts.extend(e.flush().alerts);
-    let (notices, others): (Vec<Alert>, Vec<Alert>) = alerts
-        .into_iter()
-        .partition(|a| a.severity == Severity::Info);
-    let ids: std::collections::BTreeSet<&str> = notices.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!(
-        ids.len(),
-        1,
-        "one notice, not one alert per endpoint: {notices:#?}"
-    );
-    let notice = notices.last().unwrap();
-    assert_eq!(notice.evidence["rollout_version"], "v2");
-    assert_eq!(notice.evidence["new_endpoints"], 5);
-    assert!(
-        notice.summary.contains("rolled out version v2"),
-        "{}",
-        notice.summary
-    );
-    // A new edge is never folded: the call to pricing alerts on its own.
-    assert_eq!(kinds(&others), vec![AlertKind::NewEdge]);
-    let changes = e.baseline().rollout_changes();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].introduced.len(), 5);
-    // Learned: the same endpoints again raise nothing.
-    let mut again = rollout_calls(t + 60 * SEC);
-    again.pop();
-    assert!(run(&mut e, again).is_empty());
-}
-
-#[test]
-fn a_rollout_still_alerts_on_sensitive_calls_and_after_its_grace() {
-    let (mut e, t) = learned_with_versions();
-    run(
-        &mut e,
-        vec![versioned(
-            call(t, "cart", "redis", "GET", "cart", "GET /cart"),
-            "v2",
-        )],
-    );
-    let admin = versioned(
-        call(
-            t + SEC,
-            "cart",
-            "users",
-            "DELETE",
-            "/admin/users/{id}",
-            "GET /cart",
-        ),
-        "v2",
-    );
-    let alerts = run(&mut e, vec![admin]);
-    assert!(
-        alerts.iter().all(|a| a.severity != Severity::Info),
-        "{alerts:#?}"
-    );
-    assert!(kinds(&alerts).contains(&AlertKind::SensitiveEndpoint));
-    // Past the grace period v2 is the workload's normal: novelty alerts one by one again.
-    let late = t + 2 * 3600 * SEC;
-    let alerts = run(
-        &mut e,
-        vec![versioned(
-            call(late, "cart", "redis", "SCAN", "cart", "GET /cart"),
-            "v2",
-        )],
-    );
-    assert_eq!(kinds(&alerts), vec![AlertKind::NewEndpoint]);
-    assert_ne!(alerts[0].severity, Severity::Info);
-}
-
-#[test]
-fn without_rollout_grace_every_novelty_of_a_new_version_alerts() {
-    let (mut e, t) = learned_with_versions_and(DetectorConfig {
-        rollout_grace: Duration::ZERO,
-        ..Default::default()
-    });
-    run(
-        &mut e,
-        vec![versioned(
-            call(t, "cart", "redis", "GET", "cart", "GET /cart"),
-            "v2",
-        )],
-    );
-    let alerts = run(&mut e, rollout_calls(t + SEC));
-    let ids: std::collections::BTreeSet<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!(ids.len(), 6, "{alerts:#?}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn on_call(kind: AlertKind, call: &Call, score: f64, sensitive: bool) -> Self {
+    pub(crate) fn on_call(kind: AlertKind, call: &Call, score: f64, sensitive: bool) -> Self {
         Self {
             kind,
             score,
@@ -45,7 +45,7 @@ impl Finding {
         }
     }
 
-    fn with(mut self, evidence: &[(&str, Value)], summary: String) -> Self {
+    pub(crate) fn with(mut self, evidence: &[(&str, Value)], summary: String) -> Self {
         self.evidence = ev(evidence);
         self.summary = summary;
         self
@@ -124,17 +124,9 @@ impl Detectors {
         let mut novelty = 0.0;
         match edge_stats {
             None => {
-                let (callees, calls) = keys
-                    .source
-                    .and_then(|s| index.source(s))
-                    .map(|s| (s.callees.len() as f64, s.calls))
-                    .unwrap_or((0.0, 0.0));
-                let p = p_novel(callees, calls);
-                novelty = surprise(p);
-                out.push(Finding::on_call(AlertKind::NewEdge, call, novelty, false).with(
-                    &[("baseline_callees", json!(callees)), ("baseline_source_calls", json!(calls)), ("p_new_callee", json!(p))],
-                    format!("{src} called {dst} ({what}) for the first time; in the baseline it called {callees} services over {calls:.0} calls (p of a new callee ≈ {p:.2e}, score {novelty:.1})"),
-                ));
+                let f = crate::new_edge::finding(call, (src, dst), &keys, index, config);
+                novelty = f.score;
+                out.push(f);
             }
             Some(e) if endpoint_stats.is_none() => {
                 let endpoints = keys.edge.map_or(0, |k| index.endpoints_on_edge(k)) as f64;
@@ -410,7 +402,7 @@ fn identity_finding(
 }
 
 /// `METHOD route` of a call, formatted only when a summary is written.
-struct MethodRoute<'a>(&'a Call);
+pub(crate) struct MethodRoute<'a>(pub(crate) &'a Call);
 
 impl std::fmt::Display for MethodRoute<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -444,6 +436,7 @@ mod tests {
         c.route = "/latest/api/token".into();
         c.destination_address = Some("169.254.169.254:80".into());
         assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("cloud-metadata"));
+        c.route = "/".into();
         c.destination_address = Some("10.0.0.7:15000".into());
         assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("envoy-admin"));
         c.destination_address = None;
@@ -451,5 +444,128 @@ mod tests {
         assert_eq!(d.sensitive_match(&c), None);
         c.route = "/debug/pprof/heap".into();
         assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("debug"));
+    }
+
+    /// The control-plane and cloud patterns, on the addresses and routes real clients
+    /// use, and on look-alikes that must stay quiet.
+    #[test]
+    fn control_plane_and_cloud_metadata_are_sensitive_by_default() {
+        let d = Detectors::new(&DetectorConfig::default());
+        let matched = |address: Option<&str>, route: &str| {
+            let c = Call {
+                route: route.into(),
+                destination_address: address.map(Into::into),
+                ..Default::default()
+            };
+            d.sensitive_match(&c).map(|(name, _)| name.to_owned())
+        };
+        let hits = [
+            (
+                Some("kubernetes.default.svc:443"),
+                "/version",
+                "kubernetes-api",
+            ),
+            (
+                Some("kubernetes.default.svc.cluster.local:443"),
+                "/api",
+                "kubernetes-api",
+            ),
+            (Some("kubernetes.default:443"), "/", "kubernetes-api"),
+            (Some("kubernetes"), "/", "kubernetes-api"),
+            (Some("10.0.0.1:6443"), "/healthz", "kubernetes-api"),
+            (
+                Some("kubernetes.default.svc:443"),
+                "/api/v1/namespaces/shop/secrets",
+                "kubernetes-secrets",
+            ),
+            (
+                None,
+                "/api/v1/namespaces/{id}/secrets/db-credentials",
+                "kubernetes-secrets",
+            ),
+            (None, "/api/v1/secrets", "kubernetes-secrets"),
+            (
+                None,
+                "/api/v1/namespaces/shop/serviceaccounts/cart/token",
+                "kubernetes-secrets",
+            ),
+            (
+                None,
+                "/api/v1/namespaces/shop/pods/cart-7f9/exec",
+                "kubernetes-pod-exec",
+            ),
+            (
+                None,
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                "kubernetes-rbac-review",
+            ),
+            (
+                None,
+                "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                "kubernetes-rbac-review",
+            ),
+            (
+                None,
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                "kubernetes-rbac-review",
+            ),
+            (Some("istiod.istio-system.svc:15012"), "/", "istiod"),
+            (Some("10.0.3.4:15010"), "/", "istiod"),
+            (Some("10.0.3.4:15014"), "/debug/syncz", "istiod"),
+            (Some("istiod.istio-system.svc:15017"), "/inject", "istiod"),
+            (Some("10.0.0.10:2379"), "/v3/kv/range", "etcd"),
+            (Some("10.0.0.21:10250"), "/pods", "kubelet"),
+            (Some("10.0.0.21:10255"), "/stats/summary", "kubelet"),
+            (Some("10.0.0.7:15000"), "/config_dump", "envoy-admin"),
+            (
+                Some("169.254.169.254:80"),
+                "/latest/meta-data/iam/security-credentials/",
+                "cloud-metadata",
+            ),
+            (
+                Some("169.254.169.254"),
+                "/metadata/instance",
+                "cloud-metadata",
+            ),
+            (
+                Some("metadata.google.internal:80"),
+                "/computeMetadata/v1/instance/service-accounts/default/token",
+                "cloud-metadata",
+            ),
+            (
+                Some("[fd00:ec2::254]:80"),
+                "/latest/api/token",
+                "cloud-metadata",
+            ),
+            (Some("fd00:ec2::254"), "/", "cloud-metadata"),
+            (
+                Some("169.254.170.2:80"),
+                "/v2/credentials/abc",
+                "cloud-metadata",
+            ),
+            (Some("168.63.129.16:80"), "/machine", "cloud-metadata"),
+        ];
+        for (address, route, want) in hits {
+            assert_eq!(
+                matched(address, route).as_deref(),
+                Some(want),
+                "{address:?} {route}"
+            );
+        }
+        let quiet = [
+            (Some("payments.shop.svc:443"), "/charge"),
+            (Some("10.0.0.5:443"), "/api/v1/items"),
+            (Some("kubernetes-dashboard.ops:443"), "/"),
+            (Some("cart:8080"), "/api/v1/namespaces/shop/pods"),
+            (Some("db:5432"), "/secretsanta"),
+            (Some("10.0.0.5:23790"), "/"),
+            (Some("10.0.0.5:102500"), "/"),
+            (Some("169.254.169.25:80"), "/"),
+            (None, "/apis/apps/v1/deployments"),
+            (None, "/metadata/products/{id}"),
+        ];
+        for (address, route) in quiet {
+            assert_eq!(matched(address, route), None, "{address:?} {route}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Incidents: findings from one source close in event time, lateral-movement paths
-//! stitched from chains of new edges (petgraph), and storm incidents that absorb what
-//! the alert budget suppresses.
+//! stitched from chains of new edges (petgraph), and storm incidents that group what
+//! the alert budget counted in a storm alert.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -178,35 +178,37 @@ impl IncidentBook {
         }
     }
 
-    /// Counts one suppressed finding in the namespace's storm incident for the budget
-    /// window; emits it at powers of two, otherwise at the next flush.
+    /// Counts one suppressed finding in the storm incident of its budget pool and
+    /// window, which holds the pool's storm alert; returns the incident's id, and the
+    /// incident itself at powers of two (otherwise at the next flush).
     pub fn suppress(
         &mut self,
-        namespace: &str,
+        pool: &str,
         window_start_ns: i64,
+        storm_alert_id: &str,
         source: &Workload,
         t: i64,
-    ) -> Option<Incident> {
-        let id = stable_id(&["storm", namespace, &window_start_ns.to_string()]);
+    ) -> (String, Option<Incident>) {
+        let id = stable_id(&["storm", pool, &window_start_ns.to_string()]);
         let incident = self.incidents.entry(id.clone()).or_insert_with(|| {
             let mut i = new_incident(id.clone(), source.clone(), t);
             i.severity = Severity::High;
+            i.alert_ids.push(storm_alert_id.to_owned());
             i
         });
         incident.suppressed += 1;
         incident.last_seen = incident.last_seen.max(time(t));
         incident.summary = format!(
-            "alert storm in namespace {:?}: {} findings over the alert budget were suppressed into this incident (first from {})",
-            namespace,
+            "alert storm in {pool}: {} findings over the alert budget were counted in alert {storm_alert_id} instead of alerted one by one (first from {})",
             incident.suppressed,
             incident.source.key()
         );
         if incident.suppressed.is_power_of_two() {
             self.dirty.remove(&id);
-            Some(incident.clone())
+            (id, Some(incident.clone()))
         } else {
-            self.dirty.insert(id);
-            None
+            self.dirty.insert(id.clone());
+            (id, None)
         }
     }
 

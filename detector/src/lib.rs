@@ -12,6 +12,8 @@ mod error;
 pub mod eval;
 mod findings;
 mod incidents;
+mod new_edge;
+mod rollout;
 mod score;
 #[doc(hidden)]
 pub mod testmesh;
@@ -25,4 +27,5 @@ pub use eval::{
     AlertDigest, DEFAULT_SLACK, EvalReport, ReferenceRule, RuleTotals, ScenarioResult, score,
 };
 pub use findings::{OVERFLOW_ROUTE, spiffe_ns_sa};
+pub use new_edge::{UNATTRIBUTED_SERVICE, is_unattributed};
 pub use score::{Moments, nb_upper_tail, p_novel, p_rare_upper, poisson_upper_tail, surprise};

@@ -15,10 +15,13 @@ pub enum AlertKind {
     Probing,
     Plaintext,
     IdentityMismatch,
+    /// Findings over the alert budget, counted in one alert per budget pool and window
+    /// (so a storm still reaches the store and the webhooks).
+    AlertStorm,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::NewEdge,
         AlertKind::NewEndpoint,
         AlertKind::SensitiveEndpoint,
@@ -28,6 +31,7 @@ impl AlertKind {
         AlertKind::Probing,
         AlertKind::Plaintext,
         AlertKind::IdentityMismatch,
+        AlertKind::AlertStorm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl AlertKind {
             AlertKind::Probing => "probing",
             AlertKind::Plaintext => "plaintext",
             AlertKind::IdentityMismatch => "identity_mismatch",
+            AlertKind::AlertStorm => "alert_storm",
         }
     }
 

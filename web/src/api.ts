@@ -92,7 +92,7 @@ export interface Baseline {
 }
 
 export const KINDS = ['new_edge', 'new_endpoint', 'sensitive_endpoint', 'fan_out', 'rate_spike',
-  'context_anomaly', 'probing', 'plaintext', 'identity_mismatch'];
+  'context_anomaly', 'probing', 'plaintext', 'identity_mismatch', 'alert_storm'];
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
 export const STATES = ['open', 'acked', 'accepted'];
 
