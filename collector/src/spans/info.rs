@@ -7,7 +7,7 @@ use eastwest_model::{Protocol, Workload};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
 use super::attributes::{Attrs, Key, KeyIndex, truncate};
-use super::routes::{normalize_raw_path, normalize_template, template_path};
+use super::routes::{normalize_template, raw_and_template};
 use super::sampling::weight_from_tracestate;
 use super::workload::{
     own_workload, parse_upstream_cluster, spiffe_service_account, split_k8s_host, url_authority,
@@ -40,8 +40,10 @@ pub struct SpanInfo {
     /// Route template (no method prefix): the reported template (`http.route`), else
     /// the raw path templated by its look.
     pub route: Option<String>,
-    /// The raw path, normalised, when the route was not reported but guessed from it:
-    /// matched against the callee's known templates when the call is built.
+    /// Whether `route` is a template the span reported (else a guess from a raw path,
+    /// matched against the callee's known templates when the call is built).
+    pub route_reported: bool,
+    /// The raw path, normalised, when it differs from the guessed `route`.
     pub raw_path: Option<String>,
     pub status: Option<u32>,
     pub error: bool,
@@ -111,7 +113,9 @@ impl SpanInfo {
         let (mut workload, version) = own_workload(&attrs);
         let kind = SpanKind::try_from(span.kind).ok()?;
         let protocol = protocol(&attrs, kind);
-        let (method, route, raw_path) = method_and_route(&attrs, protocol, &span.name);
+        let (method, route, guessed) = method_and_route(&attrs, protocol, &span.name);
+        let route_reported = route.is_some() && guessed.is_none();
+        let raw_path = guessed.flatten();
         let status = attrs
             .int(&[Key::HttpResponseStatusCode, Key::HttpStatusCode])
             .or_else(|| attrs.int(&[Key::RpcGrpcStatusCode, Key::GrpcStatusCode]))
@@ -216,6 +220,7 @@ impl SpanInfo {
             protocol,
             method,
             route,
+            route_reported,
             raw_path,
             status,
             error,
@@ -281,12 +286,13 @@ fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
     }
 }
 
-/// Method, route, and the normalised raw path when the route is guessed from it.
+/// Method, route, and `Some` when the route is guessed from a raw path (holding that
+/// path, normalised, when it differs from the guess).
 fn method_and_route(
     attrs: &Attrs,
     protocol: Protocol,
     span_name: &str,
-) -> (String, Option<String>, Option<String>) {
+) -> (String, Option<String>, Option<Option<String>>) {
     let http_method = attrs.span_str(&[Key::HttpRequestMethod, Key::HttpMethod]);
     let path = || {
         attrs
@@ -351,11 +357,11 @@ fn method_and_route(
                 return (method, Some(normalize_template(&route)), None);
             }
             match path() {
-                Some(p) => (
-                    method,
-                    Some(template_path(&p)),
-                    Some(normalize_raw_path(&p)),
-                ),
+                Some(p) => {
+                    let (raw, template) = raw_and_template(&p);
+                    let raw = (raw != template).then_some(raw);
+                    (method, Some(template), Some(raw))
+                }
                 None => (method, None, None),
             }
         }

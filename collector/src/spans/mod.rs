@@ -29,7 +29,7 @@ use crate::CollectorError;
 pub use attributes::truncate as truncate_field;
 pub use batch::SpanBatch;
 pub use normalizer::{NormalizerStats, SpanNormalizer};
-pub use routes::{OVERFLOW_ROUTE, normalize_raw_path, template_path};
+pub use routes::{OVERFLOW_ROUTE, template_path};
 pub use sampling::weight_from_tracestate;
 pub use workload::{parse_upstream_cluster, spiffe_service_account, split_k8s_host};
 

@@ -70,7 +70,7 @@ impl Naming {
         }
         if info.side == super::info::Side::Callee
             && info.protocol == Protocol::Http
-            && info.raw_path.is_none()
+            && info.route_reported
             && let Some(route) = &info.route
         {
             self.templates.learn(&info.workload.key(), route);
@@ -80,12 +80,13 @@ impl Naming {
     /// The route a side names on a call into `destination` (a workload key).
     fn route_of(&self, info: &SpanInfo, destination: &str) -> Option<String> {
         let route = info.route.as_ref()?;
-        let Some(raw) = &info.raw_path else {
+        if info.route_reported || info.protocol != Protocol::Http {
             return Some(route.clone());
-        };
-        let known = self
-            .templates
-            .resolve(destination, raw)
+        }
+        let known = info
+            .raw_path
+            .as_deref()
+            .and_then(|raw| self.templates.resolve(destination, raw))
             .or_else(|| self.templates.resolve(destination, route));
         Some(known.unwrap_or(route).to_string())
     }

@@ -73,10 +73,7 @@ pub fn render_segment(segment: &str) -> Cow<'_, str> {
 /// `/a/b` from segments (`/` for none), stopping before the segment that would take the
 /// path past `max_bytes`: cut at a segment boundary, the result still normalises to
 /// itself.
-pub fn render<S: AsRef<str>>(segments: &[S], max_bytes: usize) -> String {
-    if segments.is_empty() {
-        return "/".to_string();
-    }
+pub fn render<S: AsRef<str>>(segments: impl IntoIterator<Item = S>, max_bytes: usize) -> String {
     let mut out = String::new();
     for segment in segments {
         let rendered = render_segment(segment.as_ref());
@@ -86,12 +83,15 @@ pub fn render<S: AsRef<str>>(segments: &[S], max_bytes: usize) -> String {
         out.push('/');
         out.push_str(&rendered);
     }
+    if out.is_empty() {
+        out.push('/');
+    }
     out
 }
 
 /// The canonical spelling of a raw path (segments kept as the callee's router sees them).
 pub fn normalize_path(path: &str, max_bytes: usize) -> String {
-    render(&segments(path), max_bytes)
+    render(segments(path), max_bytes)
 }
 
 #[cfg(test)]
@@ -104,7 +104,7 @@ mod tests {
     }
 
     fn flat(path: &str) -> String {
-        render(&flatten(segments(path)), 256)
+        render(flatten(segments(path)), 256)
     }
 
     #[test]

@@ -18,21 +18,26 @@ pub const OVERFLOW_ROUTE: &str = "{overflow}";
 /// [`MAX_LITERAL_SEGMENT_BYTES`] as `{value}`. Idempotent, at most
 /// [`MAX_FIELD_BYTES`] long.
 pub fn template_path(path: &str) -> String {
-    let segments = paths::flatten(paths::segments(path));
-    let templated: Vec<Cow<'_, str>> = segments
-        .iter()
-        .map(|s| match template_segment(s) {
-            Some(placeholder) => Cow::Borrowed(placeholder),
-            None => Cow::Borrowed(s.as_ref()),
-        })
-        .collect();
-    paths::render(&templated, MAX_FIELD_BYTES)
+    template_segments(paths::segments(path))
 }
 
-/// A raw path in its canonical spelling, segments as the callee's router sees them (a
-/// decoded `/` stays inside its segment): what known templates are matched against.
-pub fn normalize_raw_path(path: &str) -> String {
-    paths::normalize_path(path, MAX_FIELD_BYTES)
+/// A raw path's canonical spelling (segments as the callee's router sees them: a decoded
+/// `/` stays inside its segment), what known templates are matched against, and its
+/// template ([`template_path`]), from one parse.
+pub fn raw_and_template(path: &str) -> (String, String) {
+    let segments = paths::segments(path);
+    let raw = paths::render(&segments, MAX_FIELD_BYTES);
+    (raw, template_segments(segments))
+}
+
+fn template_segments(segments: Vec<Cow<'_, str>>) -> String {
+    let segments = paths::flatten(segments);
+    paths::render(
+        segments
+            .iter()
+            .map(|s| template_segment(s).unwrap_or(s.as_ref())),
+        MAX_FIELD_BYTES,
+    )
 }
 
 /// A route template as reported (`http.route`), normalised like a raw path so that a
