@@ -203,13 +203,25 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Scenario directories written by `eastwest gen`.
+    /// Scenario directories written by `eastwest gen` (with `--dataset`: the dataset's
+    /// folder).
     #[arg(value_name = "DIR", required_unless_present = "all")]
     pub dirs: Vec<PathBuf>,
+    /// Evaluate on real traces: `nezha` reads a Nezha Online Boutique folder (DIR), lays
+    /// its recorded windows on one timeline, learns on the first part and injects the
+    /// attack and benign scenarios into the rest; its real faults stay unlabelled.
+    #[arg(long, value_name = "FORMAT", value_parser = ["nezha"], conflicts_with = "all")]
+    pub dataset: Option<String>,
+    /// With `--dataset`: only the first N trace files, oldest first.
+    #[arg(long, value_name = "N", requires = "dataset")]
+    pub max_files: Option<usize>,
+    /// With `--dataset`: share of the timeline used for learning [default: 0.4].
+    #[arg(long, value_name = "SHARE", requires = "dataset")]
+    pub learning_share: Option<f64>,
     /// Generate and evaluate the whole built-in scenario suite.
     #[arg(long, conflicts_with = "dirs")]
     pub all: bool,
-    /// Seed for `--all` (default: the generator's default seed).
+    /// Seed for `--all` and `--dataset` (default: the generator's default seed).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Mesh for `--all`: `boutique`, `trainticket` or `large` (see `eastwest gen`);

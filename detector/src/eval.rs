@@ -59,6 +59,14 @@ impl RuleTotals {
         }
         self.false_alerts as f64 * 1e6 / self.normal_calls as f64
     }
+
+    /// False alerts per hour of traffic after learning (`hours` of event time).
+    pub fn false_per_hour(&self, hours: f64) -> f64 {
+        if hours <= 0.0 {
+            return 0.0;
+        }
+        self.false_alerts as f64 / hours
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +95,8 @@ pub struct EvalReport {
     pub references: Vec<RuleTotals>,
     pub calls: u64,
     pub learning_calls: u64,
+    /// Event time of the traffic after learning, in hours (summed over scenarios).
+    pub detection_hours: f64,
     pub alerts: usize,
     /// Info notices among `alerts` (not counted as false alerts).
     pub notices: usize,
@@ -283,6 +293,12 @@ pub fn score(
         })
         .collect();
     let alerts_raised = alerts.values().map(AlertDigest::of).collect();
+    let last_ns = calls
+        .iter()
+        .map(|c| c.event_time_ns)
+        .max()
+        .unwrap_or(i64::MIN);
+    let detection_hours = last_ns.saturating_sub(detect_from).max(0) as f64 / 3.6e12;
     EvalReport {
         alerts_raised,
         scenarios,
@@ -290,6 +306,7 @@ pub fn score(
         references,
         calls: calls.len() as u64,
         learning_calls,
+        detection_hours,
         alerts: alerts.len(),
         notices: hits.iter().filter(|h| h.notice).count(),
         false_alert_summaries,
@@ -349,6 +366,7 @@ impl EvalReport {
                 references: ReferenceRule::ALL.iter().map(|r| empty(r.name())).collect(),
                 calls: 0,
                 learning_calls: 0,
+                detection_hours: 0.0,
                 alerts: 0,
                 notices: 0,
                 false_alert_summaries: Vec::new(),
@@ -363,6 +381,7 @@ impl EvalReport {
             }
             acc.calls += r.calls;
             acc.learning_calls += r.learning_calls;
+            acc.detection_hours += r.detection_hours;
             acc.alerts += r.alerts;
             acc.notices += r.notices;
             acc.false_alert_summaries.extend(r.false_alert_summaries);
@@ -379,8 +398,23 @@ fn add(a: &mut RuleTotals, b: &RuleTotals) {
     a.normal_calls += b.normal_calls;
 }
 
-impl fmt::Display for EvalReport {
+/// The report table with a false-alerts-per-hour column ([`EvalReport::per_hour`]).
+pub struct PerHourTable<'a>(&'a EvalReport);
+
+impl fmt::Display for PerHourTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_table(f, true)
+    }
+}
+
+impl EvalReport {
+    /// The table with false alerts per hour of traffic next to those per 1M calls (the
+    /// real-trace suites: their traffic rate is the recording's, not the generator's).
+    pub fn per_hour(&self) -> PerHourTable<'_> {
+        PerHourTable(self)
+    }
+
+    fn write_table(&self, f: &mut fmt::Formatter<'_>, per_hour: bool) -> fmt::Result {
         let yn = |b: bool| if b { "yes" } else { "no" };
         writeln!(
             f,
@@ -420,13 +454,14 @@ impl fmt::Display for EvalReport {
                 },
             )?;
         }
-        writeln!(
+        write!(
             f,
             "{:<12} {:>9} {:>10} {:>13} {:>15}",
             "detector", "recall", "detected", "false alerts", "false per 1M"
         )?;
+        writeln!(f, "{}", if per_hour { "  false per hour" } else { "" })?;
         for t in std::iter::once(&self.eastwest).chain(&self.references) {
-            writeln!(
+            write!(
                 f,
                 "{:<12} {:>8.1}% {:>4}/{:<5} {:>13} {:>15.1}",
                 t.name,
@@ -436,6 +471,10 @@ impl fmt::Display for EvalReport {
                 t.false_alerts,
                 t.false_per_million()
             )?;
+            if per_hour {
+                write!(f, " {:>15.1}", t.false_per_hour(self.detection_hours))?;
+            }
+            writeln!(f)?;
         }
         let refs: Vec<String> = self
             .references
@@ -460,7 +499,22 @@ impl fmt::Display for EvalReport {
             self.eastwest.normal_calls,
             self.notices,
             refs.join(", ")
-        )
+        )?;
+        if per_hour {
+            write!(
+                f,
+                "; false alerts per hour {:.1} over {:.2} h of traffic after learning",
+                self.eastwest.false_per_hour(self.detection_hours),
+                self.detection_hours
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_table(f, false)
     }
 }
 

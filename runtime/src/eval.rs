@@ -32,6 +32,15 @@ pub struct ScenarioRun {
 /// Runs a scenario directory and scores it.
 pub async fn evaluate_dir(dir: &Path, config: &EastwestConfig) -> Result<EvalReport, RuntimeError> {
     let data = eastwest_datasets::read_scenario_dir(dir)?;
+    Ok(evaluate_data(data, config).await?.0)
+}
+
+/// Runs a scenario held in memory (a real-trace suite) and scores it. Also returns the
+/// event time the scenario was moved by, which maps alert times back onto its timeline.
+pub async fn evaluate_data(
+    data: ScenarioData,
+    config: &EastwestConfig,
+) -> Result<(EvalReport, i64), RuntimeError> {
     let labels = data.labels.clone();
     let run = run_scenario(data, config).await?;
     let shift = chrono::Duration::nanoseconds(run.shifted_ns);
@@ -43,13 +52,14 @@ pub async fn evaluate_dir(dir: &Path, config: &EastwestConfig) -> Result<EvalRep
             l
         })
         .collect();
-    Ok(eastwest_detector::score(
+    let report = eastwest_detector::score(
         &run.calls,
         &run.alerts,
         run.detect_from,
         &labels,
         DEFAULT_SLACK,
-    ))
+    );
+    Ok((report, run.shifted_ns))
 }
 
 /// Feeds a scenario (moved by whole days to just before now) through a fresh runtime

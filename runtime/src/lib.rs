@@ -25,6 +25,6 @@ pub use config::{
 };
 pub use core::{Core, CoreParts, FAILPOINT_ENV};
 pub use error::RuntimeError;
-pub use eval::{ScenarioRun, evaluate_dir, run_scenario};
+pub use eval::{ScenarioRun, evaluate_data, evaluate_dir, run_scenario};
 pub use serve::{Running, cancel_on_signals, start};
 pub use storage::{StorageConfig, StorageMetrics, baseline_dir, restore_baseline};

@@ -80,16 +80,19 @@ impl RealSuite {
 }
 
 /// The injections in the order they are placed, one slot of the detection part each.
+/// Injections on the same edge are far apart (an alert near two labels of one source
+/// and destination would be listed under both), and the bulk read comes after the surge
+/// so that each rate change is measured on its own.
 const PLAN: [&str; 9] = [
     "new-edge",
+    "context-anomaly",
     "admin-reflection",
     "fan-out",
     "probing",
     "new-edge-leaf",
-    "context-anomaly",
-    "bulk-read",
     "benign-surge",
     "benign-new-pods",
+    "bulk-read",
 ];
 
 /// Builds the suite from a Nezha Online Boutique folder (`rca_data/DATE/trace/…`,
@@ -250,6 +253,7 @@ fn place(
         "cartservice",
         at("benign-new-pods"),
     ));
+    labels.sort_by_key(|l| PLAN.iter().position(|p| *p == l.scenario));
     Ok((labels, counts))
 }
 

@@ -368,8 +368,10 @@ fn the_same_seed_builds_the_same_suite() {
     let b = nezha_suite(dir.path(), &RealOptions::default()).unwrap();
     assert_eq!(a.data.traces, b.data.traces);
     assert_eq!(a.data.labels, b.data.labels);
-    let mut opts = RealOptions::default();
-    opts.learning_share = 0.95;
+    let opts = RealOptions {
+        learning_share: 0.95,
+        ..Default::default()
+    };
     assert!(nezha_suite(dir.path(), &opts).is_err());
 }
 
