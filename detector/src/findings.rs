@@ -90,7 +90,9 @@ impl Detectors {
         }
     }
 
-    /// The heaviest sensitive pattern matching the route or the destination address.
+    /// The heaviest sensitive pattern matching the route or the destination address;
+    /// of equal weights, the first on the route (what was asked is more telling than
+    /// where: an RBAC self-review names more than "the API server").
     pub fn sensitive_match(&self, call: &Call) -> Option<(&str, f64)> {
         let mut hits: Vec<usize> = self
             .sensitive_set
@@ -100,10 +102,13 @@ impl Detectors {
         if let Some(addr) = call.destination_address.as_deref() {
             hits.extend(self.sensitive_set.matches(addr).iter());
         }
-        hits.into_iter()
-            .filter_map(|i| self.sensitive.get(i))
-            .map(|(name, _, w)| (name.as_str(), *w))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
+        let mut best: Option<(&str, f64)> = None;
+        for (name, _, w) in hits.into_iter().filter_map(|i| self.sensitive.get(i)) {
+            if best.is_none_or(|(_, b)| *w > b) {
+                best = Some((name.as_str(), *w));
+            }
+        }
+        best
     }
 
     /// Findings on one call; `src` and `dst` are its workload keys (`Call::edge_key`),
