@@ -140,6 +140,17 @@ impl PeerNames {
     /// A caller in `caller_ns` named its callee `peer`, and the callee's own span says it
     /// is `callee`: later calls by that name reach `callee` too.
     pub fn learn_alias(&mut self, peer: &Workload, caller_ns: Option<&str>, callee: &Workload) {
+        // The common case, checked without allocating: the caller used the callee's name.
+        if peer.service.eq_ignore_ascii_case(&callee.service)
+            && peer.namespace.as_deref().is_none_or(|ns| {
+                callee
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(ns))
+            })
+        {
+            return;
+        }
         if callee.service == "unknown"
             || peer.service == "unknown"
             || self.resolve_own(peer, caller_ns).is_some()

@@ -23,20 +23,28 @@ struct Known {
     last_seen: u64,
 }
 
-/// Templates per destination workload key, bounded in workloads and templates each.
+/// Templates per destination workload key, bounded in workloads, in templates per
+/// workload, and in templates overall (forged server spans of many workloads cannot
+/// multiply the two).
 pub struct RouteTemplates {
     known: HashMap<String, Known, Hasher>,
     max_workloads: usize,
     max_templates: usize,
+    max_total: usize,
+    total: usize,
     seq: u64,
 }
 
 impl RouteTemplates {
+    /// At most `max_workloads` workloads, `max_templates` templates each, and
+    /// `max_workloads` templates in all.
     pub fn new(max_workloads: usize, max_templates: usize) -> Self {
         Self {
             known: HashMap::default(),
             max_workloads: max_workloads.max(1),
             max_templates: max_templates.max(1),
+            max_total: max_workloads.max(max_templates).max(1),
+            total: 0,
             seq: 0,
         }
     }
@@ -54,7 +62,10 @@ impl RouteTemplates {
             if known.templates.contains(template) || known.templates.len() >= self.max_templates {
                 return;
             }
-        } else if self.known.len() >= self.max_workloads {
+        }
+        if self.total >= self.max_total
+            || (!self.known.contains_key(workload) && self.known.len() >= self.max_workloads)
+        {
             self.evict_oldest_half();
         }
         let known = self
@@ -66,6 +77,7 @@ impl RouteTemplates {
                 last_seen: self.seq,
             });
         known.templates.insert(template.to_string());
+        self.total += 1;
         if let Some(route) = router_route(template) {
             // A conflict is a template equal to one known up to parameter names: the
             // first one reported names the route.
@@ -87,6 +99,7 @@ impl RouteTemplates {
         let (_, cut, _) = seen.select_nth_unstable(middle);
         let cut = *cut;
         self.known.retain(|_, k| k.last_seen > cut);
+        self.total = self.known.values().map(|k| k.templates.len()).sum();
     }
 }
 
@@ -205,9 +218,12 @@ mod tests {
         assert_eq!(t.resolve("a", "/r2/v"), None, "over the per-workload cap");
         for w in 0..20 {
             t.learn(&format!("w{w}"), "/p/{x}");
+            t.learn(&format!("w{w}"), "/q/{x}");
             assert!(t.len() <= 4);
+            assert!(t.total <= 4, "{} templates held", t.total);
         }
         assert_eq!(t.resolve("w19", "/p/1"), Some("/p/{x}"));
+        assert_eq!(t.resolve("w19", "/q/1"), Some("/q/{x}"));
     }
 
     proptest! {
