@@ -22,6 +22,16 @@ eastwest demo                  # the same, fed with built-in mesh traffic and an
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line,
+    /// for log collectors); `EASTWEST_LOG_FORMAT` overrides it. Levels: `EASTWEST_LOG`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
