@@ -11,6 +11,7 @@ mod eval;
 mod tools;
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use anyhow::anyhow;
@@ -23,14 +24,34 @@ use crate::cli::{Cli, Command, LogFormat};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format)?;
+    if let Err(error) = init_logging(cli.log_format) {
+        eprintln!("Error: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reason a pod exits is the log line an operator looks for: in JSON, one more
+        // event, not a plain line the log collector cannot parse.
+        Err(error) if logs_are_json() => {
+            tracing::error!(error = format!("{error:#}"), "eastwest failed");
+            ExitCode::FAILURE
+        }
+        // As `main` returning the error would print it.
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve(args) => commands::serve(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::IngestLogs(args) => tools::ingest_logs(args).await,
@@ -76,7 +97,18 @@ fn init_logging(flag: LogFormat) -> anyhow::Result<()> {
         // e.g. the signal handler, and the process no longer stopped on SIGTERM.
         .log_internal_errors(false);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => {
+            builder.json().init();
+            // A panic (a failed pipeline stage) is logged as an event too.
+            std::panic::set_hook(Box::new(|info| {
+                let backtrace = std::backtrace::Backtrace::capture();
+                if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+                    tracing::error!(panic = %info, %backtrace, "panic");
+                } else {
+                    tracing::error!(panic = %info, "panic");
+                }
+            }));
+        }
         // Colour only where a person reads it: escape codes in a file, a pipe or a
         // container log are noise every line. NO_COLOR (https://no-color.org) is honoured
         // on a terminal too; setting `with_ansi` replaces tracing-subscriber's own check.

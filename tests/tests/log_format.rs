@@ -5,16 +5,26 @@
 mod otlp_support;
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use otlp_support::{ChildGuard, StartError, eastwest_bin, free_addr, stop_gracefully, wait_ready};
 use serde_json::Value;
 
-/// Everything `eastwest serve` wrote to stderr (a pipe, not a terminal) from start to an
-/// orderly SIGTERM shutdown, with `args` and `env` added.
-async fn serve_stderr(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+/// A running `eastwest serve` whose stderr (a pipe, not a terminal) is being read.
+struct Piped {
+    child: ChildGuard,
+    stderr: JoinHandle<String>,
+    http: SocketAddr,
+    api: SocketAddr,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Starts `eastwest serve` with `args` and `env` added and waits until it is ready.
+async fn start_piped(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Piped> {
     let data_dir = tempfile::tempdir()?;
     // free_addr releases its port before eastwest binds it: retry on fresh ports if a
     // parallel test took one in between.
@@ -38,20 +48,20 @@ async fn serve_stderr(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Str
             .stderr(Stdio::piped())
             .spawn()
             .context("spawning eastwest serve")?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let reader = read_all(stderr);
+        let stderr = read_all(child.stderr.take().expect("stderr is piped"));
         let mut child = ChildGuard(child);
         match wait_ready(api, &mut child).await {
             Ok(()) => {
-                // A request to the API, so the run is more than start and stop.
-                reqwest::get(format!("http://{api}/healthz"))
-                    .await?
-                    .error_for_status()?;
-                stop_gracefully(&mut child)?;
-                return Ok(reader.join().expect("reader thread"));
+                return Ok(Piped {
+                    child,
+                    stderr,
+                    http,
+                    api,
+                    _data_dir: data_dir,
+                });
             }
             Err(StartError::Exited(_)) => {
-                let out = reader.join().expect("reader thread");
+                let out = stderr.join().expect("reader thread");
                 if !out.contains("Address already in use") {
                     bail!("eastwest exited before ready:\n{out}");
                 }
@@ -60,6 +70,17 @@ async fn serve_stderr(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Str
         }
     }
     bail!("eastwest did not start in 3 attempts")
+}
+
+/// Everything `eastwest serve` wrote to stderr from start to an orderly SIGTERM
+/// shutdown, with a request to the API in between.
+async fn serve_stderr(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut serving = start_piped(args, env).await?;
+    reqwest::get(format!("http://{}/healthz", serving.api))
+        .await?
+        .error_for_status()?;
+    stop_gracefully(&mut serving.child)?;
+    Ok(serving.stderr.join().expect("reader thread"))
 }
 
 fn read_all(mut from: impl Read + Send + 'static) -> JoinHandle<String> {
@@ -163,6 +184,60 @@ async fn the_environment_variable_overrides_the_flag() -> anyhow::Result<()> {
     .await?;
     let lines = parse_json_lines(&out);
     assert!(message(&lines, "eastwest serving").is_some(), "{out}");
+    Ok(())
+}
+
+/// A failed stage (a panic in the pipeline) and the error serve exits with are log
+/// events too: the lines an operator most needs from a crashed pod.
+#[tokio::test]
+async fn a_crash_is_logged_as_json_too() -> anyhow::Result<()> {
+    let mut serving = start_piped(
+        &["--log-format", "json"],
+        &[("EASTWEST_FAILPOINT", "pipeline")],
+    )
+    .await?;
+    // One span reaches the pipeline, which then panics.
+    let now = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .unwrap()
+        .to_string();
+    let span = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708",
+            "name": "GET /", "kind": 3, "startTimeUnixNano": now, "endTimeUnixNano": now
+        }]}]
+    }]});
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", serving.http))
+        .header("content-type", "application/json")
+        .body(span.to_string())
+        .send()
+        .await?
+        .error_for_status()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serving.child.0.try_wait()? {
+            break status;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "serve did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "{status}");
+    let out = serving.stderr.join().expect("reader thread");
+    let lines = parse_json_lines(&out);
+    let panic = message(&lines, "panic").unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(panic["level"], "ERROR");
+    assert!(
+        panic["fields"]["panic"]
+            .as_str()
+            .is_some_and(|p| p.contains("EASTWEST_FAILPOINT")),
+        "{panic}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["fields"]["message"], "eastwest failed", "{out}");
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["fields"]["error"].is_string(), "{last}");
     Ok(())
 }
 
