@@ -384,12 +384,14 @@ impl AlertBook {
             route: None,
             rollout: None,
         };
+        // The storm is about its pool, not about one request.
+        let s = Subject { entry: None, ..*s };
         let recorded = if self.alerts.contains_key(id) {
-            self.update(id.to_owned(), storm, s, config)
+            self.update(id.to_owned(), storm, &s, config)
         } else {
             // A storm is worth a look whatever it counted: high, so webhooks filtering on
             // severity still hear of it.
-            self.insert(id.to_owned(), storm, s, Severity::High, config)
+            self.insert(id.to_owned(), storm, &s, Severity::High, config)
         };
         match recorded {
             Recorded::Emit(a) => Some(a),

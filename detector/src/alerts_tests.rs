@@ -170,9 +170,13 @@ fn suppressed_findings_are_counted_in_one_storm_alert() {
     let mut storm = None;
     for i in 0..20 {
         let f = finding(&format!("/d/{i}"), 6.5, false);
+        let entry = eastwest_model::Entry {
+            service: "frontend".into(),
+            route: "GET /".into(),
+        };
         let s = Subject {
             source: &decoy,
-            entry: None,
+            entry: Some(&entry),
             time_ns: T0 + i * SEC,
             trace_ids: &[],
         };
@@ -194,6 +198,7 @@ fn suppressed_findings_are_counted_in_one_storm_alert() {
     assert_eq!(storm.count, 17);
     assert_eq!(storm.evidence["suppressed"], 17);
     assert_eq!(storm.evidence["suppressed_by_source"]["frontend.shop"], 17);
+    assert_eq!(storm.entry, None, "about the pool, not one request");
     assert!(
         storm.summary.contains("17 info-to-medium findings")
             && storm.summary.contains("frontend.shop (17)"),
