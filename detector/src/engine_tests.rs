@@ -284,6 +284,24 @@ fn plaintext_on_an_mtls_edge_and_a_borrowed_identity_alert() {
     assert_eq!(alerts[0].evidence["principal_known_for_workloads"], 1);
 }
 
+#[test]
+fn a_claimed_principal_the_callee_did_not_see_is_an_identity_mismatch() {
+    let (mut e, t) = learned();
+    // The callee saw cart's own certificate; cart's span claimed product's identity.
+    let mut lie = call(t, "cart", "redis", "GET", "cart", "GET /cart");
+    lie.claimed_principal = Some("spiffe://cluster.local/ns/shop/sa/product".into());
+    let alerts = run(&mut e, vec![lie]);
+    assert_eq!(kinds(&alerts), vec![AlertKind::IdentityMismatch]);
+    assert_eq!(
+        alerts[0].evidence["claimed_principal"],
+        "spiffe://cluster.local/ns/shop/sa/product"
+    );
+    // A claim that matches what the callee saw is no finding.
+    let mut honest = call(t + SEC, "cart", "redis", "GET", "cart", "GET /cart");
+    honest.claimed_principal = honest.source.principal.clone();
+    assert!(run(&mut e, vec![honest]).is_empty());
+}
+
 /// A caller whose only calls went to a database outside the mesh (no mTLS status, no
 /// identity) and a payments service that only ever received mTLS.
 fn learned_with_an_unmeshed_caller() -> (Engine, i64) {

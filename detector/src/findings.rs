@@ -329,7 +329,13 @@ fn identity_finding(
             (calls > 0.0 && borrowed, calls)
         }
     };
-    if ns_conflict.is_none() && !unseen {
+    // The callee saw one identity on the connection; the caller's own span claimed
+    // another: one of them lies, and the callee's is the one a certificate backs.
+    let claim_conflict = call
+        .claimed_principal
+        .as_deref()
+        .filter(|claimed| *claimed != principal);
+    if ns_conflict.is_none() && claim_conflict.is_none() && !unseen {
         return None;
     }
     let others: Vec<String> = index
@@ -346,7 +352,7 @@ fn identity_finding(
         })
         .unwrap_or_default();
     let p = if unseen { p_rare_upper(0.0, seen) } else { 1.0 };
-    let ns_weight = if ns_conflict.is_some() {
+    let ns_weight = if ns_conflict.is_some() || claim_conflict.is_some() {
         config.identity_namespace_weight
     } else {
         0.0
@@ -363,6 +369,11 @@ fn identity_finding(
         summary.push_str(&format!(
             ", whose SPIFFE namespace {ns} is not the claimed namespace {}",
             claimed_ns.unwrap_or("")
+        ));
+    }
+    if let Some(claimed) = claim_conflict {
+        summary.push_str(&format!(
+            " to its callee, while its own span claimed {claimed}"
         ));
     }
     if unseen && own_principals.is_none() {
@@ -384,6 +395,7 @@ fn identity_finding(
         Finding::on_call(AlertKind::IdentityMismatch, call, score, true).with(
             &[
                 ("principal", json!(principal)),
+                ("claimed_principal", json!(claim_conflict)),
                 ("spiffe_namespace_conflict", json!(ns_conflict)),
                 (
                     "baseline_principals",

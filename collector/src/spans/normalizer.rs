@@ -45,6 +45,9 @@ pub struct NormalizerStats {
     pub layers_collapsed: u64,
     /// Unpaired sides evicted because the store was full.
     pub dropped: u64,
+    /// Server halves that arrived after their caller had given up and been counted as
+    /// a call to a virtual peer (a timeout): not counted again.
+    pub late_answers: u64,
     pub route_overflow: u64,
     pub waiting_for_entry: u64,
     /// Calls emitted without entry tracking because `max_traces` was reached.
@@ -72,6 +75,11 @@ pub struct SpanNormalizer {
     callees: HashMap<Key, SpanInfo, Hasher>,
     caller_children: HashSet<Key, Hasher>,
     callee_ids: HashSet<Key, Hasher>,
+    /// Callers already emitted unanswered (a timeout), newest last, bounded by
+    /// `max_pending_spans`: their server half may still arrive, seconds later, and is
+    /// the same call, not one from an unknown caller.
+    answered_late: HashSet<Key, Hasher>,
+    answered_late_order: std::collections::VecDeque<Key>,
     /// Unpaired sides by expiry: end + pairing TTL. A span is exported when it ends,
     /// so its peer (which ends at about the same time) is due a TTL after that, however
     /// long the call took.
@@ -102,6 +110,8 @@ impl SpanNormalizer {
             callees: HashMap::default(),
             caller_children: HashSet::default(),
             callee_ids: HashSet::default(),
+            answered_late: HashSet::default(),
+            answered_late_order: std::collections::VecDeque::new(),
             expiry: BTreeMap::new(),
             pending_starts: BTreeMap::new(),
             marker_expiry: BTreeMap::new(),
@@ -282,6 +292,9 @@ impl SpanNormalizer {
                     self.stats.paired += 1;
                     let call = self.naming.build_call(&caller, Some(&info));
                     self.complete(info.trace_id, call, out);
+                } else if self.answered_late.remove(&key) {
+                    // The caller gave up and its call was counted; this is its answer.
+                    self.stats.late_answers += 1;
                 } else {
                     self.make_room();
                     if self.callees.insert(key, info).is_none() {
@@ -314,6 +327,17 @@ impl SpanNormalizer {
                         self.schedule(end.saturating_add(ttl), Slot::Caller, key);
                     }
                 }
+            }
+        }
+    }
+
+    fn remember_unanswered(&mut self, key: Key) {
+        if self.answered_late.insert(key) {
+            self.answered_late_order.push_back(key);
+        }
+        while self.answered_late_order.len() > self.config.max_pending_spans {
+            if let Some(old) = self.answered_late_order.pop_front() {
+                self.answered_late.remove(&old);
             }
         }
     }
@@ -354,6 +378,7 @@ impl SpanNormalizer {
                     return;
                 }
                 self.stats.virtual_peers += 1;
+                self.remember_unanswered(key);
                 let call = self.naming.build_call(&caller, None);
                 self.complete(caller.trace_id, call, out);
             }

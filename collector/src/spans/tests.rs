@@ -894,3 +894,17 @@ fn a_forged_endless_duration_cannot_keep_a_side_pending() {
     );
     assert_eq!(n.low_watermark(start + cap), None);
 }
+
+#[test]
+fn a_server_span_answering_a_caller_that_gave_up_is_not_a_second_call() {
+    let mut n = SpanNormalizer::new(NormalizerConfig::default());
+    // The client times out after 1 s and is counted as a call to its virtual peer...
+    let mut calls = n.push(&long_call(2, Some(1), Client, "web", 1));
+    calls.extend(n.advance(BASE as i64 + 4_000 * MS as i64));
+    // ...and the server, still working, ends 5 s later: the same call, answered late.
+    calls.extend(n.push(&long_call(3, Some(2), Server, "cart", 6)));
+    calls.extend(n.flush());
+    assert_eq!(calls.len(), 1, "{:?}", edges(&calls));
+    assert_eq!(calls[0].source.service, "web");
+    assert_eq!(n.stats().late_answers, 1);
+}
