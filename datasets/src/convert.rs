@@ -206,6 +206,18 @@ fn chunk(traces: Vec<Vec<(Vec<KeyValue>, Span)>>) -> Vec<ExportTraceServiceReque
     in_end_time_order(vec![export(spans)])
 }
 
+/// Traces kept whole, [`ZIPKIN_TRACES_PER_REQUEST`] to a request. Zipkin's shared spans
+/// (one id for a client and several server halves, most without a duration) pair only
+/// when their trace arrives together; their timing cannot order them.
+fn whole_traces(traces: Vec<Vec<(Vec<KeyValue>, Span)>>) -> Vec<ExportTraceServiceRequest> {
+    traces
+        .chunks(ZIPKIN_TRACES_PER_REQUEST)
+        .map(|group| export(group.iter().flatten().cloned().collect()))
+        .collect()
+}
+
+const ZIPKIN_TRACES_PER_REQUEST: usize = 50;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ZipkinEndpoint {
@@ -376,7 +388,7 @@ pub fn convert_zipkin_json(path: &Path) -> Result<Vec<ExportTraceServiceRequest>
         });
         traces[idx].push((resource, span));
     }
-    Ok(chunk(traces))
+    Ok(whole_traces(traces))
 }
 
 #[cfg(test)]
