@@ -157,26 +157,11 @@ impl Mesh {
     }
 
     async fn alerts(&self) -> Vec<Value> {
-        let body = get_json(&format!("http://{}/api/v1/alerts", self.serving.api))
-            .await
-            .unwrap();
-        body["alerts"].as_array().unwrap().clone()
+        alerts(self.serving.api).await
     }
 
-    /// Polls the alerts until one satisfies `found` (60 s at most).
-    async fn wait_for_alert(&self, what: &str, found: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let alerts = self.alerts().await;
-            if let Some(a) = alerts.iter().find(|a| found(a)) {
-                return a.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no alert {what} within 60s: {alerts:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    async fn wait_for_alert(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        wait_for_alert(self.serving.api, what, pick).await
     }
 
     /// The recent calls of these traces (all of them must be there).

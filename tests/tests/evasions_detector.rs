@@ -299,26 +299,11 @@ impl Mesh {
     }
 
     async fn alerts(&self) -> Vec<Value> {
-        let body = get_json(&self.url("/api/v1/alerts?limit=1000"))
-            .await
-            .unwrap();
-        body["alerts"].as_array().unwrap().clone()
+        alerts(self.serving.api).await
     }
 
-    /// Polls the alerts until `pick` finds one (60 s).
     async fn wait_for_alert(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let alerts = self.alerts().await;
-            if let Some(a) = alerts.iter().find(|a| pick(a)) {
-                return a.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no alert {what} within 60 s; alerts: {alerts:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_for_alert(self.serving.api, what, pick).await
     }
 
     async fn baseline(&self) -> Value {

@@ -420,3 +420,27 @@ pub fn replay_scenario(dir: &Path, http: SocketAddr) {
         String::from_utf8_lossy(&replay.stderr)
     );
 }
+
+/// The alerts the API at `api` lists (up to 1,000).
+pub async fn alerts(api: SocketAddr) -> Vec<Value> {
+    let body = get_json(&format!("http://{api}/api/v1/alerts?limit=1000"))
+        .await
+        .unwrap();
+    body["alerts"].as_array().unwrap().clone()
+}
+
+/// Polls the alerts at `api` until `pick` finds one (60 s at most).
+pub async fn wait_for_alert(api: SocketAddr, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alerts = alerts(api).await;
+        if let Some(a) = alerts.iter().find(|a| pick(a)) {
+            return a.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert {what} within 60 s; alerts: {alerts:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
