@@ -1,0 +1,93 @@
+//! Rule set → policy documents, one dialect at a time. Each compiler allows exactly the
+//! operations of the rule set that its dialect can name without widening them; what it
+//! cannot name is left out (so it would be denied) and said in a note.
+
+mod cilium;
+mod istio;
+mod linkerd;
+mod netpol;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::document::{Document, Format};
+use crate::names::{self, APP_LABEL};
+use crate::rules::{Peer, RuleSet};
+
+/// Documents for one dialect and what could not be expressed in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    pub format: Format,
+    pub documents: Vec<Document>,
+    pub notes: Vec<String>,
+}
+
+impl Compiled {
+    /// The YAML to apply, with a header naming the source and every note.
+    pub fn to_yaml(&self, rules: &RuleSet) -> Result<String, crate::PolicyError> {
+        let mut header = vec![
+            format!(
+                "eastwest policy generate --format {}: least-privilege allow rules for {} workload(s), {} operation(s); from {}",
+                self.format.as_str(),
+                rules.workloads.len(),
+                rules.rule_count(),
+                match &rules.from {
+                    crate::RuleSource::Baseline { snapshot } => format!("baseline {snapshot}"),
+                    crate::RuleSource::History { since, until } => format!(
+                        "call history {} .. {}",
+                        since.as_deref().unwrap_or("start"),
+                        until.as_deref().unwrap_or("end")
+                    ),
+                }
+            ),
+            "Review before applying: pods must carry `app: <service>`; ports are the ones callers dialled.".into(),
+        ];
+        for e in &rules.excluded {
+            header.push(format!(
+                "not allowed (alert {} is not accepted): {} -> {} {} {}",
+                e.alert_id, e.source, e.destination, e.method, e.route
+            ));
+        }
+        header.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        crate::document::to_yaml(&header, &self.documents)
+    }
+}
+
+/// Compiles `rules` into `format`.
+pub fn compile(rules: &RuleSet, format: Format) -> Compiled {
+    let mut notes = Vec::new();
+    let documents = match format {
+        Format::Istio => istio::compile(rules, &mut notes),
+        Format::NetworkPolicy => netpol::compile(rules, &mut notes),
+        Format::Cilium => cilium::compile(rules, &mut notes),
+        Format::Linkerd => linkerd::compile(rules, &mut notes),
+    };
+    Compiled {
+        format,
+        documents,
+        notes,
+    }
+}
+
+/// The namespace and `app` label of a workload, when both can be written exactly.
+pub(crate) fn placed(peer: &Peer) -> Option<(&str, &str)> {
+    let ns = names::namespace(peer.namespace.as_deref()?)?;
+    Some((ns, names::label_value(&peer.service)?))
+}
+
+pub(crate) fn app_labels(service: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(APP_LABEL.to_owned(), service.to_owned())])
+}
+
+pub(crate) fn meta(name: String, namespace: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_owned(),
+            "eastwest".to_owned(),
+        )])),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,29 @@
+//! Least-privilege authorization policies from what eastwest observed. This crate owns
+//! the rule set compiled from the baseline or the call history (per destination
+//! workload: which callers, by SPIFFE identity, use which methods, routes and ports),
+//! its compilation into Istio `AuthorizationPolicy`, Kubernetes `NetworkPolicy`,
+//! `CiliumNetworkPolicy` and Linkerd policy through typed bindings, reading such
+//! policies back, each dialect's matching semantics, backtests and drift over the
+//! Parquet history, and the minimal deny rule for an alert. It applies nothing to a
+//! cluster, does not detect, and does not own the data dir's formats (the baseline
+//! crate does) or the alert store (the API does: callers pass alerts in).
+#![forbid(unsafe_code)]
+
+mod compile;
+pub mod crd;
+mod document;
+mod error;
+pub mod names;
+mod observe;
+mod rules;
+
+pub use compile::{Compiled, compile};
+pub use document::{Document, Format, MAX_DOCUMENTS, MAX_YAML_BYTES, parse_yaml, to_yaml};
+pub use error::PolicyError;
+pub use observe::rules_from_data_dir;
+pub use rules::{Excluded, Peer, Rule, RuleSet, RuleSource, WorkloadRules};
+
+#[cfg(test)]
+mod round_trip_tests;
+#[cfg(test)]
+mod testdata;
