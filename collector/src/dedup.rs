@@ -222,6 +222,8 @@ fn merge_into(base: &mut Call, other: Call) {
     fill(&mut base.entry, other.entry);
     fill(&mut base.destination_address, other.destination_address);
     fill(&mut base.source_version, other.source_version);
+    fill(&mut base.request_bytes, other.request_bytes);
+    fill(&mut base.response_bytes, other.response_bytes);
     if base.trace_id.is_empty() {
         base.trace_id = other.trace_id;
         base.span_id = other.span_id;

@@ -16,6 +16,7 @@ pub mod ingest_logs;
 pub mod metrics;
 pub mod otlp;
 mod pipeline;
+pub mod sizes;
 pub mod spans;
 
 pub use error::CollectorError;

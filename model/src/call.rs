@@ -131,6 +131,12 @@ pub struct Call {
     /// one on the connection (`source.principal` then holds the observed one, which wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_principal: Option<String>,
+    /// Request body bytes (`http.request.body.size`, Envoy `%BYTES_RECEIVED%`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    /// Response body bytes (`http.response.body.size`, Envoy `%BYTES_SENT%`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_bytes: Option<u64>,
 }
 
 impl Call {

@@ -38,6 +38,11 @@ pub struct AccessLogFields {
     pub upstream_peer_uri_san: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
+    /// `%BYTES_RECEIVED%`: body bytes received from downstream, i.e. the request body
+    /// (on both the caller's and the callee's sidecar; bytes of the connection for TCP).
+    pub bytes_received: Option<u64>,
+    /// `%BYTES_SENT%`: body bytes sent downstream, i.e. the response body.
+    pub bytes_sent: Option<u64>,
 }
 
 /// `-` and empty mean absent in Envoy's formats; values are capped like span attributes.
@@ -255,6 +260,8 @@ impl AccessLogFields {
             request_id: self.request_id,
             weight: 1.0,
             claimed_principal: None,
+            request_bytes: self.bytes_received,
+            response_bytes: self.bytes_sent,
         }
     }
 }

@@ -81,6 +81,8 @@ pub fn parse_istio_text(line: &str) -> Result<AccessLogFields, CollectorError> {
         response_flags: get(3),
         response_code_details: get(4),
         duration_ms: get(9).and_then(|d| d.parse().ok()),
+        bytes_received: t.get(7).and_then(|b| crate::sizes::parse_size(b)),
+        bytes_sent: t.get(8).and_then(|b| crate::sizes::parse_size(b)),
         request_id: get(13),
         authority: get(14),
         upstream_host: get(15),
@@ -94,13 +96,13 @@ pub fn parse_istio_text(line: &str) -> Result<AccessLogFields, CollectorError> {
 }
 
 /// Renders fields in the text format (absent → `-`), with the two peer-SAN extras when
-/// either is set. Fields the parser does not read are written as `-` or `0`. Used by
+/// either is set. Fields the parser does not read are written as `-`. Used by
 /// tests and seed corpora; a parse of the output gives the fields back.
 pub fn format_istio_text(f: &AccessLogFields) -> String {
     let d = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |x| x.to_string());
     let mut line = format!(
-        "[{}] \"{} {} {}\" {} {} {} - \"-\" 0 0 {} - \"-\" \"-\" \"{}\" \"{}\" \"{}\" {} - - {} {} default",
+        "[{}] \"{} {} {}\" {} {} {} - \"-\" {} {} {} - \"-\" \"-\" \"{}\" \"{}\" \"{}\" {} - - {} {} default",
         d(&f.start_time),
         d(&f.method),
         d(&f.path),
@@ -108,6 +110,8 @@ pub fn format_istio_text(f: &AccessLogFields) -> String {
         n(f.response_code.map(u64::from)),
         d(&f.response_flags),
         d(&f.response_code_details),
+        n(f.bytes_received),
+        n(f.bytes_sent),
         n(f.duration_ms),
         d(&f.request_id),
         d(&f.authority),
@@ -206,6 +210,32 @@ mod tests {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         {
             parse_istio_text(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    }
+
+    #[test]
+    fn byte_counts_are_the_request_and_response_bodies() {
+        let f = parse_istio_text(fixture_line("outbound|8000||httpbin")).unwrap();
+        assert_eq!((f.bytes_received, f.bytes_sent), (Some(0), Some(135)));
+        let f = parse_istio_text(fixture_line("503 UC")).unwrap();
+        assert_eq!((f.bytes_received, f.bytes_sent), (Some(156), Some(91)));
+        let (call, _) = f
+            .into_call(
+                &eastwest_model::Workload::new("web").in_namespace("shop"),
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            (call.request_bytes, call.response_bytes),
+            (Some(156), Some(91))
+        );
+        // `-` and hostile values are absent; the rest of the line still parses.
+        let line = fixture_line("outbound|8000||httpbin");
+        for (received, sent) in [("-", "-"), ("-1", "1.5"), ("1e3", "99999999999999999999")] {
+            let hostile = line.replacen(" 0 135 4 ", &format!(" {received} {sent} 4 "), 1);
+            let f = parse_istio_text(&hostile).unwrap();
+            assert_eq!((f.bytes_received, f.bytes_sent), (None, None), "{hostile}");
+            assert_eq!((f.response_code, f.duration_ms), (Some(418), Some(4)));
         }
     }
 

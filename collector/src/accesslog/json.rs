@@ -81,6 +81,17 @@ pub fn fields_from_map(map: &Map<String, Value>) -> AccessLogFields {
         ),
         downstream_peer_uri_san: text(map, &["downstream_peer_uri_san", "source.principal"]),
         upstream_peer_uri_san: text(map, &["upstream_peer_uri_san", "destination.principal"]),
+        // Istio's JSON keys, then its attribute vocabulary and the OTel names.
+        bytes_received: text(
+            map,
+            &["bytes_received", "request.size", "http.request.body.size"],
+        )
+        .and_then(|b| crate::sizes::parse_size(&b)),
+        bytes_sent: text(
+            map,
+            &["bytes_sent", "response.size", "http.response.body.size"],
+        )
+        .and_then(|b| crate::sizes::parse_size(&b)),
         trace_id: text(map, &["trace_id", "traceId"]),
         span_id: text(map, &["span_id", "spanId"]),
     }
@@ -136,6 +147,34 @@ mod tests {
             Some("spiffe://cluster.local/ns/shop/sa/cart")
         );
         assert_eq!(denied.duration_ms, Some(3));
+    }
+
+    #[test]
+    fn byte_counts_read_from_numbers_and_strings_and_hostile_ones_are_absent() {
+        let lines: Vec<_> = FIXTURE
+            .lines()
+            .map(|l| parse_istio_json(l).unwrap())
+            .collect();
+        assert_eq!(
+            (lines[0].bytes_received, lines[0].bytes_sent),
+            (Some(0), Some(37))
+        );
+        assert_eq!(
+            (lines[1].bytes_received, lines[1].bytes_sent),
+            (Some(0), Some(135))
+        );
+        assert_eq!((lines[2].bytes_received, lines[2].bytes_sent), (None, None));
+        for hostile in [
+            r#"{"bytes_received":-1,"bytes_sent":"-"}"#,
+            r#"{"bytes_received":1.5,"bytes_sent":1e3}"#,
+            r#"{"bytes_received":"12 kB","bytes_sent":18446744073709551615}"#,
+            r#"{"bytes_received":true,"bytes_sent":[1]}"#,
+        ] {
+            let f = parse_istio_json(hostile).unwrap();
+            assert_eq!((f.bytes_received, f.bytes_sent), (None, None), "{hostile}");
+        }
+        let f = parse_istio_json(r#"{"request.size":"10","response.size":20}"#).unwrap();
+        assert_eq!((f.bytes_received, f.bytes_sent), (Some(10), Some(20)));
     }
 
     #[test]

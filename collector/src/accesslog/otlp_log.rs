@@ -59,7 +59,9 @@ fn fill_from(mut base: AccessLogFields, extra: AccessLogFields) -> AccessLogFiel
         downstream_peer_uri_san,
         upstream_peer_uri_san,
         trace_id,
-        span_id
+        span_id,
+        bytes_received,
+        bytes_sent
     );
     base
 }
@@ -252,6 +254,53 @@ mod tests {
         assert_eq!(call.mtls, Some(true));
         assert_eq!(call.trace_id, "ab".repeat(16));
         assert_eq!(call.span_id, "cd".repeat(8));
+        assert_eq!((call.request_bytes, call.response_bytes), (None, None));
+    }
+
+    #[test]
+    fn byte_counts_come_from_the_body_or_the_attributes() {
+        let int = |key: &str, v: i64| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(Value::IntValue(v)),
+            }),
+            ..Default::default()
+        };
+        // A text body's counts; an attribute fills only what the body left out (`-`).
+        let text = line(TEXT, "outbound|8000||httpbin").replacen(" 0 135 ", " - 135 ", 1);
+        let record = LogRecord {
+            body: body(Value::StringValue(text)),
+            attributes: vec![int("bytes_received", 64), int("bytes_sent", 1)],
+            ..Default::default()
+        };
+        let (call, _) = parse_log_record(&[s("service.name", "sleep")], &record)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (call.request_bytes, call.response_bytes),
+            (Some(64), Some(135))
+        );
+        // Attributes alone, as ints; a negative one is absent.
+        let record = LogRecord {
+            attributes: vec![
+                s("start_time", "2024-05-01T10:00:00Z"),
+                s("method", "GET"),
+                s(
+                    "upstream_cluster",
+                    "outbound|80||users.shop.svc.cluster.local",
+                ),
+                int("bytes_received", -5),
+                int("bytes_sent", 5_000_000),
+            ],
+            ..Default::default()
+        };
+        let (call, _) = parse_log_record(&[s("service.name", "web")], &record)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (call.request_bytes, call.response_bytes),
+            (None, Some(5_000_000))
+        );
     }
 
     #[test]

@@ -18,11 +18,14 @@ prop_compose! {
         upstream_cluster in token(), downstream_remote_address in token(),
         requested_server_name in token(), downstream_peer_uri_san in token(),
         upstream_peer_uri_san in token(),
+        bytes_received in proptest::option::of(0..=crate::sizes::MAX_BYTES),
+        bytes_sent in proptest::option::of(0..=crate::sizes::MAX_BYTES),
     ) -> AccessLogFields {
         AccessLogFields {
             start_time, method, path, protocol, response_code, response_flags, response_code_details,
             duration_ms, request_id, authority, upstream_host, upstream_cluster, downstream_remote_address,
             requested_server_name, downstream_peer_uri_san, upstream_peer_uri_san, trace_id: None, span_id: None,
+            bytes_received, bytes_sent,
         }
     }
 }
@@ -52,6 +55,8 @@ fn to_json(f: &AccessLogFields) -> String {
     put("requested_server_name", &f.requested_server_name);
     put("downstream_peer_uri_san", &f.downstream_peer_uri_san);
     put("upstream_peer_uri_san", &f.upstream_peer_uri_san);
+    put("bytes_received", &f.bytes_received.map(|b| b.to_string()));
+    put("bytes_sent", &f.bytes_sent.map(|b| b.to_string()));
     serde_json::Value::Object(map).to_string()
 }
 

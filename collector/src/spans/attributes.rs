@@ -60,6 +60,17 @@ fn as_i64(v: &AnyValue) -> Option<i64> {
     }
 }
 
+/// A byte count: ints, string-encoded ints (Envoy's tracer writes every tag as a
+/// string) and whole doubles; anything else is absent (see [`crate::sizes`]).
+fn as_size(v: &AnyValue) -> Option<u64> {
+    match v.value.as_ref()? {
+        Value::IntValue(i) => crate::sizes::size_from_int(*i),
+        Value::StringValue(s) => crate::sizes::parse_size(s),
+        Value::DoubleValue(d) => crate::sizes::size_from_double(*d),
+        _ => None,
+    }
+}
+
 fn as_bool(v: &AnyValue) -> Option<bool> {
     match v.value.as_ref()? {
         Value::BoolValue(b) => Some(*b),
@@ -125,6 +136,13 @@ impl<'a> Attrs<'a> {
     pub fn int(&self, keys: &[Key]) -> Option<i64> {
         keys.iter()
             .find_map(|k| self.span_value(*k).and_then(as_i64))
+    }
+
+    /// First of `keys` on the span holding a usable byte count (a key whose value is
+    /// garbage does not hide a later one).
+    pub fn size(&self, keys: &[Key]) -> Option<u64> {
+        keys.iter()
+            .find_map(|k| self.span_value(*k).and_then(as_size))
     }
 
     pub fn bool(&self, keys: &[Key]) -> Option<bool> {

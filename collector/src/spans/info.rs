@@ -14,6 +14,24 @@ use super::workload::{
     url_path,
 };
 
+/// Body sizes, by convention: current semconv (`http.*.body.size`), the pre-1.21 names,
+/// the tags Envoy's tracer sets on sidecar spans (`request_size` = bytes received from
+/// downstream, `response_size` = bytes sent to it, i.e. the two bodies), and last the
+/// old uncompressed lengths. gRPC message sizes (`rpc.message.*_size`) are attributes of
+/// per-message span *events*, not of the span, and are not read.
+const REQUEST_SIZE_KEYS: [Key; 4] = [
+    Key::HttpRequestBodySize,
+    Key::HttpRequestContentLength,
+    Key::EnvoyRequestSize,
+    Key::HttpRequestContentLengthUncompressed,
+];
+const RESPONSE_SIZE_KEYS: [Key; 4] = [
+    Key::HttpResponseBodySize,
+    Key::HttpResponseContentLength,
+    Key::EnvoyResponseSize,
+    Key::HttpResponseContentLengthUncompressed,
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     /// CLIENT or PRODUCER: keyed by its own span id.
@@ -63,6 +81,9 @@ pub struct SpanInfo {
     pub response_flags: Option<String>,
     pub request_id: Option<String>,
     pub weight: f64,
+    /// Request and response body bytes as this side saw them.
+    pub request_bytes: Option<u64>,
+    pub response_bytes: Option<u64>,
 }
 
 fn opt_capacity(s: &Option<String>) -> usize {
@@ -243,6 +264,8 @@ impl SpanInfo {
                 ])
                 .map(Cow::into_owned),
             weight: weight_from_tracestate(&span.trace_state),
+            request_bytes: attrs.size(&REQUEST_SIZE_KEYS),
+            response_bytes: attrs.size(&RESPONSE_SIZE_KEYS),
         })
     }
 

@@ -111,6 +111,14 @@ attribute_keys! {
     ServiceVersion = "service.version",
     K8sDeploymentRevision = "k8s.deployment.revision",
     NodeId = "node_id",
+    HttpRequestBodySize = "http.request.body.size",
+    HttpResponseBodySize = "http.response.body.size",
+    HttpRequestContentLength = "http.request_content_length",
+    HttpResponseContentLength = "http.response_content_length",
+    EnvoyRequestSize = "request_size",
+    EnvoyResponseSize = "response_size",
+    HttpRequestContentLengthUncompressed = "http.request_content_length_uncompressed",
+    HttpResponseContentLengthUncompressed = "http.response_content_length_uncompressed",
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 mod attributes;
 mod batch;
+#[cfg(test)]
+mod bytes_tests;
 mod info;
 mod keys;
 mod naming;

@@ -203,6 +203,16 @@ impl Naming {
                 .or_else(|| callee.and_then(|c| c.request_id.clone())),
             weight: caller.weight,
             claimed_principal,
+            // The callee's count wins for both bodies, as its view of the identity does:
+            // a compromised caller can write any number into its own span (hide a large
+            // read), not into the callee's. The caller's fills in when the callee says
+            // nothing (no server span, or one without sizes).
+            request_bytes: callee
+                .and_then(|c| c.request_bytes)
+                .or(caller.request_bytes),
+            response_bytes: callee
+                .and_then(|c| c.response_bytes)
+                .or(caller.response_bytes),
         }
     }
 
@@ -237,6 +247,8 @@ impl Naming {
             request_id: callee.request_id.clone(),
             weight: callee.weight,
             claimed_principal: None,
+            request_bytes: callee.request_bytes,
+            response_bytes: callee.response_bytes,
         }
     }
 

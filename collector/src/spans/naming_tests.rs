@@ -18,20 +18,20 @@ const BASE: u64 = 1_700_000_000_000_000_000;
 use SpanKind::{Client, Server};
 
 /// One span of trace `trace`; ids are per trace.
-struct Sp {
+pub(super) struct Sp {
     trace: u8,
     id: u8,
-    parent: Option<u8>,
+    pub(super) parent: Option<u8>,
     kind: SpanKind,
     resource: Vec<KeyValue>,
     attrs: Vec<KeyValue>,
 }
 
-fn workload(service: &str, ns: &str) -> Vec<KeyValue> {
+pub(super) fn workload(service: &str, ns: &str) -> Vec<KeyValue> {
     vec![kv("service.name", service), kv("k8s.namespace.name", ns)]
 }
 
-fn client(trace: u8, resource: Vec<KeyValue>, attrs: Vec<KeyValue>) -> Sp {
+pub(super) fn client(trace: u8, resource: Vec<KeyValue>, attrs: Vec<KeyValue>) -> Sp {
     Sp {
         trace,
         id: 1,
@@ -42,7 +42,7 @@ fn client(trace: u8, resource: Vec<KeyValue>, attrs: Vec<KeyValue>) -> Sp {
     }
 }
 
-fn server(trace: u8, resource: Vec<KeyValue>, attrs: Vec<KeyValue>) -> Sp {
+pub(super) fn server(trace: u8, resource: Vec<KeyValue>, attrs: Vec<KeyValue>) -> Sp {
     Sp {
         trace,
         id: 2,
@@ -83,7 +83,7 @@ fn request(spans: Vec<Sp>) -> ExportTraceServiceRequest {
 }
 
 /// Pushes each request in turn (one per trace), then flushes; calls by trace.
-fn run(traces: Vec<Vec<Sp>>) -> (Vec<Call>, SpanNormalizer) {
+pub(super) fn run(traces: Vec<Vec<Sp>>) -> (Vec<Call>, SpanNormalizer) {
     let mut n = SpanNormalizer::new(NormalizerConfig::default());
     let mut calls = Vec::new();
     for spans in traces {
@@ -94,7 +94,7 @@ fn run(traces: Vec<Vec<Sp>>) -> (Vec<Call>, SpanNormalizer) {
     (calls, n)
 }
 
-fn call_of(calls: &[Call], trace: u8) -> &Call {
+pub(super) fn call_of(calls: &[Call], trace: u8) -> &Call {
     let id = format!("{:032x}", u128::from_be_bytes([trace; 16]));
     calls
         .iter()
