@@ -54,6 +54,10 @@ pub struct ApiConfig {
     /// Serve `/metrics` without the token (for an in-cluster scraper) even when
     /// `api_token` is set; it lists every learned edge.
     pub metrics_public: bool,
+    /// Turns every trace id on alerts, incidents and edges into a link to a trace UI:
+    /// an http(s) URL with `{trace_id}` (percent-encoded in), e.g.
+    /// `https://jaeger.example/trace/{trace_id}`. None: trace ids are plain text.
+    pub trace_url_template: Option<String>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("metrics_max_edges", &self.metrics_max_edges)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("metrics_public", &self.metrics_public)
+            .field("trace_url_template", &self.trace_url_template)
             .finish()
     }
 }
@@ -88,6 +93,7 @@ impl Default for ApiConfig {
             metrics_max_edges: DEFAULT_METRICS_MAX_EDGES,
             allowed_hosts: Vec::new(),
             metrics_public: false,
+            trace_url_template: None,
         }
     }
 }
@@ -115,6 +121,10 @@ impl ApiConfig {
         }
         if let Some(url) = &self.public_url {
             check_http_url(url).map_err(|e| ApiError::Config(format!("public_url: {e}")))?;
+        }
+        if let Some(template) = &self.trace_url_template {
+            crate::trace_link::validate_template(template)
+                .map_err(|e| ApiError::Config(format!("trace_url_template: {e}")))?;
         }
         for entry in &self.allowed_hosts {
             crate::http::HostEntry::parse(entry)

@@ -15,11 +15,13 @@ mod error;
 mod events;
 mod graph;
 mod http;
+mod graph_view;
 mod metrics;
 mod sink;
 mod state;
 pub mod store;
 pub mod webhook;
+mod trace_link;
 
 pub use backend::{Backend, RecentCalls, Stats};
 pub use config::{ApiConfig, WebhookConfig, WebhookKind};
@@ -29,9 +31,11 @@ pub use graph::{
 };
 pub use http::{API_ROUTES, SYSTEM_ROUTES, router, serve};
 pub use metrics::{ApiMetrics, DeliveryOutcome};
+pub use graph_view::{GraphView, NamespaceEdge, NamespaceGraph, NamespaceNode};
 pub use sink::AlertSink;
 pub use state::ApiState;
 pub use store::AlertStore;
 
 /// The OpenAPI 3 document served at `/api/v1/openapi.json`.
+pub use trace_link::{trace_url, validate_template};
 pub const OPENAPI_DOCUMENT: &str = http::OPENAPI_DOCUMENT;

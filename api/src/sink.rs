@@ -475,6 +475,7 @@ mod tests {
             payload: PayloadContext {
                 public_base: "http://x".into(),
                 hostname: "h".into(),
+                trace_url_template: None,
             },
             outbox_notify: Arc::new(Notify::new()),
         };

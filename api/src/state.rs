@@ -64,6 +64,7 @@ impl ApiState {
                     hostname: local_hostname(),
                 },
                 outbox_notify: outbox_notify.clone(),
+                    trace_url_template: config.trace_url_template.clone(),
             },
             config.sink_max_pending,
         )?;

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod alert;
+pub mod attack;
+mod baseline_status;
 mod call;
 mod incident;
 mod stats;

@@ -1,16 +1,24 @@
-//! The service graph, one edge, one service with its blast radius.
+//! The service graph (whole or cut), namespaces, search, one edge, one service with
+//! its blast radius.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Params, blocking};
+use super::{Params, blocking, etag};
 use crate::ApiError;
 use crate::graph::{EdgeStatus, GraphSnapshot, blast_radius, knows_service, overlay_alerted};
+use crate::graph_view::{
+    self, DEFAULT_SEARCH_LIMIT, GraphQuery, MAX_HOPS, MAX_SEARCH_LIMIT, MtlsFilter,
+};
 use crate::state::ApiState;
 use crate::store::AlertFilter;
 
+/// Most services one cut of the graph may be limited to (`limit`).
+const MAX_GRAPH_NODES: usize = 5000;
 /// Alerts listed with one edge.
 const EDGE_ALERTS: usize = 100;
 
@@ -22,8 +30,95 @@ async fn snapshot(state: &ApiState) -> Result<GraphSnapshot, ApiError> {
     Ok(snapshot)
 }
 
-pub(crate) async fn graph(State(state): State<ApiState>) -> Result<Json<GraphSnapshot>, ApiError> {
-    Ok(Json(snapshot(&state).await?))
+/// `GET /api/v1/graph`: the service graph, cut by `namespace`, `focus` (+ `hops`),
+/// `status` (comma-separated, with one hop of context) and `mtls`; with an ETag.
+pub(crate) async fn graph(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        query,
+        &["namespace", "focus", "hops", "status", "mtls", "limit"],
+    )?;
+    let query = graph_query(&params)?;
+    let snapshot = snapshot(&state).await?;
+    let view = blocking(move || graph_view::filter(&snapshot, &query)).await?;
+    etag::json(&headers, &view)
+}
+
+fn graph_query(params: &Params) -> Result<GraphQuery, ApiError> {
+    let hops = match params.get("hops") {
+        None => 1,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_HOPS).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "hops must be an integer in 1..={MAX_HOPS}, got {v:?}"
+                )));
+            }
+        },
+    };
+    let mut statuses = Vec::new();
+    for s in params.get("status").into_iter().flat_map(|s| s.split(',')) {
+        statuses.push(match s.trim() {
+            "baseline" => EdgeStatus::Baseline,
+            "new" => EdgeStatus::New,
+            "alerted" => EdgeStatus::Alerted,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown status {other:?} (expected baseline, new, alerted)"
+                )));
+            }
+        });
+    }
+    let mtls = match params.get("mtls") {
+        None => None,
+        Some("mtls") => Some(MtlsFilter::Mtls),
+        Some("plaintext") => Some(MtlsFilter::Plaintext),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "mtls must be mtls or plaintext, got {other:?}"
+            )));
+        }
+    };
+    Ok(GraphQuery {
+        namespace: params.get("namespace").map(str::to_string),
+        focus: params.get("focus").map(str::to_string),
+        hops,
+        statuses,
+        mtls,
+        limit: params
+            .get("limit")
+            .map(|_| params.limit(MAX_GRAPH_NODES, MAX_GRAPH_NODES))
+            .transpose()?,
+    })
+}
+
+/// `GET /api/v1/graph/namespaces`: namespaces as nodes, edges added up; with an ETag.
+pub(crate) async fn namespaces(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let snapshot = snapshot(&state).await?;
+    let graph = blocking(move || graph_view::namespace_graph(&snapshot)).await?;
+    etag::json(&headers, &graph)
+}
+
+/// `GET /api/v1/graph/search?q=`: services whose key contains `q`.
+pub(crate) async fn search(
+    State(state): State<ApiState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query, &["q", "limit"])?;
+    let limit = params.limit(DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT)?;
+    let q = params.get("q").unwrap_or("").to_string();
+    let snapshot = snapshot(&state).await?;
+    let services: Vec<_> = graph_view::search(&snapshot, &q, limit)
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok(Json(json!({ "services": services })))
 }
 
 pub(crate) async fn edge(

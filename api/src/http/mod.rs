@@ -3,9 +3,12 @@
 
 mod alerts;
 mod auth;
+mod etag;
+mod evidence;
 mod graph;
 mod guard;
 pub(crate) mod system;
+mod ui;
 
 pub(crate) use guard::HostEntry;
 
@@ -37,6 +40,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/incidents"),
     ("get", "/incidents/{id}"),
     ("get", "/graph"),
+    ("get", "/graph/namespaces"),
+    ("get", "/graph/search"),
     ("get", "/graph/edge"),
     ("get", "/graph/service/{key}"),
     ("get", "/baseline"),
@@ -47,6 +52,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
 ];
 
+    ("get", "/ui"),
 /// Routes outside `/api/v1`: health and readiness are always open, `/metrics` needs the
 /// token when one is set (unless `[api] metrics_public`).
 pub const SYSTEM_ROUTES: &[(&str, &str)] =
@@ -64,6 +70,8 @@ fn api_handler(method: &str, path: &str) -> MethodRouter<ApiState> {
         ("get", "/graph") => get(graph::graph),
         ("get", "/graph/edge") => get(graph::edge),
         ("get", "/graph/service/{key}") => get(graph::service),
+        ("get", "/graph/namespaces") => get(graph::namespaces),
+        ("get", "/graph/search") => get(graph::search),
         ("get", "/baseline") => get(system::baseline),
         ("post", "/baseline/detect") => post(system::detect),
         ("get", "/stats") => get(system::stats),
@@ -74,6 +82,7 @@ fn api_handler(method: &str, path: &str) -> MethodRouter<ApiState> {
     }
 }
 
+        ("get", "/ui") => get(ui::ui),
 /// The router, guarding `Host` against the configured address. [`serve`] uses the
 /// address the listener is actually bound to.
 pub fn router(state: ApiState) -> Router {

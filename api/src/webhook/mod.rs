@@ -8,6 +8,7 @@
 //! send time only. Receivers verify deliveries as `docs/WEBHOOKS.md` describes.
 
 pub mod delivery;
+mod enrich;
 pub mod payload;
 pub mod redact;
 pub mod sanitize;

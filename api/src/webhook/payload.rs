@@ -10,7 +10,7 @@
 use eastwest_model::{Alert, Severity};
 use serde_json::{Value, json};
 
-use super::sanitize;
+use super::{enrich, sanitize};
 use crate::config::{WebhookConfig, WebhookKind};
 
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct PayloadContext {
     /// Dashboard base URL without trailing slash.
     pub public_base: String,
     pub hostname: String,
+    /// `[api] trace_url_template`: trace ids become links in payloads.
+    pub trace_url_template: Option<String>,
 }
 
 impl PayloadContext {
@@ -36,12 +38,28 @@ pub fn render(
     ctx: &PayloadContext,
 ) -> Result<String, serde_json::Error> {
     let value = match hook.kind {
-        WebhookKind::Generic => return serde_json::to_string(alert),
+        WebhookKind::Generic => return generic(alert, ctx),
         WebhookKind::Slack => slack(alert, ctx),
         WebhookKind::Alertmanager => alertmanager(alert, ctx),
         WebhookKind::Falco => falco(alert, ctx),
     };
     serde_json::to_string(&value)
+}
+
+/// The Alert JSON (with its `attack` techniques), plus `trace_links` when a trace UI is
+/// configured.
+fn generic(alert: &Alert, ctx: &PayloadContext) -> Result<String, serde_json::Error> {
+    #[derive(serde::Serialize)]
+    struct WithLinks<'a> {
+        #[serde(flatten)]
+        alert: &'a Alert,
+        trace_links: Vec<String>,
+    }
+    let trace_links = enrich::trace_links(alert, ctx);
+    if trace_links.is_empty() {
+        return serde_json::to_string(alert);
+    }
+    serde_json::to_string(&WithLinks { alert, trace_links })
 }
 
 fn destination_key(alert: &Alert) -> String {
@@ -121,6 +139,20 @@ fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
         ),
         SLACK_TEXT_MAX,
     );
+    let mut context = vec![
+        // The URL is eastwest's own base and a percent-encoded id: no `|` or `>`.
+        slack_mrkdwn(format!("<{url}|Open in eastwest>")),
+        slack_plain_field("alert ", &alert.id, SLACK_FIELD_MAX),
+    ];
+    // The operator's template with a percent-encoded id; a template holding Slack's
+    // link syntax itself is left out rather than escaped into a broken link.
+    if let Some(trace) = enrich::trace_links(alert, ctx)
+        .into_iter()
+        .next()
+        .filter(|u| !u.contains(['<', '>', '|']))
+    {
+        context.push(slack_mrkdwn(format!("<{trace}|Open trace>")));
+    }
     json!({
         "text": text,
         "blocks": [
@@ -131,12 +163,9 @@ fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
                 slack_mrkdwn(format!("*Score*\n{:.1} (seen {}×)", alert.score, alert.count)),
                 slack_mrkdwn(format!("*First seen*\n{}", alert.first_seen.to_rfc3339())),
                 slack_plain_field("Identity\n", identity, SLACK_FIELD_MAX),
+                slack_mrkdwn(format!("*ATT&CK*\n{}", nonempty(enrich::technique_text(alert)))),
             ]},
-            {"type": "context", "elements": [
-                // The URL is eastwest's own base and a percent-encoded id: no `|` or `>`.
-                slack_mrkdwn(format!("<{url}|Open in eastwest>")),
-                slack_plain_field("alert ", &alert.id, SLACK_FIELD_MAX),
-            ]}
+            {"type": "context", "elements": context}
         ]
     })
 }
@@ -169,13 +198,27 @@ fn alertmanager(alert: &Alert, ctx: &PayloadContext) -> Value {
             .and_then(|d| d.namespace.as_deref()),
     );
     put("alert_id", Some(&alert.id));
+    put("attack_techniques", Some(&enrich::technique_ids(alert)));
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "summary".into(),
+        json!(sanitize::forwardable(&alert.summary, ANNOTATION_MAX)),
+    );
+    annotations.insert(
+        "call".into(),
+        json!(sanitize::forwardable(&call_text(alert), ANNOTATION_MAX)),
+    );
+    annotations.insert("score".into(), json!(format!("{:.2}", alert.score)));
+    let attack = enrich::technique_text(alert);
+    if !attack.is_empty() {
+        annotations.insert("attack".into(), json!(attack));
+    }
+    if let Some(trace) = enrich::trace_links(alert, ctx).into_iter().next() {
+        annotations.insert("trace_url".into(), json!(trace));
+    }
     json!([{
         "labels": labels,
-        "annotations": {
-            "summary": sanitize::forwardable(&alert.summary, ANNOTATION_MAX),
-            "call": sanitize::forwardable(&call_text(alert), ANNOTATION_MAX),
-            "score": format!("{:.2}", alert.score),
-        },
+        "annotations": annotations,
         "startsAt": alert.first_seen.to_rfc3339(),
         "generatorURL": ctx.alert_url(alert),
     }])
@@ -221,12 +264,22 @@ fn falco(alert: &Alert, ctx: &PayloadContext) -> Value {
             "eastwest.method": alert.method.as_deref().map(field),
             "eastwest.route": alert.route.as_deref().map(field),
             "eastwest.url": ctx.alert_url(alert),
+            "eastwest.attack": enrich::technique_ids(alert),
+            "eastwest.trace_url": enrich::trace_links(alert, ctx).into_iter().next(),
             "k8s.ns.name": alert.source.namespace.as_deref().map(field),
         },
         "source": "eastwest",
-        "tags": ["eastwest", "lateral_movement", alert.kind.as_str()],
+        "tags": falco_tags(alert),
         "hostname": sanitize::forwardable(&ctx.hostname, FALCO_FIELD_MAX),
     })
+}
+
+fn falco_tags(alert: &Alert) -> Vec<String> {
+    let mut tags: Vec<String> = ["eastwest", "lateral_movement", alert.kind.as_str()]
+        .map(String::from)
+        .to_vec();
+    tags.extend(enrich::falco_tags(alert));
+    tags
 }
 
 fn urlencode_path(id: &str) -> String {
@@ -286,6 +339,7 @@ mod tests {
         PayloadContext {
             public_base: "https://ew.example".into(),
             hostname: "node1".into(),
+            trace_url_template: None,
         }
     }
 
