@@ -1,7 +1,7 @@
 //! What the API needs from the rest of the process (detector, baseline, collector
 //! state); the binary implements it.
 
-use eastwest_model::{Alert, Call, MetricsSnapshot};
+use eastwest_model::{Alert, BaselineStatus, Call, MetricsSnapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::graph::{EdgeDetail, GraphSnapshot};
@@ -40,9 +40,9 @@ pub trait Backend: Send + Sync + 'static {
     fn graph(&self) -> GraphSnapshot;
     fn edge_detail(&self, source: &str, destination: &str) -> Option<EdgeDetail>;
     /// The `/api/v1/baseline` body.
-    fn baseline_status(&self) -> serde_json::Value;
+    fn baseline_status(&self) -> BaselineStatus;
     /// Ends learning now; returns the new `/api/v1/baseline` body.
-    fn end_learning(&self) -> serde_json::Value;
+    fn end_learning(&self) -> BaselineStatus;
     /// The operator says this alert's call is expected: learn it.
     fn accept(&self, alert: &Alert);
     /// The most recent `limit` calls the collector produced, oldest first (debugging

@@ -9,7 +9,9 @@ use crate::index::{
     CallKeys, EdgeKey, EndpointKey, EndpointStats, LookupIndex, Map, NameId, Names, Set,
     SourceStats, WindowHistory, count_tls,
 };
-use eastwest_model::{Entry, Workload};
+use eastwest_model::{
+    BaselineCounts, BaselineStatus, Entry, LearningPhase, RolloutChange, Workload,
+};
 
 /// Bound on distinct principals remembered per workload (attacker-controlled).
 pub const MAX_PRINCIPALS_PER_WORKLOAD: usize = 64;
@@ -20,56 +22,14 @@ pub enum LearningState {
     /// No call seen yet.
     Empty,
     /// Learning until `until_ns` (event time).
-    Learning {
-        started_ns: i64,
-        until_ns: i64,
-    },
+    Learning { started_ns: i64, until_ns: i64 },
     Detecting {
         since_ns: i64,
+        /// When learning started; 0 when it ended before any call (or in a snapshot
+        /// written before this was kept).
+        #[serde(default)]
+        learning_started_ns: i64,
     },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BaselineCounts {
-    pub edges: usize,
-    pub endpoints: usize,
-    pub contexts: usize,
-    pub workloads: usize,
-}
-
-/// A new version of a known workload, reported once.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RolloutChange {
-    pub workload: String,
-    pub version: String,
-    pub first_seen: String,
-    pub first_seen_ns: i64,
-    pub summary: String,
-    /// Edges / endpoints first learned from calls of this version.
-    pub new_edges: u64,
-    pub new_endpoints: u64,
-    /// The first of them (`destination METHOD route`), bounded.
-    pub introduced: Vec<String>,
-    /// The detector saw the new version replace the old ones (their traffic fell while
-    /// its rose); until then the version is only a string the telemetry carried, and
-    /// nothing it newly calls is folded into a notice.
-    pub confirmed: bool,
-    /// Why it counts as confirmed (the traffic figures), empty until then.
-    pub confirmation: String,
-}
-
-/// What `GET /api/v1/baseline` shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct BaselineStatus {
-    pub state: &'static str,
-    pub learning_started: Option<String>,
-    pub learning_ends: Option<String>,
-    pub learned_seconds: f64,
-    pub learning_period_seconds: f64,
-    pub watermark: Option<String>,
-    pub counts: BaselineCounts,
-    pub rollout_changes: Vec<RolloutChange>,
 }
 
 /// Accumulators for the currently open window.
@@ -165,7 +125,18 @@ impl Baseline {
 
     /// Ends learning now (`POST /api/v1/baseline/detect`).
     pub fn end_learning(&mut self, now_ns: i64) {
-        self.state = LearningState::Detecting { since_ns: now_ns };
+        let learning_started_ns = match self.state {
+            LearningState::Learning { started_ns, .. } => started_ns,
+            LearningState::Detecting {
+                learning_started_ns,
+                ..
+            } => learning_started_ns,
+            LearningState::Empty => 0,
+        };
+        self.state = LearningState::Detecting {
+            since_ns: now_ns,
+            learning_started_ns,
+        };
     }
 
     /// Advances the state machine to a call's event time (the first call starts
@@ -428,20 +399,23 @@ impl Baseline {
         let fmt = |ns: i64| Some(eastwest_model::format_event_time(ns));
         let period = self.config.learning_period.as_secs_f64();
         let (state, started, ends, learned) = match self.state {
-            LearningState::Empty => ("learning", None, None, 0.0),
+            LearningState::Empty => (LearningPhase::Learning, None, None, 0.0),
             LearningState::Learning {
                 started_ns,
                 until_ns,
             } => (
-                "learning",
+                LearningPhase::Learning,
                 fmt(started_ns),
                 fmt(until_ns),
                 ((watermark_ns - started_ns).max(0) as f64 / 1e9).min(period),
             ),
-            // Ended before any call (`POST …/detect` on a fresh server): no end to show.
-            LearningState::Detecting { since_ns } => (
-                "detecting",
-                None,
+            // Ended before any call (`POST …/detect` on a fresh server): no start or end.
+            LearningState::Detecting {
+                since_ns,
+                learning_started_ns,
+            } => (
+                LearningPhase::Detecting,
+                fmt(learning_started_ns).filter(|_| learning_started_ns > 0),
                 fmt(since_ns).filter(|_| since_ns > 0),
                 period,
             ),

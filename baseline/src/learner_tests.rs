@@ -31,7 +31,8 @@ fn ending_learning_before_any_call_shows_no_end_time() {
     let mut b = Baseline::new(BaselineConfig::default());
     b.end_learning(0);
     let status = b.status(0);
-    assert_eq!(status.state, "detecting");
+    assert_eq!(status.state, LearningPhase::Detecting);
+    assert_eq!(status.learning_started, None);
     assert_eq!(status.learning_ends, None, "not 1970");
 }
 
@@ -64,10 +65,34 @@ fn learning_ends_after_period_then_detects() {
     assert_eq!(
         b.state(),
         LearningState::Detecting {
-            since_ns: T0 + 60 * SEC
+            since_ns: T0 + 60 * SEC,
+            learning_started_ns: T0,
         }
     );
     assert_eq!(b.working().edge_count(), 1);
+    // The dashboard shows when learning started after it ended, not a blank.
+    let status = b.status(T0 + 61 * SEC);
+    assert_eq!(status.state, LearningPhase::Detecting);
+    assert_eq!(
+        status.learning_started,
+        Some(eastwest_model::format_event_time(T0))
+    );
+    assert_eq!(
+        status.learning_ends,
+        Some(eastwest_model::format_event_time(T0 + 60 * SEC))
+    );
+}
+
+#[test]
+fn a_snapshot_from_before_the_learning_start_was_kept_still_loads() {
+    let old: LearningState = serde_json::from_str(r#"{"state":"detecting","since_ns":5}"#).unwrap();
+    assert_eq!(
+        old,
+        LearningState::Detecting {
+            since_ns: 5,
+            learning_started_ns: 0
+        }
+    );
 }
 
 #[test]

@@ -24,15 +24,13 @@ mod tables;
 mod persist_tests;
 
 pub use error::BaselineError;
+pub use eastwest_model::{BaselineCounts, BaselineStatus, RolloutChange};
 pub use history::{CALLS_DIR, DEFAULT_FLUSH_ROWS, HistoryWriter, calls_batch, calls_schema};
 pub use index::{
     CallKeys, CallStats, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
     IdentityStats, InboundTls, LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
-pub use learner::{
-    Baseline, BaselineConfig, BaselineCounts, BaselineStatus, LearningState,
-    MAX_PRINCIPALS_PER_WORKLOAD, RolloutChange,
-};
+pub use learner::{Baseline, BaselineConfig, LearningState, MAX_PRINCIPALS_PER_WORKLOAD};
 pub use query::{BASELINE_DIR, format_table, session, sql};
 pub use rebuild::{RebuildStats, rebuild};
 pub use snapshot::{

@@ -49,6 +49,7 @@ pub fn severity(score: f64, sensitive: bool) -> Severity {
 pub fn finding_severity(f: &Finding) -> Severity {
     match f.rollout {
         Some(_) => Severity::Info,
+        None if f.kind == AlertKind::NewWorkload => Severity::Low,
         None => severity(f.score, f.sensitive),
     }
 }
@@ -253,7 +254,9 @@ impl AlertBook {
         }
         let rounded = round2(f.score);
         let escalated = rounded > a.score;
-        if f.rollout.is_some() || f.kind == AlertKind::AlertStorm {
+        if f.kind == AlertKind::NewWorkload {
+            crate::new_workload::merge(&mut a.evidence, &mut a.summary, &f, &s.source.key());
+        } else if f.rollout.is_some() || f.kind == AlertKind::AlertStorm {
             // A notice or a storm tells what it has counted so far.
             a.score = a.score.max(rounded);
             a.evidence = f.evidence;

@@ -15,6 +15,8 @@ pub const DEFAULT_MIN_SCORE: f64 = 4.0;
 pub const DEFAULT_WINDOW_MIN_SCORE: f64 = 10.0;
 /// Findings from one source within this event time join one incident.
 pub const DEFAULT_INCIDENT_WINDOW: Duration = Duration::from_secs(600);
+/// New edges of one source within this time of each other share one incident.
+pub const DEFAULT_SLOW_INCIDENT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 /// Example trace ids kept per alert.
 pub const DEFAULT_MAX_TRACE_IDS: usize = 5;
 /// Calls an entry must have been seen with before a context anomaly under it counts.
@@ -58,6 +60,19 @@ pub const DEFAULT_MAX_WINDOW_KEYS: usize = 50_000;
 pub const DEFAULT_MAX_TARGETS_PER_SOURCE: usize = 1_000;
 /// HTTP statuses that count as a denial for probing.
 pub const DEFAULT_DENIAL_STATUSES: [u32; 3] = [401, 403, 404];
+/// Cap on how far a rise in the requests that use an edge may explain a rise of its
+/// rate: request entries are telemetry, and forged ones must not buy unbounded room.
+pub const DEFAULT_MAX_LOAD_FACTOR: f64 = 10.0;
+/// An endpoint's window must move at least this much before its volume is judged.
+pub const DEFAULT_VOLUME_MIN_BYTES: u64 = 1 << 20;
+/// Spread floor (ln scale): a steady endpoint's bytes per call must rise well past
+/// ×1.6 per standard deviation before it is surprising.
+pub const DEFAULT_VOLUME_MIN_LOG_SD: f64 = 0.5;
+/// How long a workload first seen during detection keeps one notice for its new edges.
+pub const DEFAULT_NEW_WORKLOAD_GRACE: Duration = Duration::from_secs(3600);
+/// gRPC status codes that count as a denial: PERMISSION_DENIED, UNIMPLEMENTED (a method
+/// the server does not have: what enumerating a gRPC API gets back) and UNAUTHENTICATED.
+pub const DEFAULT_GRPC_DENIAL_STATUSES: [u32; 3] = [7, 12, 16];
 /// Envoy response flags that count as a denial (no route, ext-authz denied, RBAC).
 pub const DEFAULT_DENIAL_FLAGS: [&str; 3] = ["NR", "UAEX", "RBAC"];
 /// Surprise added to a new edge that continues a chain of new edges (−ln of a ~1%
@@ -173,6 +188,10 @@ pub struct DetectorConfig {
     pub window_min_score: f64,
     #[serde(with = "humantime_serde")]
     pub incident_window: Duration,
+    /// How long a source's new-edge alerts keep its incident open (low-and-slow
+    /// movement: one new callee at a time).
+    #[serde(with = "humantime_serde")]
+    pub slow_incident_window: Duration,
     pub max_trace_ids: usize,
     pub min_entry_calls: f64,
     pub min_mtls_calls: f64,
@@ -184,6 +203,8 @@ pub struct DetectorConfig {
     pub rate_prior_mean: f64,
     pub probe_prior_mean: f64,
     pub surge_normalisation: bool,
+    /// `1` turns load-aware rates off.
+    pub max_load_factor: f64,
     pub alert_budget_per_namespace: usize,
     pub alert_budget_per_source: usize,
     #[serde(with = "humantime_serde")]
@@ -192,7 +213,10 @@ pub struct DetectorConfig {
     pub min_update_interval: Duration,
     pub max_window_keys: usize,
     pub max_targets_per_source: usize,
+    /// HTTP statuses (non-gRPC calls).
     pub denial_statuses: Vec<u32>,
+    /// gRPC status codes (gRPC calls).
+    pub grpc_denial_statuses: Vec<u32>,
     pub denial_flags: Vec<String>,
     pub chain_bonus: f64,
     pub overflow_score: f64,
@@ -204,6 +228,14 @@ pub struct DetectorConfig {
     #[serde(with = "humantime_serde")]
     pub rollout_evidence_window: Duration,
     pub rollout_max_folded: usize,
+    /// Bytes a window must move on an endpoint before its volume is judged.
+    pub volume_min_bytes: u64,
+    /// Floor on an endpoint's spread of ln(bytes per call) across windows.
+    pub volume_min_log_sd: f64,
+    /// How long a new workload's new edges fold into its one notice; `0s` turns notices
+    /// off (its new edges are scored as `new_edge`).
+    #[serde(with = "humantime_serde")]
+    pub new_workload_grace: Duration,
 }
 
 impl Default for DetectorConfig {
@@ -212,6 +244,7 @@ impl Default for DetectorConfig {
             min_score: DEFAULT_MIN_SCORE,
             window_min_score: DEFAULT_WINDOW_MIN_SCORE,
             incident_window: DEFAULT_INCIDENT_WINDOW,
+            slow_incident_window: DEFAULT_SLOW_INCIDENT_WINDOW,
             max_trace_ids: DEFAULT_MAX_TRACE_IDS,
             min_entry_calls: DEFAULT_MIN_ENTRY_CALLS,
             min_mtls_calls: DEFAULT_MIN_MTLS_CALLS,
@@ -223,6 +256,7 @@ impl Default for DetectorConfig {
             rate_prior_mean: DEFAULT_RATE_PRIOR_MEAN,
             probe_prior_mean: DEFAULT_PROBE_PRIOR_MEAN,
             surge_normalisation: DEFAULT_SURGE_NORMALISATION,
+            max_load_factor: DEFAULT_MAX_LOAD_FACTOR,
             alert_budget_per_namespace: DEFAULT_ALERT_BUDGET_PER_NAMESPACE,
             alert_budget_per_source: DEFAULT_ALERT_BUDGET_PER_SOURCE,
             budget_window: DEFAULT_BUDGET_WINDOW,
@@ -230,6 +264,7 @@ impl Default for DetectorConfig {
             max_window_keys: DEFAULT_MAX_WINDOW_KEYS,
             max_targets_per_source: DEFAULT_MAX_TARGETS_PER_SOURCE,
             denial_statuses: DEFAULT_DENIAL_STATUSES.to_vec(),
+            grpc_denial_statuses: DEFAULT_GRPC_DENIAL_STATUSES.to_vec(),
             denial_flags: DEFAULT_DENIAL_FLAGS.iter().map(|s| s.to_string()).collect(),
             chain_bonus: DEFAULT_CHAIN_BONUS,
             overflow_score: DEFAULT_OVERFLOW_SCORE,
@@ -238,6 +273,9 @@ impl Default for DetectorConfig {
             rollout_grace: DEFAULT_ROLLOUT_GRACE,
             rollout_evidence_window: DEFAULT_ROLLOUT_EVIDENCE_WINDOW,
             rollout_max_folded: DEFAULT_ROLLOUT_MAX_FOLDED,
+            new_workload_grace: DEFAULT_NEW_WORKLOAD_GRACE,
+            volume_min_bytes: DEFAULT_VOLUME_MIN_BYTES,
+            volume_min_log_sd: DEFAULT_VOLUME_MIN_LOG_SD,
         }
     }
 }
@@ -270,6 +308,8 @@ impl DetectorConfig {
             ("fan_out_prior_mean", self.fan_out_prior_mean),
             ("rate_prior_mean", self.rate_prior_mean),
             ("probe_prior_mean", self.probe_prior_mean),
+            ("max_load_factor", self.max_load_factor),
+            ("volume_min_log_sd", self.volume_min_log_sd),
         ];
         for (name, v) in finite_positive {
             if !v.is_finite() || v <= 0.0 {

@@ -10,6 +10,7 @@ use crate::config::DetectorConfig;
 use crate::findings::{Detectors, Finding};
 use crate::incidents::IncidentBook;
 use crate::new_edge::is_unattributed;
+use crate::new_workload::NewWorkloads;
 use crate::rollout::{Gate, Rollouts};
 use crate::windows::{WindowFinding, WindowTracker};
 
@@ -44,6 +45,7 @@ pub struct Engine {
     alerts: AlertBook,
     incidents: IncidentBook,
     rollouts: Rollouts,
+    new_workloads: NewWorkloads,
 }
 
 impl Engine {
@@ -61,6 +63,7 @@ impl Engine {
             alerts: AlertBook::default(),
             incidents: IncidentBook::default(),
             rollouts,
+            new_workloads: NewWorkloads::default(),
         }
     }
 
@@ -167,8 +170,36 @@ impl Engine {
         if new_edge {
             self.score_chain(&src, &mut findings);
         }
+        let notice = self.new_workloads.fold(
+            call,
+            (&src, &dst),
+            self.baseline.working(),
+            &self.config,
+            &mut findings,
+        );
         findings
             .retain(|f| f.score >= self.config.min_score || f.kind == AlertKind::SensitiveEndpoint);
+        if let Some(notice) = notice {
+            let trace_ids: Vec<String> = (!call.trace_id.is_empty())
+                .then(|| call.trace_id.clone())
+                .into_iter()
+                .collect();
+            let subject = Subject {
+                source: &call.source,
+                entry: call.entry.as_ref(),
+                time_ns: t,
+                trace_ids: &trace_ids,
+            };
+            // A notice stands alone, like a rollout's: a new deployment is not an incident.
+            self.record(notice, &subject, &mut out);
+            if findings.is_empty() {
+                // Its edges are learned, so the notice grows by callee, not by call.
+                self.baseline.observe(call);
+                out.learned = true;
+                self.emit_window(early, &mut out);
+                return out;
+            }
+        }
         if findings.is_empty() && early.is_empty() {
             // Drift: calls that raised nothing keep the baseline current — except a
             // caller nothing attributes on an edge the baseline lacks: `unknown` must
@@ -231,7 +262,7 @@ impl Engine {
         for f in findings.iter_mut().filter(|f| f.kind == AlertKind::NewEdge) {
             f.score += self.config.chain_bonus;
             f.evidence.insert(
-                "reached_over_new_edge_from".into(),
+                crate::new_workload::CHAIN_EVIDENCE.into(),
                 serde_json::json!(reached_by),
             );
             f.summary.push_str(&format!(
@@ -320,3 +351,23 @@ impl Engine {
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fault_tests.rs"]
+mod fault_tests;
+
+#[cfg(test)]
+#[path = "surge_tests.rs"]
+mod surge_tests;
+
+#[cfg(test)]
+#[path = "new_workload_tests.rs"]
+mod new_workload_tests;
+
+#[cfg(test)]
+#[path = "slow_tests.rs"]
+mod slow_tests;
+
+#[cfg(test)]
+#[path = "volume_tests.rs"]
+mod volume_tests;

@@ -1,20 +1,25 @@
 //! Incidents: findings from one source close in event time, lateral-movement paths
 //! stitched from chains of new edges (petgraph), and storm incidents that group what
-//! the alert budget counted in a storm alert.
+//! the alert budget counted in a storm alert. A source that reaches new callees one at
+//! a time (low and slow) keeps one incident open for `slow_incident_window`, scored by
+//! its new edges together.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use eastwest_model::{Alert, Incident, Severity, Workload};
+use eastwest_model::{Alert, AlertKind, Incident, Severity, Workload};
 use petgraph::Direction;
 use petgraph::graphmap::DiGraphMap;
 
-use crate::alerts::{stable_id, time};
+use crate::alerts::{severity, stable_id, time};
 use crate::config::DetectorConfig;
+use crate::score::combined_surprise;
 
 /// Longest lateral-movement path reported.
 const MAX_PATH: usize = 6;
 /// Workloads tracked in the new-edge graph (attacker-controlled names).
 const MAX_PATH_NODES: usize = 100_000;
+/// New-edge alerts one incident combines into its score.
+const MAX_COMBINED: usize = 64;
 
 #[derive(Default)]
 pub struct IncidentBook {
@@ -25,6 +30,8 @@ pub struct IncidentBook {
     node_ids: HashMap<String, u32>,
     node_names: Vec<String>,
     dirty: BTreeSet<String>,
+    /// Incident id → its new-edge alerts and their scores.
+    new_edge_scores: HashMap<String, BTreeMap<String, f64>>,
 }
 
 fn new_incident(id: String, source: Workload, t: i64) -> Incident {
@@ -117,11 +124,19 @@ impl IncidentBook {
     ) -> (String, Option<Incident>) {
         let src = source.key();
         let window = config.incident_window.as_nanos() as i64;
+        let slow_window = config.slow_incident_window.as_nanos() as i64;
+        let new_edge = alerts.iter().any(|a| a.kind == AlertKind::NewEdge);
         let open = self
             .open
             .get(&src)
             .and_then(|id| self.incidents.get(id))
-            .filter(|i| t - i.last_seen.timestamp_nanos_opt().unwrap_or(0) <= window)
+            .filter(|i| {
+                let since = t - i.last_seen.timestamp_nanos_opt().unwrap_or(0);
+                since <= window
+                    || (new_edge
+                        && since <= slow_window
+                        && self.new_edge_scores.contains_key(&i.id))
+            })
             .map(|i| i.id.clone());
         let id = open.unwrap_or_else(|| {
             let id = stable_id(&["incident", &src, &t.to_string()]);
@@ -148,10 +163,38 @@ impl IncidentBook {
             incident.path = path;
             incident.severity = Severity::Critical;
         }
+        if new_edge {
+            let scores = self.new_edge_scores.entry(id.clone()).or_default();
+            for a in alerts.iter().filter(|a| a.kind == AlertKind::NewEdge) {
+                if scores.len() < MAX_COMBINED || scores.contains_key(&a.id) {
+                    let best = scores.entry(a.id.clone()).or_insert(0.0);
+                    *best = best.max(a.score);
+                }
+            }
+        }
+        let scores = self.new_edge_scores.get(&id);
+        let reached = scores.map_or(0, BTreeMap::len);
+        if let Some(scores) = scores.filter(|_| reached >= 2) {
+            let values: Vec<f64> = scores.values().copied().collect();
+            let combined = (combined_surprise(&values) * 100.0).round() / 100.0;
+            if combined > incident.score {
+                incident.score = combined;
+                incident.severity = incident.severity.max(severity(combined, false));
+            }
+        }
         incident.summary = if incident.path.len() >= 3 {
             format!(
                 "lateral movement {} ({} findings, max score {:.1})",
                 incident.path.join(" → "),
+                incident.alert_ids.len(),
+                incident.score
+            )
+        } else if reached >= 2 {
+            format!(
+                "{src} reached {reached} workloads it never called, one at a time since {} ({} findings; score {:.1} for the new edges together)",
+                incident
+                    .first_seen
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 incident.alert_ids.len(),
                 incident.score
             )

@@ -13,10 +13,12 @@ pub mod eval;
 mod findings;
 mod incidents;
 mod new_edge;
+mod new_workload;
 mod rollout;
 mod score;
 #[doc(hidden)]
 pub mod testmesh;
+mod volume;
 mod windows;
 
 pub use alerts::{severity, stable_id};

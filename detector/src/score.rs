@@ -83,6 +83,30 @@ pub fn poisson_upper_tail(k: f64, lambda: f64) -> f64 {
     }
 }
 
+/// The surprise of several independent findings together (Fisher's method on the
+/// p-values `e^−score`): `−ln P(χ²₂ₙ ≥ 2S)` with `S` the sum of the scores, which is
+/// `S − ln Σ_{k<n} S^k/k!`. One score gives itself back; many modest ones add up to more
+/// than any of them.
+pub fn combined_surprise(scores: &[f64]) -> f64 {
+    let s: f64 = scores.iter().map(|x| x.clamp(0.0, 700.0)).sum();
+    if scores.is_empty() || s <= 0.0 {
+        return 0.0;
+    }
+    let ln_s = s.ln();
+    let mut ln_fact = 0.0;
+    let terms: Vec<f64> = (0..scores.len())
+        .map(|k| {
+            if k > 0 {
+                ln_fact += (k as f64).ln();
+            }
+            k as f64 * ln_s - ln_fact
+        })
+        .collect();
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ln_sum = max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln();
+    (s - ln_sum).clamp(0.0, 700.0)
+}
+
 /// −ln p, finite and ≥ 0.
 pub fn surprise(p: f64) -> f64 {
     if p.is_nan() || p <= 0.0 {
@@ -128,8 +152,26 @@ mod tests {
         assert!(surprise(nb_upper_tail(4.0, &Moments::default(), 2.0, 1.0)) < 4.0);
     }
 
+    #[test]
+    fn combined_surprise_is_fisher_s_method() {
+        assert!((combined_surprise(&[4.0]) - 4.0).abs() < 1e-12);
+        // Two p-values of e^−3: P(χ²₄ ≥ 12) = e^−6 (1 + 6).
+        assert!((combined_surprise(&[3.0, 3.0]) - (6.0 - 7f64.ln())).abs() < 1e-12);
+        assert_eq!(combined_surprise(&[]), 0.0);
+        // Six new callees of score 4 each: far past any one of them.
+        assert!(combined_surprise(&[4.0; 6]) > 12.0);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn combined_surprise_rises_with_each_further_finding(s in 1.5f64..20.0, n in 1usize..20) {
+            let fewer = combined_surprise(&vec![s; n]);
+            let more = combined_surprise(&vec![s; n + 1]);
+            prop_assert!(fewer.is_finite() && more.is_finite());
+            prop_assert!(more > fewer, "{more} <= {fewer}");
+        }
+
         #[test]
         fn scores_are_finite_non_negative_and_monotone(d in 0.0f64..1e4, n in 0.0f64..1e6, extra in 1.0f64..1e4) {
             let s = surprise(p_novel(d, n));

@@ -1,19 +1,22 @@
 //! Event-time windows: fan-out, rate spikes and probing are judged per window against
 //! the source's or edge's own history, with counts divided by the mesh-wide surge factor
-//! so that a global traffic surge does not fire per edge.
+//! so that a global traffic surge does not fire per edge, and an edge's rate compared
+//! with what this window's requests should bring it (calls per request of each entry, as
+//! learned), so that a surge of the request types that use an edge does not fire on it.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 
-use eastwest_baseline::{EndpointKey, LookupIndex};
-use eastwest_model::{AlertKind, Call, Entry, Workload};
+use eastwest_baseline::{EdgeKey, EndpointKey, EntryKey, LookupIndex};
+use eastwest_model::{AlertKind, Call, Entry, Protocol, Workload};
 use serde_json::json;
 
 use crate::config::DetectorConfig;
 use crate::findings::{Finding, ev};
 use crate::score::{Moments, nb_upper_tail, p_novel, poisson_upper_tail, surprise};
+use crate::volume::{VolumeHistory, WindowVolumes};
 
 /// A windowed finding with what the alert needs beyond the finding itself.
 #[derive(Debug, Clone)]
@@ -46,9 +49,15 @@ struct EdgeWin {
     source: Workload,
     destination: Workload,
     calls: f64,
+    /// Calls per request entry (by entry hash), bounded by [`MAX_ENTRIES_PER_EDGE`].
+    entries: FastMap<u64, f64>,
     trace_ids: Vec<String>,
     last_ns: i64,
 }
+
+/// Entries tracked per edge per window; beyond it an edge's calls under further entries
+/// are not explained by their load (which can only make a spike more likely to show).
+const MAX_ENTRIES_PER_EDGE: usize = 64;
 
 #[derive(Debug, Default)]
 struct OpenWindow {
@@ -59,6 +68,9 @@ struct OpenWindow {
     edges: FastMap<u64, EdgeWin>,
     /// Per-source/edge findings already raised early in this window.
     fired: HashSet<(AlertKind, String)>,
+    /// Calls under each request entry in this window (for load-aware rates).
+    entry_calls: FastMap<u64, (Entry, f64)>,
+    volumes: WindowVolumes,
 }
 
 /// What the detector itself remembers per source across windows (the baseline has no
@@ -79,6 +91,7 @@ pub struct WindowTracker {
     windows_closed: u64,
     totals: Moments,
     habits: FastMap<String, Habit>,
+    volumes: VolumeHistory,
     /// Seeded per process: window keys are attacker-chosen names.
     hasher: RandomState,
     late_calls: u64,
@@ -102,6 +115,7 @@ impl WindowTracker {
             windows_closed: 0,
             totals: Moments::default(),
             habits: FastMap::default(),
+            volumes: VolumeHistory::default(),
             hasher: RandomState::default(),
             late_calls: 0,
             dropped_keys: 0,
@@ -171,26 +185,41 @@ impl WindowTracker {
         let t = call.event_time_ns;
 
         let hasher = self.hasher;
+        let entry_key = call.entry.as_ref().map(|entry| {
+            let key = hasher.hash_one((&entry.service, &entry.route));
+            if let Some((_, calls)) = open.entry_calls.get_mut(&key) {
+                *calls += w;
+            } else if open.entry_calls.len() < config.max_window_keys {
+                open.entry_calls.insert(key, (entry.clone(), w));
+            }
+            key
+        });
         let edge_key = hasher.hash_one((src, dst));
-        if let Some(e) = open.edges.get_mut(&edge_key) {
+        let room = open.edges.len() < config.max_window_keys;
+        let e = if room || open.edges.contains_key(&edge_key) {
+            Some(open.edges.entry(edge_key).or_insert_with(|| EdgeWin {
+                source: call.source.clone(),
+                destination: call.destination.clone(),
+                calls: 0.0,
+                entries: FastMap::default(),
+                trace_ids: Vec::new(),
+                last_ns: t,
+            }))
+        } else {
+            self.dropped_keys += 1;
+            None
+        };
+        if let Some(e) = e {
             e.calls += w;
             e.last_ns = e.last_ns.max(t);
             push_trace(&mut e.trace_ids, &call.trace_id, max_ids);
-        } else if open.edges.len() < config.max_window_keys {
-            let mut trace_ids = Vec::new();
-            push_trace(&mut trace_ids, &call.trace_id, max_ids);
-            open.edges.insert(
-                edge_key,
-                EdgeWin {
-                    source: call.source.clone(),
-                    destination: call.destination.clone(),
-                    calls: w,
-                    trace_ids,
-                    last_ns: t,
-                },
-            );
-        } else {
-            self.dropped_keys += 1;
+            if let Some(key) = entry_key {
+                if let Some(calls) = e.entries.get_mut(&key) {
+                    *calls += w;
+                } else if e.entries.len() < MAX_ENTRIES_PER_EDGE {
+                    e.entries.insert(key, w);
+                }
+            }
         }
 
         if !open.sources.contains_key(src) {
@@ -225,6 +254,13 @@ impl WindowTracker {
             push_trace(&mut s.trace_ids, &call.trace_id, max_ids);
         }
         let ep = hasher.hash_one((dst, &call.method, &call.route));
+        crate::volume::count(
+            &mut open.volumes,
+            hasher.hash_one((src, ep)),
+            call,
+            w,
+            config.max_window_keys,
+        );
         if !s.endpoints.contains_key(&ep) && s.endpoints.len() < max_targets {
             let known = index
                 .edge_key(src, dst)
@@ -238,9 +274,12 @@ impl WindowTracker {
                 .is_some();
             s.endpoints.insert(ep, known);
         }
-        let denied = call
-            .status
-            .is_some_and(|st| config.denial_statuses.contains(&st))
+        let denial_statuses = if call.protocol == Protocol::Grpc {
+            &config.grpc_denial_statuses
+        } else {
+            &config.denial_statuses
+        };
+        let denied = call.status.is_some_and(|st| denial_statuses.contains(&st))
             || call.response_flags.as_deref().is_some_and(|flags| {
                 flags
                     .split(',')
@@ -303,6 +342,47 @@ impl WindowTracker {
         ((total - own_now) / expected_others).max(1.0)
     }
 
+    /// The window's entries resolved against the baseline, with their calls now: an
+    /// edge's expected calls are the sum over entries of those calls times the share of
+    /// the entry's learned calls that went over the edge.
+    fn entry_load(w: &OpenWindow, index: &LookupIndex) -> Vec<(u64, EntryKey, f64)> {
+        w.entry_calls
+            .iter()
+            .filter_map(|(&hash, (entry, calls))| Some((hash, index.entry_key(entry)?, *calls)))
+            .collect()
+    }
+
+    /// How many times more calls this window's requests should bring the edge than its
+    /// history's mean (1 when unknown). The expectation comes from the entry's *other*
+    /// calls in the window (at the learned ratio), so an edge called 20× more per request
+    /// cannot raise its own allowance. Capped: entries are telemetry, and forged
+    /// requests must not buy an edge an unbounded allowance.
+    fn load_factor(
+        edge: EdgeKey,
+        e: &EdgeWin,
+        entries: &[(u64, EntryKey, f64)],
+        mean: f64,
+        index: &LookupIndex,
+        config: &DetectorConfig,
+    ) -> f64 {
+        if mean <= 0.0 {
+            return 1.0;
+        }
+        let expected: f64 = entries
+            .iter()
+            .filter_map(|&(hash, entry, calls)| {
+                let share = index.edge_context(entry, edge)?.calls / index.entry_calls(entry)?;
+                // An edge that is all of its entry's calls cannot be predicted from the rest.
+                if !share.is_finite() || share >= 0.99 {
+                    return None;
+                }
+                let others = (calls - e.entries.get(&hash).copied().unwrap_or(0.0)).max(0.0);
+                Some(others * share / (1.0 - share))
+            })
+            .sum();
+        (expected / mean).clamp(1.0, config.max_load_factor.max(1.0))
+    }
+
     fn close(
         &mut self,
         w: OpenWindow,
@@ -356,6 +436,7 @@ impl WindowTracker {
             }
         }
         if judge {
+            let entries = Self::entry_load(&w, index);
             let mut edges: Vec<((String, String), &EdgeWin)> = w
                 .edges
                 .values()
@@ -363,16 +444,17 @@ impl WindowTracker {
                 .collect();
             edges.sort_by(|a, b| a.0.cmp(&b.0));
             for ((src, dst), e) in edges {
-                let Some(hist) = index
+                let Some((edge_key, hist)) = index
                     .edge_key(&src, &dst)
-                    .and_then(|k| index.edge_rate(k))
-                    .filter(|h| !h.values.is_empty())
+                    .and_then(|k| Some((k, index.edge_rate(k).filter(|h| !h.values.is_empty())?)))
                 else {
                     continue; // a new edge: `new_edge` speaks for it
                 };
                 let m = Moments::from_values(&hist.values);
                 let mean = m.sum / m.windows;
-                let factor = self.surge(w.total, e.calls, mean, config);
+                let surge = self.surge(w.total, e.calls, mean, config);
+                let load = Self::load_factor(edge_key, e, &entries, mean, index, config);
+                let factor = surge.max(load);
                 let x = e.calls / factor;
                 // Never a spike at or below what learning already saw on this edge.
                 if x <= hist.max() {
@@ -389,7 +471,11 @@ impl WindowTracker {
                     self.width_ns / 1_000_000_000,
                     hist.max(),
                     hist.values.len(),
-                    if factor > 1.0 {
+                    if load > surge {
+                        format!(
+                            ", after dividing by ×{load:.1}, the rise in the requests that use this edge"
+                        )
+                    } else if factor > 1.0 {
                         format!(", after dividing by a mesh-wide surge of ×{factor:.1}")
                     } else {
                         String::new()
@@ -404,7 +490,8 @@ impl WindowTracker {
                         ("history_mean", json!(mean)),
                         ("history_max", json!(hist.max())),
                         ("history_windows", json!(hist.values.len())),
-                        ("surge_factor", json!(factor)),
+                        ("surge_factor", json!(surge)),
+                        ("load_factor", json!(load)),
                         ("p_upper_tail", json!(p)),
                     ]),
                     summary,
@@ -422,6 +509,8 @@ impl WindowTracker {
                 });
             }
         }
+        let width_secs = self.width_ns / 1_000_000_000;
+        out.extend(self.volumes.close(w.volumes, judge, width_secs, config));
         if w.total > 0.0 {
             self.totals.push(w.total);
         }
@@ -574,7 +663,7 @@ fn probing(
     };
     let src = s.workload.key();
     let summary = format!(
-        "{src} was denied (401/403/404 or Envoy NR/UAEX/RBAC) on {x:.0} distinct destination+route targets ({:.0} denials) in one window; its history averages {mean:.2} per window over {} windows (p ≈ {p:.2e}, score {score:.1}); e.g. {}",
+        "{src} was denied (HTTP 401/403/404, gRPC PERMISSION_DENIED/UNIMPLEMENTED/UNAUTHENTICATED or Envoy NR/UAEX/RBAC) on {x:.0} distinct destination+route targets ({:.0} denials) in one window; its history averages {mean:.2} per window over {} windows (p ≈ {p:.2e}, score {score:.1}); e.g. {}",
         s.denials,
         m.windows,
         s.denied_examples.join("; ")

@@ -15,13 +15,19 @@ pub enum AlertKind {
     Probing,
     Plaintext,
     IdentityMismatch,
+    /// A workload never seen before (with an identity of its own never seen either): one
+    /// notice per workload, listing what it calls as it grows.
+    NewWorkload,
+    /// A known endpoint answering (or sent) far more bytes per call than it ever did:
+    /// exfiltration through a normal path.
+    VolumeSpike,
     /// Findings over the alert budget, counted in one alert per budget pool and window
     /// (so a storm still reaches the store and the webhooks).
     AlertStorm,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::NewEdge,
         AlertKind::NewEndpoint,
         AlertKind::SensitiveEndpoint,
@@ -31,6 +37,8 @@ impl AlertKind {
         AlertKind::Probing,
         AlertKind::Plaintext,
         AlertKind::IdentityMismatch,
+        AlertKind::NewWorkload,
+        AlertKind::VolumeSpike,
         AlertKind::AlertStorm,
     ];
 
@@ -45,6 +53,8 @@ impl AlertKind {
             AlertKind::Probing => "probing",
             AlertKind::Plaintext => "plaintext",
             AlertKind::IdentityMismatch => "identity_mismatch",
+            AlertKind::NewWorkload => "new_workload",
+            AlertKind::VolumeSpike => "volume_spike",
             AlertKind::AlertStorm => "alert_storm",
         }
     }

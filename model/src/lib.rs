@@ -13,6 +13,7 @@ mod incident;
 mod stats;
 
 pub use alert::{Alert, AlertKind, AlertState, EntryRef, Severity};
+pub use baseline_status::{BaselineCounts, BaselineStatus, LearningPhase, RolloutChange};
 pub use call::{Call, Entry, Protocol, Workload, format_event_time};
 pub use incident::{Incident, Label};
 pub use stats::{MetricsSnapshot, RequestsRejected, SignalSnapshot};

@@ -12,7 +12,7 @@ use eastwest_api::{
 };
 use eastwest_baseline::EdgeStats;
 use eastwest_collector::CollectorMetrics;
-use eastwest_model::{Alert, Call, format_event_time};
+use eastwest_model::{Alert, BaselineStatus, Call, format_event_time};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -258,15 +258,12 @@ impl Backend for PipelineBackend {
         })
     }
 
-    fn baseline_status(&self) -> Value {
+    fn baseline_status(&self) -> BaselineStatus {
         let baseline = self.published.baseline.load();
-        match &baseline.status {
-            Some(status) => serde_json::to_value(status).unwrap_or(Value::Null),
-            None => json!({ "state": "learning" }),
-        }
+        baseline.status.clone().unwrap_or_default()
     }
 
-    fn end_learning(&self) -> Value {
+    fn end_learning(&self) -> BaselineStatus {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         if self
             .published
@@ -275,7 +272,7 @@ impl Backend for PipelineBackend {
             .is_ok()
             && let Ok(status) = answer.recv_timeout(COMMAND_TIMEOUT)
         {
-            return serde_json::to_value(status).unwrap_or(Value::Null);
+            return status;
         }
         tracing::warn!("the pipeline did not apply \"end learning\" in time");
         self.baseline_status()

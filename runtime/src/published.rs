@@ -100,7 +100,7 @@ impl BaselineView {
         Self {
             status: Some(baseline.status(watermark_ns)),
             detecting_since: match baseline.state() {
-                LearningState::Detecting { since_ns } => Some(since_ns),
+                LearningState::Detecting { since_ns, .. } => Some(since_ns),
                 _ => None,
             },
             edges,

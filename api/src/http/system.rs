@@ -16,6 +16,7 @@ use crate::ApiError;
 use crate::backend::{RecentCalls, Stats};
 use crate::metrics;
 use crate::state::ApiState;
+use eastwest_model::BaselineStatus;
 
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,12 +52,16 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 
-pub(crate) async fn baseline(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn baseline(
+    State(state): State<ApiState>,
+) -> Result<Json<BaselineStatus>, ApiError> {
     let backend = state.inner.backend.clone();
     Ok(Json(blocking(move || backend.baseline_status()).await?))
 }
 
-pub(crate) async fn detect(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn detect(
+    State(state): State<ApiState>,
+) -> Result<Json<BaselineStatus>, ApiError> {
     let backend = state.inner.backend.clone();
     Ok(Json(blocking(move || backend.end_learning()).await?))
 }

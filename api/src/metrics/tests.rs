@@ -127,11 +127,11 @@ impl Backend for StubBackend {
     fn edge_detail(&self, _: &str, _: &str) -> Option<EdgeDetail> {
         None
     }
-    fn baseline_status(&self) -> Value {
-        json!({})
+    fn baseline_status(&self) -> eastwest_model::BaselineStatus {
+        Default::default()
     }
-    fn end_learning(&self) -> Value {
-        json!({})
+    fn end_learning(&self) -> eastwest_model::BaselineStatus {
+        Default::default()
     }
     fn accept(&self, _: &Alert) {}
     fn ready(&self) -> bool {

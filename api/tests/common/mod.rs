@@ -9,7 +9,10 @@ use eastwest_api::{
     AlertStore, ApiConfig, ApiState, Backend, EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge,
     GraphNode, GraphSnapshot, Stats, WebhookConfig,
 };
-use eastwest_model::{Alert, AlertKind, AlertState, Incident, MetricsSnapshot, Severity, Workload};
+use eastwest_model::{
+    Alert, AlertKind, AlertState, BaselineCounts, BaselineStatus, Incident, LearningPhase,
+    MetricsSnapshot, Severity, Workload,
+};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -123,21 +126,37 @@ impl Backend for TestBackend {
         })
     }
 
-    fn baseline_status(&self) -> Value {
+    fn baseline_status(&self) -> BaselineStatus {
         let detecting = *self.detecting.lock();
-        json!({
-            "state": if detecting { "detecting" } else { "learning" },
-            "learning_started": "2023-11-14T22:13:20Z",
-            "learning_ends": if detecting { Value::Null } else { json!("2023-11-15T22:13:20Z") },
-            "learned_seconds": 60.0,
-            "learning_period_seconds": 86400.0,
-            "watermark": "2023-11-14T22:14:20Z",
-            "counts": {"edges": 3, "endpoints": 5, "contexts": 4, "workloads": 4},
-            "rollout_changes": []
-        })
+        BaselineStatus {
+            state: if detecting {
+                LearningPhase::Detecting
+            } else {
+                LearningPhase::Learning
+            },
+            learning_started: Some("2023-11-14T22:13:20Z".into()),
+            learning_ends: Some(
+                if detecting {
+                    "2023-11-14T22:14:20Z"
+                } else {
+                    "2023-11-15T22:13:20Z"
+                }
+                .into(),
+            ),
+            learned_seconds: 60.0,
+            learning_period_seconds: 86400.0,
+            watermark: Some("2023-11-14T22:14:20Z".into()),
+            counts: BaselineCounts {
+                edges: 3,
+                endpoints: 5,
+                contexts: 4,
+                workloads: 4,
+            },
+            rollout_changes: Vec::new(),
+        }
     }
 
-    fn end_learning(&self) -> Value {
+    fn end_learning(&self) -> BaselineStatus {
         *self.detecting.lock() = true;
         self.baseline_status()
     }
