@@ -13,6 +13,7 @@ mod compile;
 pub mod crd;
 mod document;
 mod error;
+mod r#match;
 pub mod names;
 mod observe;
 mod rules;
@@ -20,6 +21,7 @@ mod rules;
 pub use compile::{Compiled, compile};
 pub use document::{Document, Format, MAX_DOCUMENTS, MAX_YAML_BYTES, parse_yaml, to_yaml};
 pub use error::PolicyError;
+pub use r#match::{CallView, PolicySet, Verdict};
 pub use observe::rules_from_data_dir;
 pub use rules::{Excluded, Peer, Rule, RuleSet, RuleSource, WorkloadRules};
 

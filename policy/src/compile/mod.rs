@@ -49,6 +49,9 @@ impl Compiled {
                 e.alert_id, e.source, e.destination, e.method, e.route
             ));
         }
+        if self.format == Format::Linkerd {
+            header.push("Linkerd: ports without a Server follow the default inbound policy; annotate namespaces config.linkerd.io/default-inbound-policy: deny.".into());
+        }
         header.extend(self.notes.iter().map(|n| format!("note: {n}")));
         crate::document::to_yaml(&header, &self.documents)
     }

@@ -1,0 +1,250 @@
+//! Linkerd policy: a `Server` of the destination's namespace selecting its pods on the
+//! call's port governs the call (with none, the cluster default, assumed
+//! `all-unauthenticated`, allows it). With `HTTPRoute`s attached to the Server, an HTTP
+//! request must match one (method; path `Exact`, `PathPrefix` by whole segments, or a
+//! full `RegularExpression`), or it is refused. It is then authorized when an
+//! `AuthorizationPolicy` targeting that route, the Server or the namespace has every
+//! required authentication met: a `MeshTLSAuthentication` listing the caller's identity
+//! (`sa.ns.serviceaccount.identity.linkerd.<td>`, `*`, or a `*.` suffix) or its
+//! ServiceAccount / Namespace, or a ServiceAccount ref naming it. Without one, the
+//! Server's `accessPolicy` decides (`deny` by default).
+
+use super::selector::{self, pod_labels};
+use super::{CallView, Layer, Verdict, full_regex, invalid, name, namespace};
+use crate::PolicyError;
+use crate::crd::linkerd::{
+    AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, PathMatch, Server, TargetRef,
+};
+use crate::document::Document;
+use crate::names::spiffe_account;
+
+pub(super) struct Linkerd {
+    servers: Vec<Server>,
+    /// Routes with each match's compiled regex (for `RegularExpression` paths).
+    routes: Vec<(HTTPRoute, Vec<Option<regex::Regex>>)>,
+    authorizations: Vec<AuthorizationPolicy>,
+    mesh_tls: Vec<MeshTLSAuthentication>,
+}
+
+impl Linkerd {
+    pub fn new(docs: &[Document]) -> Result<Self, PolicyError> {
+        let mut this = Self {
+            servers: Vec::new(),
+            routes: Vec::new(),
+            authorizations: Vec::new(),
+            mesh_tls: Vec::new(),
+        };
+        for d in docs {
+            match d {
+                Document::LinkerdServer(s) => this.servers.push(s.clone()),
+                Document::LinkerdRoute(r) => {
+                    let doc = format!("HTTPRoute {}/{}", namespace(&r.metadata), name(&r.metadata));
+                    let mut res = Vec::new();
+                    for m in r
+                        .spec
+                        .rules
+                        .iter()
+                        .flatten()
+                        .flat_map(|r| r.matches.iter().flatten())
+                    {
+                        res.push(match &m.path {
+                            Some(PathMatch {
+                                kind: Some(k),
+                                value,
+                            }) if k == "RegularExpression" => Some(
+                                full_regex(value.as_deref().unwrap_or(""))
+                                    .map_err(|e| invalid(&doc, e))?,
+                            ),
+                            _ => None,
+                        });
+                    }
+                    this.routes.push((r.clone(), res));
+                }
+                Document::LinkerdAuthorization(a) => this.authorizations.push(a.clone()),
+                Document::LinkerdMeshTls(m) => this.mesh_tls.push(m.clone()),
+                _ => {}
+            }
+        }
+        Ok(this)
+    }
+
+    fn authenticated(&self, r: &TargetRef, ns: &str, call: &CallView) -> bool {
+        let Some(account) = call.principal.as_deref().and_then(spiffe_account) else {
+            return false;
+        };
+        match r.kind.as_str() {
+            "MeshTLSAuthentication" => {
+                let m_ns = r.namespace.clone().unwrap_or_else(|| ns.to_owned());
+                self.mesh_tls
+                    .iter()
+                    .filter(|m| name(&m.metadata) == r.name && namespace(&m.metadata) == m_ns)
+                    .any(|m| mesh_tls_matches(m, &m_ns, account, call))
+            }
+            "ServiceAccount" => {
+                r.name == account.1 && r.namespace.as_deref().unwrap_or(ns) == account.0
+            }
+            // NetworkAuthentication names client networks: unknown here.
+            _ => false,
+        }
+    }
+}
+
+fn linkerd_identity(call: &CallView, (ns, sa): (&str, &str)) -> Option<String> {
+    let td = call
+        .principal
+        .as_deref()?
+        .strip_prefix("spiffe://")?
+        .split('/')
+        .next()?;
+    Some(format!("{sa}.{ns}.serviceaccount.identity.linkerd.{td}"))
+}
+
+fn mesh_tls_matches(
+    m: &MeshTLSAuthentication,
+    m_ns: &str,
+    account: (&str, &str),
+    call: &CallView,
+) -> bool {
+    let identity = linkerd_identity(call, account).unwrap_or_default();
+    let by_identity = m.spec.identities.iter().flatten().any(|i| {
+        i == "*"
+            || *i == identity
+            || i.strip_prefix('*')
+                .is_some_and(|suffix| suffix.starts_with('.') && identity.ends_with(suffix))
+    });
+    let by_ref = m
+        .spec
+        .identity_refs
+        .iter()
+        .flatten()
+        .any(|r| match r.kind.as_str() {
+            "ServiceAccount" => {
+                (r.name == account.1 || r.name == "*")
+                    && r.namespace.as_deref().unwrap_or(m_ns) == account.0
+            }
+            "Namespace" => r.name == account.0 || r.name == "*",
+            _ => false,
+        });
+    by_identity || by_ref
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn route_matches(route: &(HTTPRoute, Vec<Option<regex::Regex>>), call: &CallView) -> bool {
+    let Some(path) = call.path() else {
+        return false;
+    };
+    let matches: Vec<_> = route
+        .0
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.matches.iter().flatten())
+        .collect();
+    // A rule without matches matches every request (Gateway API: `PathPrefix /`).
+    let no_matches = route
+        .0
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .any(|r| r.matches.as_ref().is_none_or(|m| m.is_empty()));
+    no_matches
+        || matches.iter().zip(&route.1).any(|(m, re)| {
+            let method_ok = m.method.as_deref().is_none_or(|x| x == call.method);
+            let path_ok = match &m.path {
+                None => true,
+                Some(p) => match (
+                    p.kind.as_deref().unwrap_or("PathPrefix"),
+                    p.value.as_deref().unwrap_or("/"),
+                ) {
+                    ("Exact", v) => v == path,
+                    ("PathPrefix", v) => prefix_matches(v, &path),
+                    ("RegularExpression", _) => re.as_ref().is_some_and(|re| re.is_match(&path)),
+                    _ => false,
+                },
+            };
+            method_ok && path_ok
+        })
+}
+
+impl Layer for Linkerd {
+    fn verdict(&self, call: &CallView) -> Verdict {
+        let Some(ns) = call.destination_namespace.as_deref() else {
+            return Verdict::DefaultAllowed;
+        };
+        let labels = pod_labels(&call.destination_service);
+        let Some(server) = self.servers.iter().find(|s| {
+            namespace(&s.metadata) == ns
+                && call
+                    .port
+                    .is_some_and(|p| s.spec.port.as_u64() == Some(u64::from(p)))
+                && selector::crd(&s.spec.pod_selector, &labels, |k| k)
+        }) else {
+            return Verdict::DefaultAllowed;
+        };
+        let server_name = name(&server.metadata);
+        let attached: Vec<_> = self
+            .routes
+            .iter()
+            .filter(|(r, _)| namespace(&r.metadata) == ns)
+            .filter(|(r, _)| {
+                r.spec.parent_refs.iter().any(|p| {
+                    p.name == server_name && p.kind.as_deref().is_none_or(|k| k == "Server")
+                })
+            })
+            .collect();
+        let mut route = None;
+        if call.is_http() && !attached.is_empty() {
+            match attached.iter().find(|r| route_matches(r, call)) {
+                Some(r) => route = Some(name(&r.0.metadata)),
+                None => {
+                    return Verdict::Denied(format!(
+                        "no HTTPRoute of Server {ns}/{server_name} matches"
+                    ));
+                }
+            }
+        }
+        for a in self
+            .authorizations
+            .iter()
+            .filter(|a| namespace(&a.metadata) == ns)
+        {
+            let t = &a.spec.target_ref;
+            let targets = match t.kind.as_str() {
+                "Server" => t.name == server_name,
+                "HTTPRoute" => route.as_deref() == Some(t.name.as_str()),
+                "Namespace" => t.name == ns,
+                _ => false,
+            };
+            if targets
+                && !a.spec.required_authentication_refs.is_empty()
+                && a.spec
+                    .required_authentication_refs
+                    .iter()
+                    .all(|r| self.authenticated(r, ns, call))
+            {
+                return Verdict::Allowed(format!("AuthorizationPolicy {ns}/{}", name(&a.metadata)));
+            }
+        }
+        match server.spec.access_policy.as_deref().unwrap_or("deny") {
+            "all-unauthenticated" | "audit" => {
+                Verdict::Allowed(format!("Server {ns}/{server_name}"))
+            }
+            "all-authenticated" | "cluster-authenticated" if call.principal.is_some() => {
+                Verdict::Allowed(format!("Server {ns}/{server_name}"))
+            }
+            _ => Verdict::Denied(format!(
+                "no AuthorizationPolicy admits the caller on Server {ns}/{server_name}"
+            )),
+        }
+    }
+}

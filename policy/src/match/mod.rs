@@ -1,0 +1,164 @@
+//! Each dialect's matching semantics, as its documentation specifies them, over calls
+//! as eastwest records them. Pods are assumed to carry `app: <service>` and their
+//! namespace's `kubernetes.io/metadata.name` label (the convention the compilers write);
+//! a selector on any other label selects nothing here. A call's route stands for its
+//! paths: a placeholder segment (`{id}`) is one path segment.
+//!
+//! Several dialects may be in force at once (NetworkPolicy under Istio, say): a call is
+//! denied when any layer denies it, allowed by a rule when some layer has one for it,
+//! and default-allowed when no layer selects its destination at all.
+
+mod cilium;
+mod istio;
+mod linkerd;
+mod netpol;
+mod selector;
+
+#[cfg(test)]
+mod tests;
+
+use eastwest_model::Protocol;
+use serde::Serialize;
+
+use crate::PolicyError;
+use crate::document::Document;
+use crate::names::{self, Segment};
+
+/// A call as the matchers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct CallView {
+    pub source_service: String,
+    pub source_namespace: Option<String>,
+    /// SPIFFE id (`spiffe://td/ns/x/sa/y`) the caller presented, if any.
+    pub principal: Option<String>,
+    pub destination_service: String,
+    pub destination_namespace: Option<String>,
+    pub protocol: Protocol,
+    pub method: String,
+    pub route: String,
+    pub port: Option<u16>,
+}
+
+impl CallView {
+    /// The call's path, when it is HTTP or gRPC with a path-like route.
+    pub(crate) fn path(&self) -> Option<String> {
+        names::plain_path(self.protocol, &self.route)
+    }
+
+    pub(crate) fn segments(&self) -> Option<Vec<String>> {
+        Some(
+            names::path_segments(self.protocol, &self.route)?
+                .into_iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => l,
+                    Segment::Any => "{}".to_owned(),
+                })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn is_http(&self) -> bool {
+        matches!(self.protocol, Protocol::Http | Protocol::Grpc)
+    }
+}
+
+/// What the policies in force do with a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "verdict", content = "by")]
+pub enum Verdict {
+    /// A rule allows it (the document that does).
+    Allowed(String),
+    /// No policy selects the destination: it passes only because nothing is enforced.
+    DefaultAllowed,
+    /// Denied (the document or reason).
+    Denied(String),
+}
+
+impl Verdict {
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Verdict::Denied(_))
+    }
+}
+
+/// One dialect's evaluator.
+trait Layer: Send + Sync {
+    fn verdict(&self, call: &CallView) -> Verdict;
+}
+
+/// Policies ready to evaluate (regular expressions and templates compiled once).
+pub struct PolicySet {
+    layers: Vec<Box<dyn Layer>>,
+    documents: usize,
+}
+
+impl PolicySet {
+    /// Checks and compiles `docs`; an invalid regex or path template is an error naming
+    /// the document.
+    pub fn new(docs: &[Document]) -> Result<Self, PolicyError> {
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let of =
+            |f: fn(&Document) -> bool| docs.iter().filter(|d| f(d)).cloned().collect::<Vec<_>>();
+        let istio = of(|d| matches!(d, Document::Istio(_)));
+        if !istio.is_empty() {
+            layers.push(Box::new(istio::Istio::new(&istio)?));
+        }
+        let netpol = of(|d| matches!(d, Document::NetworkPolicy(_)));
+        if !netpol.is_empty() {
+            layers.push(Box::new(netpol::NetPol::new(&netpol)));
+        }
+        let cilium = of(|d| matches!(d, Document::Cilium(_)));
+        if !cilium.is_empty() {
+            layers.push(Box::new(cilium::Cilium::new(&cilium)?));
+        }
+        let linkerd = of(|d| d.format() == crate::Format::Linkerd);
+        if !linkerd.is_empty() {
+            layers.push(Box::new(linkerd::Linkerd::new(&linkerd)?));
+        }
+        Ok(Self {
+            layers,
+            documents: docs.len(),
+        })
+    }
+
+    pub fn documents(&self) -> usize {
+        self.documents
+    }
+
+    pub fn verdict(&self, call: &CallView) -> Verdict {
+        let mut allowed = None;
+        for layer in &self.layers {
+            match layer.verdict(call) {
+                Verdict::Denied(by) => return Verdict::Denied(by),
+                Verdict::Allowed(by) => {
+                    allowed.get_or_insert(by);
+                }
+                Verdict::DefaultAllowed => {}
+            }
+        }
+        allowed.map_or(Verdict::DefaultAllowed, Verdict::Allowed)
+    }
+}
+
+pub(crate) fn invalid(doc: &str, detail: impl std::fmt::Display) -> PolicyError {
+    PolicyError::Parse {
+        index: 0,
+        detail: format!("{doc}: {detail}"),
+    }
+}
+
+/// A regex matched against the whole value, as Envoy's safe regex matcher does.
+pub(crate) fn full_regex(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{re})$"))
+        .size_limit(1 << 20)
+        .build()
+}
+
+pub(crate) fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+pub(crate) fn namespace(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> String {
+    meta.namespace.clone().unwrap_or_else(|| "default".into())
+}
