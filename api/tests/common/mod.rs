@@ -14,7 +14,7 @@ use eastwest_model::{
     MetricsSnapshot, Severity, Workload,
 };
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub fn at(secs: i64) -> DateTime<Utc> {
