@@ -1,5 +1,34 @@
-// REST/SSE client with the session token (asked once on a 401).
+// REST/SSE client with the session token (asked once on a 401). The types are generated
+// from the OpenAPI document the server serves (`npm run gen:api`), never copied by hand.
 import { el } from './dom';
+import type { components } from './generated/openapi';
+
+type Schemas = components['schemas'];
+export type Workload = Schemas['Workload'];
+export type Alert = Schemas['Alert'];
+export type AlertPage = Schemas['AlertPage'];
+export type Technique = Schemas['Technique'];
+export type Incident = Schemas['Incident'];
+export type GraphNode = Schemas['GraphNode'];
+export type GraphEdge = Schemas['GraphEdge'];
+export type Graph = Schemas['Graph'];
+export type NamespaceGraph = Schemas['NamespaceGraph'];
+export type EdgeDetail = Schemas['EdgeDetail'];
+export type ServiceDetail = Schemas['ServiceDetail'];
+export type Baseline = Schemas['Baseline'];
+export type UiConfig = Schemas['UiConfig'];
+export interface IncidentDetail { incident: Incident; alerts: Alert[] }
+
+// Complete by type: a kind or severity added to the OpenAPI document fails `tsc` until
+// it is listed here too.
+const KIND_NAMES: Record<Alert['kind'], true> = {
+  new_edge: true, new_endpoint: true, sensitive_endpoint: true, fan_out: true, rate_spike: true,
+  context_anomaly: true, probing: true, plaintext: true, identity_mismatch: true,
+  new_workload: true, volume_spike: true, alert_storm: true,
+};
+export const KINDS = Object.keys(KIND_NAMES) as Alert['kind'][];
+export const SEVERITIES: Alert['severity'][] = ['info', 'low', 'medium', 'high', 'critical'];
+export const STATES: Alert['state'][] = ['open', 'acked', 'accepted'];
 
 const TOKEN_KEY = 'eastwest.token';
 let tokenPrompt: Promise<void> | null = null;
@@ -33,7 +62,7 @@ export class ApiError extends Error {
   constructor(public status: number, message: string) { super(message); }
 }
 
-export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+async function send(path: string, init: RequestInit): Promise<Response> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const headers = new Headers(init.headers);
     const current = token();
@@ -48,16 +77,49 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
       await askToken();
       continue;
     }
-    const text = await response.text();
-    let body: unknown = null;
-    try { body = text ? JSON.parse(text) : null; } catch { body = null; }
-    if (!response.ok) {
-      const message = (body as { error?: string } | null)?.error ?? `${response.status} ${response.statusText}`;
-      throw new ApiError(response.status, message);
-    }
-    return body as T;
+    return response;
   }
   throw new ApiError(401, 'unauthorized');
+}
+
+async function body<T>(response: Response): Promise<T> {
+  const text = await response.text();
+  let parsed: unknown = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
+  if (!response.ok) {
+    const message = (parsed as { error?: string } | null)?.error ?? `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  return parsed as T;
+}
+
+export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  return body<T>(await send(path, init));
+}
+
+/** POST with the dashboard's header; the error names what failed. */
+export function post<T>(path: string): Promise<T> {
+  return api<T>(path, { method: 'POST', body: '{}' });
+}
+
+/**
+ * GET that revalidates with the ETag of the last answer: `null` when nothing changed
+ * (304), so a poll of an unchanged graph costs no download and no redraw. The browser
+ * cache stays out of it (`no-store`), or it would turn the 304 into a 200.
+ */
+export async function getIfChanged<T>(path: string, etag: string | null): Promise<{ etag: string | null; value: T } | null> {
+  const headers: Record<string, string> = etag ? { 'If-None-Match': etag } : {};
+  const response = await send(path, { headers, cache: 'no-store' });
+  if (response.status === 304) return null;
+  const value = await body<T>(response);
+  return { etag: response.headers.get('ETag'), value };
+}
+
+let uiConfig: Promise<UiConfig> | null = null;
+/** `/api/v1/ui`, read once per page load. */
+export function ui(): Promise<UiConfig> {
+  uiConfig ??= api<UiConfig>('/api/v1/ui').catch(() => ({ trace_url_template: null }));
+  return uiConfig;
 }
 
 export function streamUrl(): string {
@@ -65,37 +127,6 @@ export function streamUrl(): string {
   return '/api/v1/alerts/stream' + (current ? `?access_token=${encodeURIComponent(current)}` : '');
 }
 
-export interface Workload { service: string; namespace: string; principal?: string | null }
-export interface Alert {
-  id: string; kind: string; severity: string; score: number;
-  source: Workload; destination: Workload | null; method: string | null; route: string | null;
-  entry: { service: string; route: string } | null;
-  first_seen: string; last_seen: string; count: number; trace_ids: string[];
-  incident_id: string | null; summary: string; evidence: Record<string, unknown>; state: string;
-}
-export interface Incident {
-  id: string; source: Workload; severity: string; score: number; first_seen: string; last_seen: string;
-  alert_ids: string[]; path: string[]; suppressed: number; summary: string;
-}
-export interface GraphNode { id: string; service: string; namespace: string }
-export interface GraphEdge {
-  source: string; destination: string; calls: number; errors: number; first_seen: string; last_seen: string;
-  mtls_ratio: number | null; status: string;
-}
-export interface Endpoint { method: string; route: string; calls: number; errors: number; first_seen: string; last_seen: string }
-export interface EdgeDetail extends GraphEdge { endpoints: Endpoint[]; trace_ids: string[]; alerts: Alert[] }
-export interface ServiceDetail { service: string; calls: GraphEdge[]; callers: GraphEdge[]; blast_radius: string[] }
-export interface Baseline {
-  state: string; learning_started: string | null; learning_ends: string | null; learned_seconds: number;
-  learning_period_seconds: number; watermark: string | null; counts: Record<string, number>;
-  rollout_changes: { workload: string; version: string; first_seen: string; summary: string }[];
-}
-
-export const KINDS = ['new_edge', 'new_endpoint', 'sensitive_endpoint', 'fan_out', 'rate_spike',
-  'context_anomaly', 'probing', 'plaintext', 'identity_mismatch', 'alert_storm'];
-export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
-export const STATES = ['open', 'acked', 'accepted'];
-
 export function workloadKey(w: Workload | null | undefined): string {
-  return w ? `${w.service}.${w.namespace}` : '—';
+  return w ? (w.namespace ? `${w.service}.${w.namespace}` : w.service) : '—';
 }

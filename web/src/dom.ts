@@ -46,3 +46,10 @@ export function kv(rows: [string, Child][]): HTMLTableElement {
 export function hashLink(parts: string[], text: string): HTMLAnchorElement {
   return el('a', { href: '#/' + parts.map(encodeURIComponent).join('/') }, text);
 }
+
+/** A visible, announced error next to what failed (ack, accept, end learning, loads). */
+export function showError(where: Element, what: string, error: unknown): void {
+  where.querySelector(':scope > .error[role=alert]')?.remove();
+  const message = error instanceof Error ? error.message : String(error);
+  where.append(el('p', { class: 'error', role: 'alert' }, `${what} failed: ${message}`));
+}

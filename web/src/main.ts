@@ -1,14 +1,19 @@
-// Hash router, theme toggle and the live connection.
+// Hash router (`#/view/id?query`), theme toggle and the live connection.
 import './style.css';
 import { api } from './api';
 import { clear, el } from './dom';
 import { connectLive } from './live';
-import { renderGraph } from './graph';
-import { renderAlert, renderAlerts, renderBaseline, renderIncident, renderIncidents } from './views';
+import { renderAlert } from './views/alert';
+import { renderAlerts } from './views/alerts';
+import { renderBaseline } from './views/baseline';
+import { renderGraph } from './views/graph';
+import { renderIncident } from './views/incident';
+import { renderIncidents } from './views/incidents';
 
 const app = document.getElementById('app')!;
 let teardown: () => void = () => {};
 
+// The theme follows prefers-color-scheme until the operator picks one with the toggle.
 function applyTheme(theme: string | null): void {
   if (theme) document.documentElement.dataset.theme = theme; else delete document.documentElement.dataset.theme;
 }
@@ -27,7 +32,11 @@ async function route(): Promise<void> {
   teardown();
   teardown = () => {};
   clear(app);
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map((p) => { try { return decodeURIComponent(p); } catch { return p; } });
+  delete app.dataset.ready;
+  const hash = location.hash.replace(/^#\/?/, '');
+  const [path, query = ''] = hash.split('?', 2);
+  const parts = path.split('/').map((p) => { try { return decodeURIComponent(p); } catch { return p; } });
+  const params = new URLSearchParams(query);
   const view = parts[0] || 'graph';
   for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a')) a.classList.toggle('active', a.dataset.view === view);
   app.dataset.view = view;
@@ -37,10 +46,10 @@ async function route(): Promise<void> {
     else if (view === 'incidents' && parts[1]) teardown = await renderIncident(app, parts[1]);
     else if (view === 'incidents') teardown = await renderIncidents(app);
     else if (view === 'baseline') teardown = await renderBaseline(app);
-    else teardown = await renderGraph(app);
+    else teardown = await renderGraph(app, params);
     app.dataset.ready = view;
   } catch (error) {
-    app.append(el('p', { class: 'error' }, `Could not load: ${error instanceof Error ? error.message : String(error)}`));
+    app.append(el('p', { class: 'error', role: 'alert' }, `Could not load: ${error instanceof Error ? error.message : String(error)}`));
   }
 }
 

@@ -54,27 +54,33 @@ after(async () => {
   await server?.stop();
 });
 
-test('graph renders the services, grouped by namespace, with no external requests', async () => {
+/** The ids the graph index (the DOM list beside the canvas) lists. */
+async function listedIds(page, scope = '.graph-view') {
+  return page.locator(`${scope} .graph-nodes li`).evaluateAll((lis) => lis.map((li) => li.dataset.id));
+}
+
+test('graph opens on namespaces, drills into one, with no external requests', async () => {
   const { page, context, events } = await openPage(browser, server.base);
   const response = await page.goto(`${server.base}/`);
   assert.match(response.headers()['content-security-policy'], /script-src 'self'/);
   await page.waitForSelector('main[data-ready="graph"]');
-  const ids = await waitFor('graph nodes', () => page.evaluate(() => {
-    const ids = window.__cy?.nodes('.service').map((n) => n.id()) ?? [];
-    return ids.length >= 3 ? ids : null;
-  }));
+  assert.ok((await listedIds(page)).includes('ns:shop'), 'the shop namespace is a node');
+  assert.equal(await page.evaluate(() => Object.keys(window).filter((k) => k.startsWith('__')).length), 0, 'no test hooks on window');
+  // open the namespace from the list (keyboard-reachable, like a tap on the canvas)
+  await page.click('.graph-index summary');
+  await page.click('.graph-nodes li[data-id="ns:shop"] button');
+  await page.waitForFunction(() => location.hash.includes('ns=shop'));
+  await page.waitForSelector('main[data-ready="graph"] .graph-nodes li[data-id="cart.shop"]', { state: 'attached' });
+  const ids = await listedIds(page);
   for (const key of ['frontend.shop', 'cart.shop', 'users.shop']) assert.ok(ids.includes(key), `${key} in ${ids}`);
-  const parents = await page.evaluate(() => window.__cy.nodes('.namespace').map((n) => n.id()));
-  assert.ok(parents.includes('ns:shop'));
-  // click a service: blast radius from the server
-  // Block bodies: `emit` returns the cytoscape collection, and handing that object graph back
-  // to playwright as the evaluate result is slow (seconds) and has crashed the renderer.
-  await page.evaluate(() => { window.__cy.getElementById('frontend.shop').emit('tap'); });
+  // a service: blast radius from the server
+  await page.click('.graph-index summary');
+  await page.click('.graph-nodes li[data-id="frontend.shop"] button');
   await page.waitForSelector('#blast-radius li');
   const radius = await page.locator('#blast-radius li').allTextContents();
   assert.ok(radius.includes('cart.shop') && radius.includes('users.shop'), `blast radius ${radius}`);
   await screenshot(page, 'graph');
-  await page.evaluate(() => { window.__cy.edges().filter((e) => e.data('source') === 'cart.shop').emit('tap'); });
+  await page.click('.graph-edges li[data-source="cart.shop"][data-target="users.shop"] button');
   await page.waitForSelector('#detail h4');
   assert.match(await page.locator('#detail').textContent(), /\/users\/\{id\}/);
   await screenshot(page, 'graph-edge');
@@ -125,11 +131,14 @@ test('the incident page shows the timeline and draws the lateral-movement path',
   await page.waitForSelector('main[data-ready="incidents"] .incident-page');
   assert.ok(await page.locator('.timeline li').count() >= 1, 'timeline has findings');
   assert.equal(await page.locator('#incident-path').textContent(), incident.path.join(' → '));
-  const drawn = await page.evaluate(() => ({
-    nodes: window.__cy.nodes('.path').map((n) => n.id()), edges: window.__cy.edges('.path').length,
-  }));
+  await page.waitForSelector('.neighbourhood .graph-nodes li.path', { state: 'attached' });
+  const drawn = {
+    nodes: await page.locator('.neighbourhood .graph-nodes li.path').evaluateAll((lis) => lis.map((li) => li.dataset.id)),
+    edges: await page.locator('.neighbourhood .graph-edges li.path').count(),
+  };
   assert.deepEqual(drawn.nodes.sort(), [...new Set(incident.path)].sort());
   assert.equal(drawn.edges, incident.path.length - 1);
+  assert.ok(await page.locator('#incident-attack .attack-tag').count() >= 1, 'the incident names its ATT&CK techniques');
   await screenshot(page, 'incident');
   assert.deepEqual(events.external, []);
   await context.close();
@@ -162,17 +171,22 @@ test('attacker-controlled names and routes render as text and never run', async 
 
   const { page, context, events } = await openPage(browser, server.base);
   await page.addInitScript(() => { window.alert = () => { window.__alerted = true; }; });
-  await page.goto(`${server.base}/#/graph`);
+  await page.goto(`${server.base}/#/graph?ns=shop`);
   await page.waitForSelector('main[data-ready="graph"]');
-  const labels = await waitFor('evil label', () => page.evaluate(() => {
-    const l = window.__cy?.nodes('.service').map((n) => n.data('label')) ?? [];
+  const labels = await waitFor('evil label', async () => {
+    const l = await page.locator('.graph-nodes li').allTextContents();
     return l.includes('<img src=x onerror=alert(1)>') && l.includes('"><script>window.__xss=2</script>') ? l : null;
-  }));
+  });
   assert.ok(labels.includes('"><script>window.__xss=2</script>'));
-  await page.evaluate(() => { window.__cy.edges().filter((e) => e.source().data('label') === '<img src=x onerror=alert(1)>').emit('tap'); });
+  await page.click('.graph-index summary');
+  await page.locator('.graph-edges li', { hasText: '<img src=x onerror=alert(1)> → "><script>' }).first().locator('button').click();
   await page.waitForSelector('#detail h3, #detail .error');
   assert.equal(await page.locator('#detail .error').count(), 0, await page.locator('#detail').textContent());
   assert.ok((await page.locator('#detail').textContent()).includes('/<b>bold</b>'), 'route shown as text');
+  // the search box lists hostile names as text too
+  await page.fill('#graph-search', 'img');
+  await page.waitForSelector('#search-results button');
+  assert.ok((await page.locator('#search-results').textContent()).includes('<img src=x onerror=alert(1)>'));
 
   await page.goto(`${server.base}/#/alerts`);
   await page.waitForSelector('main[data-ready="alerts"]');
