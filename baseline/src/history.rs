@@ -54,6 +54,10 @@ pub fn calls_schema() -> SchemaRef {
         s("request_id", true),
         Field::new("weight", DataType::Float64, false),
         Field::new("learned", DataType::Boolean, false),
+        // Added later, hence last and nullable: partitions written before them read as
+        // nulls (see `query::session`).
+        Field::new("request_bytes", DataType::UInt64, true),
+        Field::new("response_bytes", DataType::UInt64, true),
     ]))
 }
 
@@ -124,6 +128,12 @@ pub fn calls_batch(rows: &[(Call, bool)]) -> RecordBatch {
         )),
         Arc::new(BooleanArray::from(
             rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            rows.iter().map(|(c, _)| c.request_bytes).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            rows.iter().map(|(c, _)| c.response_bytes).collect::<Vec<_>>(),
         )),
     ];
     RecordBatch::try_new(calls_schema(), columns).expect("columns match the calls schema")
@@ -251,6 +261,10 @@ fn parse_hour_dir(name: &str) -> Option<i64> {
         chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
     Some(t.and_utc().timestamp() / 3600)
 }
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+mod size_tests;
 
 #[cfg(test)]
 mod tests {

@@ -50,10 +50,14 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, BaselineError> {
         SerializedFileReader::new(reader).map_err(|e| BaselineError::corrupt(file, e))?;
     }
     if !history.is_empty() {
+        // The table's schema is the current one, not one inferred from the files: hours
+        // written before a column was added (nullable, appended) read it as null, and a
+        // history holding only such hours still has every column.
+        let schema = calls_schema();
         ctx.register_parquet(
             "calls",
             &format!("{}/", calls.display()),
-            ParquetReadOptions::default(),
+            ParquetReadOptions::default().schema(&schema),
         )
         .await?;
     } else {
