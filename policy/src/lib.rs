@@ -9,22 +9,32 @@
 //! crate does) or the alert store (the API does: callers pass alerts in).
 #![forbid(unsafe_code)]
 
+mod backtest;
 mod compile;
 pub mod crd;
+mod deny;
 mod document;
+mod drift;
 mod error;
+mod history;
 mod r#match;
 pub mod names;
 mod observe;
 mod rules;
 
+pub use backtest::{AlertOutcome, BacktestReport, EdgeRoute, backtest};
 pub use compile::{Compiled, compile};
+pub use deny::{DenySuggestion, deny_documents, deny_rules};
 pub use document::{Document, Format, MAX_DOCUMENTS, MAX_YAML_BYTES, parse_yaml, to_yaml};
+pub use drift::{BROAD_USED_ROUTES, BroadRule, DriftReport, UnusedRule, drift};
 pub use error::PolicyError;
+pub use history::{CallGroup, call_groups};
 pub use r#match::{CallView, PolicySet, Verdict};
 pub use observe::rules_from_data_dir;
 pub use rules::{Excluded, Peer, Rule, RuleSet, RuleSource, WorkloadRules};
 
+#[cfg(test)]
+mod data_dir_tests;
 #[cfg(test)]
 mod round_trip_tests;
 #[cfg(test)]

@@ -163,7 +163,8 @@ impl Layer for Cilium {
             return Verdict::DefaultAllowed;
         }
         for c in &enforcing {
-            for (rule, http) in c.policy.spec.ingress.iter().flatten().zip(&c.http) {
+            let rules = c.policy.spec.ingress.iter().flatten().zip(&c.http);
+            for (i, (rule, http)) in rules.enumerate() {
                 if !peer_matches(rule, ns, call) {
                     continue;
                 }
@@ -175,10 +176,59 @@ impl Layer for Cilium {
                         .any(|(pr, h)| port_matches(pr, call) && l7_matches(pr, h, call)),
                 };
                 if ok {
-                    return Verdict::Allowed(doc(c));
+                    return Verdict::Allowed(format!("{} ingress {i}", doc(c)));
                 }
             }
         }
         Verdict::Denied(format!("default deny of {}", doc(enforcing[0])))
     }
+}
+
+/// Every ingress rule, named as [`Verdict::Allowed`] names it, with why it is broad.
+pub(super) fn rules(p: &CiliumNetworkPolicy) -> Vec<(String, Option<String>)> {
+    let doc = format!(
+        "CiliumNetworkPolicy {}/{}",
+        namespace(&p.metadata),
+        name(&p.metadata)
+    );
+    let empty = |s: &crate::crd::Selector| {
+        s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+            && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    };
+    p.spec
+        .ingress
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut why = Vec::new();
+            let any_peer = (r.from_endpoints.is_none() && r.from_entities.is_none())
+                || r.from_entities
+                    .iter()
+                    .flatten()
+                    .any(|e| e == "all" || e == "cluster")
+                || r.from_endpoints.iter().flatten().any(empty);
+            if any_peer {
+                why.push("any peer");
+            }
+            let ports = r.to_ports.as_deref().unwrap_or_default();
+            let wild = |x: &str| x.contains(".*") || x.contains(".+");
+            let any_path = ports.is_empty()
+                || ports.iter().any(|p| {
+                    p.rules
+                        .as_ref()
+                        .and_then(|r| r.http.as_ref())
+                        .is_none_or(|h| {
+                            h.is_empty() || h.iter().any(|h| h.path.as_deref().is_none_or(wild))
+                        })
+                });
+            if any_path {
+                why.push("any or wildcard path");
+            }
+            (
+                format!("{doc} ingress {i}"),
+                (!why.is_empty()).then(|| why.join(", ")),
+            )
+        })
+        .collect()
 }

@@ -96,13 +96,9 @@ impl Layer for Istio {
             return Verdict::DefaultAllowed;
         }
         for p in &allows {
-            if p.spec
-                .rules
-                .iter()
-                .flatten()
-                .any(|r| rule_matches(r, call, false))
-            {
-                return Verdict::Allowed(described(p));
+            let rules = p.spec.rules.iter().flatten();
+            if let Some(i) = rules.clone().position(|r| rule_matches(r, call, false)) {
+                return Verdict::Allowed(format!("{} rule {i}", described(p)));
             }
         }
         Verdict::Denied(format!("no ALLOW rule of {} matches", described(allows[0])))
@@ -223,4 +219,49 @@ fn rule_matches(r: &Rule, call: &CallView, deny: bool) -> bool {
                 || t.iter()
                     .any(|t| operation_matches(&t.operation, call, deny))
         })
+}
+
+/// Every ALLOW rule, named as [`Verdict::Allowed`] names it, with why it is broad (if it is).
+pub(super) fn rules(p: &AuthorizationPolicy) -> Vec<(String, Option<String>)> {
+    if p.spec.action.as_deref().is_some_and(|a| a != "ALLOW") {
+        return Vec::new();
+    }
+    let doc = format!(
+        "AuthorizationPolicy {}/{}",
+        namespace(&p.metadata),
+        name(&p.metadata)
+    );
+    let wild = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .is_some_and(|v| v.iter().any(|x| x.contains('*')))
+    };
+    p.spec
+        .rules
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, r)| {
+            let froms: Vec<_> = r.from.iter().flatten().collect();
+            let tos: Vec<_> = r.to.iter().flatten().collect();
+            let mut why = Vec::new();
+            if froms.is_empty()
+                || froms
+                    .iter()
+                    .any(|f| f.source.principals.is_none() || wild(&f.source.principals))
+            {
+                why.push("any or wildcard principal");
+            }
+            if tos.is_empty()
+                || tos
+                    .iter()
+                    .any(|t| t.operation.paths.is_none() || wild(&t.operation.paths))
+            {
+                why.push("any or wildcard path");
+            }
+            (
+                format!("{doc} rule {i}"),
+                (!why.is_empty()).then(|| why.join(", ")),
+            )
+        })
+        .collect()
 }

@@ -248,3 +248,42 @@ impl Layer for Linkerd {
         }
     }
 }
+
+fn broad_mesh_tls(m: &MeshTLSAuthentication) -> bool {
+    m.spec.identities.iter().flatten().any(|i| i.contains('*'))
+        || (m.spec.identity_refs.iter().flatten()).any(|r| r.kind == "Namespace" || r.name == "*")
+}
+
+/// Every authorization, named as [`Verdict::Allowed`] names it, with why it is broad.
+pub(super) fn rules(docs: &[Document]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for d in docs {
+        match d {
+            Document::LinkerdAuthorization(a) => {
+                let ns = namespace(&a.metadata);
+                let broad_auth = a.spec.required_authentication_refs.iter().any(|r| {
+                    docs.iter().any(|d| {
+                        matches!(d, Document::LinkerdMeshTls(m)
+                            if name(&m.metadata) == r.name && broad_mesh_tls(m))
+                    })
+                });
+                let why = match (broad_auth, a.spec.target_ref.kind.as_str()) {
+                    (true, "HTTPRoute") => Some("wildcard or namespace-wide identities"),
+                    (true, _) => Some("wildcard identities on a whole Server or namespace"),
+                    (false, "HTTPRoute") => None,
+                    (false, _) => Some("a whole Server or namespace, any path"),
+                };
+                let id = format!("AuthorizationPolicy {ns}/{}", name(&a.metadata));
+                out.push((id, why.map(str::to_owned)));
+            }
+            Document::LinkerdServer(s)
+                if s.spec.access_policy.as_deref().is_some_and(|p| p != "deny") =>
+            {
+                let id = format!("Server {}/{}", namespace(&s.metadata), name(&s.metadata));
+                out.push((id, Some("the Server admits every caller".into())));
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -120,6 +120,22 @@ impl PolicySet {
         })
     }
 
+    /// Every allow rule of the documents, named as [`Verdict::Allowed`] names it, with
+    /// why it is broad when it is (any or wildcard principal, peer or path, every port).
+    pub fn rules(docs: &[Document]) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        for d in docs {
+            match d {
+                Document::Istio(p) => out.extend(istio::rules(p)),
+                Document::NetworkPolicy(p) => out.extend(netpol::rules(p)),
+                Document::Cilium(p) => out.extend(cilium::rules(p)),
+                _ => {}
+            }
+        }
+        out.extend(linkerd::rules(docs));
+        out
+    }
+
     pub fn documents(&self) -> usize {
         self.documents
     }

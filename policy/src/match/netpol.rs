@@ -92,7 +92,7 @@ impl Layer for NetPol {
         }
         for p in &selecting {
             let spec = p.spec.as_ref().expect("filtered on spec");
-            let admitted = spec.ingress.iter().flatten().any(|rule| {
+            let admitted = spec.ingress.iter().flatten().position(|rule| {
                 let from_ok = rule.from.as_ref().is_none_or(|f| {
                     f.is_empty() || f.iter().any(|peer| peer_matches(peer, ns, call))
                 });
@@ -102,8 +102,11 @@ impl Layer for NetPol {
                     .is_none_or(|ps| ps.is_empty() || ps.iter().any(|p| port_matches(p, call)));
                 from_ok && ports_ok
             });
-            if admitted {
-                return Verdict::Allowed(format!("NetworkPolicy {ns}/{}", name(&p.metadata)));
+            if let Some(i) = admitted {
+                return Verdict::Allowed(format!(
+                    "NetworkPolicy {ns}/{} ingress {i}",
+                    name(&p.metadata)
+                ));
             }
         }
         Verdict::Denied(format!(
@@ -111,4 +114,44 @@ impl Layer for NetPol {
             name(&selecting[0].metadata)
         ))
     }
+}
+
+/// Every ingress rule, named as [`Verdict::Allowed`] names it, with why it is broad.
+pub(super) fn rules(p: &NetworkPolicy) -> Vec<(String, Option<String>)> {
+    let doc = format!(
+        "NetworkPolicy {}/{}",
+        namespace(&p.metadata),
+        name(&p.metadata)
+    );
+    let empty = |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+        s.as_ref().is_some_and(|s| {
+            s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+                && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+        })
+    };
+    p.spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .enumerate()
+        .map(|(i, r)| {
+            let mut why = Vec::new();
+            let from = r.from.as_deref().unwrap_or_default();
+            if from.is_empty()
+                || from.iter().any(|f| {
+                    empty(&f.pod_selector)
+                        || (f.pod_selector.is_none() && f.namespace_selector.is_some())
+                        || f.ip_block.is_some()
+                })
+            {
+                why.push("any source, whole namespaces or IP blocks");
+            }
+            if r.ports.as_ref().is_none_or(|p| p.is_empty()) {
+                why.push("every port");
+            }
+            (
+                format!("{doc} ingress {i}"),
+                (!why.is_empty()).then(|| why.join(", ")),
+            )
+        })
+        .collect()
 }
