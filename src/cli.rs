@@ -59,6 +59,54 @@ pub enum Command {
     /// Baseline maintenance.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Audit evidence over a period: per-edge calls and mTLS coverage, plaintext calls
+    /// with trace ids, principals per workload, policy coverage, every alert with who
+    /// handled it and when, and the posture findings; from the call history and its daily
+    /// roll-ups.
+    Report(ReportArgs),
+    /// Ranked, explained posture findings: blast radius per workload (default-allow vs
+    /// least privilege), shared service accounts, plaintext and anonymous callers,
+    /// exposed sensitive endpoints, edges leaving the mesh.
+    Posture(PostureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(long, value_name = "DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Period before now, e.g. 30d or 365d (days whose raw history expired come from the
+    /// daily roll-ups).
+    #[arg(long, value_name = "DUR", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub since: Duration,
+    #[arg(long, value_name = "FORMAT", default_value = "html", value_parser = ["html", "json", "csv"])]
+    pub format: String,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// TOML config whose `[detector]` sensitive patterns are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PostureArgs {
+    #[arg(long, value_name = "DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Period of call history to analyse, before now.
+    #[arg(long, value_name = "DUR", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub since: Duration,
+    /// `table` (Markdown: the blast-radius summary and the top findings) or `json`.
+    #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Mesh name for the table's first column.
+    #[arg(long, value_name = "NAME")]
+    pub mesh: Option<String>,
+    /// Findings listed in the table.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// TOML config whose `[detector]` sensitive patterns are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

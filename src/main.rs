@@ -8,6 +8,7 @@ mod config;
 mod data;
 mod demo;
 mod eval;
+mod report;
 mod tools;
 
 use std::io::IsTerminal;
@@ -61,6 +62,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Eval(args) => eval::run(args).await,
             Command::Sql(args) => data::sql(args).await,
             Command::Baseline(cli::BaselineCommand::Rebuild(args)) => data::rebuild(args).await,
+            Command::Report(args) => report::report(args).await,
+            Command::Posture(args) => report::posture(args).await,
         }
     })
 }

@@ -13,29 +13,31 @@ mod config;
 mod dashboard;
 mod error;
 mod events;
+mod evidence;
 mod graph;
-mod http;
 mod graph_view;
+mod http;
 mod metrics;
 mod sink;
 mod state;
 pub mod store;
-pub mod webhook;
 mod trace_link;
+pub mod webhook;
 
 pub use backend::{Backend, RecentCalls, Stats};
 pub use config::{ApiConfig, WebhookConfig, WebhookKind};
 pub use error::ApiError;
+pub use evidence::{Evidence, Rendered};
 pub use graph::{
     EdgeDetail, EdgeStatus, EndpointSummary, GraphEdge, GraphNode, GraphSnapshot, blast_radius,
 };
+pub use graph_view::{GraphView, NamespaceEdge, NamespaceGraph, NamespaceNode};
 pub use http::{API_ROUTES, SYSTEM_ROUTES, router, serve};
 pub use metrics::{ApiMetrics, DeliveryOutcome};
-pub use graph_view::{GraphView, NamespaceEdge, NamespaceGraph, NamespaceNode};
 pub use sink::AlertSink;
 pub use state::ApiState;
 pub use store::AlertStore;
+pub use trace_link::{trace_url, validate_template};
 
 /// The OpenAPI 3 document served at `/api/v1/openapi.json`.
-pub use trace_link::{trace_url, validate_template};
 pub const OPENAPI_DOCUMENT: &str = http::OPENAPI_DOCUMENT;

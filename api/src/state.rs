@@ -35,6 +35,8 @@ pub(crate) struct StateInner {
     pub token_digest: Option<[u8; 32]>,
     /// Cancelled when `serve` shuts down, to end long-lived SSE responses.
     pub shutdown: CancellationToken,
+    /// Posture and reports, when the process serves them ([`ApiState::with_evidence`]).
+    pub evidence: std::sync::OnceLock<Arc<dyn crate::Evidence>>,
 }
 
 pub(crate) fn digest(token: &str) -> [u8; 32] {
@@ -62,9 +64,9 @@ impl ApiState {
                 payload: PayloadContext {
                     public_base: config.public_base(),
                     hostname: local_hostname(),
+                    trace_url_template: config.trace_url_template.clone(),
                 },
                 outbox_notify: outbox_notify.clone(),
-                    trace_url_template: config.trace_url_template.clone(),
             },
             config.sink_max_pending,
         )?;
@@ -81,6 +83,7 @@ impl ApiState {
                 sink,
                 token_digest,
                 shutdown: CancellationToken::new(),
+                evidence: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -91,6 +94,13 @@ impl ApiState {
         validate_webhooks(&webhooks)?;
         *self.inner.webhooks.write() = Arc::new(webhooks);
         Ok(self)
+    }
+
+    /// Serves `GET /api/v1/posture` and `GET /api/v1/report` from `evidence` (without
+    /// it they answer 404). The first one set stays.
+    pub fn with_evidence(self, evidence: Arc<dyn crate::Evidence>) -> Self {
+        let _ = self.inner.evidence.set(evidence);
+        self
     }
 
     /// The handle the pipeline publishes alerts and incidents through.

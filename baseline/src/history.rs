@@ -130,10 +130,14 @@ pub fn calls_batch(rows: &[(Call, bool)]) -> RecordBatch {
             rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
         )),
         Arc::new(UInt64Array::from(
-            rows.iter().map(|(c, _)| c.request_bytes).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|(c, _)| c.request_bytes)
+                .collect::<Vec<_>>(),
         )),
         Arc::new(UInt64Array::from(
-            rows.iter().map(|(c, _)| c.response_bytes).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|(c, _)| c.response_bytes)
+                .collect::<Vec<_>>(),
         )),
     ];
     RecordBatch::try_new(calls_schema(), columns).expect("columns match the calls schema")
@@ -255,7 +259,7 @@ fn hour_dir_name(hour: i64) -> String {
     format!("hour={}", t.format("%Y-%m-%dT%H"))
 }
 
-fn parse_hour_dir(name: &str) -> Option<i64> {
+pub(crate) fn parse_hour_dir(name: &str) -> Option<i64> {
     let s = name.strip_prefix("hour=")?;
     let t =
         chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;

@@ -17,14 +17,15 @@ mod query;
 mod rebuild;
 mod rebuild_windows;
 mod rollout;
+mod rollup;
 mod snapshot;
 mod tables;
 
 #[cfg(test)]
 mod persist_tests;
 
-pub use error::BaselineError;
 pub use eastwest_model::{BaselineCounts, BaselineStatus, RolloutChange};
+pub use error::BaselineError;
 pub use history::{CALLS_DIR, DEFAULT_FLUSH_ROWS, HistoryWriter, calls_batch, calls_schema};
 pub use index::{
     CallKeys, CallStats, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
@@ -33,6 +34,11 @@ pub use index::{
 pub use learner::{Baseline, BaselineConfig, LearningState, MAX_PRINCIPALS_PER_WORKLOAD};
 pub use query::{BASELINE_DIR, format_table, session, sql};
 pub use rebuild::{RebuildStats, rebuild};
+pub use rollup::{
+    DAILY_DIR, DAILY_TABLE, DEFAULT_ROLLUP_RETENTION, EdgeDay, MAX_ROLLUP_PRINCIPALS,
+    MAX_ROLLUP_TRACES, MaintainStats, NS_PER_DAY, daily_batch, daily_schema, edge_days, maintain,
+    maintain_blocking, raw_complete_from, rolled_up_days, stored_edge_days,
+};
 pub use snapshot::{
     FORMAT_VERSION, KEEP_SNAPSHOTS, Manifest, SnapshotData, list_snapshots, load_snapshot,
 };

@@ -1,6 +1,6 @@
-//! SQL over the data dir with DataFusion: the `calls` history and the newest baseline
-//! snapshot's tables. Only the CLI and `baseline rebuild` use this; the hot path never
-//! runs SQL.
+//! SQL over the data dir with DataFusion: the `calls` history, its `daily_edges`
+//! roll-ups and the newest baseline snapshot's tables. Only the CLI, `baseline rebuild`
+//! and the posture and audit reports use this; the hot path never runs SQL.
 //!
 //! [`sql`] is read-only: it runs queries (SELECT, WITH … SELECT, EXPLAIN, SHOW,
 //! DESCRIBE) over the registered tables and refuses, before anything runs, every plan
@@ -64,6 +64,7 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, BaselineError> {
         let empty = MemTable::try_new(calls_schema(), vec![vec![]])?;
         ctx.register_table("calls", Arc::new(empty))?;
     }
+    register_daily(&ctx, data_dir).await?;
     if let Some(snap) = list_snapshots(&data_dir.join(BASELINE_DIR))?.last() {
         for table in TABLES {
             let file = snap.join(format!("{table}.parquet"));
@@ -77,6 +78,31 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, BaselineError> {
         }
     }
     Ok(ctx)
+}
+
+/// The daily roll-ups as `daily_edges` (empty when none was written yet).
+async fn register_daily(ctx: &SessionContext, data_dir: &Path) -> Result<(), BaselineError> {
+    let files = crate::rollup::daily_files(data_dir);
+    for file in &files {
+        let reader = std::fs::File::open(file).map_err(|e| BaselineError::io(file, e))?;
+        SerializedFileReader::new(reader).map_err(|e| BaselineError::corrupt(file, e))?;
+    }
+    if files.is_empty() {
+        let empty = MemTable::try_new(crate::rollup::daily_schema(), vec![vec![]])?;
+        ctx.register_table(crate::rollup::DAILY_TABLE, Arc::new(empty))?;
+    } else {
+        // The current schema, as for `calls`: roll-ups written before a column was added
+        // read it as null.
+        let dir = data_dir.join(crate::rollup::DAILY_DIR);
+        let schema = crate::rollup::daily_schema();
+        ctx.register_parquet(
+            crate::rollup::DAILY_TABLE,
+            &format!("{}/", dir.display()),
+            ParquetReadOptions::default().schema(&schema),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What [`sql`] lets through: queries only, no DDL, DML or statements.

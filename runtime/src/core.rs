@@ -194,7 +194,11 @@ impl Core {
             store: store.clone(),
         });
         let state = ApiState::new(config.api.clone(), store.clone(), backend)?
-            .with_webhooks(config.webhooks.clone())?;
+            .with_webhooks(config.webhooks.clone())?
+            .with_evidence(Arc::new(eastwest_posture::DataDirEvidence {
+                data_dir: config.data_dir.clone(),
+                sensitive: config.detector.sensitive.clone(),
+            }));
         let sink = state.sink();
         let (tx, queue) = mpsc::channel(config.otlp.queue_capacity);
         let pipeline = Pipeline {

@@ -46,6 +46,10 @@ pub struct StorageConfig {
     /// Hour partitions older than this (by the wall clock) are deleted.
     #[serde(with = "humantime_serde")]
     pub history_retention: Duration,
+    /// Daily per-edge roll-ups (`daily/`, the `daily_edges` table) older than this are
+    /// deleted: they keep a year of audit evidence after the raw hours are gone.
+    #[serde(with = "humantime_serde")]
+    pub rollup_retention: Duration,
     /// Buffered rows are written at least this often (wall time)…
     #[serde(with = "humantime_serde")]
     pub history_flush_interval: Duration,
@@ -65,6 +69,7 @@ impl Default for StorageConfig {
         Self {
             history: true,
             history_retention: DEFAULT_HISTORY_RETENTION,
+            rollup_retention: eastwest_baseline::DEFAULT_ROLLUP_RETENTION,
             history_flush_interval: DEFAULT_HISTORY_FLUSH_INTERVAL,
             history_flush_rows: DEFAULT_HISTORY_FLUSH_ROWS,
             history_queue: DEFAULT_HISTORY_QUEUE,
@@ -76,6 +81,12 @@ impl Default for StorageConfig {
 
 impl StorageConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if self.rollup_retention < self.history_retention {
+            return Err(
+                "rollup_retention must be at least history_retention (roll-ups outlive the raw history)"
+                    .into(),
+            );
+        }
         if self.history_retention.is_zero()
             || self.history_flush_interval.is_zero()
             || self.snapshot_interval.is_zero()
@@ -246,13 +257,14 @@ pub fn start_history(
         config.history_flush_rows,
     );
     let interval = config.history_flush_interval;
+    let retention = (config.history_retention, config.rollup_retention);
     let m = metrics.clone();
     let dir = data_dir.to_path_buf();
     let handle = std::thread::Builder::new()
         .name("eastwest-history".into())
         .spawn(move || {
             let _exit = exit;
-            run_history(&dir, writer, rx, interval, &m)
+            run_history(&dir, writer, rx, interval, retention, &m)
         })
         .map_err(|source| crate::RuntimeError::Thread {
             stage: "history writer",
@@ -266,6 +278,7 @@ fn run_history(
     mut writer: HistoryWriter,
     rx: Receiver<Vec<(Call, bool)>>,
     interval: Duration,
+    (history_retention, rollup_retention): (Duration, Duration),
     metrics: &StorageMetrics,
 ) {
     let mut last_flush = Instant::now();
@@ -291,8 +304,19 @@ fn run_history(
             // By the wall clock: a forged timestamp must not delete today's history.
             let now_ns = eastwest_collector::wall_clock_ns();
             let hour = now_ns / 3_600_000_000_000;
-            if hour > last_pruned_hour {
+            // Days that closed are rolled up before their first hours are pruned, and
+            // once more at shutdown so a stop leaves every closed day rolled up.
+            if hour > last_pruned_hour || closed {
                 last_pruned_hour = hour;
+                if let Err(e) = eastwest_baseline::maintain_blocking(
+                    data_dir,
+                    now_ns,
+                    history_retention,
+                    rollup_retention,
+                ) {
+                    // Pruned all the same: the retention bounds the disk the history takes.
+                    tracing::warn!(error = %e, "daily roll-ups failed");
+                }
                 if let Err(e) = writer.prune(now_ns) {
                     tracing::warn!(error = %e, "pruning call history failed");
                 }

@@ -49,10 +49,12 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/stats"),
     ("get", "/calls/recent"),
     ("get", "/webhooks/dead-letters"),
+    ("get", "/posture"),
+    ("get", "/report"),
     ("get", "/openapi.json"),
+    ("get", "/ui"),
 ];
 
-    ("get", "/ui"),
 /// Routes outside `/api/v1`: health and readiness are always open, `/metrics` needs the
 /// token when one is set (unless `[api] metrics_public`).
 pub const SYSTEM_ROUTES: &[(&str, &str)] =
@@ -68,21 +70,23 @@ fn api_handler(method: &str, path: &str) -> MethodRouter<ApiState> {
         ("get", "/incidents") => get(alerts::list_incidents),
         ("get", "/incidents/{id}") => get(alerts::get_incident),
         ("get", "/graph") => get(graph::graph),
-        ("get", "/graph/edge") => get(graph::edge),
-        ("get", "/graph/service/{key}") => get(graph::service),
         ("get", "/graph/namespaces") => get(graph::namespaces),
         ("get", "/graph/search") => get(graph::search),
+        ("get", "/graph/edge") => get(graph::edge),
+        ("get", "/graph/service/{key}") => get(graph::service),
         ("get", "/baseline") => get(system::baseline),
         ("post", "/baseline/detect") => post(system::detect),
         ("get", "/stats") => get(system::stats),
         ("get", "/calls/recent") => get(system::recent_calls),
         ("get", "/webhooks/dead-letters") => get(system::dead_letters),
+        ("get", "/posture") => get(evidence::posture),
+        ("get", "/report") => get(evidence::report),
         ("get", "/openapi.json") => get(system::openapi),
+        ("get", "/ui") => get(ui::ui),
         _ => unreachable!("API_ROUTES entry without a handler: {method} {path}"),
     }
 }
 
-        ("get", "/ui") => get(ui::ui),
 /// The router, guarding `Host` against the configured address. [`serve`] uses the
 /// address the listener is actually bound to.
 pub fn router(state: ApiState) -> Router {
