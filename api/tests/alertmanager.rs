@@ -85,6 +85,7 @@ async fn alert_shows_up_in_a_real_alertmanager() {
     };
     let config = ApiConfig {
         public_url: Some("https://eastwest.example".into()),
+        trace_url_template: Some("https://jaeger.example/trace/{trace_id}".into()),
         ..Default::default()
     };
     let s = Server::start(dir.path(), config, vec![hook]).await;
@@ -93,6 +94,8 @@ async fn alert_shows_up_in_a_real_alertmanager() {
     let mut a = alert("am-1", AlertKind::SensitiveEndpoint, Severity::High, 0);
     a.first_seen = chrono::Utc::now() - chrono::Duration::seconds(30);
     a.last_seen = chrono::Utc::now();
+    a.evidence
+        .insert("pattern".into(), serde_json::json!("cloud-metadata"));
     s.publish(vec![a], vec![]).await;
 
     let mut found = Value::Null;
@@ -125,6 +128,18 @@ async fn alert_shows_up_in_a_real_alertmanager() {
     assert_eq!(labels["source_service"], "cart");
     assert_eq!(labels["destination_service"], "users");
     assert_eq!(labels["namespace"], "shop");
+    assert_eq!(labels["attack_techniques"], "T1210,T1552.005");
+    let attack = found["annotations"]["attack"].as_str().unwrap();
+    assert!(
+        attack.contains(
+            "T1552.005 Unsecured Credentials: Cloud Instance Metadata API (Credential Access)"
+        ),
+        "{attack}"
+    );
+    assert_eq!(
+        found["annotations"]["trace_url"],
+        "https://jaeger.example/trace/4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert!(
         found["annotations"]["summary"]
             .as_str()

@@ -414,6 +414,7 @@ async fn slack_and_falco_payloads_reach_their_receivers() {
     ];
     let config = ApiConfig {
         public_url: Some("https://eastwest.example/".into()),
+        trace_url_template: Some("https://jaeger.example/trace/{trace_id}".into()),
         ..Default::default()
     };
     let s = Server::start(dir.path(), config, hooks).await;
@@ -445,7 +446,30 @@ async fn slack_and_falco_payloads_reach_their_receivers() {
         blocks.contains("https://eastwest.example/#/alerts/sf1"),
         "{blocks}"
     );
+    assert!(
+        blocks.contains("T1078 Valid Accounts (Defense Evasion)"),
+        "{blocks}"
+    );
+    assert!(
+        blocks
+            .contains("<https://jaeger.example/trace/4bf92f3577b34da6a3ce929d0e0e4736|Open trace>"),
+        "{blocks}"
+    );
     let falco: Value = serde_json::from_str(&falco_log.lock()[0].body).unwrap();
+    assert_eq!(falco["output_fields"]["eastwest.attack"], "T1078,T1036");
+    assert_eq!(
+        falco["output_fields"]["eastwest.trace_url"],
+        "https://jaeger.example/trace/4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let tags: Vec<&str> = falco["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for tag in ["T1078", "T1036", "mitre_defense_evasion"] {
+        assert!(tags.contains(&tag), "{tags:?}");
+    }
     assert_eq!(falco["priority"], "Critical");
     assert_eq!(falco["source"], "eastwest");
     assert_eq!(falco["output_fields"]["eastwest.alert_id"], "sf1");

@@ -1,7 +1,7 @@
 // Test harness: starts the real eastwest binary, feeds it OTLP JSON traces over HTTP,
 // and drives Debian chromium through playwright-core.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -49,24 +49,29 @@ export async function waitFor(what, check, timeoutMs = 30000, everyMs = 250) {
  * before eastwest binds it, so a parallel process can take it in between; eastwest then
  * exits on the bind error, and the start is retried on fresh ports.
  */
-export async function startEastwest({ token, learningPeriod = '1m' } = {}) {
+export async function startEastwest({ token, learningPeriod = '1m', config } = {}) {
   const ATTEMPTS = 3;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startEastwestOnce({ token, learningPeriod });
+      return await startEastwestOnce({ token, learningPeriod, config });
     } catch (e) {
       if (!e.exitedEarly || attempt === ATTEMPTS) throw e;
     }
   }
 }
 
-async function startEastwestOnce({ token, learningPeriod }) {
+/** `config`: TOML text for `--config` (e.g. `[api]\ntrace_url_template = "…"`). */
+async function startEastwestOnce({ token, learningPeriod, config }) {
   const bin = binaryPath();
   const [grpc, http, apiPort] = [await freePort(), await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'eastwest-web-'));
   const args = ['serve', '--otlp-grpc', `127.0.0.1:${grpc}`, '--otlp-http', `127.0.0.1:${http}`,
     '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir, '--learning-period', learningPeriod];
   if (token) args.push('--api-token', token);
+  if (config) {
+    writeFileSync(join(dataDir, 'eastwest.toml'), config);
+    args.push('--config', join(dataDir, 'eastwest.toml'));
+  }
   const env = { ...process.env, EASTWEST_LOG: process.env.EASTWEST_LOG ?? 'warn' };
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
@@ -88,7 +93,7 @@ async function startEastwestOnce({ token, learningPeriod }) {
   }
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
   return {
-    base, otlp: `http://127.0.0.1:${http}`, dataDir, log: () => log,
+    base, otlp: `http://127.0.0.1:${http}`, otlpGrpc: `http://127.0.0.1:${grpc}`, dataDir, log: () => log,
     async get(path) {
       const r = await fetch(base + path, { headers });
       if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
@@ -188,4 +193,19 @@ export function root({ to, method = 'GET', route = '/', at, traceId = hex(16) })
       }] }],
     }],
   };
+}
+
+/** Runs the eastwest binary (gen, replay, …) to completion; throws with its output on failure. */
+export function runEastwest(args, { timeoutMs = 180000 } = {}) {
+  return new Promise((ok, fail) => {
+    const child = spawn(binaryPath(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EASTWEST_LOG: 'warn' } });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) ok(out); else fail(new Error(`eastwest ${args.join(' ')} exited ${code}:\n${out}`));
+    });
+  });
 }

@@ -17,17 +17,22 @@ export interface CanvasHandlers {
 const FULL_LAYOUT_SHARE = 0.5;
 const COSE_MAX_NODES = 400;
 const MAX_FIT_ZOOM = 1.4;
+/** Above this many edges their labels show on hover only (the list has them all). */
+const EDGE_LABELS_MAX = 40;
 
 export class GraphCanvas {
   readonly cy: Core;
   readonly index: HTMLDetailsElement;
   private overlay = new Map<string, Set<string>>();
   private drawing: Drawing = { nodes: [], edges: [] };
+  private edgeLabels = true;
 
   constructor(container: HTMLElement, private handlers: CanvasHandlers = {}) {
     this.cy = cytoscape({ container, style: graphStyle(), elements: [], wheelSensitivity: 0.3, minZoom: 0.05, maxZoom: 4 });
     this.cy.on('tap', 'node', (evt) => this.handlers.node?.(evt.target.id(), evt.target.data('kind')));
     this.cy.on('tap', 'edge', (evt) => this.handlers.edge?.(evt.target.data('source'), evt.target.data('target')));
+    this.cy.on('mouseover', 'edge', (evt) => evt.target.data('label', evt.target.data('full')));
+    this.cy.on('mouseout', 'edge', (evt) => { if (!this.edgeLabels) evt.target.data('label', ''); });
     this.index = el('details', { class: 'graph-index' });
   }
 
@@ -38,6 +43,8 @@ export class GraphCanvas {
     const cy = this.cy;
     const nextIds = new Set([...next.nodes.map((n) => n.id), ...next.edges.map((e) => e.id)]);
     const hadNodes = cy.nodes().length;
+    this.edgeLabels = next.edges.length <= EDGE_LABELS_MAX;
+    const shown = (e: DrawEdge) => (this.edgeLabels ? e.label : '');
     cy.batch(() => {
       cy.elements().filter((e) => !nextIds.has(e.id())).remove();
       for (const n of next.nodes) {
@@ -50,7 +57,7 @@ export class GraphCanvas {
       for (const e of next.edges) {
         const existing = cy.getElementById(e.id);
         if (existing.nonempty()) {
-          existing.data('label', e.label);
+          existing.data({ label: shown(e), full: e.label });
           existing.classes(this.classes(e.id, e.classes));
         }
       }
@@ -59,7 +66,7 @@ export class GraphCanvas {
     const freshEdges = next.edges.filter((e) => cy.getElementById(e.id).empty());
     const defs: ElementDefinition[] = [
       ...fresh.map((n) => ({ group: 'nodes' as const, data: { id: n.id, label: n.label, kind: n.kind, size: n.size }, classes: this.classes(n.id, n.classes) })),
-      ...freshEdges.map((e) => ({ group: 'edges' as const, data: { id: e.id, source: e.source, target: e.target, label: e.label }, classes: this.classes(e.id, e.classes) })),
+      ...freshEdges.map((e) => ({ group: 'edges' as const, data: { id: e.id, source: e.source, target: e.target, label: shown(e), full: e.label }, classes: this.classes(e.id, e.classes) })),
     ];
     if (defs.length) cy.add(defs);
     this.drawing = next;
