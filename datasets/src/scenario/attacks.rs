@@ -5,8 +5,9 @@
 use chrono::DateTime;
 use eastwest_model::{AlertKind, Label};
 
-use super::spans::{Gen, Inject, inject};
-use super::topology::{AttackPlan, Hop, Name, Topology, db, grpc, h};
+use super::bodies::exfil_scale;
+use super::spans::{Exfil, Gen, Inject, SpanStyle, inject};
+use super::topology::{AttackPlan, Hop, Name, Topology, db, grpc, h, is_grpc};
 use super::{DatasetError, SEC};
 
 #[allow(clippy::too_many_arguments)] // the label's fields, in schema order
@@ -67,6 +68,27 @@ pub(super) fn run(
         "benign-jobs" => g.job_adds_step = true,
         _ => {}
     }
+    let t0 = attack_start + 60 * SEC;
+    // Set before the attack phase's traffic: the exfiltration rides on it.
+    let exfil_entry = if name == "exfiltration" {
+        let (entry, hop) = exfil_target(topo)?;
+        if g.style == SpanStyle::Sdk && g.logs.is_none() && is_grpc(&hop.method, &hop.path) {
+            return Err(DatasetError::InvalidOptions(format!(
+                "{name} needs body sizes: SDK gRPC spans carry none (add access logs or use istio spans)"
+            )));
+        }
+        let until = (t0 + EXFIL_SECS * SEC).min(attack_end);
+        g.exfil = Some(Exfil {
+            scale: exfil_scale(&hop),
+            hop,
+            from: t0,
+            until: if until > t0 { until } else { t0 + SEC },
+            calls: 0,
+        });
+        Some(entry)
+    } else {
+        None
+    };
     g.normal(
         topo,
         attack_start,
@@ -74,14 +96,72 @@ pub(super) fn run(
         phase_rate,
         if name == "benign-rare-path" { 50 } else { 500 },
     );
-    let t0 = attack_start + 60 * SEC;
     g.force_keep = true;
+    if let Some((service, route, hops)) = exfil_entry {
+        let label = exfiltration(name, g, &topo.namespace, &service, &route, &hops);
+        g.force_keep = false;
+        return Ok(vec![label]);
+    }
     let labels = match &topo.plan {
         None => boutique(name, g, &topo.namespace, t0, attack_start, attack_end),
         Some(plan) => generic(name, g, topo, plan, t0, attack_start, attack_end)?,
     };
     g.force_keep = false;
     Ok(labels)
+}
+
+/// An entry (service, route) and its hops up to one of interest.
+type EntryPrefix = (Name, Name, Vec<Inject>);
+
+/// How long the exfiltration lasts.
+const EXFIL_SECS: i64 = 5 * 60;
+
+/// The compromised workload's busiest kind of call: the first non-database hop it makes
+/// in an entry's request tree (any workload's, on a topology where it makes none), with
+/// the entry (service, route, hops up to and including it).
+fn exfil_target(topo: &Topology) -> Result<(EntryPrefix, Hop), DatasetError> {
+    let compromised = topo
+        .plan
+        .as_ref()
+        .map_or("recommendationservice", |p| p.compromised.as_ref());
+    let candidates = || {
+        topo.entries.iter().flat_map(|e| {
+            e.hops
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.db.is_none())
+                .map(move |(i, h)| (e, i, h))
+        })
+    };
+    let (entry, i, hop) = candidates()
+        .find(|(_, _, h)| h.caller == compromised)
+        .or_else(|| candidates().next())
+        .ok_or_else(|| unsupported("exfiltration", topo, "no entry makes a service call"))?;
+    let hops = entry.hops[..=i].iter().cloned().map(inject).collect();
+    Ok((
+        (entry.service.clone(), entry.route.clone(), hops),
+        hop.clone(),
+    ))
+}
+
+/// The exfiltration's label, once the attack phase's traffic ran: the edge's caller read
+/// its usual endpoint at its usual rate, with outsized responses. When that traffic never
+/// reached the edge inside the window (a low rate), one request through the entry does.
+fn exfiltration(
+    name: &str,
+    g: &mut Gen,
+    ns: &str,
+    service: &str,
+    route: &str,
+    hops: &[Inject],
+) -> Label {
+    let e = g.exfil.as_ref().expect("exfiltration was set up");
+    let (hop, from, until, calls) = (e.hop.clone(), e.from, e.until, e.calls);
+    if calls == 0 {
+        g.request(service, route, hops, from);
+    }
+    g.exfil = None;
+    hop_label(ns, name, AlertKind::VolumeSpike, &hop, from, until)
 }
 
 /// `caller` reads cloud instance credentials from the metadata address, outside the mesh

@@ -8,6 +8,9 @@
 //! * `attacks` — the per-scenario injections and their labels.
 
 mod attacks;
+mod bodies;
+#[cfg(test)]
+mod exfil_tests;
 mod large;
 mod logs;
 mod sampling;
@@ -55,6 +58,7 @@ const SCENARIOS: &[&str] = &[
     "multi-hop",
     "cloud-metadata",
     "bulk-read",
+    "exfiltration",
     "benign-rollout",
     "benign-surge",
     "benign-new-pods",

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::bodies::body_sizes;
 use super::logs::{HopLog, LogSink};
 use super::sampling::Sampler;
 use super::topology::{Entry, Hop, Name, fill_params, is_grpc};
@@ -74,6 +75,25 @@ pub(crate) struct Gen {
     pub force_keep: bool,
     /// Pod of the most recent span's resource.
     last_pod: String,
+    /// The exfiltration under way, if any: which calls get outsized responses.
+    pub exfil: Option<Exfil>,
+}
+
+/// One known endpoint of a known edge answering `scale`× its usual response size
+/// between `from` and `until` (event time), at whatever rate normal traffic calls it.
+pub(crate) struct Exfil {
+    pub hop: Hop,
+    pub from: i64,
+    pub until: i64,
+    pub scale: u64,
+    /// Calls scaled so far.
+    pub calls: u64,
+}
+
+impl Exfil {
+    fn covers(&self, hop: &Hop, t: i64) -> bool {
+        (self.from..self.until).contains(&t) && *hop == self.hop
+    }
 }
 
 /// Pod IP as a function of the pod name, so that a pod keeps one resource.
@@ -104,6 +124,7 @@ impl Gen {
             sampler,
             force_keep: false,
             last_pod: String::new(),
+            exfil: None,
         }
     }
 
@@ -281,7 +302,17 @@ impl Gen {
         let error = status >= 500;
         let src_principal = self.principal(inj.principal_of.as_deref().unwrap_or(caller));
         let dst_principal = self.principal(callee);
-        let (mut client_attrs, server_attrs, name) = match self.style {
+        // Keyed by the trace and the hop's start: one value per call, no RNG draw.
+        let call_id = [trace, &t.to_le_bytes()].concat();
+        let scale = match self.exfil.as_mut() {
+            Some(e) if e.covers(&inj.hop, t) => {
+                e.calls += 1;
+                e.scale
+            }
+            _ => 1,
+        };
+        let (request_bytes, response_bytes) = body_sizes(&inj.hop, status, &call_id, scale);
+        let (mut client_attrs, mut server_attrs, name) = match self.style {
             SpanStyle::Istio => {
                 // Istio's historical boutique output: every destination as a mesh host.
                 let host = format!("{callee}.{ns}.svc.cluster.local");
@@ -365,6 +396,14 @@ impl Gen {
                 kv_int("server.port", i64::from(port)),
             ];
         }
+        // Both sides saw the same bodies. SDK gRPC spans have no size attribute (gRPC
+        // message sizes are per-message events); a sidecar reports sizes for any HTTP/2.
+        if db.is_none() && !(self.style == SpanStyle::Sdk && is_grpc(method, template)) {
+            for attrs in [&mut client_attrs, &mut server_attrs] {
+                attrs.push(kv_int("http.request.body.size", request_bytes as i64));
+                attrs.push(kv_int("http.response.body.size", response_bytes as i64));
+            }
+        }
         let dur = self.rng.random_range(1_000_000..20_000_000i64);
         let client_name = match (self.style, db) {
             (SpanStyle::Sdk, Some(_)) => format!("{method} {path}"),
@@ -423,6 +462,8 @@ impl Gen {
                 client_span: &client,
                 server_span: server.as_ref().map(|(id, _)| id.as_slice()),
                 version: self.version,
+                request_bytes,
+                response_bytes,
             });
         }
         server.map(|(id, _)| id).unwrap_or(client)
@@ -552,7 +593,14 @@ impl Gen {
             {
                 last.status = 503;
             }
+            // Exfiltrating requests are kept whatever the sampling, like injected ones.
+            let keep = self.force_keep;
+            self.force_keep |= self
+                .exfil
+                .as_ref()
+                .is_some_and(|e| injs.iter().any(|i| e.covers(&i.hop, t)));
             self.request(&entry.service, &entry.route, &injs, t);
+            self.force_keep = keep;
             if (t / (3600 * SEC)) != ((t + (SEC as f64 / load) as i64) / (3600 * SEC)) {
                 let mut injs: Vec<Inject> =
                     topo.job.hops.iter().map(|h| inject(h.clone())).collect();
