@@ -116,6 +116,7 @@ pub const BY_PATTERN: &[(&str, &[Technique])] = &[
     ("debug", &[SYSTEM_INFORMATION_DISCOVERY]),
     ("metrics", &[SYSTEM_INFORMATION_DISCOVERY]),
     ("envoy-admin", &[SYSTEM_INFORMATION_DISCOVERY]),
+    ("grpc-admin", &[NETWORK_SERVICE_DISCOVERY]),
 ];
 
 /// What alerts of `kind` evidence by themselves (empty for a kind not listed).
@@ -232,6 +233,48 @@ mod tests {
         for kind in AlertKind::ALL {
             let n = BY_KIND.iter().filter(|(k, _)| *k == kind.as_str()).count();
             assert_eq!(n, 1, "{kind:?} must have one line in attack::BY_KIND");
+        }
+    }
+
+    /// docs/ATTACK.md is the table users read: each kind's and pattern's row names
+    /// exactly the techniques of the code.
+    #[test]
+    fn the_documented_table_matches_the_code() {
+        let doc = include_str!("../../docs/ATTACK.md");
+        let rows: Vec<Vec<&str>> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        let ids_in = |cell: &str| -> Vec<String> {
+            cell.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+                .filter(|w| {
+                    w.len() >= 5
+                        && w.starts_with('T')
+                        && w[1..5].chars().all(|c| c.is_ascii_digit())
+                })
+                .map(String::from)
+                .collect()
+        };
+        let row_of = |name: &str| {
+            rows.iter()
+                .find(|r| r[1].split(", ").any(|n| n == format!("`{name}`")))
+                .unwrap_or_else(|| panic!("docs/ATTACK.md has no row for {name}"))
+        };
+        for (kind, list) in BY_KIND {
+            let want: Vec<String> = list.iter().map(|t| t.id.to_string()).collect();
+            let mut got = ids_in(row_of(kind)[2]);
+            // A row may name a technique the numbers tell apart ("may also be T1499").
+            got.retain(|id| !row_of(kind)[2].contains(&format!("may also be {id}")));
+            assert_eq!(got, want, "docs/ATTACK.md row for {kind}");
+        }
+        for (pattern, list) in BY_PATTERN {
+            let want: Vec<String> = list.iter().map(|t| t.id.to_string()).collect();
+            assert_eq!(
+                ids_in(row_of(pattern)[2]),
+                want,
+                "docs/ATTACK.md row for {pattern}"
+            );
         }
     }
 

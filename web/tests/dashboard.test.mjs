@@ -150,6 +150,10 @@ test('baseline view shows progress and counts', async () => {
   await page.waitForSelector('main[data-ready="baseline"]');
   assert.equal(await page.locator('#baseline-state').textContent(), 'detecting');
   assert.ok(await page.locator('#end-learning').isDisabled());
+  // Learning was ended early, after calls: when it started is still known and shown.
+  const started = await page.locator('#learning-started').textContent();
+  assert.ok(started && started !== '—' && !started.startsWith('not recorded'), `learning started: ${started}`);
+  assert.match(await page.locator('.baseline').textContent(), /learning ended/);
   await screenshot(page, 'baseline');
   await context.close();
 });

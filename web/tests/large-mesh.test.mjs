@@ -139,6 +139,7 @@ test('the fan-out alert: ATT&CK tag, trace links from the template, the edge nei
   for (const [id, href] of links) assert.equal(href, TEMPLATE.replace('{trace_id}', encodeURIComponent(id)));
   const drawn = await listed(page, '.neighbourhood .graph-nodes li.path');
   assert.deepEqual(drawn.sort(), [key(edgeAlert.source), key(edgeAlert.destination)].sort());
+  await page.locator('.neighbourhood').scrollIntoViewIfNeeded();
   await screenshot(page, 'large-alert');
   assert.deepEqual(events.external, [], 'links are not followed by themselves');
   await context.close();
