@@ -59,6 +59,10 @@ pub enum Command {
     /// Baseline maintenance.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Least-privilege authorization policies (Istio, NetworkPolicy, Cilium, Linkerd)
+    /// from what was observed; backtests and drift over the call history.
+    #[command(subcommand)]
+    Policy(crate::policy::PolicyCommand),
     /// Audit evidence over a period: per-edge calls and mTLS coverage, plaintext calls
     /// with trace ids, principals per workload, policy coverage, every alert with who
     /// handled it and when, and the posture findings; from the call history and its daily

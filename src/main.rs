@@ -8,6 +8,7 @@ mod config;
 mod data;
 mod demo;
 mod eval;
+mod policy;
 mod report;
 mod tools;
 
@@ -62,6 +63,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Eval(args) => eval::run(args).await,
             Command::Sql(args) => data::sql(args).await,
             Command::Baseline(cli::BaselineCommand::Rebuild(args)) => data::rebuild(args).await,
+            Command::Policy(command) => policy::run(command).await,
             Command::Report(args) => report::report(args).await,
             Command::Posture(args) => report::posture(args).await,
         }

@@ -176,6 +176,7 @@ pub fn backtest(
             .filter(|(_, v)| f(v))
             .map(|(g, _)| g.calls)
             .sum::<f64>()
+            + 0.0
     };
     let denied = by_edge_route(judged.iter().filter_map(|(g, v)| match v {
         Verdict::Denied(by) => Some((g, by.clone())),

@@ -18,9 +18,11 @@ mod drift;
 mod error;
 mod history;
 mod r#match;
+mod measure;
 pub mod names;
 mod observe;
 mod rules;
+mod time;
 
 pub use backtest::{AlertOutcome, BacktestReport, EdgeRoute, backtest};
 pub use compile::{Compiled, compile};
@@ -30,8 +32,10 @@ pub use drift::{BROAD_USED_ROUTES, BroadRule, DriftReport, UnusedRule, drift};
 pub use error::PolicyError;
 pub use history::{CallGroup, call_groups};
 pub use r#match::{CallView, PolicySet, Verdict};
+pub use measure::{DialectFigures, ScenarioFigures, markdown, measure};
 pub use observe::rules_from_data_dir;
 pub use rules::{Excluded, Peer, Rule, RuleSet, RuleSource, WorkloadRules};
+pub use time::parse_time;
 
 #[cfg(test)]
 mod data_dir_tests;

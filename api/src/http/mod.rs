@@ -7,6 +7,7 @@ mod etag;
 mod evidence;
 mod graph;
 mod guard;
+mod policy;
 pub(crate) mod system;
 mod ui;
 
@@ -49,6 +50,10 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/stats"),
     ("get", "/calls/recent"),
     ("get", "/webhooks/dead-letters"),
+    ("get", "/alerts/{id}/deny-rule"),
+    ("get", "/policy"),
+    ("post", "/policy/backtest"),
+    ("post", "/policy/drift"),
     ("get", "/posture"),
     ("get", "/report"),
     ("get", "/openapi.json"),
@@ -79,6 +84,10 @@ fn api_handler(method: &str, path: &str) -> MethodRouter<ApiState> {
         ("get", "/stats") => get(system::stats),
         ("get", "/calls/recent") => get(system::recent_calls),
         ("get", "/webhooks/dead-letters") => get(system::dead_letters),
+        ("get", "/alerts/{id}/deny-rule") => get(policy::deny_rule),
+        ("get", "/policy") => get(policy::generate),
+        ("post", "/policy/backtest") => post(policy::backtest),
+        ("post", "/policy/drift") => post(policy::drift),
         ("get", "/posture") => get(evidence::posture),
         ("get", "/report") => get(evidence::report),
         ("get", "/openapi.json") => get(system::openapi),

@@ -114,6 +114,24 @@ impl AlertStore {
         &self.inner.path
     }
 
+    /// Every stored alert, newest first (all pages of [`AlertStore::list_alerts`]).
+    pub fn all_alerts(&self) -> Result<Vec<eastwest_model::Alert>, ApiError> {
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.list_alerts(&AlertFilter {
+                limit: MAX_PAGE,
+                before,
+                ..Default::default()
+            })?;
+            out.extend(page.alerts);
+            match page.next {
+                Some(next) => before = Some(Cursor::parse(&next)?),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// Whether the alert sink's last commit failed (then the process is not ready).
     pub fn writes_failing(&self) -> bool {
         self.inner.write_failing.load(Ordering::Relaxed)

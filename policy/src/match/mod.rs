@@ -40,6 +40,24 @@ pub struct CallView {
 }
 
 impl CallView {
+    /// The call as a policy sees it (the port from its destination address).
+    pub fn from_call(c: &eastwest_model::Call) -> Self {
+        Self {
+            source_service: c.source.service.clone(),
+            source_namespace: c.source.namespace.clone(),
+            principal: c.source.principal.clone(),
+            destination_service: c.destination.service.clone(),
+            destination_namespace: c.destination.namespace.clone(),
+            protocol: c.protocol,
+            method: c.method.clone(),
+            route: c.route.clone(),
+            port: c
+                .destination_address
+                .as_deref()
+                .and_then(crate::observe::port_of),
+        }
+    }
+
     /// The call's path, when it is HTTP or gRPC with a path-like route.
     pub(crate) fn path(&self) -> Option<String> {
         names::plain_path(self.protocol, &self.route)
