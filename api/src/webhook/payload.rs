@@ -47,19 +47,45 @@ pub fn render(
 }
 
 /// The Alert JSON (with its `attack` techniques), plus `trace_links` when a trace UI is
-/// configured.
+/// configured and `deny_rule` (the suggested minimal deny rules, YAML in JSON strings)
+/// when the alert names a call one can be written for.
 fn generic(alert: &Alert, ctx: &PayloadContext) -> Result<String, serde_json::Error> {
     #[derive(serde::Serialize)]
     struct WithLinks<'a> {
         #[serde(flatten)]
         alert: &'a Alert,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         trace_links: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deny_rule: Option<eastwest_policy::DenySuggestion>,
     }
     let trace_links = enrich::trace_links(alert, ctx);
-    if trace_links.is_empty() {
+    let deny_rule = deny_rule(alert);
+    if trace_links.is_empty() && deny_rule.is_none() {
         return serde_json::to_string(alert);
     }
-    serde_json::to_string(&WithLinks { alert, trace_links })
+    serde_json::to_string(&WithLinks {
+        alert,
+        trace_links,
+        deny_rule,
+    })
+}
+
+/// The suggested deny rules, when at least one dialect can express them.
+fn deny_rule(alert: &Alert) -> Option<eastwest_policy::DenySuggestion> {
+    let s = eastwest_policy::deny_rules(alert);
+    (s.istio.is_some() || s.cilium.is_some()).then_some(s)
+}
+
+/// A deny rule's YAML for a chat message: each line made visible and `<` `>`
+/// neutralised on its own (the line breaks are the serialiser's, names inside are
+/// quoted by it), capped as a whole.
+fn rule_text(yaml: &str, max_chars: usize) -> String {
+    let lines: Vec<String> = yaml
+        .lines()
+        .map(|l| sanitize::forwardable(l, max_chars))
+        .collect();
+    sanitize::cap(&lines.join("\n"), max_chars)
 }
 
 fn destination_key(alert: &Alert) -> String {
@@ -153,7 +179,7 @@ fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
     {
         context.push(slack_mrkdwn(format!("<{trace}|Open trace>")));
     }
-    json!({
+    let mut message = json!({
         "text": text,
         "blocks": [
             {"type": "header", "text": slack_plain(&format!("eastwest {title}"), SLACK_HEADER_MAX)},
@@ -167,7 +193,19 @@ fn slack(alert: &Alert, ctx: &PayloadContext) -> Value {
             ]},
             {"type": "context", "elements": context}
         ]
-    })
+    });
+    // The suggested deny rule (eastwest applies nothing), as plain text.
+    if let Some(yaml) = deny_rule(alert).and_then(|d| d.istio.or(d.cilium)) {
+        let label = "Suggested deny rule (review before applying; eastwest applies nothing)\n";
+        let text = format!("{label}{}", rule_text(&yaml, SLACK_TEXT_MAX - label.len()));
+        let block = json!({"type": "section", "text": {"type": "plain_text", "text": text, "emoji": false}});
+        let blocks = message["blocks"]
+            .as_array_mut()
+            .expect("blocks is an array");
+        let at = blocks.len() - 1;
+        blocks.insert(at, block);
+    }
+    message
 }
 
 fn alertmanager(alert: &Alert, ctx: &PayloadContext) -> Value {
@@ -373,6 +411,53 @@ mod tests {
         assert!(s.contains("&lt;!channel&gt;"));
         let v: Value = serde_json::from_str(&s).unwrap();
         assert!(v["blocks"].as_array().unwrap().len() >= 3);
+    }
+
+    #[test]
+    fn payloads_suggest_the_minimal_deny_rule() {
+        let mut a = alert();
+        a.source.principal = Some("spiffe://cluster.local/ns/shop/sa/cart".into());
+        let generic: Value =
+            serde_json::from_str(&render(&hook(WebhookKind::Generic), &a, &ctx()).unwrap())
+                .unwrap();
+        let istio = generic["deny_rule"]["istio"].as_str().unwrap();
+        assert!(
+            istio.contains("action: DENY") && istio.contains("/admin/users/{*}"),
+            "{istio}"
+        );
+        assert!(
+            generic["deny_rule"]["cilium"]
+                .as_str()
+                .unwrap()
+                .contains("ingressDeny")
+        );
+        let slack: Value =
+            serde_json::from_str(&render(&hook(WebhookKind::Slack), &a, &ctx()).unwrap()).unwrap();
+        let mut objects = Vec::new();
+        text_objects(&slack["blocks"], &mut objects);
+        let rule = objects
+            .iter()
+            .find(|o| {
+                o["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Suggested deny rule")
+            })
+            .expect("deny rule block");
+        assert_eq!(rule["type"], "plain_text");
+        assert!(
+            rule["text"]
+                .as_str()
+                .unwrap()
+                .contains("\n  action: DENY\n"),
+            "{rule}"
+        );
+        // No callee, no rule: the payload is the alert as stored.
+        a.destination = None;
+        let generic: Value =
+            serde_json::from_str(&render(&hook(WebhookKind::Generic), &a, &ctx()).unwrap())
+                .unwrap();
+        assert!(generic.get("deny_rule").is_none());
     }
 
     /// Every `type` object in a Block Kit payload, depth first.
