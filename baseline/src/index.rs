@@ -286,6 +286,11 @@ impl LookupIndex {
     pub fn entry_calls(&self, entry: EntryKey) -> Option<f64> {
         self.entries.get(&entry).copied()
     }
+    /// Whether any request entered the mesh at `service` (a scan of the entries: call it
+    /// only off the hot path).
+    pub fn is_entry_service(&self, service: NameId) -> bool {
+        self.entries.keys().any(|e| e.service == service)
+    }
     pub fn source(&self, workload: NameId) -> Option<&SourceStats> {
         self.sources.get(&workload)
     }

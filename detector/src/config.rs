@@ -145,6 +145,12 @@ pub fn default_sensitive_patterns() -> Vec<SensitivePattern> {
             r"(^|:)15000$|(^|/)(config_dump|clusters|quitquitquit|drain_listeners)(/|$)",
             7.0,
         ),
+        // Route forms: `package.Service/Method` (collector) or `/package.Service/Method`.
+        pattern(
+            "grpc-admin",
+            r"^/?grpc\.(reflection\.v1(alpha)?\.ServerReflection|channelz\.v1\.Channelz|admin\.v1\.[A-Za-z]+|testing\.XdsUpdateClientConfigureService|lb\.v1\.LoadReporter)/",
+            6.0,
+        ),
         pattern(
             "cloud-metadata",
             r"(?i)169\.254\.169\.254|169\.254\.170\.2(:\d+)?$|168\.63\.129\.16(:\d+)?$|metadata\.google\.internal|fd00:ec2::254|(^|/)latest/(meta-data|user-data|api/token)(/|$)|(^|/)computeMetadata/v1(/|$)|(^|/)metadata/identity/oauth2/token(/|$)",

@@ -371,3 +371,7 @@ mod slow_tests;
 #[cfg(test)]
 #[path = "volume_tests.rs"]
 mod volume_tests;
+
+#[cfg(test)]
+#[path = "entry_tests.rs"]
+mod entry_tests;

@@ -226,6 +226,17 @@ impl Detectors {
             }
         }
 
+        // A request entering at a workload the baseline only ever saw called from inside
+        // the mesh, judged on that workload's own calls out (the rest of the request tree
+        // follows from them).
+        if let Some(entry) = &call.entry
+            && stats.entry_calls.is_none()
+            && entry.service == call.source.service
+            && let Some(f) = unknown_entry(call, entry, (src, dst), index, config)
+        {
+            out.push(f);
+        }
+
         if call.mtls == Some(false)
             && let Some(tls) = plaintext_evidence(edge_stats, keys.source, dst, index, config)
         {
@@ -247,6 +258,41 @@ impl Detectors {
         }
         out
     }
+}
+
+/// The finding for a call out of a request whose entry is a workload that received
+/// calls in the baseline but never started a request: as surprising as none of its
+/// `received` calls having been an entry.
+fn unknown_entry(
+    call: &Call,
+    entry: &eastwest_model::Entry,
+    (src, dst): (&str, &str),
+    index: &LookupIndex,
+    config: &DetectorConfig,
+) -> Option<Finding> {
+    let id = index.names().workload(&call.source)?;
+    let received = index.inbound_tls(id).map_or(0.0, |i| i.calls);
+    let service_id = index.id(&entry.service);
+    if received < config.min_entry_calls || service_id.is_some_and(|s| index.is_entry_service(s)) {
+        return None;
+    }
+    let p = p_rare_upper(0.0, received);
+    let score = surprise(p);
+    Some(
+        Finding::on_call(AlertKind::ContextAnomaly, call, score, false).with(
+            &[
+                ("scope", json!("entry")),
+                ("entry_service_received_calls", json!(received)),
+                ("p_upper", json!(p)),
+            ],
+            format!(
+                "{src} → {dst} ({}) is part of a request that entered the mesh at {src} ({} {}); in the baseline {src} received {received:.0} calls from inside the mesh and never started a request (p ≤ {p:.2e}, score {score:.1})",
+                MethodRoute(call),
+                entry.service,
+                entry.route
+            ),
+        ),
+    )
 }
 
 /// Baseline mTLS counts that make a plaintext call surprising.
@@ -461,6 +507,26 @@ mod tests {
         assert_eq!(d.sensitive_match(&c), None);
         c.route = "/debug/pprof/heap".into();
         assert_eq!(d.sensitive_match(&c).map(|m| m.0), Some("debug"));
+        for route in [
+            "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "grpc.channelz.v1.Channelz/GetTopChannels",
+        ] {
+            c.route = route.into();
+            assert_eq!(
+                d.sensitive_match(&c).map(|m| m.0),
+                Some("grpc-admin"),
+                "{route}"
+            );
+        }
+        // Health checks and look-alike application services stay quiet.
+        for route in [
+            "grpc.health.v1.Health/Check",
+            "shop.grpc.reflection.Catalog/List",
+        ] {
+            c.route = route.into();
+            assert_eq!(d.sensitive_match(&c), None, "{route}");
+        }
     }
 
     /// The control-plane and cloud patterns, on the addresses and routes real clients

@@ -145,3 +145,20 @@ fn after_the_grace_period_a_new_callee_is_no_longer_folded() {
         "{alerts:#?}"
     );
 }
+
+#[test]
+fn a_leaf_s_first_fan_out_is_scored_against_its_silence() {
+    let (mut engine, t) = learned();
+    let redis = "spiffe://cluster.local/ns/shop/sa/redis";
+    let callees = ["product", "cart", "frontend", "db", "payments", "users"];
+    let calls = callees
+        .iter()
+        .enumerate()
+        .map(|(i, dst)| from("redis", Some(redis), t + (i as i64 + 1) * SEC, dst, "/x"))
+        .collect();
+    let alerts = run(&mut engine, calls);
+    assert!(
+        alerts.iter().any(|a| a.kind == AlertKind::FanOut),
+        "{alerts:#?}"
+    );
+}

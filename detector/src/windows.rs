@@ -562,9 +562,18 @@ fn fan_out(
     );
     // How many new callees this many calls should bring, at the source's own
     // Good–Turing rate of adding callees.
-    let (known_callees, baseline_calls) = hist
-        .map(|h| (h.callees.len() as f64, h.calls))
-        .unwrap_or((0.0, 0.0));
+    // A leaf (a workload that only ever received calls) had each request it handled as
+    // a chance to call out, as for its first `new_edge`.
+    let (known_callees, baseline_calls) = match hist {
+        Some(h) => (h.callees.len() as f64, h.calls),
+        None => (
+            0.0,
+            index
+                .id(src)
+                .and_then(|id| index.inbound_tls(id))
+                .map_or(0.0, |i| i.calls),
+        ),
+    };
     let expected_new = s.calls * p_novel(known_callees, baseline_calls);
     let p_new = if dst_new >= config.fan_out_min_new as f64 {
         poisson_upper_tail(dst_new, expected_new)

@@ -81,6 +81,12 @@ pub struct NormalizerConfig {
     /// Longest a span is taken to last when waiting for its peer.
     #[serde(with = "humantime_serde")]
     pub max_call_duration: Duration,
+    /// When a trace's root server span has not come within `entry_wait`, give its calls
+    /// the earliest server span seen as their entry (for meshes whose edge proxy is not
+    /// traced). Off by default: a late root (a slow request) would then lend its calls an
+    /// entry that learning never saw for them, and `context_anomaly` would fire on a
+    /// fault; without a root the calls carry no entry and are not judged by context.
+    pub guess_entry: bool,
 }
 
 impl Default for NormalizerConfig {
@@ -93,6 +99,7 @@ impl Default for NormalizerConfig {
             max_routes_per_edge: DEFAULT_MAX_ROUTES_PER_EDGE,
             max_edges: DEFAULT_MAX_EDGES,
             max_call_duration: DEFAULT_MAX_CALL_DURATION,
+            guess_entry: false,
         }
     }
 }

@@ -494,6 +494,7 @@ impl SpanNormalizer {
     fn wake_traces(&mut self, watermark_ns: i64, out: &mut Vec<Call>) {
         let wait_ns = self.entry_wait_ns();
         let keep_ns = self.keep_trace_ns();
+        let guess_entry = self.config.guess_entry;
         while let Some(&Reverse((wake_ns, trace_id))) = self.wakeups.peek() {
             if wake_ns > watermark_ns {
                 break;
@@ -507,7 +508,11 @@ impl SpanNormalizer {
             }
             let due = |t: i64| t.saturating_add(wait_ns) <= watermark_ns;
             let before = out.len();
+            // Released without the root: the entry is only a guess, kept if configured.
+            let entry = trace.entry.take();
+            trace.entry = entry.clone().filter(|_| guess_entry);
             release_due(trace, due, out);
+            trace.entry = entry;
             let trace_idle = trace.waiting.is_empty();
             let idle_at = trace.last_ns.saturating_add(keep_ns);
             let next_due = trace

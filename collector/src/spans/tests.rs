@@ -713,9 +713,8 @@ fn calls_wait_for_the_root_then_release_on_watermark_without_it() {
     let released = n.advance((BASE + 10_000 * MS) as i64);
     assert_eq!(released.len(), 1);
     assert_eq!(
-        released[0].entry.as_ref().unwrap().service,
-        "x",
-        "best known server span"
+        released[0].entry, None,
+        "no root server span: no entry (`guess_entry` is off)"
     );
 }
 
@@ -759,6 +758,36 @@ fn waiting_calls_release_in_event_time_order_as_the_watermark_passes_them() {
         n.flush().is_empty(),
         "idle traces are forgotten, nothing is left"
     );
+}
+
+/// A trace whose root server span is late (a slow request) or never comes: its calls
+/// carry no entry by default, not the earliest server span seen (which would be an
+/// entry learning never saw for them); `guess_entry` restores the guess.
+#[test]
+fn without_the_root_span_calls_carry_no_entry_unless_guessing_is_on() {
+    let http = || vec![kv("http.method", "GET"), kv("url.path", "/x")];
+    let released = |guess_entry: bool| {
+        let config = NormalizerConfig {
+            guess_entry,
+            ..Default::default()
+        };
+        let wait = config.entry_wait.as_nanos() as i64;
+        let mut n = SpanNormalizer::new(config);
+        let req = request(vec![
+            span(3, Some(2), Server, 10, "checkout", http()),
+            span(4, Some(3), Client, 11, "checkout", http()),
+            span(5, Some(4), Server, 12, "payment", http()),
+        ]);
+        let mut calls = n.push(&req);
+        calls.extend(n.advance((BASE + 20 * MS) as i64 + wait));
+        calls
+            .into_iter()
+            .find(|c| c.destination.service == "payment")
+            .expect("the call is released after the wait")
+    };
+    assert_eq!(released(false).entry, None);
+    let guessed = released(true).entry.expect("a guessed entry");
+    assert_eq!(guessed.service, "checkout");
 }
 
 #[test]
