@@ -5,7 +5,7 @@
 use chrono::DateTime;
 use eastwest_model::{AlertKind, Label};
 
-use super::bodies::exfil_scale;
+use super::bodies::{exfil_scale, is_listing};
 use super::spans::{Exfil, Gen, Inject, SpanStyle, inject};
 use super::topology::{AttackPlan, Hop, Name, Topology, db, grpc, h, is_grpc};
 use super::{DatasetError, SEC};
@@ -116,9 +116,11 @@ type EntryPrefix = (Name, Name, Vec<Inject>);
 /// How long the exfiltration lasts.
 const EXFIL_SECS: i64 = 5 * 60;
 
-/// The compromised workload's busiest kind of call: the first non-database hop it makes
-/// in an entry's request tree (any workload's, on a topology where it makes none), with
-/// the entry (service, route, hops up to and including it).
+/// What the exfiltration reads: the compromised workload's first non-database call in
+/// an entry's request tree; on a topology where it makes none, the first read (GET or a
+/// gRPC `Get…`/`List…`) a mid-tier service makes, a listing first (any first call at
+/// worst). With the
+/// entry (service, route, hops up to and including it).
 fn exfil_target(topo: &Topology) -> Result<(EntryPrefix, Hop), DatasetError> {
     let compromised = topo
         .plan
@@ -133,8 +135,24 @@ fn exfil_target(topo: &Topology) -> Result<(EntryPrefix, Hop), DatasetError> {
                 .map(move |(i, h)| (e, i, h))
         })
     };
+    let entry_services: Vec<&str> = topo.entries.iter().map(|e| e.service.as_ref()).collect();
+    let is_read = |h: &Hop| {
+        h.method == "GET"
+            || (is_grpc(&h.method, &h.path)
+                && h.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|m| m.starts_with("Get") || m.starts_with("List")))
+    };
     let (entry, i, hop) = candidates()
         .find(|(_, _, h)| h.caller == compromised)
+        .or_else(|| {
+            let mid_tier_read = |h: &Hop| is_read(h) && !entry_services.contains(&&*h.caller);
+            // A listing moves the most; any read will do.
+            candidates()
+                .find(|(_, _, h)| mid_tier_read(h) && is_listing(h))
+                .or_else(|| candidates().find(|(_, _, h)| mid_tier_read(h)))
+        })
         .or_else(|| candidates().next())
         .ok_or_else(|| unsupported("exfiltration", topo, "no entry makes a service call"))?;
     let hops = entry.hops[..=i].iter().cloned().map(inject).collect();

@@ -46,11 +46,32 @@ pub(crate) fn body_sizes(hop: &Hop, status: u32, call_id: &[u8], scale: u64) -> 
         // An error body: a short message.
         jitter(19 + (endpoint >> 16) % 100, 2)
     } else {
-        // Typical responses between 256 B and 32 KiB, log-spread over endpoints.
-        let typical = (256u64 << ((endpoint >> 8) % 8)) + (endpoint >> 24) % 256;
-        jitter(typical, 2).saturating_mul(scale.max(1))
+        jitter(typical_response(hop, endpoint), 2).saturating_mul(scale.max(1))
     };
     (request, response)
+}
+
+/// Whether an endpoint returns a collection (by its name).
+pub(crate) fn is_listing(hop: &Hop) -> bool {
+    let path = hop.path.to_ascii_lowercase();
+    ["list", "search", "query", "/all", "export"]
+        .iter()
+        .any(|w| path.contains(w))
+}
+
+/// An endpoint's usual response, log-spread over endpoints by its hash and shaped by
+/// what it does: listings and searches return collections (4–64 KiB), other reads a
+/// record or a page (256 B–4 KiB), plain HTTP writes an acknowledgement (64–512 B).
+fn typical_response(hop: &Hop, endpoint: u64) -> u64 {
+    let listing = is_listing(hop);
+    let write = !is_grpc(&hop.method, &hop.path)
+        && matches!(&*hop.method, "POST" | "PUT" | "PATCH" | "DELETE");
+    let (base, steps) = match (listing, write) {
+        (true, _) => (4096u64, 5),
+        (false, true) => (64, 4),
+        (false, false) => (256, 5),
+    };
+    (base << ((endpoint >> 8) % steps)) + (endpoint >> 24) % base
 }
 
 /// How many times its usual response size an exfiltrating read of `hop` returns:
