@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use eastwest_model::Alert;
+use eastwest_model::{Alert, Protocol};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::Bfs;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,10 @@ pub struct GraphEdge {
     pub last_seen: DateTime<Utc>,
     /// Share of calls with mTLS among calls whose telemetry said; `None` when none said.
     pub mtls_ratio: Option<f64>,
+    /// The protocols its calls used (`http`, `grpc`, `db`, `messaging`, `tcp`), as far
+    /// as this process saw them since it started.
+    #[serde(default)]
+    pub protocols: Vec<Protocol>,
     pub status: EdgeStatus,
 }
 
@@ -134,6 +138,7 @@ mod tests {
             first_seen: DateTime::UNIX_EPOCH,
             last_seen: DateTime::UNIX_EPOCH,
             mtls_ratio: None,
+            protocols: Vec::new(),
             status: EdgeStatus::Baseline,
         }
     }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use eastwest_model::Protocol;
+
 use crate::graph::{EdgeStatus, GraphEdge, GraphNode, GraphSnapshot};
 
 /// Most hops a focus may ask for: beyond three a hub's neighbourhood is the whole mesh.
@@ -81,6 +83,8 @@ pub struct GraphQuery {
     /// Edges of these statuses, and the edges touching their ends (one hop of context).
     pub statuses: Vec<EdgeStatus>,
     pub mtls: Option<MtlsFilter>,
+    /// Edges whose calls used this protocol.
+    pub protocol: Option<Protocol>,
     /// At most this many services: those on alerted edges, then on new edges, then the
     /// busiest (a namespace of a thousand services is no picture); the focus always.
     pub limit: Option<usize>,
@@ -228,6 +232,9 @@ pub fn filter(snapshot: &GraphSnapshot, query: &GraphQuery) -> GraphView {
     if let Some(m) = query.mtls {
         edges.retain(|e| mtls_matches(e, m));
     }
+    if let Some(p) = query.protocol {
+        edges.retain(|e| e.protocols.contains(&p));
+    }
     if let Some(want) = &query.namespace {
         edges.retain(|e| ns(&e.source) == want || ns(&e.destination) == want);
     }
@@ -254,6 +261,7 @@ pub fn filter(snapshot: &GraphSnapshot, query: &GraphQuery) -> GraphView {
         && query.focus.is_none()
         && query.statuses.is_empty()
         && query.mtls.is_none()
+        && query.protocol.is_none()
     {
         // A namespace's services show even when they have no edge yet.
         keep.extend(
@@ -359,6 +367,12 @@ mod tests {
             first_seen: DateTime::UNIX_EPOCH,
             last_seen: DateTime::UNIX_EPOCH,
             mtls_ratio: mtls,
+            // Only the database edges speak `db`.
+            protocols: vec![if d.starts_with("db.") {
+                Protocol::Db
+            } else {
+                Protocol::Http
+            }],
             status,
         }
     }
@@ -529,6 +543,22 @@ mod tests {
             },
         );
         assert_eq!(secure.graph.edges.len(), 3);
+        let db = filter(
+            &mesh(),
+            &GraphQuery {
+                protocol: Some(Protocol::Db),
+                ..Default::default()
+            },
+        );
+        assert_eq!(keys(&db), ["db.data", "pay.shop", "users.shop"]);
+        let grpc = filter(
+            &mesh(),
+            &GraphQuery {
+                protocol: Some(Protocol::Grpc),
+                ..Default::default()
+            },
+        );
+        assert!(grpc.graph.nodes.is_empty());
     }
 
     #[test]

@@ -193,7 +193,18 @@ async fn graph_views_cut_aggregate_search_and_revalidate() {
     assert_eq!(limited["matched_nodes"], 5);
     let hits = get(&s, "/api/v1/graph/search?q=CART").await;
     assert_eq!(hits["services"][0]["id"], "cart.shop");
-    for bad in ["hops=9", "status=weird", "mtls=maybe", "nope=1"] {
+    let http = get(&s, "/api/v1/graph?protocol=http").await;
+    assert_eq!(http["edges"].as_array().unwrap().len(), 4);
+    assert_eq!(http["edges"][0]["protocols"], json!(["http"]));
+    let grpc = get(&s, "/api/v1/graph?protocol=grpc").await;
+    assert_eq!(grpc["edges"], json!([]));
+    for bad in [
+        "hops=9",
+        "status=weird",
+        "mtls=maybe",
+        "protocol=smtp",
+        "nope=1",
+    ] {
         let r = s
             .client
             .get(s.url(&format!("/api/v1/graph?{bad}")))

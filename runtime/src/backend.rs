@@ -18,9 +18,8 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use serde_json::{Value, json};
 
-use crate::published::{Command, LiveEdge, LiveView, Published};
+use crate::published::{Command, LiveEdge, LiveView, Published, protocols_of};
 use crate::storage::StorageMetrics;
 
 /// How long `POST /api/v1/baseline/detect` waits for the pipeline to apply it.
@@ -56,6 +55,8 @@ fn learned_edge(
         first_seen: time(stats.first_seen_ns),
         last_seen: time(stats.last_seen_ns),
         mtls_ratio: mtls_ratio(stats.mtls_calls, stats.plaintext_calls),
+        // The baseline keeps no protocols: filled from the live edge (`with_protocols`).
+        protocols: Vec::new(),
         status: match detecting_since {
             Some(since) if stats.first_seen_ns >= since => EdgeStatus::New,
             _ => EdgeStatus::Baseline,
@@ -72,8 +73,21 @@ fn live_edge(source: &str, destination: &str, e: &LiveEdge) -> GraphEdge {
         first_seen: time(e.first_seen_ns),
         last_seen: time(e.last_seen_ns),
         mtls_ratio: mtls_ratio(e.mtls_calls, e.plaintext_calls),
+        protocols: protocols_of(e.protocols),
         status: EdgeStatus::New,
     }
+}
+
+/// A learned edge's protocols, from what live traffic showed on it.
+fn with_protocols(mut edge: GraphEdge, live: &LiveView) -> GraphEdge {
+    if edge.protocols.is_empty()
+        && let Some(e) = live
+            .edges
+            .get(&(edge.source.clone(), edge.destination.clone()))
+    {
+        edge.protocols = protocols_of(e.protocols);
+    }
+    edge
 }
 
 /// Endpoints of an edge the baseline never learned, from the recent calls.
@@ -190,6 +204,7 @@ impl Backend for PipelineBackend {
             .edges
             .iter()
             .map(|((s, d), stats)| learned_edge((s, d), stats, baseline.detecting_since))
+            .map(|e| with_protocols(e, &live))
             .collect();
         // Edges the baseline did not learn (alerted calls are never learned) still happened.
         let learned: HashSet<(&str, &str)> = baseline
@@ -233,7 +248,10 @@ impl Backend for PipelineBackend {
         let key = (source.to_string(), destination.to_string());
         let (edge, mut endpoints) = match baseline.edges.get(&key) {
             Some(stats) => (
-                learned_edge((source, destination), stats, baseline.detecting_since),
+                with_protocols(
+                    learned_edge((source, destination), stats, baseline.detecting_since),
+                    &live,
+                ),
                 baseline.endpoints.get(&key).cloned().unwrap_or_default(),
             ),
             None => {

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use eastwest_api::EndpointSummary;
 use eastwest_baseline::{BaselineStatus, EdgeStats, LearningState};
 use eastwest_detector::Engine;
-use eastwest_model::{Alert, Call};
+use eastwest_model::{Alert, Call, Protocol};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -24,6 +24,27 @@ pub const COMMAND_QUEUE: usize = 64;
 /// (source key, destination key).
 pub type EdgeNames = (String, String);
 
+const PROTOCOLS: [Protocol; 5] = [
+    Protocol::Http,
+    Protocol::Grpc,
+    Protocol::Db,
+    Protocol::Messaging,
+    Protocol::Tcp,
+];
+
+/// The bit of `protocol` in [`LiveEdge::protocols`].
+pub fn protocol_bit(protocol: Protocol) -> u8 {
+    1 << PROTOCOLS.iter().position(|p| *p == protocol).unwrap_or(0)
+}
+
+/// The protocols a [`LiveEdge::protocols`] mask names.
+pub fn protocols_of(mask: u8) -> Vec<Protocol> {
+    PROTOCOLS
+        .into_iter()
+        .filter(|p| mask & protocol_bit(*p) != 0)
+        .collect()
+}
+
 /// Traffic on one edge since start (sampling-weighted).
 #[derive(Debug, Clone, Default)]
 pub struct LiveEdge {
@@ -33,6 +54,9 @@ pub struct LiveEdge {
     pub last_seen_ns: i64,
     pub mtls_calls: f64,
     pub plaintext_calls: f64,
+    /// The protocols its calls used, one bit each ([`protocol_bit`]), for the graph's
+    /// protocol filter.
+    pub protocols: u8,
 }
 
 /// What traffic showed, alerted calls included (the baseline never learns those): the
@@ -204,6 +228,7 @@ impl LiveState {
             e.errors += if call.error { w } else { 0.0 };
             e.first_seen_ns = e.first_seen_ns.min(t);
             e.last_seen_ns = e.last_seen_ns.max(t);
+            e.protocols |= protocol_bit(call.protocol);
             match call.mtls {
                 Some(true) => e.mtls_calls += w,
                 Some(false) => e.plaintext_calls += w,

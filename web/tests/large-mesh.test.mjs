@@ -55,6 +55,9 @@ test('the graph API answers with an ETag and 304 when nothing changed', async ()
   assert.ok(whole.total_nodes >= 900, `a large mesh: ${whole.total_nodes} services`);
   assert.equal(whole.nodes.length, 150, 'a cut is limited');
   assert.ok(whole.matched_nodes > 150);
+  // The large mesh speaks REST: every edge says http, none grpc.
+  assert.ok(whole.edges.every((e) => e.protocols.includes('http')), 'edges carry their protocols');
+  assert.equal((await server.get('/api/v1/graph?protocol=grpc')).edges.length, 0);
 });
 
 for (const theme of THEMES) {

@@ -6,6 +6,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use eastwest_model::Protocol;
 use serde_json::{Value, json};
 
 use super::{Params, blocking, etag};
@@ -39,7 +40,15 @@ pub(crate) async fn graph(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(
         query,
-        &["namespace", "focus", "hops", "status", "mtls", "limit"],
+        &[
+            "namespace",
+            "focus",
+            "hops",
+            "status",
+            "mtls",
+            "protocol",
+            "limit",
+        ],
     )?;
     let query = graph_query(&params)?;
     let snapshot = snapshot(&state).await?;
@@ -82,12 +91,21 @@ fn graph_query(params: &Params) -> Result<GraphQuery, ApiError> {
             )));
         }
     };
+    let protocol = match params.get("protocol") {
+        None => None,
+        Some(p) => Some(Protocol::parse(p).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "protocol must be http, grpc, db, messaging or tcp, got {p:?}"
+            ))
+        })?),
+    };
     Ok(GraphQuery {
         namespace: params.get("namespace").map(str::to_string),
         focus: params.get("focus").map(str::to_string),
         hops,
         statuses,
         mtls,
+        protocol,
         limit: params
             .get("limit")
             .map(|_| params.limit(MAX_GRAPH_NODES, MAX_GRAPH_NODES))

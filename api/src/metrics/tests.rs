@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use eastwest_model::Alert;
-use serde_json::{Value, json};
 
 use super::*;
 use crate::graph::{EdgeDetail, EdgeStatus};
@@ -97,6 +96,7 @@ fn edge(source: &str, destination: &str, calls: f64) -> GraphEdge {
         first_seen: DateTime::<Utc>::UNIX_EPOCH,
         last_seen: DateTime::<Utc>::UNIX_EPOCH,
         mtls_ratio: None,
+        protocols: Vec::new(),
         status: EdgeStatus::Baseline,
     }
 }

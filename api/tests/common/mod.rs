@@ -30,6 +30,7 @@ pub fn edge(s: &str, d: &str, calls: f64, status: EdgeStatus) -> GraphEdge {
         first_seen: at(0),
         last_seen: at(100),
         mtls_ratio: Some(1.0),
+        protocols: vec![eastwest_model::Protocol::Http],
         status,
     }
 }

@@ -619,7 +619,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Service graph, whole or cut (namespace, focus, status, mTLS, limit) */
+        /** Service graph, whole or cut (namespace, focus, status, mTLS, protocol, limit) */
         get: {
             parameters: {
                 query?: {
@@ -633,6 +633,8 @@ export interface paths {
                     status?: string;
                     /** @description mtls: edges whose every call said mTLS; plaintext: edges with a plaintext call */
                     mtls?: "mtls" | "plaintext";
+                    /** @description Edges whose calls used this protocol */
+                    protocol?: "http" | "grpc" | "db" | "messaging" | "tcp";
                     /** @description At most this many services: alerted, then new, then busiest */
                     limit?: number;
                 };
@@ -1132,6 +1134,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/posture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Ranked, explained posture findings over the call history
+         * @description Blast radius per workload (default-allow vs observed vs least-privilege: observed edges without open alerts), shared service accounts, plaintext and anonymous callers, sensitive endpoints with many callers, edges leaving the mesh. Computed over the Parquet history of the period (default 7d).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Period before now, as a duration (e.g. 7d, 30d; at most 400d) */
+                    since?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Posture */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Posture"];
+                    };
+                };
+                /** @description Bad parameter */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit report: per-edge calls and mTLS coverage, plaintext calls, principals per workload, policy coverage, alerts and their handling
+         * @description The same report as `eastwest report`. Days whose raw history has expired come from the daily roll-ups (`daily_edges`).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Period before now, as a duration (default 30d; at most 400d) */
+                    since?: string;
+                    /** @description json (default), csv or html */
+                    format?: "json" | "csv" | "html";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The report */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AuditReport"];
+                        "text/csv": string;
+                        "text/html": string;
+                    };
+                };
+                /** @description Bad parameter */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks/dead-letters": {
         parameters: {
             query?: never;
@@ -1285,6 +1393,54 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Reach: {
+            workloads: number;
+            sensitive_endpoints: number;
+            score: number;
+        };
+        PostureFinding: {
+            /** @description 1 = most urgent */
+            rank: number;
+            /** @enum {string} */
+            kind: "blast_radius" | "shared_service_account" | "plaintext" | "no_identity" | "sensitive_exposure" | "leaves_mesh";
+            /** @enum {string} */
+            severity: "info" | "low" | "medium" | "high" | "critical";
+            score: number;
+            /** @description Workload, principal, endpoint or destination (untrusted text from telemetry) */
+            subject: string;
+            /** @description One sentence with the numbers */
+            explanation: string;
+            evidence: {
+                trace_ids: string[];
+                numbers: Record<string, unknown>;
+            };
+        };
+        BlastRadius: {
+            workload: string;
+            default_allow: components["schemas"]["Reach"];
+            observed: components["schemas"]["Reach"];
+            least_privilege: components["schemas"]["Reach"];
+            /** @description 1 - least_privilege.score / default_allow.score */
+            cut: number;
+            sensitive_reached: string[];
+        };
+        Posture: {
+            /** Format: date-time */
+            since?: string | null;
+            /** Format: date-time */
+            until?: string | null;
+            summary: Record<string, unknown>;
+            findings: components["schemas"]["PostureFinding"][];
+            blast_radius: components["schemas"]["BlastRadius"][];
+        };
+        AuditReport: {
+            totals: Record<string, unknown>;
+            edges: Record<string, unknown>[];
+            workloads: Record<string, unknown>[];
+            policy: Record<string, unknown>;
+            alerts: Record<string, unknown>[];
+            posture?: components["schemas"]["Posture"];
+        };
         Error: {
             error: string;
         };
@@ -1369,6 +1525,8 @@ export interface components {
             mtls_ratio: number | null;
             /** @enum {string} */
             status: "baseline" | "new" | "alerted";
+            /** @description Protocols its calls used, as far as this process saw since it started */
+            protocols?: ("http" | "grpc" | "db" | "messaging" | "tcp")[];
         };
         Graph: {
             nodes: components["schemas"]["GraphNode"][];

@@ -32,7 +32,7 @@ export async function showEdge(panel: HTMLElement, source: string, destination: 
     el('h3', {}, `${d.source} → ${d.destination}`),
     kv([['status', d.status], ['calls', fmtNum(d.calls)], ['errors', fmtNum(d.errors)],
       ['error ratio', d.calls > 0 ? pct(d.errors / d.calls) : '—'], ['mTLS ratio', pct(d.mtls_ratio)],
-      ['rate', edgeLabel(d).split(' · ')[0]],
+      ['rate', edgeLabel(d).split(' · ')[0]], ['protocols', (d.protocols ?? []).join(', ') || '—'],
       ['first seen', fmtTime(d.first_seen)], ['last seen', fmtTime(d.last_seen)]]),
     el('h4', {}, 'Endpoints'),
     el('table', { class: 'list' }, el('tr', {}, el('th', {}, 'method'), el('th', {}, 'route'), el('th', {}, 'calls'), el('th', {}, 'errors'), el('th', {}, 'last seen')),

@@ -4,7 +4,7 @@
 // one hop of context) or mTLS/plaintext ones. Big cuts are limited server-side to the
 // services on alerted and new edges, then the busiest. Polls with the ETag of the last
 // answer and updates the canvas in place.
-import { getIfChanged, Graph, GraphNode, api, NamespaceGraph } from '../api';
+import { getIfChanged, Graph, GraphEdge, GraphNode, api, NamespaceGraph } from '../api';
 import { el } from '../dom';
 import { GraphCanvas } from '../graph/canvas';
 import { NS_PREFIX, namespaceDrawing, namespaceLabel, serviceDrawing } from '../graph/model';
@@ -13,6 +13,7 @@ import { dataUrl, graphHash, GraphState, readState } from './graph-state';
 
 const POLL_MS = 4000;
 const SEARCH_RESULTS = 10;
+const PROTOCOLS: NonNullable<GraphEdge['protocols']>[number][] = ['http', 'grpc', 'db', 'messaging', 'tcp'];
 
 export async function renderGraph(root: HTMLElement, params: URLSearchParams): Promise<() => void> {
   const state = readState(params);
@@ -70,7 +71,7 @@ export async function renderGraph(root: HTMLElement, params: URLSearchParams): P
 
 function toolbar(state: GraphState): HTMLElement {
   const crumbs = el('nav', { id: 'graph-crumbs', class: 'crumbs', 'aria-label': 'Graph level' },
-    el('a', { href: graphHash({ changed: state.changed, mtls: state.mtls }) }, 'All namespaces'));
+    el('a', { href: graphHash({ changed: state.changed, mtls: state.mtls, protocol: state.protocol }) }, 'All namespaces'));
   if (state.ns !== null && state.ns !== undefined) crumbs.append(' › ', el('a', { href: graphHash({ ...state, focus: null }) }, namespaceLabel(state.ns)));
   if (state.focus) crumbs.append(' › ', el('strong', {}, `${state.focus} (${state.hops} hop${state.hops === 1 ? '' : 's'})`));
 
@@ -81,8 +82,12 @@ function toolbar(state: GraphState): HTMLElement {
     el('option', { value: '' }, 'mTLS: any'), el('option', { value: 'mtls' }, 'mTLS only'), el('option', { value: 'plaintext' }, 'plaintext'));
   mtls.value = state.mtls ?? '';
   mtls.addEventListener('change', () => { location.hash = graphHash({ ...state, mtls: mtls.value || null }); });
+  const protocol = el('select', { id: 'f-protocol', 'aria-label': 'protocol' },
+    el('option', { value: '' }, 'protocol: any'), ...PROTOCOLS.map((p) => el('option', { value: p }, p)));
+  protocol.value = state.protocol ?? '';
+  protocol.addEventListener('change', () => { location.hash = graphHash({ ...state, protocol: protocol.value || null }); });
   const bar = el('div', { class: 'toolbar' }, crumbs, search(state),
-    el('label', { class: 'check' }, changed, ' new / alerted only (+1 hop)'), mtls);
+    el('label', { class: 'check' }, changed, ' new / alerted only (+1 hop)'), mtls, protocol);
   if (state.focus) {
     const hops = el('select', { id: 'f-hops', 'aria-label': 'hops' }, ...[1, 2, 3].map((h) => el('option', { value: String(h) }, `${h} hop${h === 1 ? '' : 's'}`)));
     hops.value = String(state.hops ?? 1);
