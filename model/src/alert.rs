@@ -112,7 +112,10 @@ pub enum AlertState {
 pub type EntryRef = crate::Entry;
 
 /// The alert schema of the external contract. Fields may be added, never renamed.
+/// `remote = "Self"`: serde's derive goes to inherent functions, and `attack.rs`
+/// implements the traits with them, adding the derived ATT&CK techniques (`attack`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Alert {
     pub id: String,
     pub kind: AlertKind,
@@ -122,10 +125,7 @@ pub struct Alert {
     pub source: Workload,
     pub destination: Option<Workload>,
     pub method: Option<String>,
-/// `remote = "Self"`: serde's derive goes to inherent functions, and `attack.rs`
-/// implements the traits with them, adding the derived ATT&CK techniques (`attack`).
     pub route: Option<String>,
-#[serde(remote = "Self")]
     pub entry: Option<EntryRef>,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
