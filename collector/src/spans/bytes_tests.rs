@@ -61,6 +61,18 @@ fn every_convention_is_read() {
             ],
             (Some(9), Some(90)),
         ),
+        // Zipkin's body sizes; OTel's whole-message sizes, as a last resort.
+        (
+            vec![kv("http.request.size", "3"), kv("http.response.size", "30")],
+            (Some(3), Some(30)),
+        ),
+        (
+            vec![
+                kv_int("http.response.size", 999),
+                kv_int("http.response.body.size", 900),
+            ],
+            (None, Some(900)),
+        ),
         (
             vec![
                 kv("http.request.body.size", " 5 "),

@@ -16,20 +16,24 @@ use super::workload::{
 
 /// Body sizes, by convention: current semconv (`http.*.body.size`), the pre-1.21 names,
 /// the tags Envoy's tracer sets on sidecar spans (`request_size` = bytes received from
-/// downstream, `response_size` = bytes sent to it, i.e. the two bodies), and last the
-/// old uncompressed lengths. gRPC message sizes (`rpc.message.*_size`) are attributes of
-/// per-message span *events*, not of the span, and are not read.
-const REQUEST_SIZE_KEYS: [Key; 4] = [
+/// downstream, `response_size` = bytes sent to it, i.e. the two bodies), the old
+/// uncompressed lengths, and last `http.*.size` (Zipkin's body size; in OTel semconv the
+/// whole message with headers, close enough when nothing else is there). gRPC message
+/// sizes (`rpc.message.*_size`) are attributes of per-message span *events*, not of the
+/// span, and are not read.
+const REQUEST_SIZE_KEYS: [Key; 5] = [
     Key::HttpRequestBodySize,
     Key::HttpRequestContentLength,
     Key::EnvoyRequestSize,
     Key::HttpRequestContentLengthUncompressed,
+    Key::HttpRequestSize,
 ];
-const RESPONSE_SIZE_KEYS: [Key; 4] = [
+const RESPONSE_SIZE_KEYS: [Key; 5] = [
     Key::HttpResponseBodySize,
     Key::HttpResponseContentLength,
     Key::EnvoyResponseSize,
     Key::HttpResponseContentLengthUncompressed,
+    Key::HttpResponseSize,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,6 +119,8 @@ attribute_keys! {
     EnvoyResponseSize = "response_size",
     HttpRequestContentLengthUncompressed = "http.request_content_length_uncompressed",
     HttpResponseContentLengthUncompressed = "http.response_content_length_uncompressed",
+    HttpRequestSize = "http.request.size",
+    HttpResponseSize = "http.response.size",
 }
 
 #[cfg(test)]

@@ -117,3 +117,29 @@ fn exfiltration_on_sdk_grpc_spans_alone_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("body sizes"), "{err}");
 }
+
+/// A real Envoy span (zipkin-lens test data): its `request_size` / `response_size` tags,
+/// strings as Envoy writes them, become the call's body sizes.
+#[test]
+fn a_real_envoy_span_carries_its_body_sizes_onto_the_call() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/datasets/zipkin-lens-testdata/zipkin-lens/testdata/envoy.json");
+    let mut reqs = crate::convert_zipkin_json(&path).unwrap();
+    // The file's one span is a front proxy's root SERVER span (an entry, not a call):
+    // give it a caller that never reported, so it makes a call of its own.
+    for span in reqs
+        .iter_mut()
+        .flat_map(|r| &mut r.resource_spans)
+        .flat_map(|rs| &mut rs.scope_spans)
+        .flat_map(|ss| &mut ss.spans)
+    {
+        span.parent_span_id = vec![1; 8];
+    }
+    let calls = span_calls(&reqs);
+    let sized: Vec<(Option<u64>, Option<u64>)> = calls
+        .iter()
+        .map(|c| (c.request_bytes, c.response_bytes))
+        .filter(|s| s.1.is_some())
+        .collect();
+    assert!(sized.contains(&(Some(0), Some(67_342))), "{sized:?}");
+}
