@@ -553,6 +553,7 @@ fn plaintext_and_anonymous(eps: &[ObservedEndpoint], mesh: &BTreeSet<&str>) -> V
         calls: u64,
         plaintext: u64,
         anonymous: u64,
+        inside: u64,
         plaintext_to: BTreeSet<&'a str>,
         plaintext_traces: Vec<&'a String>,
         traces: Vec<&'a String>,
@@ -562,7 +563,12 @@ fn plaintext_and_anonymous(eps: &[ObservedEndpoint], mesh: &BTreeSet<&str>) -> V
         let t = by_source.entry(e.source.as_str()).or_default();
         t.calls += e.calls;
         t.plaintext += e.plaintext_calls;
-        t.anonymous += e.anonymous_calls;
+        // A caller's principal is what the callee's proxy saw: outside the mesh there is
+        // none to see it, so only calls inside the mesh say a caller has no identity.
+        if mesh.contains(e.destination.as_str()) {
+            t.anonymous += e.anonymous_calls;
+            t.inside += e.calls;
+        }
         if e.plaintext_calls > 0 {
             t.plaintext_to.insert(e.destination.as_str());
             t.plaintext_traces.extend(&e.plaintext_trace_ids);
@@ -599,7 +605,7 @@ fn plaintext_and_anonymous(eps: &[ObservedEndpoint], mesh: &BTreeSet<&str>) -> V
             });
         }
         if t.anonymous > 0 {
-            let share = pct(t.anonymous as f64, t.calls as f64);
+            let share = pct(t.anonymous as f64, t.inside as f64);
             out.push(Finding {
                 rank: 0,
                 kind: FindingKind::NoIdentity,
@@ -611,15 +617,15 @@ fn plaintext_and_anonymous(eps: &[ObservedEndpoint], mesh: &BTreeSet<&str>) -> V
                 score: share,
                 subject: w.to_owned(),
                 explanation: format!(
-                    "{w} presented no identity (principal) on {} of its {} calls ({share:.1} %): \
-                     no identity-based policy can tell it from any other caller.",
-                    t.anonymous, t.calls
+                    "{w} presented no identity (principal) on {} of its {} calls inside the \
+                     mesh ({share:.1} %): no identity-based policy can tell it from any other caller.",
+                    t.anonymous, t.inside
                 ),
                 evidence: Evidence {
                     trace_ids: traces(t.traces),
                     numbers: numbers(&[
                         ("anonymous_calls", json!(t.anonymous)),
-                        ("calls", json!(t.calls)),
+                        ("calls_inside_mesh", json!(t.inside)),
                     ]),
                 },
             });

@@ -27,6 +27,7 @@ fn mesh() -> Observations {
     let mut db = ep("cart", "redis", "GET");
     db.protocol = "db".into();
     db.destination_namespace = None;
+    db.anonymous_calls = 10;
     let mut ip = ep("catalog", "203.0.113.7", "/v1/export");
     ip.destination_namespace = None;
     ip.destination_address = Some("203.0.113.7:443".into());
@@ -163,7 +164,16 @@ fn identities_plaintext_exposure_and_egress_are_named_with_their_numbers() {
     assert_eq!(plain.evidence.trace_ids, ["pt-1"]);
 
     let anon = finding(&p, FindingKind::NoIdentity, "ops");
-    assert!(anon.explanation.contains("on 10 of its 10 calls"));
+    assert!(
+        anon.explanation
+            .contains("on 10 of its 10 calls inside the mesh")
+    );
+    // cart's calls to redis (outside the mesh) carry no principal: no finding for that.
+    assert!(
+        !p.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::NoIdentity && f.subject == "cart")
+    );
 
     let admin = finding(
         &p,

@@ -106,16 +106,31 @@ pub(crate) async fn get_one(
     }
 }
 
-/// Optional `{"by": "name"}`; an empty body means an anonymous operator.
-fn actor(body: &Bytes) -> Result<String, ApiError> {
+/// Who acted when the body names no one, from how the request came: with the API token
+/// (`Authorization`; the guard has checked it when one is configured), from a browser
+/// (the dashboard: the guard lets no other page through), or from a program (`cli`).
+fn channel(headers: &axum::http::HeaderMap) -> &'static str {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        "api-token"
+    } else if headers.contains_key(axum::http::header::ORIGIN)
+        || headers.contains_key("sec-fetch-site")
+    {
+        "dashboard"
+    } else {
+        "cli"
+    }
+}
+
+/// Optional `{"by": "name"}`; without it the actor is the request's [`channel`].
+fn actor(body: &Bytes, headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok("api".into());
+        return Ok(channel(headers).into());
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!("body must be JSON like {{\"by\":\"name\"}}: {e}"))
     })?;
     match value.get("by") {
-        None | Some(Value::Null) => Ok("api".into()),
+        None | Some(Value::Null) => Ok(channel(headers).into()),
         Some(Value::String(s)) if !s.trim().is_empty() => {
             Ok(s.trim().chars().take(MAX_ACTOR_CHARS).collect())
         }
@@ -130,8 +145,9 @@ async fn change_state(
     id: String,
     to: AlertState,
     body: Bytes,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let by = actor(&body)?;
+    let by = actor(&body, &headers)?;
     let lookup = id.clone();
     let current = state.inner.store.run(move |s| s.get_alert(&lookup)).await?;
     let Some(current) = current else {
@@ -161,17 +177,19 @@ async fn change_state(
 pub(crate) async fn ack(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    change_state(state, id, AlertState::Acked, body).await
+    change_state(state, id, AlertState::Acked, body, headers).await
 }
 
 pub(crate) async fn accept(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    change_state(state, id, AlertState::Accepted, body).await
+    change_state(state, id, AlertState::Accepted, body, headers).await
 }
 
 pub(crate) async fn list_incidents(
@@ -242,4 +260,38 @@ pub(crate) async fn stream(
     let shutdown = inner.shutdown.clone().cancelled_owned();
     Sse::new(hello.chain(events).take_until(shutdown))
         .keep_alive(KeepAlive::new().interval(inner.config.sse_keep_alive))
+}
+
+#[cfg(test)]
+mod actor_tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_actor_is_the_named_one_else_how_the_request_came() {
+        let none = Bytes::new();
+        let token = headers(&[(header::AUTHORIZATION.as_str(), "Bearer t")]);
+        let browser = headers(&[("sec-fetch-site", "same-origin")]);
+        assert_eq!(actor(&none, &token).unwrap(), "api-token");
+        assert_eq!(actor(&none, &browser).unwrap(), "dashboard");
+        assert_eq!(actor(&none, &HeaderMap::new()).unwrap(), "cli");
+        assert_eq!(
+            actor(&Bytes::from_static(b"{\"by\":null}"), &browser).unwrap(),
+            "dashboard"
+        );
+        assert_eq!(
+            actor(&Bytes::from_static(b"{\"by\":\" alice \"}"), &token).unwrap(),
+            "alice"
+        );
+        assert!(actor(&Bytes::from_static(b"{\"by\":3}"), &token).is_err());
+    }
 }
