@@ -116,11 +116,10 @@ type EntryPrefix = (Name, Name, Vec<Inject>);
 /// How long the exfiltration lasts.
 const EXFIL_SECS: i64 = 5 * 60;
 
-/// What the exfiltration reads: the compromised workload's first non-database call in
-/// an entry's request tree; on a topology where it makes none, the first read (GET or a
-/// gRPC `Get…`/`List…`) a mid-tier service makes, a listing first (any first call at
-/// worst). With the
-/// entry (service, route, hops up to and including it).
+/// What the exfiltration reads, with its entry (service, route, hops up to and
+/// including it): the compromised workload's first non-database call in an entry's
+/// request tree; on a topology where it makes none, the first read (GET or a gRPC
+/// `Get…`/`List…`) a mid-tier service makes, a listing first (any first call at worst).
 fn exfil_target(topo: &Topology) -> Result<(EntryPrefix, Hop), DatasetError> {
     let compromised = topo
         .plan
