@@ -70,6 +70,11 @@ pub(crate) async fn generate(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query, &["format", "namespace", "since", "until"])?;
     let format = params.get("format").unwrap_or("istio").to_owned();
+    // Checked before any reading, so a typo is told as such.
+    let dialect = match format.as_str() {
+        "json" => None,
+        f => Some(Format::parse(f).map_err(policy_error)?),
+    };
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
     let since = since.or(until.map(|_| 0));
     let alerts = alerts(&state).await?;
@@ -79,10 +84,9 @@ pub(crate) async fn generate(
     if let Some(ns) = params.get("namespace") {
         rules = rules.in_namespace(ns);
     }
-    if format == "json" {
+    let Some(format) = dialect else {
         return Ok(Json(rules).into_response());
-    }
-    let format = Format::parse(&format).map_err(policy_error)?;
+    };
     let yaml = eastwest_policy::compile(&rules, format)
         .to_yaml(&rules)
         .map_err(policy_error)?;
