@@ -91,7 +91,9 @@ for (const theme of THEMES) {
     await page.waitForSelector('main[data-ready="graph"]');
     await page.fill('#graph-search', attacker.service);
     await page.waitForSelector(`#search-results button:text-is("${key(attacker)}")`);
-    await page.click(`#search-results button:text-is("${key(attacker)}")`);
+    // Light clicks the result, dark presses Enter (the best match of what is typed).
+    if (theme === 'light') await page.click(`#search-results button:text-is("${key(attacker)}")`);
+    else await page.press('#graph-search', 'Enter');
     await page.waitForFunction((k) => new URLSearchParams(location.hash.split('?')[1]).get('focus') === k, key(attacker));
     await page.waitForSelector(`main[data-ready="graph"] .graph-nodes li.focus[data-id="${key(attacker)}"]`, { state: 'attached' });
     const ids = await listed(page);

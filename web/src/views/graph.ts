@@ -103,22 +103,30 @@ function search(state: GraphState): HTMLElement {
   let hits: GraphNode[] = [];
   let pending = 0;
   const go = (key: string) => { location.hash = graphHash({ ...state, ns: null, focus: key, hops: state.hops ?? 1 }); };
+  const find = async (): Promise<GraphNode[]> => {
+    const q = input.value.trim();
+    if (!q) { results.replaceChildren(); return (hits = []); }
+    try {
+      hits = (await api<{ services: GraphNode[] }>(`/api/v1/graph/search?${new URLSearchParams({ q, limit: String(SEARCH_RESULTS) })}`)).services;
+    } catch { hits = []; }
+    results.replaceChildren(...(hits.length ? hits.map((n) => {
+      const b = el('button', { type: 'button', role: 'option' }, n.id);
+      b.addEventListener('click', () => go(n.id));
+      return el('li', {}, b);
+    }) : [el('li', { class: 'muted' }, 'no service matches')]));
+    return hits;
+  };
   input.addEventListener('input', () => {
     window.clearTimeout(pending);
-    pending = window.setTimeout(async () => {
-      const q = input.value.trim();
-      if (!q) { results.replaceChildren(); return; }
-      try {
-        hits = (await api<{ services: GraphNode[] }>(`/api/v1/graph/search?${new URLSearchParams({ q, limit: String(SEARCH_RESULTS) })}`)).services;
-      } catch { hits = []; }
-      results.replaceChildren(...(hits.length ? hits.map((n) => {
-        const b = el('button', { type: 'button', role: 'option' }, n.id);
-        b.addEventListener('click', () => go(n.id));
-        return el('li', {}, b);
-      }) : [el('li', { class: 'muted' }, 'no service matches')]));
-    }, 150);
+    pending = window.setTimeout(() => void find(), 150);
   });
-  input.addEventListener('keydown', (e) => { if (e.key === 'Enter' && hits[0]) go(hits[0].id); });
+  // Enter goes to the best match of what is typed now, not of the last finished search.
+  input.addEventListener('keydown', async (e) => {
+    if (e.key !== 'Enter') return;
+    window.clearTimeout(pending);
+    const best = (await find())[0];
+    if (best) go(best.id);
+  });
   return el('div', { class: 'search' }, input, results);
 }
 
