@@ -168,12 +168,8 @@ async fn generate_backtest_and_drift_on_a_served_data_dir() {
         );
     }
     let file = dir.join("istio.yaml");
-    std::fs::write(
-        &file,
-        &String::from_utf8(policy(dir, &["generate", "--format", "istio", "--since", "3d"]).stdout)
-            .unwrap(),
-    )
-    .unwrap();
+    let generated = policy(dir, &["generate", "--format", "istio", "--since", "3d"]);
+    std::fs::write(&file, generated.stdout).unwrap();
     let out = policy(
         dir,
         &[
