@@ -1240,6 +1240,263 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/alerts/{id}/deny-rule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Suggested minimal deny rules for the alert's call (Istio DENY, Cilium ingressDeny); nothing is applied */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Suggestion */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DenySuggestion"];
+                    };
+                };
+                /** @description Missing or wrong bearer token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such alert */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Least-privilege allow policies from the newest baseline snapshot, or from the call history with since/until; calls behind unaccepted alerts are left out */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description istio (default), networkpolicy, cilium, linkerd, or json for the rule set */
+                    format?: string;
+                    /** @description Only destinations in this namespace */
+                    namespace?: string;
+                    /** @description History from this event time (RFC 3339 or a duration back from now, e.g. 7d); without since/until the baseline is used */
+                    since?: string;
+                    /** @description History up to this event time */
+                    until?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Multi-document YAML (format json: the rule set) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/yaml": string;
+                        "application/json": Record<string, unknown>;
+                    };
+                };
+                /** @description Bad parameter */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or wrong bearer token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No baseline snapshot yet */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/policy/backtest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay the call history against the posted policies: calls they would deny by edge and route, and the stored alerts they would block (read-only) */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description History from (RFC 3339 or duration ago; default 7d) */
+                    since?: string;
+                    /** @description History up to */
+                    until?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            /** @description Policies as multi-document YAML: Istio AuthorizationPolicy, NetworkPolicy, CiliumNetworkPolicy, Linkerd Server/HTTPRoute/AuthorizationPolicy/MeshTLSAuthentication. */
+            requestBody: {
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            responses: {
+                /** @description Backtest */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["BacktestReport"];
+                    };
+                };
+                /** @description Bad parameter or policy */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or wrong bearer token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/policy/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Compare the posted policies in force with observed traffic: uncovered calls, unused and overly broad allow rules (read-only) */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description History from (RFC 3339 or duration ago; default 7d) */
+                    since?: string;
+                    /** @description Rules with no call since this (RFC 3339 or duration ago; default 3d) are unused */
+                    unused_for?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            /** @description Policies as multi-document YAML: Istio AuthorizationPolicy, NetworkPolicy, CiliumNetworkPolicy, Linkerd Server/HTTPRoute/AuthorizationPolicy/MeshTLSAuthentication. */
+            requestBody: {
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            responses: {
+                /** @description Drift */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DriftReport"];
+                    };
+                };
+                /** @description Bad parameter or policy */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or wrong bearer token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks/dead-letters": {
         parameters: {
             query?: never;
@@ -1393,6 +1650,57 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        DenySuggestion: {
+            /** @description Istio DENY AuthorizationPolicy (YAML) */
+            istio?: string | null;
+            /** @description CiliumNetworkPolicy with ingressDeny (YAML; L3) */
+            cilium?: string | null;
+            notes: string[];
+        };
+        PolicyEdgeRoute: {
+            source: string;
+            destination: string;
+            method: string;
+            route: string;
+            ports: number[];
+            calls: number;
+            first_seen: string;
+            last_seen: string;
+            trace_ids: string[];
+            by: string;
+        };
+        BacktestReport: {
+            since?: string | null;
+            until?: string | null;
+            documents: number;
+            calls: number;
+            allowed_calls: number;
+            default_allowed_calls: number;
+            denied_calls: number;
+            denied: components["schemas"]["PolicyEdgeRoute"][];
+            alerts: {
+                id: string;
+                kind: string;
+                summary: string;
+                blocked: boolean;
+                calls: number;
+                denied_calls: number;
+            }[];
+        };
+        DriftReport: {
+            uncovered: components["schemas"]["PolicyEdgeRoute"][];
+            unused: {
+                rule: string;
+                last_used?: string | null;
+            }[];
+            broad: {
+                rule: string;
+                why: string;
+                used_routes: string[];
+                used_callers: string[];
+            }[];
+            denied: components["schemas"]["PolicyEdgeRoute"][];
+        };
         Reach: {
             workloads: number;
             sensitive_endpoints: number;
