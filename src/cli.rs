@@ -52,7 +52,8 @@ pub enum Command {
     /// receivers' admission path) and report recall and false alerts next to two
     /// reference rules.
     Eval(EvalArgs),
-    /// Run SQL over the data dir: the call history (`calls`) and the newest baseline
+    /// Run SQL over the data dir: the call history (`calls`), its daily per-edge roll-ups
+    /// (`daily_edges`, kept [storage] rollup_retention) and the newest baseline
     /// snapshot's tables (edges, endpoints, edge_contexts, endpoint_contexts, entries,
     /// sources, source_callees, fan_out, edge_rates, identities, principals).
     Sql(SqlArgs),

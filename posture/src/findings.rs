@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use eastwest_detector::SensitivePattern;
 use eastwest_model::Severity;
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::Bfs;
+use petgraph::visit::{Bfs, Reversed};
 use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -449,6 +449,25 @@ impl<'a> Graph<'a> {
         Self { graph, index }
     }
 
+    /// Everything from which one of `targets` is reachable (targets included).
+    fn ancestors(&self, targets: &BTreeSet<&str>) -> BTreeSet<&'a str> {
+        let reversed = Reversed(&self.graph);
+        let mut out = BTreeSet::new();
+        for t in targets {
+            let Some(&ix) = self.index.get(t) else {
+                continue;
+            };
+            if out.contains(self.graph[ix]) {
+                continue;
+            }
+            let mut bfs = Bfs::new(reversed, ix);
+            while let Some(n) = bfs.next(reversed) {
+                out.insert(self.graph[n]);
+            }
+        }
+        out
+    }
+
     /// `start` and everything reachable from it.
     fn closure(&self, start: &str) -> BTreeSet<&'a str> {
         let mut out = BTreeSet::new();
@@ -653,15 +672,13 @@ fn exposure(
             .iter()
             .map(|&i| eps[i].source.as_str())
             .collect();
-        let reaching: BTreeSet<&str> = sources
-            .iter()
-            .copied()
-            .filter(|w| {
-                *w != dst && {
-                    let closure = lp_graph.closure(w);
-                    callers.iter().any(|c| closure.contains(c))
-                }
-            })
+        // Callers and every workload that reaches one: one walk up the edges per
+        // endpoint, not one walk down per workload.
+        let reaching: BTreeSet<&str> = lp_graph
+            .ancestors(&callers)
+            .into_iter()
+            .chain(callers.iter().copied())
+            .filter(|w| *w != dst && sources.contains(w))
             .collect();
         let (weight, pattern) = (s.weight, &s.name);
         let calls: u64 = s.endpoints.iter().map(|&i| eps[i].calls).sum();
