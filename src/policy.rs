@@ -269,6 +269,21 @@ async fn eval(args: PolicyEvalArgs) -> anyhow::Result<()> {
             "{name}: {} attack call(s), {} operation(s)",
             f.attack_calls, f.operations
         );
+        for d in &f.dialects {
+            for r in &d.learning_denied_rows {
+                eprintln!(
+                    "  {} denies a learning-window call: {} -> {} {} {} ports {:?} ({} calls) [{}]",
+                    d.format.as_str(),
+                    r.source,
+                    r.destination,
+                    r.method,
+                    r.route,
+                    r.ports,
+                    r.calls,
+                    r.by
+                );
+            }
+        }
         figures.push(f);
         std::fs::remove_dir_all(&dir).ok();
         std::fs::remove_dir_all(&work).ok();

@@ -27,6 +27,8 @@ pub struct DialectFigures {
     pub learning_denied: f64,
     pub normal_after_denied: f64,
     pub attack_denied: f64,
+    /// What the learning-window backtest denied, by edge and route (should be empty).
+    pub learning_denied_rows: Vec<crate::EdgeRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,6 +136,7 @@ pub async fn measure(
             learning_denied: report.denied_calls,
             normal_after_denied: denied(false),
             attack_denied: denied(true),
+            learning_denied_rows: report.denied,
         });
     }
     let sum = |attack: bool| {
