@@ -95,6 +95,10 @@ pub struct PolicyEvalArgs {
     pub scenarios: Vec<String>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// TOML config (e.g. a longer `[pipeline] shutdown_grace` for the large mesh on a
+    /// debug build).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// RFC 3339, or a duration meaning that long before now.
@@ -225,7 +229,10 @@ async fn drift(args: DriftArgs) -> anyhow::Result<()> {
 }
 
 async fn eval(args: PolicyEvalArgs) -> anyhow::Result<()> {
-    let config = crate::config::load(&ServeArgs::default())?;
+    let config = crate::config::load(&ServeArgs {
+        config: args.config.clone(),
+        ..Default::default()
+    })?;
     let topology = TopologyKind::parse(&args.topology)
         .with_context(|| format!("unknown topology {}", args.topology))?;
     let opts = GenOptions {

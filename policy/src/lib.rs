@@ -16,6 +16,7 @@ mod deny;
 mod document;
 mod drift;
 mod error;
+pub mod fuzzing;
 mod history;
 mod r#match;
 mod measure;
