@@ -277,6 +277,12 @@ async fn eval(args: PolicyEvalArgs) -> anyhow::Result<()> {
             f.attack_calls, f.operations
         );
         for d in &f.dialects {
+            for (edge, calls) in &d.normal_after_denied_edges {
+                eprintln!(
+                    "  {} denies normal calls after learning: {edge} ({calls} calls)",
+                    d.format.as_str()
+                );
+            }
             for r in &d.learning_denied_rows {
                 eprintln!(
                     "  {} denies a learning-window call: {} -> {} {} {} ports {:?} ({} calls) [{}]",

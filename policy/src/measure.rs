@@ -29,6 +29,8 @@ pub struct DialectFigures {
     pub attack_denied: f64,
     /// What the learning-window backtest denied, by edge and route (should be empty).
     pub learning_denied_rows: Vec<crate::EdgeRoute>,
+    /// Normal calls after learning it denied: `source -> destination METHOD route` → calls.
+    pub normal_after_denied_edges: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,6 +139,20 @@ pub async fn measure(
             normal_after_denied: denied(false),
             attack_denied: denied(true),
             learning_denied_rows: report.denied,
+            normal_after_denied_edges: after
+                .iter()
+                .filter(|(c, a)| !*a && set.verdict(&CallView::from_call(c)).is_denied())
+                .fold(std::collections::BTreeMap::new(), |mut m, (c, _)| {
+                    let key = format!(
+                        "{} -> {} {} {}",
+                        c.source.key(),
+                        c.destination.key(),
+                        c.method,
+                        c.route
+                    );
+                    *m.entry(key).or_insert(0.0) += weight(c);
+                    m
+                }),
         });
     }
     let sum = |attack: bool| {
