@@ -17,6 +17,11 @@ export type EdgeDetail = Schemas['EdgeDetail'];
 export type ServiceDetail = Schemas['ServiceDetail'];
 export type Baseline = Schemas['Baseline'];
 export type UiConfig = Schemas['UiConfig'];
+export type Posture = Schemas['Posture'];
+export type PostureFinding = Schemas['PostureFinding'];
+export type BlastRadius = Schemas['BlastRadius'];
+export type BacktestReport = Schemas['BacktestReport'];
+export type PolicyEdgeRoute = Schemas['PolicyEdgeRoute'];
 export interface IncidentDetail { incident: Incident; alerts: Alert[] }
 
 // Complete by type: a kind or severity added to the OpenAPI document fails `tsc` until
@@ -71,7 +76,7 @@ async function send(path: string, init: RequestInit): Promise<Response> {
     // cannot send a custom header here (CORS preflight, never granted), so it shows the
     // request is the dashboard's own and not a forged form post (CSRF).
     headers.set('X-Eastwest-Request', '1');
-    if (init.body) headers.set('Content-Type', 'application/json');
+    if (init.body && !headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
     const response = await fetch(path, { ...init, headers });
     if (response.status === 401) {
       await askToken();
@@ -95,6 +100,18 @@ async function body<T>(response: Response): Promise<T> {
 
 export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   return body<T>(await send(path, init));
+}
+
+/** A GET answered with a document, not JSON (policy YAML, the HTML report); errors are the server's JSON message. */
+export async function fetchDocument(path: string): Promise<Blob> {
+  const response = await send(path, { cache: 'no-store' });
+  if (!response.ok) await body<never>(response);
+  return response.blob();
+}
+
+/** POST of a text body (e.g. policy YAML) with its content type, answered with JSON. */
+export function postText<T>(path: string, text: string, contentType: string): Promise<T> {
+  return api<T>(path, { method: 'POST', body: text, headers: { 'Content-Type': contentType } });
 }
 
 /** POST with the dashboard's header; the error names what failed. */

@@ -9,6 +9,8 @@ import { renderBaseline } from './views/baseline';
 import { renderGraph } from './views/graph';
 import { renderIncident } from './views/incident';
 import { renderIncidents } from './views/incidents';
+import { renderPolicy } from './views/policy';
+import { renderPosture } from './views/posture';
 
 const app = document.getElementById('app')!;
 let teardown: () => void = () => {};
@@ -46,6 +48,8 @@ async function route(): Promise<void> {
     else if (view === 'incidents' && parts[1]) teardown = await renderIncident(app, parts[1]);
     else if (view === 'incidents') teardown = await renderIncidents(app);
     else if (view === 'baseline') teardown = await renderBaseline(app);
+    else if (view === 'policy') teardown = await renderPolicy(app, params);
+    else if (view === 'posture') teardown = await renderPosture(app);
     else teardown = await renderGraph(app, params);
     app.dataset.ready = view;
   } catch (error) {
