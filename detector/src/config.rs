@@ -145,10 +145,11 @@ pub fn default_sensitive_patterns() -> Vec<SensitivePattern> {
             r"(^|:)15000$|(^|/)(config_dump|clusters|quitquitquit|drain_listeners)(/|$)",
             7.0,
         ),
-        // Route forms: `package.Service/Method` (collector) or `/package.Service/Method`.
+        // Route forms: `package.Service/Method`, `/package.Service/Method`, and without the
+        // `grpc.` package prefix (converters drop it, as Java agents prepend it).
         pattern(
             "grpc-admin",
-            r"^/?grpc\.(reflection\.v1(alpha)?\.ServerReflection|channelz\.v1\.Channelz|admin\.v1\.[A-Za-z]+|testing\.XdsUpdateClientConfigureService|lb\.v1\.LoadReporter)/",
+            r"^/?(grpc\.)?(reflection\.v1(alpha)?\.ServerReflection|channelz\.v1\.Channelz|admin\.v1\.[A-Za-z]+|testing\.XdsUpdateClientConfigureService|lb\.v1\.LoadReporter)/",
             6.0,
         ),
         pattern(

@@ -511,6 +511,7 @@ mod tests {
             "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             "grpc.channelz.v1.Channelz/GetTopChannels",
+            "reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         ] {
             c.route = route.into();
             assert_eq!(
