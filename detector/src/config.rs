@@ -64,7 +64,7 @@ pub const DEFAULT_DENIAL_STATUSES: [u32; 3] = [401, 403, 404];
 /// rate: request entries are telemetry, and forged ones must not buy unbounded room.
 pub const DEFAULT_MAX_LOAD_FACTOR: f64 = 10.0;
 /// An endpoint's window must move at least this much before its volume is judged.
-pub const DEFAULT_VOLUME_MIN_BYTES: u64 = 1 << 20;
+pub const DEFAULT_VOLUME_MIN_BYTES: u64 = 256 << 10;
 /// Spread floor (ln scale): a steady endpoint's bytes per call must rise well past
 /// ×1.6 per standard deviation before it is surprising.
 pub const DEFAULT_VOLUME_MIN_LOG_SD: f64 = 0.5;
