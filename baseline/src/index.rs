@@ -5,7 +5,7 @@
 pub type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 pub type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
-use eastwest_model::{Call, Entry};
+use eastwest_model::{Call, Entry, Workload};
 
 use crate::endpoints::EndpointTable;
 pub use crate::names::{NameId, Names};
@@ -313,6 +313,16 @@ impl LookupIndex {
     /// connected (mTLS or plaintext).
     pub fn inbound_tls(&self, workload: NameId) -> Option<&InboundTls> {
         self.inbound_tls.get(&workload)
+    }
+    /// Calls this workload received in the baseline (0 when it never was called).
+    pub fn received_calls(&self, workload: NameId) -> f64 {
+        self.inbound_tls(workload).map_or(0.0, |i| i.calls)
+    }
+    /// Whether the baseline knows a workload: it called, or was called.
+    pub fn knows_workload(&self, workload: &Workload) -> bool {
+        self.names()
+            .workload(workload)
+            .is_some_and(|id| self.source(id).is_some() || self.received_calls(id) > 0.0)
     }
     /// Workload keys a principal has spoken for.
     pub fn principal_workloads(&self, principal: &str) -> Option<&Set<NameId>> {

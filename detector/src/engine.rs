@@ -319,10 +319,7 @@ impl Engine {
     /// Whether the baseline knows a workload (it called, or was called): which alert
     /// budget pool its findings draw on.
     fn knows(&self, w: &eastwest_model::Workload) -> bool {
-        let index = self.baseline.working();
-        index.names().workload(w).is_some_and(|id| {
-            index.source(id).is_some() || index.inbound_tls(id).is_some_and(|i| i.calls > 0.0)
-        })
+        self.baseline.working().knows_workload(w)
     }
 
     fn emit(&mut self, findings: Vec<Finding>, s: &Subject<'_>, path: Vec<String>) -> EngineOutput {

@@ -271,7 +271,7 @@ fn unknown_entry(
     config: &DetectorConfig,
 ) -> Option<Finding> {
     let id = index.names().workload(&call.source)?;
-    let received = index.inbound_tls(id).map_or(0.0, |i| i.calls);
+    let received = index.received_calls(id);
     let service_id = index.id(&entry.service);
     if received < config.min_entry_calls || service_id.is_some_and(|s| index.is_entry_service(s)) {
         return None;

@@ -35,10 +35,7 @@ pub(crate) fn finding(
     // through the baseline, only ever as a callee.
     let received = match source {
         Some(_) => 0.0,
-        None => keys
-            .source
-            .and_then(|s| index.inbound_tls(s))
-            .map_or(0.0, |i| i.calls),
+        None => keys.source.map_or(0.0, |s| index.received_calls(s)),
     };
     let mut f = if received > 0.0 {
         // Each request it handled was a chance to call out, and none did.
@@ -90,8 +87,7 @@ fn unattributed(
     let received = index
         .names()
         .workload(&call.destination)
-        .and_then(|d| index.inbound_tls(d))
-        .map_or(0.0, |i| i.calls);
+        .map_or(0.0, |d| index.received_calls(d));
     if received <= 0.0 {
         return;
     }

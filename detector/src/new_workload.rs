@@ -96,10 +96,7 @@ fn is_new_workload(call: &Call, index: &LookupIndex) -> bool {
     let Some(principal) = call.source.principal.as_deref().filter(|p| !p.is_empty()) else {
         return false;
     };
-    let known = index.names().workload(&call.source).is_some_and(|id| {
-        index.source(id).is_some() || index.inbound_tls(id).is_some_and(|i| i.calls > 0.0)
-    });
-    !known && index.principal_workloads(principal).is_none()
+    !index.knows_workload(&call.source) && index.principal_workloads(principal).is_none()
 }
 
 fn summary(src: &str, principal: &str, callees: &[String]) -> String {

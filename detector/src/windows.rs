@@ -568,10 +568,7 @@ fn fan_out(
         Some(h) => (h.callees.len() as f64, h.calls),
         None => (
             0.0,
-            index
-                .id(src)
-                .and_then(|id| index.inbound_tls(id))
-                .map_or(0.0, |i| i.calls),
+            index.id(src).map_or(0.0, |id| index.received_calls(id)),
         ),
     };
     let expected_new = s.calls * p_novel(known_callees, baseline_calls);
