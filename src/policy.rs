@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use eastwest_api::AlertStore;
 use eastwest_datasets::{DatasetError, GenOptions, TopologyKind};
 use eastwest_model::Alert;
-use eastwest_policy::{Document, Format, PolicySet};
+use eastwest_policy::{Format, PolicySet};
 
 use crate::cli::ServeArgs;
 
@@ -130,21 +130,6 @@ fn alerts(data_dir: &Path) -> anyhow::Result<Vec<Alert>> {
     Ok(AlertStore::open_file(&db)?.all_alerts()?)
 }
 
-fn read_policies(files: &[PathBuf]) -> anyhow::Result<Vec<Document>> {
-    let mut docs = Vec::new();
-    for f in files {
-        let text = if f == Path::new("-") {
-            std::io::read_to_string(std::io::stdin())?
-        } else {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
-        };
-        docs.extend(
-            eastwest_policy::parse_yaml(&text).with_context(|| format!("in {}", f.display()))?,
-        );
-    }
-    Ok(docs)
-}
-
 fn rfc3339(ns: Option<i64>) -> Option<String> {
     ns.map(eastwest_model::format_event_time)
 }
@@ -192,7 +177,7 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 
 async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
     check_data_dir(&args.data_dir)?;
-    let docs = read_policies(&args.files)?;
+    let docs = eastwest_policy::read_files(&args.files)?;
     let set = PolicySet::new(&docs)?;
     let since = Some(parse_time("since", &args.since)?);
     let until = opt_time("until", args.until.as_deref())?;
@@ -214,7 +199,7 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
 
 async fn drift(args: DriftArgs) -> anyhow::Result<()> {
     check_data_dir(&args.data_dir)?;
-    let docs = read_policies(&args.files)?;
+    let docs = eastwest_policy::read_files(&args.files)?;
     let set = PolicySet::new(&docs)?;
     let since = parse_time("since", &args.since)?;
     let cutoff = parse_time("unused-for", &args.unused_for.to_string())?;

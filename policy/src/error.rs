@@ -19,4 +19,14 @@ pub enum PolicyError {
     Yaml(#[from] yaml_serde::Error),
     #[error("unknown policy format {0:?} (expected istio, networkpolicy, cilium or linkerd)")]
     UnknownFormat(String),
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("in {}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<PolicyError>,
+    },
 }

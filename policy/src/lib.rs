@@ -16,6 +16,7 @@ mod deny;
 mod document;
 mod drift;
 mod error;
+mod files;
 pub mod fuzzing;
 mod history;
 mod r#match;
@@ -31,6 +32,7 @@ pub use deny::{DenySuggestion, deny_documents, deny_rules};
 pub use document::{Document, Format, MAX_DOCUMENTS, MAX_YAML_BYTES, parse_yaml, to_yaml};
 pub use drift::{BROAD_USED_ROUTES, BroadRule, DriftReport, UnusedRule, drift};
 pub use error::PolicyError;
+pub use files::read_files;
 pub use history::{CallGroup, call_groups};
 pub use r#match::{CallView, PolicySet, Verdict};
 pub use measure::{DialectFigures, ScenarioFigures, markdown, measure};
@@ -40,6 +42,8 @@ pub use time::parse_time;
 
 #[cfg(test)]
 mod data_dir_tests;
+#[cfg(test)]
+mod overflow_tests;
 #[cfg(test)]
 mod round_trip_tests;
 #[cfg(test)]

@@ -74,14 +74,30 @@ fn is_attack(
         match &l.destination {
             Some(d) => {
                 *d == c.destination.key()
-                    && l.method.as_ref().is_none_or(|m| *m == c.method)
-                    && l.route.as_ref().is_none_or(|r| *r == c.route)
+                    && l.method
+                        .as_ref()
+                        .is_none_or(|m| m.eq_ignore_ascii_case(&c.method))
+                    && l.route.as_ref().is_none_or(|r| route_fits(r, &c.route))
             }
             None => {
                 !learned.contains(&(src, c.destination.key(), c.method.clone(), c.route.clone()))
             }
         }
     })
+}
+
+/// Whether a label's route (the generator's template, `{orderId}`) describes a recorded
+/// route: equal, or segment by segment with each label placeholder standing for any one
+/// segment (the collector writes `{uuid}`, or keeps a value it does not template). The
+/// collector also upper-cases database verbs, hence the case-blind method above.
+fn route_fits(label: &str, route: &str) -> bool {
+    let placeholder = |s: &str| s.len() >= 2 && s.starts_with('{') && s.ends_with('}');
+    label == route
+        || (label.split('/').count() == route.split('/').count()
+            && label
+                .split('/')
+                .zip(route.split('/'))
+                .all(|(l, r)| l == r || (placeholder(l) && !r.is_empty())))
 }
 
 /// Measures one scenario's calls (event-time ordered) with detection from `detect_from`,
@@ -235,4 +251,22 @@ pub fn markdown(mesh: &str, figures: &[ScenarioFigures]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_fits;
+
+    #[test]
+    fn label_templates_fit_the_routes_the_collector_records() {
+        let label = "/api/v1/orderservice/order/{orderId}";
+        assert!(route_fits(label, "/api/v1/orderservice/order/{uuid}"));
+        assert!(route_fits(label, "/api/v1/orderservice/order/AB12CD"));
+        assert!(route_fits("orders", "orders"));
+        assert!(!route_fits(label, "/api/v1/orderservice/order"));
+        assert!(!route_fits(label, "/api/v1/orderservice/order/x/y"));
+        assert!(!route_fits(label, "/api/v1/orderservice/orders/{uuid}"));
+        assert!(!route_fits(label, "/api/v1/orderservice/order/"));
+        assert!(!route_fits("/admin", "/{id}"));
+    }
 }

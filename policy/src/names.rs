@@ -15,6 +15,16 @@ pub const APP_LABEL: &str = "app";
 pub const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
 /// Cilium's label for a pod's namespace.
 pub const CILIUM_NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
+/// The route the collector reports once an edge has more distinct routes than
+/// `[normalizer] max_routes_per_edge` (eastwest-collector's `OVERFLOW_ROUTE`): the call's
+/// real path is unknown, so it is no path at all here.
+pub const OVERFLOW_ROUTE: &str = "{overflow}";
+
+/// Whether a call's route is the collector's overflow stand-in (an HTTP or gRPC call
+/// whose path is unknown).
+pub fn is_overflow(protocol: Protocol, route: &str) -> bool {
+    matches!(protocol, Protocol::Http | Protocol::Grpc) && route == OVERFLOW_ROUTE
+}
 
 static LABEL_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$").unwrap());
@@ -79,6 +89,10 @@ pub enum Segment {
 /// gRPC routes (`pkg.Service/Method`) get their leading slash. `None` for anything that
 /// is not a plain absolute path (query, fragment, spaces, control characters).
 pub fn path_segments(protocol: Protocol, route: &str) -> Option<Vec<Segment>> {
+    // `/{overflow}` would read as a one-segment template for gRPC.
+    if route == OVERFLOW_ROUTE {
+        return None;
+    }
     let path = match protocol {
         Protocol::Grpc if !route.starts_with('/') => format!("/{route}"),
         Protocol::Http | Protocol::Grpc => route.to_owned(),
@@ -206,6 +220,11 @@ mod tests {
             Some("/hipstershop.CartService/GetCart")
         );
         assert_eq!(istio_path(Protocol::Db, "/users"), None);
+        // The overflow stand-in is no path, for gRPC as for HTTP.
+        assert_eq!(istio_path(Protocol::Grpc, OVERFLOW_ROUTE), None);
+        assert_eq!(path_regex(Protocol::Http, OVERFLOW_ROUTE), None);
+        assert!(is_overflow(Protocol::Grpc, OVERFLOW_ROUTE));
+        assert!(!is_overflow(Protocol::Tcp, OVERFLOW_ROUTE));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! `CiliumNetworkPolicy`: one per destination workload; an ingress rule per source
 //! workload, per port, with L7 HTTP rules (method and anchored path regex) for HTTP and
-//! gRPC calls and plain L4 for the rest.
+//! gRPC calls (no path for an overflowed edge) and plain L4 for the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use eastwest_model::Protocol;
 
-use super::{app_labels, meta, placed};
+use super::{PathRule, app_labels, destinations, meta, placed};
 use crate::crd::Selector;
 use crate::crd::cilium::{
     CiliumNetworkPolicy, CiliumNetworkPolicySpec, HttpRule, IngressRule, L7Rules, PortProtocol,
@@ -16,33 +16,25 @@ use crate::document::Document;
 use crate::names::{self, CILIUM_NAMESPACE_LABEL};
 use crate::rules::RuleSet;
 
-/// HTTP rules of one port; `None` once an L4 call makes the whole port allowed.
-type PortRules = Option<BTreeSet<(String, String)>>;
+/// HTTP rules (method, path regex; no path: any) of one port; `None` once an L4 call
+/// makes the whole port allowed.
+type PortRules = Option<BTreeSet<(String, Option<String>)>>;
 
 pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document> {
     let mut docs = Vec::new();
-    for w in &rules.workloads {
-        let Some((ns, app)) = placed(&w.destination) else {
-            notes.push(format!(
-                "{}: no namespace or not a valid label value; no policy",
-                w.destination.key
-            ));
-            continue;
-        };
+    for d in destinations(rules, notes) {
         let mut sources: BTreeMap<(&str, &str), BTreeMap<u16, PortRules>> = BTreeMap::new();
-        for r in &w.rules {
+        for r in &d.workload.rules {
             let Some(src) = placed(&r.source) else {
-                notes.push(format!(
-                    "{} -> {}: the caller has no namespace or no valid label value; not allowed",
-                    r.source.key, w.destination.key
-                ));
+                d.skip(
+                    r,
+                    "the caller has no namespace or no valid label value",
+                    notes,
+                );
                 continue;
             };
             let Some(port) = r.port else {
-                notes.push(format!(
-                    "{} -> {} {} {}: no known port (L7 rules need one); not allowed",
-                    r.source.key, w.destination.key, r.method, r.route
-                ));
+                d.skip(r, "no known port (L7 rules need one)", notes);
                 continue;
             };
             let entry = sources
@@ -52,15 +44,12 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                 .or_insert_with(|| Some(BTreeSet::new()));
             match r.protocol {
                 Protocol::Http | Protocol::Grpc => {
-                    let (Some(m), Some(path)) = (
-                        names::method(&r.method),
-                        names::path_regex(r.protocol, &r.route),
-                    ) else {
-                        notes.push(format!(
-                            "{} -> {} {} {}: method or route cannot be written exactly; not allowed",
-                            r.source.key, w.destination.key, r.method, r.route
-                        ));
+                    let Some((m, path)) = d.http(r, notes, names::path_regex) else {
                         continue;
+                    };
+                    let path = match path {
+                        PathRule::Exact(p) => Some(p),
+                        PathRule::Any => None,
                     };
                     if let Some(set) = entry.as_mut() {
                         set.insert((m.to_owned(), path));
@@ -90,7 +79,7 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                                         http.into_iter()
                                             .map(|(m, p)| HttpRule {
                                                 method: Some(format!("^{m}$")),
-                                                path: Some(p),
+                                                path: p,
                                             })
                                             .collect(),
                                     ),
@@ -102,14 +91,14 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
             })
             .collect();
         let spec = CiliumNetworkPolicySpec {
-            description: Some(format!("eastwest: observed callers of {app}")),
-            endpoint_selector: Selector::labels(app_labels(app)),
+            description: Some(format!("eastwest: observed callers of {}", d.app)),
+            endpoint_selector: Selector::labels(app_labels(d.app)),
             ingress: Some(ingress),
             ingress_deny: None,
         };
-        let name = names::object_name(&["eastwest-allow", app]);
+        let name = names::object_name(&["eastwest-allow", d.app]);
         let mut p = CiliumNetworkPolicy::new(&name, spec);
-        p.metadata = meta(name, ns);
+        p.metadata = meta(name, d.ns);
         docs.push(Document::Cilium(p));
     }
     docs

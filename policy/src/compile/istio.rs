@@ -1,11 +1,12 @@
 //! Istio: one `ALLOW` AuthorizationPolicy per destination workload; a rule per source
-//! principal set, its operations by method, path (exact or `{*}` template) and port.
+//! principal set, its operations by method, path (exact or `{*}` template; none for an
+//! overflowed edge) and port.
 
 use std::collections::BTreeMap;
 
 use eastwest_model::Protocol;
 
-use super::{app_labels, meta, placed};
+use super::{PathRule, app_labels, destinations, meta};
 use crate::crd::Selector;
 use crate::crd::istio::{
     AuthorizationPolicy, AuthorizationPolicySpec, From, Operation, Rule, Source, To,
@@ -16,17 +17,10 @@ use crate::rules::RuleSet;
 
 pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document> {
     let mut docs = Vec::new();
-    for w in &rules.workloads {
-        let Some((ns, app)) = placed(&w.destination) else {
-            notes.push(format!(
-                "{}: no namespace or not a valid label value; no policy",
-                w.destination.key
-            ));
-            continue;
-        };
+    for d in destinations(rules, notes) {
         // principals → operations (sorted, deduplicated).
         let mut by_source: BTreeMap<Vec<String>, Vec<Operation>> = BTreeMap::new();
-        for r in &w.rules {
+        for r in &d.workload.rules {
             let principals: Vec<String> = r
                 .source
                 .principals
@@ -34,28 +28,22 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                 .filter_map(|p| names::istio_principal(p))
                 .collect();
             if principals.is_empty() {
-                notes.push(format!(
-                    "{} -> {} {} {}: the caller presented no usable SPIFFE principal; not allowed",
-                    r.source.key, w.destination.key, r.method, r.route
-                ));
+                d.skip(r, "the caller presented no usable SPIFFE principal", notes);
                 continue;
             }
             let ports = r.port.map(|p| vec![p.to_string()]);
             let op = match r.protocol {
                 Protocol::Http | Protocol::Grpc => {
-                    let (Some(m), Some(path)) = (
-                        names::method(&r.method),
-                        names::istio_path(r.protocol, &r.route),
-                    ) else {
-                        notes.push(format!(
-                            "{} -> {} {} {}: method or route cannot be written exactly; not allowed",
-                            r.source.key, w.destination.key, r.method, r.route
-                        ));
+                    let Some((m, path)) = d.http(r, notes, names::istio_path) else {
                         continue;
                     };
                     Operation {
                         methods: Some(vec![m.to_owned()]),
-                        paths: Some(vec![path]),
+                        // No `paths`: any path (an overflowed edge).
+                        paths: match path {
+                            PathRule::Exact(p) => Some(vec![p]),
+                            PathRule::Any => None,
+                        },
                         ports,
                         ..Default::default()
                     }
@@ -67,10 +55,11 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                         ..Default::default()
                     },
                     None => {
-                        notes.push(format!(
-                            "{} -> {} {}: a non-HTTP call without a port cannot be narrowed; not allowed",
-                            r.source.key, w.destination.key, r.route
-                        ));
+                        d.skip(
+                            r,
+                            "a non-HTTP call without a port cannot be narrowed",
+                            notes,
+                        );
                         continue;
                     }
                 },
@@ -95,13 +84,13 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
         // An ALLOW policy with no rule denies everything: that is what least privilege
         // means for a workload nobody may call.
         let spec = AuthorizationPolicySpec {
-            selector: Some(Selector::labels(app_labels(app))),
+            selector: Some(Selector::labels(app_labels(d.app))),
             action: Some("ALLOW".into()),
             rules: Some(rules),
         };
-        let mut policy =
-            AuthorizationPolicy::new(&names::object_name(&["eastwest-allow", app]), spec);
-        policy.metadata = meta(names::object_name(&["eastwest-allow", app]), ns);
+        let name = names::object_name(&["eastwest-allow", d.app]);
+        let mut policy = AuthorizationPolicy::new(&name, spec);
+        policy.metadata = meta(name, d.ns);
         docs.push(Document::Istio(policy));
     }
     docs

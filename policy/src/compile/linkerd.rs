@@ -3,13 +3,14 @@
 //! `HTTPRoute` with an `AuthorizationPolicy` requiring a `MeshTLSAuthentication` of
 //! those callers' service accounts. Non-HTTP callers are authorized on the `Server`.
 //! Routes never overlap between groups, so the route Linkerd picks is the one whose
-//! authorization applies.
+//! authorization applies — except an overflowed edge's `PathPrefix /` route, whose
+//! callers are therefore also authorized on every route of the same method and port.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use eastwest_model::Protocol;
 
-use super::{app_labels, meta, placed};
+use super::{PathRule, app_labels, destinations, meta};
 use crate::crd::Selector;
 use crate::crd::linkerd::{
     AuthorizationPolicy, AuthorizationPolicySpec, GROUP, HTTPRoute, HTTPRouteSpec,
@@ -25,6 +26,9 @@ type Account = (String, String);
 /// (method, path match type, value).
 type Op = (String, &'static str, String);
 
+/// The path match of an overflowed edge's methods: every path.
+const ANY_PATH: (&str, &str) = ("PathPrefix", "/");
+
 #[derive(Default)]
 struct Port {
     grpc_only: bool,
@@ -34,22 +38,10 @@ struct Port {
 
 pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document> {
     let mut docs = Vec::new();
-    for w in &rules.workloads {
-        let Some((ns, app)) = placed(&w.destination) else {
-            notes.push(format!(
-                "{}: no namespace or not a valid label value; no policy",
-                w.destination.key
-            ));
-            continue;
-        };
+    for d in destinations(rules, notes) {
+        let (ns, app) = (d.ns, d.app);
         let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
-        for r in &w.rules {
-            let skip = |why: &str, notes: &mut Vec<String>| {
-                notes.push(format!(
-                    "{} -> {} {} {}: {why}; not allowed",
-                    r.source.key, w.destination.key, r.method, r.route
-                ))
-            };
+        for r in &d.workload.rules {
             let accounts: BTreeSet<Account> = r
                 .source
                 .principals
@@ -58,11 +50,15 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                 .map(|(n, s)| (n.to_owned(), s.to_owned()))
                 .collect();
             if accounts.is_empty() {
-                skip("the caller presented no Kubernetes SPIFFE identity", notes);
+                d.skip(
+                    r,
+                    "the caller presented no Kubernetes SPIFFE identity",
+                    notes,
+                );
                 continue;
             }
             let Some(port) = r.port else {
-                skip("no known port (a Server needs one)", notes);
+                d.skip(r, "no known port (a Server needs one)", notes);
                 continue;
             };
             let fresh = ports.is_empty() || !ports.contains_key(&port);
@@ -73,20 +69,24 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
             match r.protocol {
                 Protocol::Http | Protocol::Grpc => {
                     p.grpc_only &= r.protocol == Protocol::Grpc;
-                    let op = names::method(&r.method).and_then(|m| {
-                        if names::is_template(r.protocol, &r.route) {
-                            names::path_regex(r.protocol, &r.route)
-                                .map(|re| (m.to_owned(), "RegularExpression", re))
+                    let path = |protocol, route: &str| {
+                        if names::is_template(protocol, route) {
+                            names::path_regex(protocol, route).map(|re| ("RegularExpression", re))
                         } else {
-                            names::plain_path(r.protocol, &r.route)
-                                .map(|path| (m.to_owned(), "Exact", path))
+                            names::plain_path(protocol, route).map(|path| ("Exact", path))
                         }
-                    });
-                    let Some(op) = op else {
-                        skip("method or route cannot be written exactly", notes);
+                    };
+                    let Some((m, path)) = d.http(r, notes, path) else {
                         continue;
                     };
-                    p.http.entry(op).or_default().extend(accounts);
+                    let (kind, value) = match path {
+                        PathRule::Exact(p) => p,
+                        PathRule::Any => (ANY_PATH.0, ANY_PATH.1.to_owned()),
+                    };
+                    p.http
+                        .entry((m.to_owned(), kind, value))
+                        .or_default()
+                        .extend(accounts);
                 }
                 _ => {
                     p.grpc_only = false;
@@ -94,7 +94,8 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                 }
             }
         }
-        for (port, p) in ports {
+        for (port, mut p) in ports {
+            any_path_callers_everywhere(&mut p.http);
             let server = names::object_name(&["eastwest", app, &port.to_string()]);
             let mut s = Server::new(
                 &server,
@@ -162,6 +163,24 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
         }
     }
     docs
+}
+
+/// Linkerd picks the route whose path matches longest, so a request of an any-path
+/// caller may land on another caller set's route of the same method: its callers are
+/// authorized on those too, which keeps every choice of route correct.
+fn any_path_callers_everywhere(http: &mut BTreeMap<Op, BTreeSet<Account>>) {
+    let any: Vec<(String, BTreeSet<Account>)> = http
+        .iter()
+        .filter(|((_, kind, value), _)| (*kind, value.as_str()) == ANY_PATH)
+        .map(|((m, _, _), accounts)| (m.clone(), accounts.clone()))
+        .collect();
+    for (method, callers) in any {
+        for ((m, _, _), accounts) in http.iter_mut() {
+            if *m == method {
+                accounts.extend(callers.iter().cloned());
+            }
+        }
+    }
 }
 
 fn mesh_tls(name: &str, ns: &str, accounts: &BTreeSet<Account>) -> Document {

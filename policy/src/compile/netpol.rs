@@ -10,7 +10,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{app_labels, meta, placed};
+use super::{app_labels, destinations, meta, placed};
 use crate::document::Document;
 use crate::names::{self, NAMESPACE_LABEL};
 use crate::rules::RuleSet;
@@ -24,22 +24,16 @@ fn labels(l: BTreeMap<String, String>) -> Option<LabelSelector> {
 
 pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document> {
     let mut docs = Vec::new();
-    for w in &rules.workloads {
-        let Some((ns, app)) = placed(&w.destination) else {
-            notes.push(format!(
-                "{}: no namespace or not a valid label value; no policy",
-                w.destination.key
-            ));
-            continue;
-        };
+    for d in destinations(rules, notes) {
         // (source namespace, source app) → ports (None: some call had no known port).
         let mut sources: BTreeMap<(&str, &str), Option<BTreeSet<u16>>> = BTreeMap::new();
-        for r in &w.rules {
+        for r in &d.workload.rules {
             let Some(src) = placed(&r.source) else {
-                notes.push(format!(
-                    "{} -> {}: the caller has no namespace or no valid label value; not allowed",
-                    r.source.key, w.destination.key
-                ));
+                d.skip(
+                    r,
+                    "the caller has no namespace or no valid label value",
+                    notes,
+                );
                 continue;
             };
             let ports = sources.entry(src).or_insert_with(|| Some(BTreeSet::new()));
@@ -50,7 +44,7 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
                 (Some(_), None) => {
                     notes.push(format!(
                         "{} -> {}: a call without a known port; every port is allowed from that caller",
-                        r.source.key, w.destination.key
+                        r.source.key, d.workload.destination.key
                     ));
                     *ports = None;
                 }
@@ -81,9 +75,9 @@ pub(super) fn compile(rules: &RuleSet, notes: &mut Vec<String>) -> Vec<Document>
             })
             .collect();
         docs.push(Document::NetworkPolicy(NetworkPolicy {
-            metadata: meta(names::object_name(&["eastwest-allow", app]), ns),
+            metadata: meta(names::object_name(&["eastwest-allow", d.app]), d.ns),
             spec: Some(NetworkPolicySpec {
-                pod_selector: labels(app_labels(app)),
+                pod_selector: labels(app_labels(d.app)),
                 policy_types: Some(vec!["Ingress".into()]),
                 ingress: Some(ingress),
                 egress: None,

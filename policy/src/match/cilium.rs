@@ -121,6 +121,12 @@ fn l7_matches(pr: &PortRule, http: &HttpRules, call: &CallView) -> bool {
     if !has_http {
         return true;
     }
+    if call.path_unknown() {
+        return http.is_empty()
+            || http
+                .iter()
+                .any(|(m, p)| p.is_none() && m.as_ref().is_none_or(|m| m.is_match(&call.method)));
+    }
     let Some(path) = call.path().filter(|_| call.is_http()) else {
         return false;
     };

@@ -153,6 +153,9 @@ pub fn template_matches(template: &str, path: &[String]) -> bool {
 }
 
 fn path_matches(pattern: &str, call: &CallView) -> bool {
+    if call.path_unknown() {
+        return matches!(pattern, "*" | "/*" | "/{**}");
+    }
     if is_template(pattern) {
         call.segments()
             .is_some_and(|s| template_matches(pattern, &s))
@@ -202,6 +205,10 @@ fn operation_matches(o: &Operation, call: &CallView, deny: bool) -> bool {
         && !any(&o.not_ports, |p| port.as_deref() == Some(p)).unwrap_or(false);
     if !call.is_http() {
         return ports_ok;
+    }
+    // An unknown path may be one a `notPaths` excludes: no ALLOW rule vouches for it.
+    if call.path_unknown() && !deny && o.not_paths.as_ref().is_some_and(|p| !p.is_empty()) {
+        return false;
     }
     ports_ok
         && any(&o.methods, |m| string_matches(m, &call.method)).unwrap_or(true)

@@ -3,8 +3,10 @@
 //! `all-unauthenticated`, allows it). With `HTTPRoute`s attached to the Server, an HTTP
 //! request must match one (method; path `Exact`, `PathPrefix` by whole segments, or a
 //! full `RegularExpression`), or it is refused. It is then authorized when an
-//! `AuthorizationPolicy` targeting that route, the Server or the namespace has every
-//! required authentication met: a `MeshTLSAuthentication` listing the caller's identity
+//! `AuthorizationPolicy` targeting that route (the most specific match, as the proxy
+//! ranks them: most path characters matched, then a named method; ties go to the
+//! first document), the Server or the namespace has every required authentication
+//! met: a `MeshTLSAuthentication` listing the caller's identity
 //! (`sa.ns.serviceaccount.identity.linkerd.<td>`, `*`, or a `*.` suffix) or its
 //! ServiceAccount / Namespace, or a ServiceAccount ref naming it. Without one, the
 //! Server's `accessPolicy` decides (`deny` by default).
@@ -137,43 +139,54 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-fn route_matches(route: &(HTTPRoute, Vec<Option<regex::Regex>>), call: &CallView) -> bool {
-    let Some(path) = call.path() else {
-        return false;
-    };
-    let matches: Vec<_> = route
-        .0
-        .spec
-        .rules
-        .iter()
-        .flatten()
-        .flat_map(|r| r.matches.iter().flatten())
-        .collect();
+/// How specifically `route` matches the call, as Linkerd ranks matches (characters of
+/// the path matched, then whether the match names a method); `None` when it does not.
+fn route_match(
+    route: &(HTTPRoute, Vec<Option<regex::Regex>>),
+    call: &CallView,
+) -> Option<(usize, bool)> {
+    let unknown = call.path_unknown();
+    let path = call.path();
+    if path.is_none() && !unknown {
+        return None;
+    }
+    let path = path.unwrap_or_default();
+    let rules = route.0.spec.rules.iter().flatten();
     // A rule without matches matches every request (Gateway API: `PathPrefix /`).
-    let no_matches = route
-        .0
-        .spec
-        .rules
-        .iter()
-        .flatten()
-        .any(|r| r.matches.as_ref().is_none_or(|m| m.is_empty()));
-    no_matches
-        || matches.iter().zip(&route.1).any(|(m, re)| {
-            let method_ok = m.method.as_deref().is_none_or(|x| x == call.method);
-            let path_ok = match &m.path {
-                None => true,
-                Some(p) => match (
-                    p.kind.as_deref().unwrap_or("PathPrefix"),
-                    p.value.as_deref().unwrap_or("/"),
-                ) {
-                    ("Exact", v) => v == path,
-                    ("PathPrefix", v) => prefix_matches(v, &path),
-                    ("RegularExpression", _) => re.as_ref().is_some_and(|re| re.is_match(&path)),
-                    _ => false,
-                },
-            };
-            method_ok && path_ok
-        })
+    let mut best = rules
+        .clone()
+        .any(|r| r.matches.as_ref().is_none_or(|m| m.is_empty()))
+        .then_some((1, false));
+    let matches = rules.flat_map(|r| r.matches.iter().flatten());
+    for (m, re) in matches.zip(&route.1) {
+        if m.method.as_deref().is_some_and(|x| x != call.method) {
+            continue;
+        }
+        let len = match &m.path {
+            None => Some(1),
+            Some(p) => match (
+                p.kind.as_deref().unwrap_or("PathPrefix"),
+                p.value.as_deref().unwrap_or("/"),
+            ) {
+                // An unknown path meets only the prefix every path has.
+                ("PathPrefix", v) if unknown => v.trim_end_matches('/').is_empty().then_some(1),
+                _ if unknown => None,
+                ("Exact", v) => (v == path).then_some(path.len()),
+                ("PathPrefix", v) => {
+                    prefix_matches(v, &path).then(|| v.trim_end_matches('/').len().max(1))
+                }
+                ("RegularExpression", _) => re
+                    .as_ref()
+                    .is_some_and(|re| re.is_match(&path))
+                    .then_some(path.len()),
+                _ => None,
+            },
+        };
+        if let Some(len) = len {
+            best = best.max(Some((len, m.method.is_some())));
+        }
+    }
+    best
 }
 
 impl Layer for Linkerd {
@@ -204,8 +217,17 @@ impl Layer for Linkerd {
             .collect();
         let mut route = None;
         if call.is_http() && !attached.is_empty() {
-            match attached.iter().find(|r| route_matches(r, call)) {
-                Some(r) => route = Some(name(&r.0.metadata)),
+            // The most specific match wins; among equals, the first in document order.
+            let mut best: Option<((usize, bool), &HTTPRoute)> = None;
+            for r in &attached {
+                if let Some(rank) = route_match(r, call)
+                    && best.is_none_or(|(b, _)| rank > b)
+                {
+                    best = Some((rank, &r.0));
+                }
+            }
+            match best {
+                Some((_, r)) => route = Some(name(&r.metadata)),
                 None => {
                     return Verdict::Denied(format!(
                         "no HTTPRoute of Server {ns}/{server_name} matches"
@@ -249,6 +271,23 @@ impl Layer for Linkerd {
     }
 }
 
+/// A route some request of any path matches (no path condition, or `PathPrefix /`).
+fn any_path_route(r: &HTTPRoute) -> bool {
+    r.spec.rules.iter().flatten().any(|rule| {
+        rule.matches.as_ref().is_none_or(|m| m.is_empty())
+            || rule.matches.iter().flatten().any(|m| {
+                m.path.as_ref().is_none_or(|p| {
+                    p.kind.as_deref().unwrap_or("PathPrefix") == "PathPrefix"
+                        && p.value
+                            .as_deref()
+                            .unwrap_or("/")
+                            .trim_end_matches('/')
+                            .is_empty()
+                })
+            })
+    })
+}
+
 fn broad_mesh_tls(m: &MeshTLSAuthentication) -> bool {
     m.spec.identities.iter().flatten().any(|i| i.contains('*'))
         || (m.spec.identity_refs.iter().flatten()).any(|r| r.kind == "Namespace" || r.name == "*")
@@ -267,9 +306,20 @@ pub(super) fn rules(docs: &[Document]) -> Vec<(String, Option<String>)> {
                             if name(&m.metadata) == r.name && broad_mesh_tls(m))
                     })
                 });
+                let any_path = a.spec.target_ref.kind == "HTTPRoute"
+                    && docs.iter().any(|d| {
+                        matches!(d, Document::LinkerdRoute(r)
+                            if name(&r.metadata) == a.spec.target_ref.name
+                                && namespace(&r.metadata) == ns
+                                && any_path_route(r))
+                    });
                 let why = match (broad_auth, a.spec.target_ref.kind.as_str()) {
+                    (true, "HTTPRoute") if any_path => {
+                        Some("wildcard or namespace-wide identities, any path")
+                    }
                     (true, "HTTPRoute") => Some("wildcard or namespace-wide identities"),
                     (true, _) => Some("wildcard identities on a whole Server or namespace"),
+                    (false, "HTTPRoute") if any_path => Some("any path"),
                     (false, "HTTPRoute") => None,
                     (false, _) => Some("a whole Server or namespace, any path"),
                 };

@@ -2,7 +2,9 @@
 //! as eastwest records them. Pods are assumed to carry `app: <service>` and their
 //! namespace's `kubernetes.io/metadata.name` label (the convention the compilers write);
 //! a selector on any other label selects nothing here. A call's route stands for its
-//! paths: a placeholder segment (`{id}`) is one path segment.
+//! paths: a placeholder segment (`{id}`) is one path segment; the collector's
+//! `{overflow}` route stands for an unknown path, which only a condition every path
+//! meets (no path condition, Istio `*`, `/*` or `/{**}`, Linkerd `PathPrefix /`) matches.
 //!
 //! Several dialects may be in force at once (NetworkPolicy under Istio, say): a call is
 //! denied when any layer denies it, allowed by a rule when some layer has one for it,
@@ -73,6 +75,12 @@ impl CallView {
                 })
                 .collect(),
         )
+    }
+
+    /// An HTTP or gRPC call whose route overflowed the collector's route cap: some
+    /// path, unknown. Only a path condition that every path meets matches it.
+    pub(crate) fn path_unknown(&self) -> bool {
+        names::is_overflow(self.protocol, &self.route)
     }
 
     pub(crate) fn is_http(&self) -> bool {

@@ -272,6 +272,143 @@ spec: {identities: ["*.shop.serviceaccount.identity.linkerd.cluster.local"]}
 }
 
 #[test]
+fn linkerd_picks_the_most_specific_route_whatever_the_document_order() {
+    // The catch-all route comes first; an Exact match is still the one that applies.
+    let s = set(r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: users-http, namespace: shop}
+spec: {podSelector: {matchLabels: {app: users}}, port: 8080}
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: any, namespace: shop}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: users-http}]
+  rules: [{matches: [{method: GET, path: {type: PathPrefix, value: /}}]}]
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: exact, namespace: shop}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: users-http}]
+  rules: [{matches: [{method: GET, path: {type: Exact, value: /users}}]}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: any, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: any}
+  requiredAuthenticationRefs: [{kind: ServiceAccount, name: frontend}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: exact, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: exact}
+  requiredAuthenticationRefs: [{kind: ServiceAccount, name: admin}]
+"#);
+    assert_eq!(
+        s.verdict(&call("admin", "users", "GET", "/users", 8080)),
+        Verdict::Allowed("AuthorizationPolicy shop/exact".into())
+    );
+    assert_eq!(
+        s.verdict(&call("frontend", "users", "GET", "/orders", 8080)),
+        Verdict::Allowed("AuthorizationPolicy shop/any".into())
+    );
+    // /users belongs to the Exact route, whose authorization names only the admin.
+    assert!(
+        s.verdict(&call("frontend", "users", "GET", "/users", 8080))
+            .is_denied()
+    );
+    assert!(
+        s.verdict(&call("admin", "users", "GET", "/orders", 8080))
+            .is_denied()
+    );
+    // An overflowed call (path unknown) can only be the catch-all's.
+    let overflow = call(
+        "frontend",
+        "users",
+        "GET",
+        crate::names::OVERFLOW_ROUTE,
+        8080,
+    );
+    let overflow = CallView {
+        protocol: Protocol::Http,
+        ..overflow
+    };
+    assert_eq!(
+        s.verdict(&overflow),
+        Verdict::Allowed("AuthorizationPolicy shop/any".into())
+    );
+}
+
+#[test]
+fn an_unknown_path_matches_only_conditions_every_path_meets() {
+    let istio = |paths: &str| {
+        set(&format!(
+            r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: users, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: users}}}}
+  action: ALLOW
+  rules: [{{to: [{{operation: {{methods: [GET], {paths}}}}}]}}]
+"#
+        ))
+    };
+    let overflow = CallView {
+        protocol: Protocol::Http,
+        ..call(
+            "frontend",
+            "users",
+            "GET",
+            crate::names::OVERFLOW_ROUTE,
+            8080,
+        )
+    };
+    for any in [
+        "paths: ['*']",
+        "paths: ['/*']",
+        "paths: ['/{**}']",
+        "ports: ['8080']",
+    ] {
+        assert!(
+            matches!(istio(any).verdict(&overflow), Verdict::Allowed(_)),
+            "{any}"
+        );
+    }
+    for narrow in [
+        "paths: ['/users/*']",
+        "paths: ['/users/{*}']",
+        "paths: ['/users']",
+        "notPaths: ['/admin']",
+    ] {
+        assert!(istio(narrow).verdict(&overflow).is_denied(), "{narrow}");
+    }
+    let cilium = |http: &str| {
+        set(&format!(
+            r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: users, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: users}}}}
+  ingress: [{{toPorts: [{{ports: [{{port: "8080"}}], rules: {{http: [{http}]}}}}]}}]
+"#
+        ))
+    };
+    assert!(matches!(
+        cilium("{method: ^GET$}").verdict(&overflow),
+        Verdict::Allowed(_)
+    ));
+    for narrow in ["{method: ^GET$, path: /users.*}", "{method: ^POST$}"] {
+        assert!(cilium(narrow).verdict(&overflow).is_denied(), "{narrow}");
+    }
+}
+
+#[test]
 fn generated_policies_allow_what_they_came_from_and_nothing_else() {
     let rules = testdata::shop();
     for format in Format::ALL {
