@@ -91,6 +91,11 @@ pub struct ReportArgs {
     /// TOML config whose `[detector]` sensitive patterns are used.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Policies in force (YAML in any of the four dialects, as `policy backtest` reads
+    /// them): the report shows per edge whether they cover its calls, and the share of
+    /// calls they cover.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub policy: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -38,7 +38,15 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
     let format = Format::parse(&args.format).context("--format: json, csv or html")?;
     let patterns = sensitive(args.config)?;
     let (since, until) = period(args.since)?;
-    let report = eastwest_posture::report(&args.data_dir, since, until, &patterns, None).await?;
+    let policy = if args.policy.is_empty() {
+        None
+    } else {
+        Some(eastwest_posture::PolicyFiles::load(&args.policy, &args.data_dir, since, until).await?)
+    };
+    let check = policy
+        .as_ref()
+        .map(|p| p as &dyn eastwest_posture::PolicyCheck);
+    let report = eastwest_posture::report(&args.data_dir, since, until, &patterns, check).await?;
     let text = eastwest_posture::render(&report, format)?;
     match &args.out {
         Some(path) => std::fs::write(path, text)
@@ -46,12 +54,13 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     eprintln!(
-        "{} edge(s), {} call(s), {} plaintext, {} alert(s); {}",
+        "{} edge(s), {} call(s), {} plaintext, {} alert(s); {}; {}",
         report.totals.edges,
         report.totals.calls,
         report.totals.plaintext_calls,
         report.alerts.len(),
-        report.sources.note
+        report.sources.note,
+        report.policy.note
     );
     Ok(())
 }

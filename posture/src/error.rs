@@ -14,6 +14,8 @@ pub enum PostureError {
     Render(String),
     #[error("invalid report period: {0}")]
     Period(String),
+    #[error("reading or replaying the policy files")]
+    Policy(#[from] eastwest_policy::PolicyError),
 }
 
 impl From<csv::Error> for PostureError {

@@ -6,12 +6,14 @@
 //! coverage, every alert with its handling) as JSON, CSV or HTML. It reads the Parquet
 //! history and its daily roll-ups through `eastwest-baseline` and alerts through the
 //! alert store; it does not write either, does not detect, and does not compile
-//! policies (`eastwest-policy` plugs in through [`PolicyCheck`]).
+//! policies: policy coverage replays the history against policy files through
+//! `eastwest-policy` ([`PolicyFiles`], behind the [`PolicyCheck`] seam).
 #![forbid(unsafe_code)]
 
 mod error;
 mod findings;
 mod observe;
+mod policy_check;
 mod render;
 mod report;
 mod service;
@@ -27,10 +29,11 @@ pub use findings::{
     analyze,
 };
 pub use observe::{Observations, ObservedEndpoint, SeenPrincipal, alerted_edges, load};
+pub use policy_check::PolicyFiles;
 pub use render::{Format, csv_cell, render};
 pub use report::{
-    AlertEvidence, AuditReport, EdgeEvidence, Handling, PolicyCheck, PolicyCoverage, Sources,
-    Totals, WorkloadPrincipals, build,
+    AlertEvidence, AuditReport, EdgeCoverage, EdgeEvidence, EdgePolicy, Handling, PolicyCheck,
+    PolicyCoverage, Sources, Totals, WorkloadPrincipals, build,
 };
 pub use service::DataDirEvidence;
 

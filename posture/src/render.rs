@@ -9,7 +9,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Serialize;
 
 use crate::PostureError;
-use crate::report::AuditReport;
+use crate::report::{AuditReport, EdgeCoverage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -81,6 +81,7 @@ fn csv_report(r: &AuditReport) -> Result<String, PostureError> {
         "plaintext_calls".into(),
         "mtls_coverage".into(),
         "policy".into(),
+        "policy_calls_covered".into(),
         "sources".into(),
     ])?;
     row(vec![
@@ -92,6 +93,10 @@ fn csv_report(r: &AuditReport) -> Result<String, PostureError> {
         r.totals.plaintext_calls.to_string(),
         format!("{:.4}", r.totals.mtls_coverage),
         r.policy.note.clone(),
+        r.policy
+            .calls_covered
+            .map(|c| format!("{c:.4}"))
+            .unwrap_or_default(),
         r.sources.note.clone(),
     ])?;
     row([
@@ -112,12 +117,16 @@ fn csv_report(r: &AuditReport) -> Result<String, PostureError> {
         "destination_principals",
         "trace_ids",
         "plaintext_trace_ids",
-        "allowed_by_policy",
+        "policy_coverage",
+        "policy_allowed_calls",
+        "policy_default_allowed_calls",
+        "policy_denied_calls",
+        "policy_by",
     ]
     .map(String::from)
     .to_vec())?;
     for e in &r.edges {
-        row(vec![
+        let mut cells = vec![
             "edge".into(),
             e.source.clone(),
             e.destination.clone(),
@@ -135,10 +144,18 @@ fn csv_report(r: &AuditReport) -> Result<String, PostureError> {
             e.destination_principals.join(" "),
             e.trace_ids.join(" "),
             e.plaintext_trace_ids.join(" "),
-            e.allowed_by_policy
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-        ])?;
+        ];
+        cells.extend(match &e.policy {
+            Some(p) => vec![
+                json_text(&p.coverage),
+                p.allowed_calls.to_string(),
+                p.default_allowed_calls.to_string(),
+                p.denied_calls.to_string(),
+                p.by.clone(),
+            ],
+            None => vec![String::new(); 5],
+        });
+        row(cells)?;
     }
     row([
         "workload",
@@ -279,6 +296,9 @@ fn html_report(r: &AuditReport) -> Markup {
                 }
                 h2 { "Policy coverage" }
                 p { (r.policy.note) }
+                @if let (Some(policy), Some(calls)) = (&r.policy.policy, r.policy.calls_covered) {
+                    p { "Policies: " code { (policy) } ". Calls a rule allows: " (pct(calls)) "." }
+                }
                 @if let Some(p) = &r.posture {
                     h2 { "Posture findings" }
                     table {
@@ -296,7 +316,8 @@ fn html_report(r: &AuditReport) -> Markup {
                 table {
                     tr { th { "source" } th { "destination" } th { "protocol" } th { "calls" } th { "mTLS" }
                          th { "plaintext" } th { "mTLS coverage" } th { "errors" } th { "alerted" }
-                         th { "first seen" } th { "last seen" } th { "caller principals" } th { "plaintext traces" } }
+                         th { "first seen" } th { "last seen" } th { "caller principals" } th { "plaintext traces" }
+                         th { "policy" } }
                     @for e in &r.edges {
                         tr {
                             td { code { (e.source) } } td { code { (e.destination) } } td { (e.protocol) }
@@ -306,6 +327,12 @@ fn html_report(r: &AuditReport) -> Markup {
                             td { (e.first_seen.to_rfc3339()) } td { (e.last_seen.to_rfc3339()) }
                             td { @for p in &e.source_principals { code { (p) } br; } }
                             td { @for t in &e.plaintext_trace_ids { code { (t) } br; } }
+                            @match &e.policy {
+                                Some(p) => td class=[(p.coverage != EdgeCoverage::Covered).then_some("bad")] {
+                                    (json_text(&p.coverage)) br; small { (p.by) }
+                                },
+                                None => td { "—" },
+                            }
                         }
                     }
                 }

@@ -61,8 +61,33 @@ pub struct EdgeEvidence {
     pub destination_principals: Vec<String>,
     pub trace_ids: Vec<String>,
     pub plaintext_trace_ids: Vec<String>,
-    /// Whether the given policy allows this edge; `None` when no policy was given.
-    pub allowed_by_policy: Option<bool>,
+    /// What the given policies do with this edge's calls; `None` when no policy was
+    /// given or the edge has no raw history in the period (roll-ups keep no routes).
+    pub policy: Option<EdgePolicy>,
+}
+
+/// How the policies in force treat one edge.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeCoverage {
+    /// A rule allows every call of the edge.
+    Covered,
+    /// Some call passes only because no policy selects its callee (default allow).
+    Uncovered,
+    /// The policies would deny some call of the edge.
+    Denied,
+}
+
+/// What the policies do with one edge's calls (weighted as the backtest counts them).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EdgePolicy {
+    pub coverage: EdgeCoverage,
+    pub allowed_calls: f64,
+    pub default_allowed_calls: f64,
+    pub denied_calls: f64,
+    /// The rule that allowed the edge, or the document or reason that denies or leaves
+    /// it uncovered (the first such call's).
+    pub by: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -78,9 +103,13 @@ pub struct WorkloadPrincipals {
 pub struct PolicyCoverage {
     pub assessed: bool,
     pub policy: Option<String>,
-    /// Observed edges the policy allows / all observed edges.
-    pub edges_allowed: Option<usize>,
-    /// Calls on allowed edges / all calls.
+    /// Observed edges by [`EdgeCoverage`].
+    pub edges_covered: Option<usize>,
+    pub edges_uncovered: Option<usize>,
+    pub edges_denied: Option<usize>,
+    /// Edges without raw history in the period (only in roll-ups): not assessed.
+    pub edges_unassessed: Option<usize>,
+    /// Share of the assessed calls a rule allows.
     pub calls_covered: Option<f64>,
     pub note: String,
 }
@@ -129,13 +158,14 @@ pub struct AuditReport {
     pub posture: Option<crate::Posture>,
 }
 
-/// The seam for policy coverage: a compiled least-privilege policy says which observed
-/// edges it allows. `eastwest-policy` implements it; the report does not depend on it.
+/// Policy coverage per edge. [`crate::PolicyFiles`] implements it with each dialect's
+/// matching semantics over the period's call history; tests plug in their own.
 pub trait PolicyCheck {
     /// What was checked (file names), for the report.
     fn describe(&self) -> String;
-    /// Whether the policy allows calls from `source` to `destination` (workload keys).
-    fn allows(&self, source: &str, destination: &str) -> bool;
+    /// What the policies do with the calls from `source` to `destination` (workload
+    /// keys), or `None` when the check saw no call of that edge.
+    fn edge(&self, source: &str, destination: &str) -> Option<EdgePolicy>;
 }
 
 /// Builds the report over `[since, until)` from the data dir.
@@ -289,7 +319,7 @@ fn merge(days: &[EdgeDay], policy: Option<&dyn PolicyCheck>) -> Vec<EdgeEvidence
                 destination_principals: Vec::new(),
                 trace_ids: Vec::new(),
                 plaintext_trace_ids: Vec::new(),
-                allowed_by_policy: policy.map(|p| p.allows(&d.source, &d.destination)),
+                policy: policy.and_then(|p| p.edge(&d.source, &d.destination)),
             });
         e.calls += d.calls;
         e.mtls_calls += d.mtls_calls;
@@ -394,27 +424,46 @@ fn coverage(edges: &[EdgeEvidence], policy: Option<&dyn PolicyCheck>) -> PolicyC
         return PolicyCoverage {
             assessed: false,
             policy: None,
-            edges_allowed: None,
+            edges_covered: None,
+            edges_uncovered: None,
+            edges_denied: None,
+            edges_unassessed: None,
             calls_covered: None,
             note: "no policy files were given: policy coverage was not assessed".into(),
         };
     };
-    let allowed: Vec<&EdgeEvidence> = edges
+    let judged: Vec<&EdgePolicy> = edges.iter().filter_map(|e| e.policy.as_ref()).collect();
+    let count = |c: EdgeCoverage| judged.iter().filter(|p| p.coverage == c).count();
+    let (covered, uncovered, denied) = (
+        count(EdgeCoverage::Covered),
+        count(EdgeCoverage::Uncovered),
+        count(EdgeCoverage::Denied),
+    );
+    let unassessed = edges.len() - judged.len();
+    let allowed: f64 = judged.iter().map(|p| p.allowed_calls).sum();
+    let all: f64 = judged
         .iter()
-        .filter(|e| e.allowed_by_policy == Some(true))
-        .collect();
-    let calls: u64 = edges.iter().map(|e| e.calls).sum();
-    let covered: u64 = allowed.iter().map(|e| e.calls).sum();
+        .map(|p| p.allowed_calls + p.default_allowed_calls + p.denied_calls)
+        .sum();
+    let mut note = format!(
+        "{covered} of {} observed edges are covered by an allow rule; {uncovered} pass only \
+         because no policy selects their callee; the policies would deny calls on {denied}",
+        edges.len()
+    );
+    if unassessed > 0 {
+        note.push_str(&format!(
+            "; {unassessed} not assessed (no raw call history in the period: roll-ups keep no routes)"
+        ));
+    }
     PolicyCoverage {
         assessed: true,
         policy: Some(policy.describe()),
-        edges_allowed: Some(allowed.len()),
-        calls_covered: Some(share(covered, calls)),
-        note: format!(
-            "{} of {} observed edges are allowed by the policy",
-            allowed.len(),
-            edges.len()
-        ),
+        edges_covered: Some(covered),
+        edges_uncovered: Some(uncovered),
+        edges_denied: Some(denied),
+        edges_unassessed: Some(unassessed),
+        calls_covered: Some(if all > 0.0 { allowed / all } else { 0.0 }),
+        note,
     }
 }
 

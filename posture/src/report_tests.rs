@@ -3,6 +3,8 @@ use std::time::Duration;
 use eastwest_baseline::{HistoryWriter, maintain};
 use eastwest_model::{Call, Workload};
 
+use crate::PolicyFiles;
+
 use super::*;
 
 /// 2026-01-05T00:00:00Z in days since the epoch.
@@ -38,14 +40,26 @@ fn at(day: i64, hour: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(day * NS_PER_DAY + hour * HOUR)
 }
 
+/// Covers cart's calls (three); web's one call passes by default allow.
 struct AllowCart;
 
 impl PolicyCheck for AllowCart {
     fn describe(&self) -> String {
         "allow-cart.yaml".into()
     }
-    fn allows(&self, source: &str, _: &str) -> bool {
-        source == "cart.shop"
+    fn edge(&self, source: &str, _: &str) -> Option<EdgePolicy> {
+        let cart = source == "cart.shop";
+        Some(EdgePolicy {
+            coverage: if cart {
+                EdgeCoverage::Covered
+            } else {
+                EdgeCoverage::Uncovered
+            },
+            allowed_calls: if cart { 3.0 } else { 0.0 },
+            default_allowed_calls: if cart { 0.0 } else { 1.0 },
+            denied_calls: 0.0,
+            by: "test".into(),
+        })
     }
 }
 
@@ -99,16 +113,19 @@ async fn expired_days_come_from_roll_ups_and_the_figures_do_not_change() {
         later
             .edges
             .iter()
-            .map(|e| e.allowed_by_policy)
+            .map(|e| e.policy.as_ref().map(|p| p.coverage))
             .collect::<Vec<_>>(),
-        [Some(true), Some(false)]
+        [Some(EdgeCoverage::Covered), Some(EdgeCoverage::Uncovered)]
     );
     let mut unpoliced = later.edges.clone();
     for e in &mut unpoliced {
-        e.allowed_by_policy = None;
+        e.policy = None;
     }
     assert_eq!(unpoliced, raw.edges);
-    assert_eq!(later.policy.edges_allowed, Some(1));
+    assert_eq!(
+        (later.policy.edges_covered, later.policy.edges_uncovered),
+        (Some(1), Some(1))
+    );
     assert_eq!(later.policy.calls_covered, Some(0.75));
 }
 
@@ -141,4 +158,82 @@ async fn the_html_report_renders_markup_in_names_as_text_and_csv_defuses_formula
     let csv = crate::render(&r, crate::Format::Csv).unwrap();
     assert!(csv.contains("'=cmd|' /C calc'!A0"), "{csv}");
     assert!(!csv.contains(",=cmd"), "{csv}");
+}
+
+#[tokio::test]
+async fn policy_files_cover_deny_or_leave_uncovered_each_edge_by_the_dialects_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = |mut c: Call, dst: &str, route: &str| {
+        c.destination = Workload::new(dst).in_namespace("shop");
+        c.route = route.into();
+        c
+    };
+    write(
+        dir.path(),
+        &[
+            call(DAY0, 1, "cart", Some(true), "t1"),
+            call(DAY0, 2, "cart", Some(true), "t2"),
+            call(DAY0, 3, "web", Some(true), "t3"),
+            to(call(DAY0, 4, "cart", Some(true), "t4"), "orders", "/orders"),
+        ],
+    );
+    // users admits cart's GET on a one-segment template; orders has no policy.
+    let file = dir.path().join("users.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+         metadata: {name: users, namespace: shop}\n\
+         spec:\n  selector: {matchLabels: {app: users}}\n  action: ALLOW\n  rules:\n\
+         \x20 - from: [{source: {principals: [c/ns/shop/sa/cart]}}]\n\
+         \x20   to: [{operation: {methods: [GET], paths: ['/users/{*}']}}]\n",
+    )
+    .unwrap();
+    let (since, until) = (at(DAY0, 0), at(DAY0 + 1, 0));
+    let files = PolicyFiles::load(&[file], dir.path(), since, until)
+        .await
+        .unwrap();
+    let r = build(dir.path(), since, until, Some(&files)).await.unwrap();
+    let edge = |s: &str, d: &str| {
+        let e = r
+            .edges
+            .iter()
+            .find(|e| e.source == s && e.destination == d)
+            .unwrap();
+        e.policy.clone().unwrap()
+    };
+    let cart = edge("cart.shop", "users.shop");
+    assert_eq!(
+        (cart.coverage, cart.allowed_calls),
+        (EdgeCoverage::Covered, 2.0)
+    );
+    assert!(cart.by.contains("shop/users"), "{}", cart.by);
+    let web = edge("web.shop", "users.shop");
+    assert_eq!(
+        (web.coverage, web.denied_calls),
+        (EdgeCoverage::Denied, 1.0)
+    );
+    let orders = edge("cart.shop", "orders.shop");
+    assert_eq!(orders.coverage, EdgeCoverage::Uncovered);
+    assert_eq!(
+        (
+            r.policy.edges_covered,
+            r.policy.edges_uncovered,
+            r.policy.edges_denied,
+            r.policy.edges_unassessed
+        ),
+        (Some(1), Some(1), Some(1), Some(0))
+    );
+    assert_eq!(r.policy.calls_covered, Some(0.5));
+    assert!(r.policy.policy.as_deref().unwrap().contains("users.yaml"));
+    let csv = crate::render(&r, crate::Format::Csv).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("edge,web.shop,users.shop") && l.contains(",denied,")),
+        "{csv}"
+    );
+
+    let missing = PolicyFiles::load(&[dir.path().join("nope.yaml")], dir.path(), since, until)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, PostureError::Policy(_)), "{missing}");
 }
