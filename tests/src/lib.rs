@@ -5,6 +5,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
+pub mod served;
+
 /// The `eastwest` binary. Other crates' binaries are not built for this crate's tests,
 /// so `scripts/test.sh` runs `cargo build --bin eastwest` first and sets `EASTWEST_BIN`.
 pub fn eastwest_bin() -> PathBuf {

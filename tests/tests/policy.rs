@@ -7,49 +7,27 @@
 mod otlp_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
+use eastwest_tests::served::{SCENARIO_ARGS, on_data_dir, serve_args};
 use otlp_support::{
-    eastwest_bin, generate_scenario, get_json, replay_scenario, serve_on_free_ports,
-    stop_gracefully, wait_for_alert,
+    generate_scenario, get_json, replay_scenario, serve_on_free_ports, stop_gracefully,
+    wait_for_alert,
 };
 use serde_json::Value;
 
-fn policy(data_dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(eastwest_bin())
-        .arg("policy")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "policy {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+fn policy(data_dir: &Path, args: &[&str]) -> String {
+    on_data_dir(data_dir, &[&["policy"][..], args].concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_backtest_and_drift_on_a_served_data_dir() {
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("eastwest.toml");
-    std::fs::write(&config, "[storage]\nhistory_flush_interval = \"1s\"\n").unwrap();
-    let mut serving = serve_on_free_ports(
-        data.path(),
-        &[
-            "--learning-period",
-            "20m",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    let args = serve_args(data.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serving = serve_on_free_ports(data.path(), &args).await.unwrap();
     let api = serving.api;
-    let scenario = generate_scenario("admin-endpoint", &["--learning", "30m", "--attack", "10m"]);
+    let scenario = generate_scenario("admin-endpoint", &SCENARIO_ARGS);
     replay_scenario(scenario.path(), serving.http);
     let alert = wait_for_alert(api, "sensitive_endpoint", |a| {
         a["kind"] == "sensitive_endpoint"
@@ -160,7 +138,7 @@ async fn generate_backtest_and_drift_on_a_served_data_dir() {
     let dir = data.path();
     for format in ["istio", "networkpolicy", "cilium", "linkerd"] {
         let out = policy(dir, &["generate", "--format", format]);
-        let docs = eastwest_policy::parse_yaml(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        let docs = eastwest_policy::parse_yaml(&out).unwrap();
         assert!(!docs.is_empty(), "{format}");
         assert!(
             docs.iter().all(|d| d.format().as_str() == format),
@@ -169,7 +147,7 @@ async fn generate_backtest_and_drift_on_a_served_data_dir() {
     }
     let file = dir.join("istio.yaml");
     let generated = policy(dir, &["generate", "--format", "istio", "--since", "3d"]);
-    std::fs::write(&file, generated.stdout).unwrap();
+    std::fs::write(&file, generated).unwrap();
     let out = policy(
         dir,
         &[
@@ -180,7 +158,7 @@ async fn generate_backtest_and_drift_on_a_served_data_dir() {
             "--json",
         ],
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_str(&out).unwrap();
     assert!(
         report["denied_calls"].as_f64().unwrap() >= 1.0,
         "{report:#}"
@@ -194,8 +172,7 @@ async fn generate_backtest_and_drift_on_a_served_data_dir() {
         alerts.iter().any(|a| a["id"] == id && a["blocked"] == true),
         "{report:#}"
     );
-    let out = policy(dir, &["drift", file.to_str().unwrap(), "--since", "3d"]);
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = policy(dir, &["drift", file.to_str().unwrap(), "--since", "3d"]);
     assert!(
         text.contains("uncovered (passes only by default allow):"),
         "{text}"

@@ -1,59 +1,25 @@
 //! Posture and audit evidence against the real binary: the plaintext and identity-spoof
 //! scenarios replayed into `eastwest serve`, `GET /api/v1/posture` and `/api/v1/report`
 //! read while it runs, then `eastwest report` (JSON, CSV, HTML) over the same data dir,
-//! its figures compared with the same questions asked through `eastwest sql`.
+//! its figures compared with the same questions asked through `eastwest sql`, and its
+//! policy coverage with `--policy` against `eastwest policy backtest`. A history spanning
+//! several days checks the daily roll-ups against the raw calls, day by day.
 
 mod otlp_support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use eastwest_tests::served::{SCENARIO_ARGS, on_data_dir, serve_args, sql};
 use otlp_support::{
-    eastwest_bin, generate_scenario, get_json, replay_scenario, serve_on_free_ports,
-    stop_gracefully, wait_for_alert,
+    generate_scenario, get_json, replay_scenario, serve_on_free_ports, stop_gracefully,
+    wait_for_alert,
 };
 use serde_json::Value;
 
-/// `eastwest sql` rows as cells (the pretty table's data lines).
-fn sql(data_dir: &Path, query: &str) -> Vec<Vec<String>> {
-    let out = Command::new(eastwest_bin())
-        .args(["sql", "--data-dir"])
-        .arg(data_dir)
-        .arg(query)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.lines()
-        .filter(|l| l.starts_with('|'))
-        .skip(1) // the header
-        .map(|l| {
-            l.trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().to_owned())
-                .collect()
-        })
-        .collect()
-}
-
 fn report(data_dir: &Path, format: &str) -> String {
-    let out = Command::new(eastwest_bin())
-        .args(["report", "--since", "3d", "--format", format, "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report --format {format}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    on_data_dir(data_dir, &["report", "--since", "3d", "--format", format])
 }
 
 fn num(v: &Value) -> u64 {
@@ -63,23 +29,12 @@ fn num(v: &Value) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_and_posture_name_plaintext_and_spoofed_identities_and_match_sql() {
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("eastwest.toml");
-    std::fs::write(&config, "[storage]\nhistory_flush_interval = \"1s\"\n").unwrap();
-    let mut serving = serve_on_free_ports(
-        data.path(),
-        &[
-            "--learning-period",
-            "20m",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    let args = serve_args(data.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serving = serve_on_free_ports(data.path(), &args).await.unwrap();
     let api = serving.api;
-    let args = ["--learning", "30m", "--attack", "10m"];
-    let plaintext = generate_scenario("plaintext", &args);
-    let spoof = generate_scenario("identity-spoof", &args);
+    let plaintext = generate_scenario("plaintext", &SCENARIO_ARGS);
+    let spoof = generate_scenario("identity-spoof", &SCENARIO_ARGS);
     replay_scenario(plaintext.path(), serving.http);
     replay_scenario(spoof.path(), serving.http);
     let plain_alert = wait_for_alert(api, "plaintext", |a| a["kind"] == "plaintext").await;
@@ -329,4 +284,165 @@ async fn report_and_posture_name_plaintext_and_spoofed_identities_and_match_sql(
     let html = report(dir, "html");
     assert!(html.contains(&attacker) && html.contains("auditor@example.com"));
     assert!(html.contains("Content-Security-Policy"));
+
+    policy_coverage_matches_the_backtest(dir, &r);
+}
+
+/// `report --policy`: the policies generated from the history, minus the one of a
+/// callee, so its edges are uncovered while the others' learned edges are covered; the
+/// per-edge figures add up to what `policy backtest` says of the same files.
+fn policy_coverage_matches_the_backtest(dir: &Path, unpoliced: &Value) {
+    let yaml = on_data_dir(
+        dir,
+        &["policy", "generate", "--format", "istio", "--since", "3d"],
+    );
+    let docs = eastwest_policy::parse_yaml(&yaml).unwrap();
+    let app = |d: &eastwest_policy::Document| match d {
+        eastwest_policy::Document::Istio(p) => p
+            .spec
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .and_then(|l| l.get("app"))
+            .cloned(),
+        _ => None,
+    };
+    let service = |key: &str| key.split('.').next().unwrap().to_owned();
+    let policed: BTreeSet<String> = docs.iter().filter_map(app).collect();
+    // The busiest policed callee loses its policy.
+    let open = unpoliced["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["destination"].as_str().unwrap())
+        .find(|d| policed.contains(&service(d)))
+        .unwrap()
+        .to_owned();
+    let kept: Vec<_> = docs
+        .into_iter()
+        .filter(|d| app(d).is_none_or(|a| a != service(&open)))
+        .collect();
+    let file = dir.join("partial.yaml");
+    std::fs::write(&file, eastwest_policy::to_yaml(&[], &kept).unwrap()).unwrap();
+    let file = file.to_str().unwrap();
+    let r: Value = serde_json::from_str(&on_data_dir(
+        dir,
+        &[
+            "report", "--since", "3d", "--format", "json", "--policy", file,
+        ],
+    ))
+    .unwrap();
+    assert_eq!(r["policy"]["assessed"], true);
+    let edges = r["edges"].as_array().unwrap();
+    let coverage = |e: &Value| e["policy"]["coverage"].as_str().unwrap().to_owned();
+    let sum = |k: &str| -> f64 { edges.iter().map(|e| e["policy"][k].as_f64().unwrap()).sum() };
+    for e in edges {
+        let calls = num(&e["calls"]) as f64;
+        let p = &e["policy"];
+        let judged = ["allowed_calls", "default_allowed_calls", "denied_calls"]
+            .iter()
+            .map(|k| p[*k].as_f64().unwrap())
+            .sum::<f64>();
+        assert_eq!(judged, calls, "every call of the edge is judged: {e}");
+        let callee = service(e["destination"].as_str().unwrap());
+        if e["destination"] == open.as_str() || !policed.contains(&callee) {
+            // No policy selects the callee (it had none, or lost it): default allow.
+            assert_eq!(coverage(e), "uncovered", "{e}");
+        } else if num(&e["alerted_calls"]) == 0 {
+            // Learned traffic of a policed callee: the generated rules allow all of it.
+            assert_eq!(coverage(e), "covered", "{e}");
+            assert_eq!(p["allowed_calls"].as_f64().unwrap(), calls, "{e}");
+        }
+    }
+    let count = |c: &str| edges.iter().filter(|e| coverage(e) == c).count() as u64;
+    assert!(count("covered") >= 3 && count("uncovered") >= 1);
+    assert_eq!(num(&r["policy"]["edges_covered"]), count("covered"));
+    assert_eq!(num(&r["policy"]["edges_uncovered"]), count("uncovered"));
+    assert_eq!(num(&r["policy"]["edges_denied"]), count("denied"));
+    let total = sum("allowed_calls") + sum("default_allowed_calls") + sum("denied_calls");
+    let share = r["policy"]["calls_covered"].as_f64().unwrap();
+    assert!(
+        (share - sum("allowed_calls") / total).abs() < 1e-9,
+        "{share}"
+    );
+
+    // The same files through the backtest: the same calls allowed, passing by default
+    // and denied.
+    let b: Value = serde_json::from_str(&on_data_dir(
+        dir,
+        &["policy", "backtest", file, "--since", "3d", "--json"],
+    ))
+    .unwrap();
+    for (ours, theirs) in [
+        ("allowed_calls", "allowed_calls"),
+        ("default_allowed_calls", "default_allowed_calls"),
+        ("denied_calls", "denied_calls"),
+    ] {
+        assert_eq!(sum(ours), b[theirs].as_f64().unwrap(), "{theirs}");
+    }
+
+    let csv = on_data_dir(
+        dir,
+        &[
+            "report", "--since", "3d", "--format", "csv", "--policy", file,
+        ],
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("edge,") && l.contains(&open) && l.contains(",uncovered,")),
+        "{csv}"
+    );
+    let html = on_data_dir(
+        dir,
+        &[
+            "report", "--since", "3d", "--format", "html", "--policy", file,
+        ],
+    );
+    assert!(html.contains("partial.yaml") && html.contains("uncovered"));
+}
+
+/// A history over several UTC days (event times two days back, inside the accepted
+/// clock window): after serve stops, every closed day's roll-up rows equal the same
+/// GROUP BY over the raw calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_roll_ups_equal_the_raw_history_day_by_day() {
+    let data = tempfile::tempdir().unwrap();
+    let args = serve_args(data.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serving = serve_on_free_ports(data.path(), &args).await.unwrap();
+    // 50 h of event time at a low rate; replay moves it by whole days to end within the
+    // last day, so it starts two to three days back (`[pipeline] max_age` is 7 days).
+    let scenario = generate_scenario(
+        "plaintext",
+        &["--learning", "50h", "--attack", "10m", "--rate", "0.02"],
+    );
+    replay_scenario(scenario.path(), serving.http);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_gracefully(&mut serving.child).unwrap();
+    let dir = data.path();
+
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let rolled = sql(
+        dir,
+        &format!(
+            "SELECT CAST(day AS VARCHAR), source, destination, calls, mtls_calls, \
+             plaintext_calls, errors, alerted_calls FROM daily_edges \
+             WHERE day < DATE '{today}' ORDER BY 1, 2, 3"
+        ),
+    );
+    let raw = sql(
+        dir,
+        &format!(
+            "SELECT CAST(CAST(time AS DATE) AS VARCHAR), source, destination, count(*), \
+             sum(CASE WHEN mtls THEN 1 ELSE 0 END), sum(CASE WHEN NOT mtls THEN 1 ELSE 0 END), \
+             sum(CASE WHEN error THEN 1 ELSE 0 END), sum(CASE WHEN learned THEN 0 ELSE 1 END) \
+             FROM calls WHERE time < TIMESTAMP '{today}T00:00:00Z' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ),
+    );
+    let days: BTreeSet<&str> = raw.iter().map(|r| r[0].as_str()).collect();
+    assert!(days.len() >= 2, "the history spans closed days: {days:?}");
+    assert_eq!(
+        rolled, raw,
+        "daily_edges vs the raw calls, per day and edge"
+    );
 }
