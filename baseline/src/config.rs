@@ -13,6 +13,7 @@ pub const DEFAULT_MAX_EDGES: usize = 20_000;
 pub const DEFAULT_MAX_ENDPOINTS: usize = 100_000;
 pub const DEFAULT_MAX_CONTEXTS: usize = 50_000;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+pub use crate::learned_routes::DEFAULT_ROUTE_PARAM_MIN_VALUES;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +34,9 @@ pub struct BaselineConfig {
     /// Entries unseen for this long (event time) age out.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// Distinct values one HTTP path position takes (same edge, method and prefix) before
+    /// it is learned as a parameter; raw paths with a new value there are then known.
+    pub route_param_min_values: usize,
 }
 
 impl Default for BaselineConfig {
@@ -45,6 +49,7 @@ impl Default for BaselineConfig {
             max_endpoints: DEFAULT_MAX_ENDPOINTS,
             max_contexts: DEFAULT_MAX_CONTEXTS,
             retention: DEFAULT_RETENTION,
+            route_param_min_values: DEFAULT_ROUTE_PARAM_MIN_VALUES,
         }
     }
 }
@@ -69,6 +74,11 @@ impl BaselineConfig {
         if self.retention.is_zero() {
             return Err(BaselineError::Config(
                 "retention must be greater than zero".into(),
+            ));
+        }
+        if self.route_param_min_values < 2 {
+            return Err(BaselineError::Config(
+                "route_param_min_values must be at least 2".into(),
             ));
         }
         Ok(())

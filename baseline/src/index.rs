@@ -8,6 +8,7 @@ pub type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 use eastwest_model::{Call, Entry, Workload};
 
 use crate::endpoints::EndpointTable;
+use crate::learned_routes::LearnedRoutes;
 pub use crate::names::{NameId, Names};
 
 /// `source workload key → destination workload key` (see `Workload::key`).
@@ -183,6 +184,9 @@ pub struct LookupIndex {
     pub(crate) edge_endpoint_counts: Map<EdgeKey, u32>,
     /// Per destination, from `edges` (see [`LookupIndex::derive_inbound_tls`]).
     pub(crate) inbound_tls: Map<NameId, InboundTls>,
+    /// Route templates learned per edge from the endpoints' routes (derived, see
+    /// [`LookupIndex::derive_learned_routes`]).
+    pub(crate) learned_routes: LearnedRoutes,
 }
 
 /// Equal when the learned tables are equal: ids depend on the order names were first
@@ -358,6 +362,7 @@ impl LookupIndex {
     /// principals. Without the second part, names churning through the capped tables
     /// would grow the uncapped ones forever.
     pub(crate) fn age_out(&mut self, cutoff_ns: i64) {
+        let endpoints_before = self.endpoints.len();
         self.edges.retain(|_, s| s.last_seen_ns >= cutoff_ns);
         let edges = &self.edges;
         self.edge_rates.retain(|k, _| edges.contains_key(k));
@@ -395,6 +400,9 @@ impl LookupIndex {
         self.identities.retain(|w, _| sources.contains_key(w));
         self.derive_principal_workloads();
         self.derive_inbound_tls();
+        if self.endpoints.len() != endpoints_before {
+            self.derive_learned_routes(self.learned_routes.min_values());
+        }
     }
 
     /// Principal → workloads that presented it, from the identities (after loading
@@ -418,6 +426,43 @@ impl LookupIndex {
             inbound.mtls_calls += edge.mtls_calls;
             inbound.plaintext_calls += edge.plaintext_calls;
         }
+    }
+}
+
+impl LookupIndex {
+    /// Re-learns the route templates from the endpoint table, with `min_values` distinct
+    /// values making a parameter (after loading tables, ageing, or a config change).
+    pub(crate) fn derive_learned_routes(&mut self, min_values: usize) {
+        let mut learned = LearnedRoutes::new(min_values);
+        for row in self.endpoints.iter() {
+            let key = row.key;
+            learned.learn(key.edge, key.method, self.names.name(key.route));
+        }
+        self.learned_routes = learned;
+    }
+
+    /// The learned template a call's HTTP path matches on its edge, when the path is not
+    /// itself a learned endpoint but a learned parameter covers it (`/items/berlin` on an
+    /// edge that learned `/items/{param}` from ten cities). Costs a lookup per call only
+    /// once some edge has a parameter.
+    pub fn learned_template(&self, call: &Call) -> Option<String> {
+        if !self.learned_routes.has_params() || !call.route.starts_with('/') {
+            return None;
+        }
+        let keys = self.call_keys(call);
+        if keys.endpoint.is_some() {
+            return None;
+        }
+        let method = self.id(&call.method)?;
+        self.learned_routes.resolve(keys.edge?, method, &call.route)
+    }
+
+    /// Learned templates with a parameter: (source, destination, method, template).
+    pub fn learned_templates(&self) -> Vec<(String, String, String, String)> {
+        let n = |id: NameId| self.name(id).to_string();
+        (self.learned_routes.templates().into_iter())
+            .map(|(edge, method, t)| (n(edge.source), n(edge.destination), n(method), t))
+            .collect()
     }
 }
 
@@ -449,7 +494,9 @@ impl LookupIndex {
         let tables = crate::tables::to_tables(self);
         let here = std::path::Path::new("(in memory)");
         let tables: Vec<_> = tables.iter().map(|(n, b)| (*n, b.clone(), here)).collect();
+        let min_values = self.learned_routes.min_values();
         *self = crate::tables::from_tables(&tables)
             .expect("tables written from an index read back into one");
+        self.derive_learned_routes(min_values);
     }
 }

@@ -61,10 +61,12 @@ pub struct Baseline {
 
 impl Baseline {
     pub fn new(config: BaselineConfig) -> Self {
+        let mut working = LookupIndex::default();
+        working.derive_learned_routes(config.route_param_min_values);
         Self {
             config,
             state: LearningState::Empty,
-            working: LookupIndex::default(),
+            working,
             window: OpenWindow::default(),
             overflow: 0,
             rollouts: Default::default(),
@@ -81,6 +83,8 @@ impl Baseline {
         overflow: u64,
         rollouts: crate::rollout::RolloutTracker,
     ) -> Self {
+        let mut working = working;
+        working.derive_learned_routes(config.route_param_min_values);
         Self {
             config,
             state,
@@ -103,6 +107,7 @@ impl Baseline {
     pub fn replace_tables(&mut self, index: LookupIndex) {
         let window = crate::snapshot::WindowState::from_open(&self.window, &self.working.names);
         self.working = index;
+        (self.working).derive_learned_routes(self.config.route_param_min_values);
         self.window = window.into_open(&mut self.working.names);
     }
 
@@ -269,6 +274,7 @@ impl Baseline {
 
         if new_endpoint {
             *self.working.edge_endpoint_counts.entry(edge).or_insert(0) += 1;
+            (self.working.learned_routes).learn(edge, endpoint.method, &call.route);
         }
         let working = &mut self.working;
         let ep = working

@@ -11,6 +11,7 @@ mod endpoints;
 mod error;
 mod history;
 mod index;
+mod learned_routes;
 mod learner;
 mod names;
 mod query;
@@ -31,6 +32,7 @@ pub use index::{
     CallKeys, CallStats, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
     IdentityStats, InboundTls, LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
+pub use learned_routes::{DEFAULT_ROUTE_PARAM_MIN_VALUES, PARAM_SEGMENT};
 pub use learner::{Baseline, BaselineConfig, LearningState, MAX_PRINCIPALS_PER_WORKLOAD};
 pub use query::{BASELINE_DIR, format_table, session, sql};
 pub use rebuild::{RebuildStats, rebuild};

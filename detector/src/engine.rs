@@ -133,6 +133,8 @@ impl Engine {
     }
 
     pub fn process(&mut self, call: &Call) -> EngineOutput {
+        let templated = self.learned_template(call);
+        let call = templated.as_ref().unwrap_or(call);
         let mut out = EngineOutput::default();
         let t = call.event_time_ns;
         // Judge the window this call closes before the baseline folds it into history.
@@ -250,6 +252,20 @@ impl Engine {
         }
         out.extend(self.emit(findings, &subject, path));
         out
+    }
+
+    /// The call under the route template its edge learned for its raw path, if any, so
+    /// that every detector and the learner see one endpoint, not each value. A sensitive
+    /// path is judged as written: a learned parameter must not make `/users/admin` known.
+    fn learned_template(&self, call: &Call) -> Option<Call> {
+        let route = self.baseline.working().learned_template(call)?;
+        if self.detectors.sensitive_match(call).is_some() {
+            return None;
+        }
+        Some(Call {
+            route,
+            ..call.clone()
+        })
     }
 
     /// A new edge out of a workload that was itself just reached over a new edge is a
@@ -372,3 +388,7 @@ mod volume_tests;
 #[cfg(test)]
 #[path = "entry_tests.rs"]
 mod entry_tests;
+
+#[cfg(test)]
+#[path = "learned_route_tests.rs"]
+mod learned_route_tests;
