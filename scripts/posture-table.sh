@@ -4,13 +4,8 @@
 # and print `eastwest posture --format table`. Usage: scripts/posture-table.sh [BIN]
 # (default: target/release/eastwest, else the debug build).
 set -euo pipefail
-BIN=${1:-${EASTWEST_BIN:-}}
-if [[ -z "$BIN" ]]; then
-  for b in target/release/eastwest "${CARGO_TARGET_DIR:-target}/debug/eastwest"; do
-    [[ -x "$b" ]] && BIN=$b && break
-  done
-fi
-[[ -x "$BIN" ]] || { echo "no eastwest binary (build it or pass its path)" >&2; exit 1; }
+# shellcheck source=scripts/eastwest-bin.sh
+source "$(dirname "$0")/eastwest-bin.sh"
 LEARNING=${LEARNING:-30m}
 ATTACK=${ATTACK:-10m}
 work=$(mktemp -d)

@@ -202,17 +202,7 @@ mod tests {
     }
 
     fn view(method: &str, route: &str) -> CallView {
-        CallView {
-            source_service: "cart".into(),
-            source_namespace: Some("shop".into()),
-            principal: Some("spiffe://cluster.local/ns/shop/sa/cart".into()),
-            destination_service: "users".into(),
-            destination_namespace: Some("shop".into()),
-            protocol: Protocol::Http,
-            method: method.into(),
-            route: route.into(),
-            port: Some(8080),
-        }
+        crate::testdata::call("cart", "users", method, route, 8080)
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! method on any path, says so in the YAML header, and drift reports the rule as broad;
 //! other callers and other methods stay denied.
 
-use eastwest_model::Protocol;
-
 use crate::history::CallGroup;
 use crate::names::OVERFLOW_ROUTE;
 use crate::testdata;
@@ -23,17 +21,7 @@ fn overflowed() -> RuleSet {
 }
 
 fn view(src: &str, method: &str, route: &str) -> CallView {
-    CallView {
-        source_service: src.into(),
-        source_namespace: Some("shop".into()),
-        principal: Some(format!("spiffe://cluster.local/ns/shop/sa/{src}")),
-        destination_service: "users".into(),
-        destination_namespace: Some("shop".into()),
-        protocol: Protocol::Http,
-        method: method.into(),
-        route: route.into(),
-        port: Some(8080),
-    }
+    testdata::call(src, "users", method, route, 8080)
 }
 
 fn policies(format: Format) -> (String, PolicySet, Vec<crate::Document>) {

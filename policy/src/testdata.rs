@@ -1,11 +1,13 @@
 //! A small rule set the unit tests share: a shop namespace where `frontend` calls
 //! `cart` over gRPC and `users` over HTTP (a templated route), and `jobs` talks TCP to
-//! `db` once a day.
+//! `db` once a day; and calls between shop workloads as the matchers see them.
 
 use std::collections::BTreeSet;
 
 use eastwest_model::Protocol;
 
+use crate::r#match::CallView;
+use crate::names::OVERFLOW_ROUTE;
 use crate::rules::{Peer, Rule, RuleSet, RuleSource, WorkloadRules};
 
 pub fn peer(service: &str) -> Peer {
@@ -68,5 +70,25 @@ pub fn shop() -> RuleSet {
             ),
         ],
         excluded: Vec::new(),
+    }
+}
+
+/// A call from `src` to `dst` in the shop, with `src`'s principal: HTTP for a path (or
+/// the overflow stand-in), gRPC otherwise.
+pub fn call(src: &str, dst: &str, method: &str, route: &str, port: u16) -> CallView {
+    CallView {
+        source_service: src.into(),
+        source_namespace: Some("shop".into()),
+        principal: Some(format!("spiffe://cluster.local/ns/shop/sa/{src}")),
+        destination_service: dst.into(),
+        destination_namespace: Some("shop".into()),
+        protocol: if route.starts_with('/') || route == OVERFLOW_ROUTE {
+            Protocol::Http
+        } else {
+            Protocol::Grpc
+        },
+        method: method.into(),
+        route: route.into(),
+        port: Some(port),
     }
 }

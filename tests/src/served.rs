@@ -12,17 +12,15 @@ use crate::eastwest_bin;
 /// period below, then the attack.
 pub const SCENARIO_ARGS: [&str; 4] = ["--learning", "30m", "--attack", "10m"];
 
-/// Writes the config into `data_dir` and returns the `serve` arguments using it.
-pub fn serve_args(data_dir: &Path) -> Vec<String> {
+/// Writes the config into `data_dir` and returns the `serve` arguments using it. The
+/// config's path is leaked, so the arguments are `&'static str` as the serve helpers of
+/// the test files take them; a test process leaks one short string per served dir.
+pub fn serve_args(data_dir: &Path) -> Vec<&'static str> {
     let config = data_dir.join("eastwest.toml");
     std::fs::write(&config, "[storage]\nhistory_flush_interval = \"1s\"\n")
         .expect("write the serve config");
-    vec![
-        "--learning-period".into(),
-        "20m".into(),
-        "--config".into(),
-        config.display().to_string(),
-    ]
+    let config: &'static str = Box::leak(config.display().to_string().into_boxed_str());
+    vec!["--learning-period", "20m", "--config", config]
 }
 
 /// Runs `eastwest ARGS… --data-dir DIR` and returns its standard output; panics with

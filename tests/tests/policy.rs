@@ -23,9 +23,9 @@ fn policy(data_dir: &Path, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_backtest_and_drift_on_a_served_data_dir() {
     let data = tempfile::tempdir().unwrap();
-    let args = serve_args(data.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut serving = serve_on_free_ports(data.path(), &args).await.unwrap();
+    let mut serving = serve_on_free_ports(data.path(), &serve_args(data.path()))
+        .await
+        .unwrap();
     let api = serving.api;
     let scenario = generate_scenario("admin-endpoint", &SCENARIO_ARGS);
     replay_scenario(scenario.path(), serving.http);

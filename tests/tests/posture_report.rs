@@ -29,9 +29,9 @@ fn num(v: &Value) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_and_posture_name_plaintext_and_spoofed_identities_and_match_sql() {
     let data = tempfile::tempdir().unwrap();
-    let args = serve_args(data.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut serving = serve_on_free_ports(data.path(), &args).await.unwrap();
+    let mut serving = serve_on_free_ports(data.path(), &serve_args(data.path()))
+        .await
+        .unwrap();
     let api = serving.api;
     let plaintext = generate_scenario("plaintext", &SCENARIO_ARGS);
     let spoof = generate_scenario("identity-spoof", &SCENARIO_ARGS);
@@ -407,9 +407,9 @@ fn policy_coverage_matches_the_backtest(dir: &Path, unpoliced: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daily_roll_ups_equal_the_raw_history_day_by_day() {
     let data = tempfile::tempdir().unwrap();
-    let args = serve_args(data.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut serving = serve_on_free_ports(data.path(), &args).await.unwrap();
+    let mut serving = serve_on_free_ports(data.path(), &serve_args(data.path()))
+        .await
+        .unwrap();
     // 50 h of event time at a low rate; replay moves it by whole days to end within the
     // last day, so it starts two to three days back (`[pipeline] max_age` is 7 days).
     let scenario = generate_scenario(

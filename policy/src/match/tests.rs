@@ -6,28 +6,32 @@ use proptest::prelude::*;
 
 use super::istio::{string_matches, template_matches};
 use super::{CallView, PolicySet, Verdict};
-use crate::{Format, compile, parse_yaml, testdata};
-
-fn call(src: &str, dst: &str, method: &str, route: &str, port: u16) -> CallView {
-    CallView {
-        source_service: src.into(),
-        source_namespace: Some("shop".into()),
-        principal: Some(format!("spiffe://cluster.local/ns/shop/sa/{src}")),
-        destination_service: dst.into(),
-        destination_namespace: Some("shop".into()),
-        protocol: if route.starts_with('/') {
-            Protocol::Http
-        } else {
-            Protocol::Grpc
-        },
-        method: method.into(),
-        route: route.into(),
-        port: Some(port),
-    }
-}
+use crate::names::OVERFLOW_ROUTE;
+use crate::testdata::{self, call};
+use crate::{Format, compile, parse_yaml};
 
 fn set(yaml: &str) -> PolicySet {
     PolicySet::new(&parse_yaml(yaml).unwrap()).unwrap()
+}
+
+/// users' Linkerd `Server` on port 8080, its `routes`, then `rest`.
+fn linkerd(routes: &[String], rest: &str) -> PolicySet {
+    set(&format!(
+        "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\n\
+         metadata: {{name: users-http, namespace: shop}}\n\
+         spec: {{podSelector: {{matchLabels: {{app: users}}}}, port: 8080}}\n---\n{}{rest}",
+        routes.concat()
+    ))
+}
+
+/// An `HTTPRoute` on users' Server with `rules` (a flow sequence's items).
+fn route(name: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: policy.linkerd.io/v1beta3\nkind: HTTPRoute\n\
+         metadata: {{name: {name}, namespace: shop}}\n\
+         spec:\n  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: users-http}}]\n\
+         \x20 rules: [{rules}]\n---\n"
+    )
 }
 
 fn segs(p: &str) -> Vec<String> {
@@ -216,19 +220,12 @@ spec:
 
 #[test]
 fn linkerd_routes_then_authorizations_decide() {
-    let s = set(r#"
-apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: users-http, namespace: shop}
-spec: {podSelector: {matchLabels: {app: users}}, port: 8080}
----
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata: {name: read, namespace: shop}
-spec:
-  parentRefs: [{group: policy.linkerd.io, kind: Server, name: users-http}]
-  rules: [{matches: [{method: GET, path: {type: PathPrefix, value: /users}}]}]
----
+    let s = linkerd(
+        &[route(
+            "read",
+            "{matches: [{method: GET, path: {type: PathPrefix, value: /users}}]}",
+        )],
+        r#"
 apiVersion: policy.linkerd.io/v1alpha1
 kind: AuthorizationPolicy
 metadata: {name: read, namespace: shop}
@@ -240,7 +237,8 @@ apiVersion: policy.linkerd.io/v1alpha1
 kind: MeshTLSAuthentication
 metadata: {name: front, namespace: shop}
 spec: {identities: ["*.shop.serviceaccount.identity.linkerd.cluster.local"]}
-"#);
+"#,
+    );
     assert!(matches!(
         s.verdict(&call("frontend", "users", "GET", "/users/{id}", 8080)),
         Verdict::Allowed(_)
@@ -274,26 +272,18 @@ spec: {identities: ["*.shop.serviceaccount.identity.linkerd.cluster.local"]}
 #[test]
 fn linkerd_picks_the_most_specific_route_whatever_the_document_order() {
     // The catch-all route comes first; an Exact match is still the one that applies.
-    let s = set(r#"
-apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: users-http, namespace: shop}
-spec: {podSelector: {matchLabels: {app: users}}, port: 8080}
----
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata: {name: any, namespace: shop}
-spec:
-  parentRefs: [{group: policy.linkerd.io, kind: Server, name: users-http}]
-  rules: [{matches: [{method: GET, path: {type: PathPrefix, value: /}}]}]
----
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata: {name: exact, namespace: shop}
-spec:
-  parentRefs: [{group: policy.linkerd.io, kind: Server, name: users-http}]
-  rules: [{matches: [{method: GET, path: {type: Exact, value: /users}}]}]
----
+    let s = linkerd(
+        &[
+            route(
+                "any",
+                "{matches: [{method: GET, path: {type: PathPrefix, value: /}}]}",
+            ),
+            route(
+                "exact",
+                "{matches: [{method: GET, path: {type: Exact, value: /users}}]}",
+            ),
+        ],
+        r#"
 apiVersion: policy.linkerd.io/v1alpha1
 kind: AuthorizationPolicy
 metadata: {name: any, namespace: shop}
@@ -307,7 +297,8 @@ metadata: {name: exact, namespace: shop}
 spec:
   targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: exact}
   requiredAuthenticationRefs: [{kind: ServiceAccount, name: admin}]
-"#);
+"#,
+    );
     assert_eq!(
         s.verdict(&call("admin", "users", "GET", "/users", 8080)),
         Verdict::Allowed("AuthorizationPolicy shop/exact".into())
@@ -326,17 +317,7 @@ spec:
             .is_denied()
     );
     // An overflowed call (path unknown) can only be the catch-all's.
-    let overflow = call(
-        "frontend",
-        "users",
-        "GET",
-        crate::names::OVERFLOW_ROUTE,
-        8080,
-    );
-    let overflow = CallView {
-        protocol: Protocol::Http,
-        ..overflow
-    };
+    let overflow = call("frontend", "users", "GET", OVERFLOW_ROUTE, 8080);
     assert_eq!(
         s.verdict(&overflow),
         Verdict::Allowed("AuthorizationPolicy shop/any".into())
@@ -358,16 +339,7 @@ spec:
 "#
         ))
     };
-    let overflow = CallView {
-        protocol: Protocol::Http,
-        ..call(
-            "frontend",
-            "users",
-            "GET",
-            crate::names::OVERFLOW_ROUTE,
-            8080,
-        )
-    };
+    let overflow = call("frontend", "users", "GET", OVERFLOW_ROUTE, 8080);
     for any in [
         "paths: ['*']",
         "paths: ['/*']",
