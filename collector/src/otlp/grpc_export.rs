@@ -3,7 +3,8 @@
 //! The only difference from the generated code is the codec: tonic hands a decoder the
 //! whole message in one contiguous buffer, which this codec splits off as `Bytes` (no
 //! copy) and passes on undecoded. The handler sizes the message against the memory
-//! budget and decodes it from the slice on the blocking pool, at the raw `prost` rate.
+//! budget and reads it from the slice on the blocking pool (spans straight from the
+//! wire, see `wire.rs`; logs with `prost`).
 
 use std::convert::Infallible;
 use std::marker::PhantomData;

@@ -22,6 +22,7 @@ use super::validate::{
     Rejections, TimeWindow, log_record_count, span_count, validate_logs, validate_traces,
     wall_clock_ns,
 };
+use super::wire;
 use crate::metrics::{CollectorMetrics, RejectReason, SignalCounters};
 use crate::spans::SpanBatch;
 
@@ -246,7 +247,10 @@ impl Admission {
             .decode_wire(
                 wire,
                 shape::traces_protobuf,
-                move |bytes, encoding, limits| {
+                move |bytes, encoding, limits, shape| {
+                    if encoding == Encoding::Protobuf && !raw {
+                        return read_traces(bytes, shape, &window);
+                    }
                     let req: ExportTraceServiceRequest = decode_message(bytes, encoding)?;
                     if encoding == Encoding::Json {
                         shape::check_traces(&req, limits)?;
@@ -265,7 +269,7 @@ impl Admission {
             .decode_wire(
                 wire,
                 shape::logs_protobuf,
-                move |bytes, encoding, limits| {
+                move |bytes, encoding, limits, _| {
                     let req: ExportLogsServiceRequest = decode_message(bytes, encoding)?;
                     if encoding == Encoding::Json {
                         shape::check_logs(&req, limits)?;
@@ -284,7 +288,7 @@ impl Admission {
         &self,
         wire: WireRequest,
         protobuf_shape: fn(&[u8], &RequestLimits) -> Result<Shape, IngestError>,
-        decode: impl FnOnce(&[u8], Encoding, &RequestLimits) -> Result<Prepared, IngestError>
+        decode: impl FnOnce(&[u8], Encoding, &RequestLimits, &Shape) -> Result<Prepared, IngestError>
         + Send
         + 'static,
     ) -> Result<(Prepared, Reservation), IngestError> {
@@ -310,22 +314,27 @@ impl Admission {
             bytes
         };
         let limits = self.limits;
-        let (body, decoded_bytes) = self
+        let (body, shape) = self
             .off_thread(move || {
-                let decoded = match encoding {
-                    Encoding::Protobuf => protobuf_shape(&body, &limits)?.decoded_bytes,
-                    Encoding::Json => shape::json_bound(&body, &limits)?,
+                let shape = match encoding {
+                    Encoding::Protobuf => protobuf_shape(&body, &limits)?,
+                    Encoding::Json => Shape {
+                        decoded_bytes: shape::json_bound(&body, &limits)?,
+                        ..Shape::default()
+                    },
                 };
-                Ok((body, decoded))
+                Ok((body, shape))
             })
             .await?;
+        let decoded_bytes = shape.decoded_bytes;
         // The body, the decoded request, and the batch read from it (about the same size
-        // again) are alive together for a moment.
+        // again) are alive together for a moment. (Protobuf spans read straight from the
+        // body build no decoded request; the reservation stays the same, on the safe side.)
         reservation
             .grow_to(body.len() as u64 + GROWTH_ON_READ * decoded_bytes, wait)
             .await?;
         let prepared = self
-            .off_thread(move || decode(&body, encoding, &limits))
+            .off_thread(move || decode(&body, encoding, &limits, &shape))
             .await?;
         // Only the batch is left. Its real size can exceed the estimate (resource names
         // are copied into every span): then it waits for that much budget too. A batch
@@ -445,6 +454,18 @@ fn prepare_traces(mut req: ExportTraceServiceRequest, window: &TimeWindow, raw: 
         rejections,
         batch_bytes,
     }
+}
+
+/// A protobuf request read straight into pairing form (see [`super::wire`]).
+fn read_traces(bytes: &[u8], shape: &Shape, window: &TimeWindow) -> Result<Prepared, IngestError> {
+    let read = wire::read_traces(bytes, shape.records as usize, window, wall_clock_ns())?;
+    let bytes = read.batch.memory_bytes();
+    Ok(Prepared {
+        batch: IngestBatch::Spans(read.batch),
+        received: read.received,
+        rejections: read.rejections,
+        batch_bytes: Some(bytes),
+    })
 }
 
 fn prepare_logs(mut req: ExportLogsServiceRequest, window: &TimeWindow) -> Prepared {

@@ -12,6 +12,7 @@ mod http;
 mod ingest;
 pub mod shape;
 mod validate;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -70,7 +70,9 @@ enum Msg {
     KeyValueList,
 }
 
-/// How decoding treats one field of a message.
+/// How decoding treats one field of a message. The walk checks each field's wire type
+/// and string encoding as `prost` does, so a request the walk passes decodes: the
+/// receivers may then read spans straight from the bytes (see [`super::wire`]).
 enum Field {
     /// An element pushed onto a `Vec` of this message.
     Repeated(Msg),
@@ -78,12 +80,19 @@ enum Field {
     Inline(Msg),
     /// A `String` pushed onto a `Vec`.
     RepeatedString,
-    /// Scalars, strings and bytes: their payload is counted as it is.
-    Other,
+    /// A string: UTF-8, its payload counted as it is.
+    Str,
+    /// Bytes: counted as they are.
+    Bytes,
+    /// A scalar of this wire type.
+    Scalar(WireType),
+    /// Not in the schema: skipped, whatever its wire type.
+    Unknown,
 }
 
 fn field(msg: Msg, tag: u32) -> Field {
     use Field::*;
+    use WireType::{SixtyFourBit as F64, ThirtyTwoBit as F32, Varint};
     match (msg, tag) {
         (Msg::TraceRequest, 1) => Repeated(Msg::ResourceSpans),
         (Msg::ResourceSpans, 1) | (Msg::ResourceLogs, 1) => Inline(Msg::Resource),
@@ -106,7 +115,35 @@ fn field(msg: Msg, tag: u32) -> Field {
         (Msg::AnyValue, 5) => Inline(Msg::ArrayValue),
         (Msg::AnyValue, 6) => Inline(Msg::KeyValueList),
         (Msg::ArrayValue, 1) => Repeated(Msg::AnyValue),
-        _ => Other,
+        // Strings.
+        (Msg::ResourceSpans | Msg::ScopeSpans | Msg::ResourceLogs | Msg::ScopeLogs, 3)
+        | (Msg::Span, 3 | 5)
+        | (Msg::Event, 2)
+        | (Msg::Link, 3)
+        | (Msg::Status, 2)
+        | (Msg::LogRecord, 3 | 12)
+        | (Msg::EntityRef, 1 | 2)
+        | (Msg::Scope, 1 | 2)
+        | (Msg::KeyValue, 1)
+        | (Msg::AnyValue, 1) => Str,
+        (Msg::Span, 1 | 2 | 4)
+        | (Msg::Link, 1 | 2)
+        | (Msg::LogRecord, 9 | 10)
+        | (Msg::AnyValue, 7) => Bytes,
+        (Msg::Span, 6 | 10 | 12 | 14)
+        | (Msg::Event, 4)
+        | (Msg::Link, 5)
+        | (Msg::Status, 3)
+        | (Msg::LogRecord, 2 | 7)
+        | (Msg::Resource, 2)
+        | (Msg::Scope, 4)
+        | (Msg::KeyValue, 3)
+        | (Msg::AnyValue, 2 | 3 | 8) => Scalar(Varint),
+        (Msg::Span, 7 | 8) | (Msg::Event, 1) | (Msg::LogRecord, 1 | 11) | (Msg::AnyValue, 4) => {
+            Scalar(F64)
+        }
+        (Msg::Span, 16) | (Msg::Link, 6) | (Msg::LogRecord, 8) => Scalar(F32),
+        _ => Unknown,
     }
 }
 
@@ -188,6 +225,17 @@ impl Walk<'_> {
         let mut attributes_here = 0u64;
         while !buf.is_empty() {
             let (tag, wire_type) = decode_key(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+            let field = field(msg, tag);
+            let expected = match field {
+                Field::Scalar(expected) => expected,
+                Field::Unknown => wire_type,
+                _ => WireType::LengthDelimited,
+            };
+            if wire_type != expected {
+                return Err(malformed(&format!(
+                    "invalid wire type: {wire_type:?} (expected {expected:?})"
+                )));
+            }
             match wire_type {
                 WireType::Varint => {
                     decode_varint(&mut buf).map_err(|e| malformed(&e.to_string()))?;
@@ -205,17 +253,24 @@ impl Walk<'_> {
                         .ok_or_else(|| malformed("length past the end of the message"))?;
                     let (body, rest) = buf.split_at(len);
                     buf = rest;
-                    match field(msg, tag) {
+                    match field {
                         Field::Repeated(child) => {
                             self.count(child, &mut attributes_here)?;
                             self.message(body, child, depth + 1)?;
                         }
                         Field::Inline(child) => self.message(body, child, depth + 1)?,
                         Field::RepeatedString => {
+                            utf8(body)?;
                             self.shape.decoded_bytes += GROWTH * size_of::<String>() as u64;
                             self.shape.decoded_bytes += len as u64;
                         }
-                        Field::Other => self.shape.decoded_bytes += len as u64,
+                        Field::Str => {
+                            utf8(body)?;
+                            self.shape.decoded_bytes += len as u64;
+                        }
+                        Field::Bytes | Field::Scalar(_) | Field::Unknown => {
+                            self.shape.decoded_bytes += len as u64
+                        }
                     }
                 }
             }
@@ -253,6 +308,12 @@ fn advance(buf: &mut &[u8], n: usize) -> Result<(), IngestError> {
     }
     *buf = &buf[n..];
     Ok(())
+}
+
+fn utf8(bytes: &[u8]) -> Result<(), IngestError> {
+    std::str::from_utf8(bytes)
+        .map(|_| ())
+        .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
 }
 
 fn malformed(detail: &str) -> IngestError {

@@ -273,3 +273,60 @@ proptest! {
         let _ = json_bound(&bytes, &limits());
     }
 }
+
+/// `(position, xor mask)` pairs applied to an encoded request.
+fn mutated(mut bytes: Vec<u8>, flips: &[(usize, u8)]) -> Vec<u8> {
+    for &(at, mask) in flips {
+        if !bytes.is_empty() {
+            let i = at % bytes.len();
+            bytes[i] ^= mask;
+        }
+    }
+    bytes
+}
+
+proptest! {
+    // Spans are read straight from requests the walk passes: it must refuse every
+    // request `prost` would (wire types, UTF-8, lengths), not only the oversized ones.
+    #[test]
+    fn what_the_walk_passes_prost_decodes(
+        req in arb_request(),
+        flips in prop::collection::vec((any::<usize>(), 1..=255u8), 1..4),
+    ) {
+        let bytes = mutated(req.encode_to_vec(), &flips);
+        if traces_protobuf(&bytes, &limits()).is_ok() {
+            prop_assert!(ExportTraceServiceRequest::decode(bytes.as_slice()).is_ok());
+        }
+        if logs_protobuf(&bytes, &limits()).is_ok() {
+            prop_assert!(ExportLogsServiceRequest::decode(bytes.as_slice()).is_ok());
+        }
+    }
+}
+
+#[test]
+fn a_wrong_wire_type_or_invalid_utf8_is_malformed_before_decoding() {
+    let mut s = span(1);
+    s.name = "ok".into();
+    let bytes = request(vec![resource_spans(Some("cart"), vec![s])]).encode_to_vec();
+    // The span name's bytes turned into invalid UTF-8.
+    let at = bytes.windows(2).position(|w| w == b"ok").unwrap();
+    let mut bad = bytes.clone();
+    bad[at] = 0xff;
+    assert!(ExportTraceServiceRequest::decode(bad.as_slice()).is_err());
+    assert!(matches!(
+        traces_protobuf(&bad, &limits()),
+        Err(IngestError::Malformed(_))
+    ));
+    // `kind` (field 6, varint) sent as a fixed 64-bit value.
+    let mut wrong = request(vec![]).encode_to_vec();
+    let span_body = [0x31u8, 0, 0, 0, 0, 0, 0, 0, 0];
+    let scope = [&[0x12u8, span_body.len() as u8][..], &span_body].concat();
+    let resource = [&[0x12u8, scope.len() as u8][..], &scope].concat();
+    wrong.extend([0x0a, resource.len() as u8]);
+    wrong.extend(&resource);
+    assert!(ExportTraceServiceRequest::decode(wrong.as_slice()).is_err());
+    assert!(matches!(
+        traces_protobuf(&wrong, &limits()),
+        Err(IngestError::Malformed(_))
+    ));
+}

@@ -108,7 +108,7 @@ pub fn has_service_name(resource: &Option<Resource>) -> bool {
     })
 }
 
-fn valid_ids(trace_id: &[u8], span_id: &[u8]) -> bool {
+pub(super) fn valid_ids(trace_id: &[u8], span_id: &[u8]) -> bool {
     trace_id.len() == 16
         && span_id.len() == 8
         && trace_id.iter().any(|b| *b != 0)
@@ -167,16 +167,31 @@ pub fn validate_traces(
         rs.scope_spans.retain(|ss| !ss.spans.is_empty());
         !rs.scope_spans.is_empty()
     });
-    rejections.add(
-        nameless,
-        "spans rejected: resource has no service.name attribute",
-    );
-    rejections.add(
-        bad_ids,
-        "spans rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero",
-    );
-    rejections.add_out_of_window(out_of_window, &format!("spans {}", window.reason()));
+    rejections.add_spans(nameless, bad_ids, out_of_window, window);
     rejections
+}
+
+impl Rejections {
+    /// Spans cut from a traces request, by reason (see [`validate_traces`]).
+    pub(super) fn add_spans(
+        &mut self,
+        nameless: u64,
+        bad_ids: u64,
+        out_of_window: u64,
+        window: &TimeWindow,
+    ) {
+        self.add(
+            nameless,
+            "spans rejected: resource has no service.name attribute",
+        );
+        self.add(
+            bad_ids,
+            "spans rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero",
+        );
+        if out_of_window > 0 {
+            self.add_out_of_window(out_of_window, &format!("spans {}", window.reason()));
+        }
+    }
 }
 
 /// The time a log record happened: its own timestamp, else when it was observed.

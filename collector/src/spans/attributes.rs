@@ -9,77 +9,117 @@ pub use super::keys::Key;
 /// Longest name or route kept; telemetry is attacker-controlled.
 pub const MAX_FIELD_BYTES: usize = 256;
 
+/// An attribute's value as span reading sees it, borrowed from a decoded request or
+/// straight from its protobuf bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    /// A value span reading never reads (bytes, arrays, maps), or none at all.
+    Other,
+}
+
+impl<'a> Val<'a> {
+    pub fn of(v: &'a AnyValue) -> Self {
+        match &v.value {
+            Some(Value::StringValue(s)) => Val::Str(s),
+            Some(Value::BoolValue(b)) => Val::Bool(*b),
+            Some(Value::IntValue(i)) => Val::Int(*i),
+            Some(Value::DoubleValue(d)) => Val::Double(*d),
+            _ => Val::Other,
+        }
+    }
+}
+
 /// One attribute list indexed by [`Key`] (first occurrence wins): one pass over the
 /// list, then every lookup is an array read, however many attributes a sender attaches.
 #[derive(Clone, Copy)]
-pub struct KeyIndex<'a>([Option<&'a AnyValue>; Key::COUNT]);
+pub struct KeyIndex<'a>([Option<Val<'a>>; Key::COUNT]);
+
+impl Default for KeyIndex<'_> {
+    fn default() -> Self {
+        Self([None; Key::COUNT])
+    }
+}
 
 impl<'a> KeyIndex<'a> {
     pub fn of(kvs: &'a [KeyValue]) -> Self {
-        let mut index = [None; Key::COUNT];
+        let mut index = Self::default();
         for kv in kvs {
-            if let Some(key) = Key::of(&kv.key) {
-                let slot = &mut index[key as usize];
-                if slot.is_none() {
-                    *slot = kv.value.as_ref();
-                }
-            }
+            index.insert(&kv.key, kv.value.as_ref().map(Val::of));
         }
-        Self(index)
+        index
     }
 
-    fn get(&self, key: Key) -> Option<&'a AnyValue> {
+    /// Adds one attribute (`value` is `None` when the pair has no value at all).
+    pub fn insert(&mut self, name: &str, value: Option<Val<'a>>) {
+        if let Some(key) = Key::of(name) {
+            let slot = &mut self.0[key as usize];
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+    }
+
+    fn get(&self, key: Key) -> Option<Val<'a>> {
         self.0[key as usize]
     }
 }
 
 /// Attribute lookup over a span's own attributes, then its resource's. Both lists are
-/// indexed; a batch indexes each resource once for all of its spans.
-#[derive(Clone, Copy)]
+/// indexed; a batch indexes each resource once for all of its spans, and its spans
+/// borrow that index (an index is a few kilobytes: not copied per span).
 pub struct Attrs<'a> {
     span: KeyIndex<'a>,
-    resource: KeyIndex<'a>,
+    resource: Resource<'a>,
 }
 
-fn as_string(v: &AnyValue) -> Option<Cow<'_, str>> {
-    match v.value.as_ref()? {
-        Value::StringValue(s) if !s.is_empty() => Some(Cow::Borrowed(truncated(s))),
-        Value::IntValue(i) => Some(Cow::Owned(i.to_string())),
-        Value::BoolValue(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        Value::DoubleValue(d) => Some(Cow::Owned(d.to_string())),
+enum Resource<'a> {
+    Shared(&'a KeyIndex<'a>),
+    Own(Box<KeyIndex<'a>>),
+}
+
+fn as_string(v: Val<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        Val::Str(s) if !s.is_empty() => Some(Cow::Borrowed(truncated(s))),
+        Val::Int(i) => Some(Cow::Owned(i.to_string())),
+        Val::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+        Val::Double(d) => Some(Cow::Owned(d.to_string())),
         _ => None,
     }
 }
 
-fn as_i64(v: &AnyValue) -> Option<i64> {
-    match v.value.as_ref()? {
-        Value::IntValue(i) => Some(*i),
-        Value::StringValue(s) => s.trim().parse().ok(),
-        Value::DoubleValue(d) if d.is_finite() => Some(*d as i64),
+fn as_i64(v: Val<'_>) -> Option<i64> {
+    match v {
+        Val::Int(i) => Some(i),
+        Val::Str(s) => s.trim().parse().ok(),
+        Val::Double(d) if d.is_finite() => Some(d as i64),
         _ => None,
     }
 }
 
 /// A byte count: ints, string-encoded ints (Envoy's tracer writes every tag as a
 /// string) and whole doubles; anything else is absent (see [`crate::sizes`]).
-fn as_size(v: &AnyValue) -> Option<u64> {
-    match v.value.as_ref()? {
-        Value::IntValue(i) => crate::sizes::size_from_int(*i),
-        Value::StringValue(s) => crate::sizes::parse_size(s),
-        Value::DoubleValue(d) => crate::sizes::size_from_double(*d),
+fn as_size(v: Val<'_>) -> Option<u64> {
+    match v {
+        Val::Int(i) => crate::sizes::size_from_int(i),
+        Val::Str(s) => crate::sizes::parse_size(s),
+        Val::Double(d) => crate::sizes::size_from_double(d),
         _ => None,
     }
 }
 
-fn as_bool(v: &AnyValue) -> Option<bool> {
-    match v.value.as_ref()? {
-        Value::BoolValue(b) => Some(*b),
-        Value::StringValue(s) => match s.to_ascii_lowercase().as_str() {
+fn as_bool(v: Val<'_>) -> Option<bool> {
+    match v {
+        Val::Bool(b) => Some(b),
+        Val::Str(s) => match s.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Some(true),
             "false" | "0" | "no" => Some(false),
             _ => None,
         },
-        Value::IntValue(i) => Some(*i != 0),
+        Val::Int(i) => Some(i != 0),
         _ => None,
     }
 }
@@ -103,18 +143,33 @@ pub fn truncated(s: &str) -> &str {
 
 impl<'a> Attrs<'a> {
     pub fn new(span: &'a [KeyValue], resource: &'a [KeyValue]) -> Self {
-        Self::with_resource(span, KeyIndex::of(resource))
-    }
-
-    /// A span's attributes over its resource's, already indexed.
-    pub fn with_resource(span: &'a [KeyValue], resource: KeyIndex<'a>) -> Self {
         Self {
             span: KeyIndex::of(span),
-            resource,
+            resource: Resource::Own(Box::new(KeyIndex::of(resource))),
         }
     }
 
-    fn span_value(&self, key: Key) -> Option<&'a AnyValue> {
+    /// A span's attributes over its resource's, already indexed.
+    pub fn with_resource(span: &'a [KeyValue], resource: &'a KeyIndex<'a>) -> Self {
+        Self::indexed(KeyIndex::of(span), resource)
+    }
+
+    /// A span's attributes over its resource's, both already indexed.
+    pub fn indexed(span: KeyIndex<'a>, resource: &'a KeyIndex<'a>) -> Self {
+        Self {
+            span,
+            resource: Resource::Shared(resource),
+        }
+    }
+
+    fn resource_value(&self, key: Key) -> Option<Val<'a>> {
+        match &self.resource {
+            Resource::Shared(r) => r.get(key),
+            Resource::Own(r) => r.get(key),
+        }
+    }
+
+    fn span_value(&self, key: Key) -> Option<Val<'a>> {
         self.span.get(key)
     }
 
@@ -130,7 +185,7 @@ impl<'a> Attrs<'a> {
 
     pub fn resource_str(&self, keys: &[Key]) -> Option<Cow<'a, str>> {
         keys.iter()
-            .find_map(|k| self.resource.get(*k).and_then(as_string))
+            .find_map(|k| self.resource_value(*k).and_then(as_string))
     }
 
     pub fn int(&self, keys: &[Key]) -> Option<i64> {
@@ -156,7 +211,7 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn has(&self, key: Key) -> bool {
-        self.span_value(key).is_some() || self.resource.get(key).is_some()
+        self.span_value(key).is_some() || self.resource_value(key).is_some()
     }
 }
 

@@ -4,8 +4,8 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use super::attributes::KeyIndex;
-use super::info::SpanInfo;
+use super::attributes::{Attrs, KeyIndex};
+use super::info::{SpanHead, SpanInfo};
 
 /// The spans of one export request, read and ready for [`super::SpanNormalizer`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,10 +19,7 @@ pub struct SpanBatch {
 
 impl SpanBatch {
     pub fn from_request(request: &ExportTraceServiceRequest) -> Self {
-        let mut batch = SpanBatch {
-            infos: Vec::with_capacity(crate::otlp::span_count(request) as usize),
-            ..SpanBatch::default()
-        };
+        let mut batch = SpanBatch::with_capacity(crate::otlp::span_count(request) as usize);
         for rs in &request.resource_spans {
             let resource = KeyIndex::of(
                 rs.resource
@@ -31,17 +28,37 @@ impl SpanBatch {
                     .unwrap_or(&[]),
             );
             for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-                batch.seen += 1;
-                let start = span.start_time_unix_nano.min(i64::MAX as u64) as i64;
-                batch.max_event_time_ns =
-                    Some(batch.max_event_time_ns.map_or(start, |m| m.max(start)));
-                match SpanInfo::from_span(span, resource) {
+                batch.note_span(span.start_time_unix_nano);
+                match SpanInfo::from_span(span, &resource) {
                     Some(info) => batch.infos.push(info),
                     None => batch.ignored += 1,
                 }
             }
         }
         batch
+    }
+
+    pub(crate) fn with_capacity(spans: usize) -> Self {
+        SpanBatch {
+            infos: Vec::with_capacity(spans),
+            ..SpanBatch::default()
+        }
+    }
+
+    /// Reads one span whose fields and attributes were read elsewhere (straight from
+    /// the wire), as [`SpanBatch::from_request`] reads a decoded one.
+    pub(crate) fn push(&mut self, span: &SpanHead<'_>, attrs: &Attrs<'_>) {
+        self.note_span(span.start_time_unix_nano);
+        match SpanInfo::from_parts(span, attrs) {
+            Some(info) => self.infos.push(info),
+            None => self.ignored += 1,
+        }
+    }
+
+    fn note_span(&mut self, start_time_unix_nano: u64) {
+        self.seen += 1;
+        let start = start_time_unix_nano.min(i64::MAX as u64) as i64;
+        self.max_event_time_ns = Some(self.max_event_time_ns.map_or(start, |m| m.max(start)));
     }
 
     /// Memory the batch holds while it waits on the queue (what the receivers' budget

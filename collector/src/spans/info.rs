@@ -44,6 +44,21 @@ pub enum Side {
     Callee,
 }
 
+/// The fields of a span that span reading looks at, besides its attributes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpanHead<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent_span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub name: &'a str,
+    pub kind: i32,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    /// The span's status is ERROR.
+    pub status_error: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanInfo {
     /// Ids as integers: pairing keys are hashed and compared millions of times a
@@ -122,7 +137,26 @@ impl SpanInfo {
     }
 
     /// `None` for INTERNAL/unspecified spans and spans with unusable ids.
-    pub fn from_span(span: &Span, resource: KeyIndex<'_>) -> Option<Self> {
+    pub fn from_span(span: &Span, resource: &KeyIndex<'_>) -> Option<Self> {
+        let head = SpanHead {
+            trace_id: &span.trace_id,
+            span_id: &span.span_id,
+            parent_span_id: &span.parent_span_id,
+            trace_state: &span.trace_state,
+            name: &span.name,
+            kind: span.kind,
+            start_time_unix_nano: span.start_time_unix_nano,
+            end_time_unix_nano: span.end_time_unix_nano,
+            status_error: span
+                .status
+                .as_ref()
+                .is_some_and(|s| s.code == StatusCode::Error as i32),
+        };
+        Self::from_parts(&head, &Attrs::with_resource(&span.attributes, resource))
+    }
+
+    /// The same from a span's fields and indexed attributes, wherever they were read.
+    pub fn from_parts(span: &SpanHead<'_>, attrs: &Attrs<'_>) -> Option<Self> {
         let side = match SpanKind::try_from(span.kind).ok()? {
             SpanKind::Client | SpanKind::Producer => Side::Caller,
             SpanKind::Server | SpanKind::Consumer => Side::Callee,
@@ -134,22 +168,17 @@ impl SpanInfo {
         {
             return None;
         }
-        let attrs = Attrs::with_resource(&span.attributes, resource);
-        let (mut workload, version) = own_workload(&attrs);
+        let (mut workload, version) = own_workload(attrs);
         let kind = SpanKind::try_from(span.kind).ok()?;
-        let protocol = protocol(&attrs, kind);
-        let (method, route, guessed) = method_and_route(&attrs, protocol, &span.name);
+        let protocol = protocol(attrs, kind);
+        let (method, route, guessed) = method_and_route(attrs, protocol, span.name);
         let route_reported = route.is_some() && guessed.is_none();
         let raw_path = guessed.flatten();
         let status = attrs
             .int(&[Key::HttpResponseStatusCode, Key::HttpStatusCode])
             .or_else(|| attrs.int(&[Key::RpcGrpcStatusCode, Key::GrpcStatusCode]))
             .and_then(|s| u32::try_from(s).ok());
-        let span_error = span
-            .status
-            .as_ref()
-            .is_some_and(|s| s.code == StatusCode::Error as i32);
-        let error = span_error
+        let error = span.status_error
             || match protocol {
                 Protocol::Grpc => {
                     status.is_some_and(|s| s != 0 && s < 100) || status.is_some_and(|s| s >= 500)
@@ -187,7 +216,7 @@ impl SpanInfo {
         let url = attrs.span_str(&[Key::UrlFull, Key::HttpUrl]);
         let authority = attrs.span_str(&[Key::HttpAuthority, Key::HttpHost]);
         let destination_address = destination_address(
-            &attrs,
+            attrs,
             cluster.as_ref(),
             url.as_deref(),
             authority.as_deref(),
@@ -195,7 +224,7 @@ impl SpanInfo {
         let peer = (side == Side::Caller)
             .then(|| {
                 peer_workload(
-                    &attrs,
+                    attrs,
                     protocol,
                     cluster.as_ref(),
                     url.as_deref(),
@@ -203,7 +232,7 @@ impl SpanInfo {
                 )
             })
             .flatten();
-        let peer_ip = (side == Side::Caller).then(|| peer_ip(&attrs)).flatten();
+        let peer_ip = (side == Side::Caller).then(|| peer_ip(attrs)).flatten();
         let pod_ip = attrs
             .resource_str(&[Key::K8sPodIp])
             .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
@@ -229,9 +258,9 @@ impl SpanInfo {
                     .then_some(true)
             });
         Some(SpanInfo {
-            trace_id: u128::from_be_bytes(span.trace_id.as_slice().try_into().ok()?),
-            span_id: u64::from_be_bytes(span.span_id.as_slice().try_into().ok()?),
-            parent_id: <[u8; 8]>::try_from(span.parent_span_id.as_slice())
+            trace_id: u128::from_be_bytes(span.trace_id.try_into().ok()?),
+            span_id: u64::from_be_bytes(span.span_id.try_into().ok()?),
+            parent_id: <[u8; 8]>::try_from(span.parent_span_id)
                 .ok()
                 .map(u64::from_be_bytes)
                 .filter(|id| *id != 0),
@@ -267,19 +296,21 @@ impl SpanInfo {
                     Key::XRequestId,
                 ])
                 .map(Cow::into_owned),
-            weight: weight_from_tracestate(&span.trace_state),
+            weight: weight_from_tracestate(span.trace_state),
             request_bytes: attrs.size(&REQUEST_SIZE_KEYS),
             response_bytes: attrs.size(&RESPONSE_SIZE_KEYS),
         })
     }
 
+    /// Lower-case hex, as `{:032x}` writes it (without the formatting machinery: this
+    /// runs for every call).
     pub fn trace_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+        hex::encode(self.trace_id.to_be_bytes())
     }
 
     /// A span id (this span's or its parent's) as on the emitted call.
     pub fn span_hex(id: u64) -> String {
-        format!("{id:016x}")
+        hex::encode(id.to_be_bytes())
     }
 }
 
@@ -484,4 +515,59 @@ pub fn principal_workload(principal: &str) -> Option<Workload> {
         namespace: Some(ns),
         principal: Some(principal.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_written_as_zero_padded_lower_case_hex() {
+        for (trace, span) in [
+            (0u128, 0u64),
+            (1, 0xab),
+            (u128::MAX, u64::MAX),
+            (0xdead << 64, 7),
+        ] {
+            let info = SpanInfo {
+                trace_id: trace,
+                span_id: span,
+                ..test_info()
+            };
+            assert_eq!(info.trace_hex(), format!("{trace:032x}"));
+            assert_eq!(SpanInfo::span_hex(span), format!("{span:016x}"));
+        }
+    }
+
+    fn test_info() -> SpanInfo {
+        SpanInfo {
+            trace_id: 0,
+            span_id: 0,
+            parent_id: None,
+            side: Side::Caller,
+            start_ns: 0,
+            duration_ns: 0,
+            workload: Workload::new("a"),
+            version: None,
+            protocol: Protocol::Http,
+            method: String::new(),
+            route: None,
+            route_reported: false,
+            raw_path: None,
+            status: None,
+            error: false,
+            mtls: None,
+            source_principal: None,
+            destination_principal: None,
+            peer: None,
+            peer_ip: None,
+            pod_ip: None,
+            destination_address: None,
+            response_flags: None,
+            request_id: None,
+            weight: 1.0,
+            request_bytes: None,
+            response_bytes: None,
+        }
+    }
 }

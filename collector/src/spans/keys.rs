@@ -22,12 +22,15 @@ macro_rules! attribute_keys {
                 }
             }
 
-            /// The key named `name`, if span reading ever looks it up.
+            /// The key named `name`, if span reading ever looks it up: one hash and one
+            /// comparison (a `match` on strings compares them one after another).
             pub fn of(name: &str) -> Option<Key> {
-                match name {
-                    $($key => Some(Key::$name),)*
-                    _ => None,
-                }
+                static KEYS: std::sync::LazyLock<
+                    std::collections::HashMap<&'static str, Key, super::Hasher>,
+                > = std::sync::LazyLock::new(|| {
+                    [$(($key, Key::$name),)*].into_iter().collect()
+                });
+                KEYS.get(name).copied()
             }
         }
     };

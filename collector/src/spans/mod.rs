@@ -28,8 +28,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::CollectorError;
 
+#[cfg(test)]
+pub(crate) use attributes::Key;
 pub use attributes::truncate as truncate_field;
+pub(crate) use attributes::{Attrs, KeyIndex, Val};
 pub use batch::SpanBatch;
+pub(crate) use info::SpanHead;
 pub use normalizer::{NormalizerStats, SpanNormalizer};
 pub use routes::{OVERFLOW_ROUTE, template_path};
 pub use sampling::weight_from_tracestate;

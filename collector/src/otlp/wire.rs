@@ -1,0 +1,253 @@
+//! Spans read straight from a protobuf traces request, without decoding it into `prost`
+//! structs: the fields pairing needs are borrowed from the bytes, so a span costs one
+//! pass over its fields instead of a decoded copy of every attribute that is then read
+//! and freed.
+//!
+//! Only bytes that [`super::shape::traces_protobuf`] passed are read here: that walk
+//! checks wire types, lengths and UTF-8 as `prost` would, so what this reader accepts
+//! and what it sees are what decoding would give. Validation and span reading follow
+//! [`super::validate::validate_traces`] and [`crate::spans::SpanBatch::from_request`]
+//! exactly (the tests compare them on the same bytes).
+
+use prost::encoding::{WireType, decode_key, decode_varint};
+
+use super::ingest::IngestError;
+use super::validate::{Rejections, TimeWindow, valid_ids};
+use crate::spans::{Attrs, KeyIndex, SpanBatch, SpanHead, Val};
+
+/// One field's payload.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32,
+    Bytes(&'a [u8]),
+}
+
+fn malformed(detail: &str) -> IngestError {
+    IngestError::Malformed(format!("invalid protobuf: {detail}"))
+}
+
+/// The fields of one message, in wire order.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn next_field(&mut self) -> Result<(u32, Payload<'a>), IngestError> {
+        let buf = &mut self.0;
+        let (tag, wire_type) = decode_key(buf).map_err(|e| malformed(&e.to_string()))?;
+        let take = |buf: &mut &'a [u8], n: usize| -> Result<&'a [u8], IngestError> {
+            if buf.len() < n {
+                return Err(malformed("field past the end of the message"));
+            }
+            let (head, rest) = buf.split_at(n);
+            *buf = rest;
+            Ok(head)
+        };
+        let payload = match wire_type {
+            WireType::Varint => {
+                Payload::Varint(decode_varint(buf).map_err(|e| malformed(&e.to_string()))?)
+            }
+            WireType::SixtyFourBit => {
+                let b = take(buf, 8)?;
+                Payload::Fixed64(u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            }
+            WireType::ThirtyTwoBit => {
+                take(buf, 4)?;
+                Payload::Fixed32
+            }
+            WireType::LengthDelimited => {
+                let len = decode_varint(buf).map_err(|e| malformed(&e.to_string()))?;
+                let len = usize::try_from(len).map_err(|_| malformed("length too large"))?;
+                Payload::Bytes(take(buf, len)?)
+            }
+            WireType::StartGroup | WireType::EndGroup => {
+                return Err(malformed("protobuf groups are not part of OTLP"));
+            }
+        };
+        Ok((tag, payload))
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u32, Payload<'a>), IngestError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let next = self.next_field();
+        if next.is_err() {
+            self.0 = &[];
+        }
+        Some(next)
+    }
+}
+
+fn text(bytes: &[u8]) -> Result<&str, IngestError> {
+    std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))
+}
+
+/// Merges one `AnyValue` message into `value`: the last value field wins, as when
+/// `prost` merges repeated occurrences of a oneof.
+fn any_value<'a>(bytes: &'a [u8], value: &mut Val<'a>) -> Result<(), IngestError> {
+    for field in Fields(bytes) {
+        *value = match field? {
+            (1, Payload::Bytes(s)) => Val::Str(text(s)?),
+            (2, Payload::Varint(b)) => Val::Bool(b != 0),
+            (3, Payload::Varint(i)) => Val::Int(i as i64),
+            (4, Payload::Fixed64(d)) => Val::Double(f64::from_bits(d)),
+            (5..=8, _) => Val::Other,
+            _ => continue,
+        };
+    }
+    Ok(())
+}
+
+/// A `KeyValue`: its key and value (`None` when it carries no value message).
+fn key_value(bytes: &[u8]) -> Result<(&str, Option<Val<'_>>), IngestError> {
+    let (mut key, mut value) = ("", None);
+    for field in Fields(bytes) {
+        match field? {
+            (1, Payload::Bytes(k)) => key = text(k)?,
+            (2, Payload::Bytes(v)) => any_value(v, value.get_or_insert(Val::Other))?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// Has a non-blank string value (see [`super::validate::has_service_name`]).
+fn is_service_name(key: &str, value: Option<Val<'_>>) -> bool {
+    key == "service.name" && matches!(value, Some(Val::Str(s)) if !s.trim().is_empty())
+}
+
+/// What reading a request found: spans in it, those cut by validation, and the batch.
+pub(crate) struct ReadSpans {
+    pub received: u64,
+    pub rejections: Rejections,
+    pub batch: SpanBatch,
+}
+
+#[derive(Default)]
+struct Cut {
+    nameless: u64,
+    bad_ids: u64,
+    out_of_window: u64,
+}
+
+/// Validates the spans of a protobuf `ExportTraceServiceRequest` (which the shape walk
+/// passed) and reads the valid ones into pairing form. `spans` sizes the batch.
+pub(crate) fn read_traces(
+    bytes: &[u8],
+    spans: usize,
+    window: &TimeWindow,
+    now_ns: i64,
+) -> Result<ReadSpans, IngestError> {
+    let mut read = Reader {
+        window: window.bounds(now_ns),
+        received: 0,
+        cut: Cut::default(),
+        batch: SpanBatch::with_capacity(spans),
+    };
+    for field in Fields(bytes) {
+        if let (1, Payload::Bytes(rs)) = field? {
+            read.resource_spans(rs)?;
+        }
+    }
+    let mut rejections = Rejections::default();
+    let cut = read.cut;
+    rejections.add_spans(cut.nameless, cut.bad_ids, cut.out_of_window, window);
+    Ok(ReadSpans {
+        received: read.received,
+        rejections,
+        batch: read.batch,
+    })
+}
+
+struct Reader {
+    /// Accepted span starts, inclusive.
+    window: (u64, u64),
+    received: u64,
+    cut: Cut,
+    batch: SpanBatch,
+}
+
+impl Reader {
+    fn resource_spans(&mut self, bytes: &[u8]) -> Result<(), IngestError> {
+        // The resource may come after its spans on the wire, and in pieces (decoding
+        // merges them): index all of it first.
+        let mut resource = KeyIndex::default();
+        let mut named = false;
+        for field in Fields(bytes) {
+            if let (1, Payload::Bytes(r)) = field? {
+                for field in Fields(r) {
+                    if let (1, Payload::Bytes(kv)) = field? {
+                        let (key, value) = key_value(kv)?;
+                        named |= is_service_name(key, value);
+                        resource.insert(key, value);
+                    }
+                }
+            }
+        }
+        for field in Fields(bytes) {
+            if let (2, Payload::Bytes(scope)) = field? {
+                for field in Fields(scope) {
+                    if let (2, Payload::Bytes(span)) = field? {
+                        self.received += 1;
+                        if named {
+                            self.span(span, &resource)?;
+                        } else {
+                            self.cut.nameless += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn span(&mut self, bytes: &[u8], resource: &KeyIndex<'_>) -> Result<(), IngestError> {
+        let mut head = SpanHead::default();
+        let mut attrs = KeyIndex::default();
+        let mut status_code = None;
+        for field in Fields(bytes) {
+            match field? {
+                (1, Payload::Bytes(b)) => head.trace_id = b,
+                (2, Payload::Bytes(b)) => head.span_id = b,
+                (3, Payload::Bytes(s)) => head.trace_state = text(s)?,
+                (4, Payload::Bytes(b)) => head.parent_span_id = b,
+                (5, Payload::Bytes(s)) => head.name = text(s)?,
+                (6, Payload::Varint(k)) => head.kind = k as i32,
+                (7, Payload::Fixed64(t)) => head.start_time_unix_nano = t,
+                (8, Payload::Fixed64(t)) => head.end_time_unix_nano = t,
+                (9, Payload::Bytes(kv)) => {
+                    let (key, value) = key_value(kv)?;
+                    attrs.insert(key, value);
+                }
+                (15, Payload::Bytes(status)) => {
+                    let code = status_code.get_or_insert(0);
+                    for field in Fields(status) {
+                        if let (3, Payload::Varint(c)) = field? {
+                            *code = c as i32;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        head.status_error = status_code
+            == Some(opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32);
+        if !valid_ids(head.trace_id, head.span_id) {
+            self.cut.bad_ids += 1;
+        } else if !(self.window.0..=self.window.1).contains(&head.start_time_unix_nano) {
+            self.cut.out_of_window += 1;
+        } else {
+            self.batch.push(&head, &Attrs::indexed(attrs, resource));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

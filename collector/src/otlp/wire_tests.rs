@@ -1,0 +1,312 @@
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use proptest::prelude::*;
+use prost::Message;
+
+use super::super::shape::{RequestLimits, traces_protobuf};
+use super::super::validate::{span_count, validate_traces};
+use super::*;
+
+const NOW: i64 = 1_700_000_000_500_000_000;
+
+fn window() -> TimeWindow {
+    TimeWindow {
+        future_skew: std::time::Duration::from_secs(60),
+        max_age: std::time::Duration::from_secs(3600),
+    }
+}
+
+fn limits() -> RequestLimits {
+    RequestLimits {
+        max_groups: 10_000,
+        max_records: 100_000,
+        max_attributes_per_list: 1_000,
+        max_decoded_bytes: 1 << 30,
+    }
+}
+
+/// What the decoding path gives for the same bytes.
+fn decoded(bytes: &[u8]) -> (u64, Rejections, SpanBatch) {
+    let mut req = ExportTraceServiceRequest::decode(bytes).unwrap();
+    let received = span_count(&req);
+    let rejections = validate_traces(&mut req, &window(), NOW);
+    (received, rejections, SpanBatch::from_request(&req))
+}
+
+fn assert_same(bytes: &[u8]) {
+    traces_protobuf(bytes, &limits()).expect("the walk passes");
+    let read = read_traces(bytes, 0, &window(), NOW).unwrap();
+    let (received, rejections, batch) = decoded(bytes);
+    assert_eq!(read.received, received);
+    assert_eq!(read.rejections, rejections);
+    assert_eq!(read.batch, batch);
+}
+
+fn value(v: Value) -> Option<AnyValue> {
+    Some(AnyValue { value: Some(v) })
+}
+
+fn kv(key: &str, v: Option<AnyValue>) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: v,
+        ..Default::default()
+    }
+}
+
+fn s(v: &str) -> Option<AnyValue> {
+    value(Value::StringValue(v.into()))
+}
+
+fn span(n: u8, kind: i32, attributes: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: vec![n.max(1); 16],
+        span_id: vec![n.max(1); 8],
+        parent_span_id: if n.is_multiple_of(2) {
+            vec![n; 8]
+        } else {
+            vec![]
+        },
+        name: format!("GET /items/{n}"),
+        kind,
+        start_time_unix_nano: NOW as u64 - u64::from(n) * 1_000_000,
+        end_time_unix_nano: NOW as u64,
+        attributes,
+        trace_state: "ot=th:8".into(),
+        ..Default::default()
+    }
+}
+
+fn resource_spans(resource: Option<Vec<KeyValue>>, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: resource.map(|attributes| Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn reads_what_decoding_reads() {
+    let mut error = span(
+        4,
+        2,
+        vec![
+            kv("http.request.method", s("post")),
+            kv("url.path", s("/cart/123")),
+            kv("http.response.status_code", value(Value::IntValue(503))),
+            kv("connection.mtls", value(Value::BoolValue(true))),
+            kv("http.request.body.size", value(Value::DoubleValue(12.0))),
+        ],
+    );
+    error.status = Some(Status {
+        code: 2,
+        ..Default::default()
+    });
+    let mut bad_ids = span(6, 3, vec![]);
+    bad_ids.span_id = vec![0; 8];
+    let mut late = span(7, 3, vec![]);
+    late.start_time_unix_nano = 5;
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![
+            resource_spans(
+                Some(vec![
+                    kv("service.name", s("cart")),
+                    kv("k8s.namespace.name", s("shop")),
+                    kv("k8s.pod.ip", s("10.0.0.7")),
+                ]),
+                vec![
+                    span(1, 3, vec![kv("rpc.system", s("grpc"))]),
+                    error,
+                    span(3, 1, vec![]),
+                    bad_ids,
+                    late,
+                    span(
+                        8,
+                        4,
+                        vec![
+                            // Duplicates: the first with a value wins.
+                            kv("peer.service", None),
+                            kv("peer.service", s("first")),
+                            kv("peer.service", s("second")),
+                            kv("messaging.system", s("kafka")),
+                        ],
+                    ),
+                ],
+            ),
+            resource_spans(None, vec![span(9, 2, vec![])]),
+            resource_spans(
+                Some(vec![kv("service.name", s("  "))]),
+                vec![span(10, 2, vec![])],
+            ),
+        ],
+    };
+    assert_same(&req.encode_to_vec());
+}
+
+#[test]
+fn a_resource_after_its_spans_or_in_pieces_is_read_whole() {
+    let spans = ScopeSpans {
+        spans: vec![span(2, 3, vec![kv("http.method", s("GET"))])],
+        ..Default::default()
+    };
+    let part = |attributes: Vec<KeyValue>| {
+        Resource {
+            attributes,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    // ResourceSpans { scope_spans, resource (namespace), resource (service.name) }.
+    let mut rs = Vec::new();
+    prost::encoding::message::encode(2, &spans, &mut rs);
+    for resource in [
+        part(vec![kv("k8s.namespace.name", s("shop"))]),
+        part(vec![kv("service.name", s("cart"))]),
+    ] {
+        prost::encoding::bytes::encode(1, &resource, &mut rs);
+    }
+    let mut req = Vec::new();
+    prost::encoding::bytes::encode(1, &rs, &mut req);
+    assert_same(&req);
+    let read = read_traces(&req, 0, &window(), NOW).unwrap();
+    assert_eq!(
+        read.batch.infos[0].workload.namespace.as_deref(),
+        Some("shop")
+    );
+}
+
+#[test]
+fn a_repeated_value_field_keeps_the_last_value_as_decoding_merges_it() {
+    // KeyValue { key, value { string "a" }, value { int 7 } }.
+    let mut kv_bytes = Vec::new();
+    prost::encoding::string::encode(1, &"http.status_code".to_string(), &mut kv_bytes);
+    for v in [Value::StringValue("a".into()), Value::IntValue(7)] {
+        let any = AnyValue { value: Some(v) };
+        prost::encoding::message::encode(2, &any, &mut kv_bytes);
+    }
+    let mut span_bytes = span(1, 3, vec![]).encode_to_vec();
+    prost::encoding::bytes::encode(9, &kv_bytes, &mut span_bytes);
+    let mut scope = Vec::new();
+    prost::encoding::bytes::encode(2, &span_bytes, &mut scope);
+    let mut rs = Vec::new();
+    prost::encoding::message::encode(
+        1,
+        &Resource {
+            attributes: vec![kv("service.name", s("cart"))],
+            ..Default::default()
+        },
+        &mut rs,
+    );
+    prost::encoding::bytes::encode(2, &scope, &mut rs);
+    let mut req = Vec::new();
+    prost::encoding::bytes::encode(1, &rs, &mut req);
+    assert_same(&req);
+    let read = read_traces(&req, 0, &window(), NOW).unwrap();
+    assert_eq!(read.batch.infos[0].status, Some(7));
+}
+
+fn arb_value() -> impl Strategy<Value = Option<AnyValue>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(AnyValue { value: None })),
+        "[ -~]{0,12}".prop_map(|v| s(&v)),
+        prop::sample::select(vec![
+            "GET",
+            "grpc",
+            "mutual_tls",
+            "spiffe://td/ns/a/sa/b",
+            "10.0.0.1",
+            "outbound|80||cart.shop.svc.cluster.local",
+            "/a/12/b?x",
+            "true",
+            "-"
+        ])
+        .prop_map(s),
+        any::<i64>().prop_map(|i| value(Value::IntValue(i % 1000))),
+        any::<bool>().prop_map(|b| value(Value::BoolValue(b))),
+        any::<f64>().prop_map(|d| value(Value::DoubleValue(d))),
+        Just(value(Value::BytesValue(vec![1, 2]))),
+    ]
+}
+
+fn arb_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
+    // Keys span reading looks up, and some it does not.
+    let keys = prop::sample::select(
+        crate::spans::Key::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .chain(["other", "service.name"])
+            .collect::<Vec<_>>(),
+    );
+    prop::collection::vec((keys, arb_value()), 0..12)
+        .prop_map(|kvs| kvs.into_iter().map(|(k, v)| kv(k, v)).collect())
+}
+
+fn arb_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
+    let spans = prop::collection::vec((any::<u8>(), 0..6i32, arb_attrs(), any::<bool>()), 0..6);
+    prop::collection::vec((prop::option::of(arb_attrs()), any::<bool>(), spans), 0..4).prop_map(
+        |resources| ExportTraceServiceRequest {
+            resource_spans: resources
+                .into_iter()
+                .map(|(resource, named, spans)| {
+                    let resource = resource.map(|mut attrs| {
+                        if named {
+                            attrs.push(kv("service.name", s("svc")));
+                        }
+                        attrs
+                    });
+                    let spans = spans
+                        .into_iter()
+                        .map(|(n, kind, attrs, error)| {
+                            let mut sp = span(n, kind, attrs);
+                            if n.is_multiple_of(5) {
+                                sp.start_time_unix_nano = u64::MAX;
+                            }
+                            if n.is_multiple_of(7) {
+                                sp.trace_id.truncate(3);
+                            }
+                            sp.status = error.then(|| Status {
+                                code: i32::from(n % 3),
+                                ..Default::default()
+                            });
+                            sp
+                        })
+                        .collect();
+                    resource_spans(resource, spans)
+                })
+                .collect(),
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn any_request_reads_as_decoding_reads_it(req in arb_request()) {
+        assert_same(&req.encode_to_vec());
+    }
+
+    #[test]
+    fn mutated_requests_the_walk_passes_read_as_decoding_reads_them(
+        req in arb_request(),
+        flips in prop::collection::vec((any::<usize>(), 1..=255u8), 1..3),
+    ) {
+        let mut bytes = req.encode_to_vec();
+        for (at, mask) in flips {
+            if !bytes.is_empty() {
+                let i = at % bytes.len();
+                bytes[i] ^= mask;
+            }
+        }
+        if traces_protobuf(&bytes, &limits()).is_ok() {
+            assert_same(&bytes);
+        }
+    }
+}
