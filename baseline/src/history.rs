@@ -3,14 +3,17 @@
 //! folded it in. `sql` queries it and `baseline rebuild` relearns from it. Old hours are
 //! pruned by the history retention.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::fmt::Write;
+
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray,
-    UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
+    TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eastwest_model::Call;
@@ -70,51 +73,56 @@ pub fn weight(call: &Call) -> f64 {
     }
 }
 
+/// A workload key (`Workload::key`) written straight into a column, not allocated.
+fn push_key(b: &mut StringBuilder, w: &eastwest_model::Workload) {
+    b.write_str(&w.service).expect("writing to memory");
+    if let Some(ns) = w.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        b.write_char('.').expect("writing to memory");
+        b.write_str(ns).expect("writing to memory");
+    }
+    b.append_value("");
+}
+
 /// Rows as one Arrow batch in the `calls` schema.
-pub fn calls_batch(rows: &[(Call, bool)]) -> RecordBatch {
+pub fn calls_batch<C: Borrow<Call>>(rows: &[(C, bool)]) -> RecordBatch {
+    let calls: Vec<&Call> = rows.iter().map(|(c, _)| c.borrow()).collect();
     let strs = |f: &dyn Fn(&Call) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|(c, _)| f(c)),
-        ))
+        Arc::new(StringArray::from_iter_values(calls.iter().map(|c| f(c))))
     };
     let opt = |f: &dyn Fn(&Call) -> Option<&str>| -> ArrayRef {
-        Arc::new(StringArray::from(
-            rows.iter().map(|(c, _)| f(c)).collect::<Vec<_>>(),
-        ))
+        Arc::new(calls.iter().map(|c| f(c)).collect::<StringArray>())
     };
-    let keys = |f: &dyn Fn(&Call) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|(c, _)| f(c)),
-        ))
+    let keys = |f: &dyn Fn(&Call) -> &eastwest_model::Workload| -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(calls.len(), calls.len() * 24);
+        for c in &calls {
+            push_key(&mut b, f(c));
+        }
+        Arc::new(b.finish())
     };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(
-            TimestampNanosecondArray::from_iter_values(rows.iter().map(|(c, _)| c.event_time_ns))
+            TimestampNanosecondArray::from_iter_values(calls.iter().map(|c| c.event_time_ns))
                 .with_timezone("UTC"),
         ),
-        keys(&|c| c.source.key()),
+        keys(&|c| &c.source),
         strs(&|c| &c.source.service),
         opt(&|c| c.source.namespace.as_deref()),
         opt(&|c| c.source.principal.as_deref()),
-        keys(&|c| c.destination.key()),
+        keys(&|c| &c.destination),
         strs(&|c| &c.destination.service),
         opt(&|c| c.destination.namespace.as_deref()),
         opt(&|c| c.destination.principal.as_deref()),
         strs(&|c| c.protocol.as_str()),
         strs(&|c| &c.method),
         strs(&|c| &c.route),
-        Arc::new(UInt32Array::from(
-            rows.iter().map(|(c, _)| c.status).collect::<Vec<_>>(),
-        )),
+        Arc::new(calls.iter().map(|c| c.status).collect::<UInt32Array>()),
         Arc::new(BooleanArray::from(
-            rows.iter().map(|(c, _)| c.error).collect::<Vec<_>>(),
+            calls.iter().map(|c| c.error).collect::<Vec<_>>(),
         )),
         Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|(c, _)| c.duration_ns),
+            calls.iter().map(|c| c.duration_ns),
         )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|(c, _)| c.mtls).collect::<Vec<_>>(),
-        )),
+        Arc::new(calls.iter().map(|c| c.mtls).collect::<BooleanArray>()),
         strs(&|c| &c.trace_id),
         strs(&|c| &c.span_id),
         opt(&|c| c.entry.as_ref().map(|e| e.service.as_str())),
@@ -124,21 +132,23 @@ pub fn calls_batch(rows: &[(Call, bool)]) -> RecordBatch {
         opt(&|c| c.source_version.as_deref()),
         opt(&|c| c.request_id.as_deref()),
         Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|(c, _)| weight(c)),
+            calls.iter().map(|c| weight(c)),
         )),
         Arc::new(BooleanArray::from(
             rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
         )),
-        Arc::new(UInt64Array::from(
-            rows.iter()
-                .map(|(c, _)| c.request_bytes)
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(UInt64Array::from(
-            rows.iter()
-                .map(|(c, _)| c.response_bytes)
-                .collect::<Vec<_>>(),
-        )),
+        Arc::new(
+            calls
+                .iter()
+                .map(|c| c.request_bytes)
+                .collect::<UInt64Array>(),
+        ),
+        Arc::new(
+            calls
+                .iter()
+                .map(|c| c.response_bytes)
+                .collect::<UInt64Array>(),
+        ),
     ];
     RecordBatch::try_new(calls_schema(), columns).expect("columns match the calls schema")
 }
@@ -149,8 +159,8 @@ pub struct HistoryWriter {
     flush_rows: usize,
     retention: Duration,
     buffered: usize,
-    /// Event-time hour → rows.
-    hours: BTreeMap<i64, Vec<(Call, bool)>>,
+    /// Event-time hour → rows (shared with the pipeline's recent-calls view).
+    hours: BTreeMap<i64, Vec<(Arc<Call>, bool)>>,
     seq: u64,
     /// Rows written since start.
     pub written: u64,
@@ -170,7 +180,12 @@ impl HistoryWriter {
     }
 
     /// Buffers one call; writes the buffer once it reaches the flush size.
-    pub fn append(&mut self, call: Call, learned: bool) -> Result<(), BaselineError> {
+    pub fn append(
+        &mut self,
+        call: impl Into<Arc<Call>>,
+        learned: bool,
+    ) -> Result<(), BaselineError> {
+        let call = call.into();
         let hour = call.event_time_ns.div_euclid(NS_PER_HOUR);
         self.hours.entry(hour).or_default().push((call, learned));
         self.buffered += 1;

@@ -306,7 +306,11 @@ impl Backend for PipelineBackend {
     fn recent_calls(&self, limit: usize) -> Vec<Call> {
         let live = self.published.live.load();
         let skip = live.recent_calls.len().saturating_sub(limit);
-        live.recent_calls.iter().skip(skip).cloned().collect()
+        live.recent_calls
+            .iter()
+            .skip(skip)
+            .map(|c| Call::clone(c))
+            .collect()
     }
 
     /// Every stage runs, and the alert store and history take writes: a process that

@@ -41,8 +41,10 @@ pub fn call_order(a: &Call, b: &Call) -> Ordering {
         .then_with(|| a.status.cmp(&b.status))
 }
 
+/// Boxed: the heap moves its elements on every push and pop, and a call is hundreds of
+/// bytes.
 #[derive(Debug)]
-struct Ordered(Call);
+struct Ordered(Box<Call>);
 
 impl PartialEq for Ordered {
     fn eq(&self, other: &Self) -> bool {
@@ -155,7 +157,7 @@ impl EventClock {
             if call.event_time_ns < self.released_ns {
                 late.push(call);
             } else {
-                self.buffer.push(Reverse(Ordered(call)));
+                self.buffer.push(Reverse(Ordered(Box::new(call))));
             }
         }
         self.late_calls += late.len() as u64;
@@ -175,7 +177,7 @@ impl EventClock {
                 break;
             }
             let Reverse(Ordered(call)) = self.buffer.pop().expect("peeked");
-            out.push(call);
+            out.push(*call);
         }
         out
     }

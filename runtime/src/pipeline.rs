@@ -207,27 +207,28 @@ impl Pipeline {
         );
     }
 
-    /// Calls in event-time order, to the engine, the API's view and the history.
+    /// Calls in event-time order, to the engine, the API's view and the history. Each
+    /// call is shared (not copied) between the recent-calls view and the history.
     fn handle_calls(&mut self, calls: Vec<Call>) {
         if calls.is_empty() {
             return;
         }
         let mut output = EngineOutput::default();
-        let mut learned = Vec::with_capacity(calls.len());
-        for call in &calls {
-            let out = self.engine.process(call);
-            learned.push(out.learned);
+        let mut rows = Vec::with_capacity(calls.len());
+        for call in calls {
+            let out = self.engine.process(&call);
             output.alerts.extend(out.alerts);
             output.incidents.extend(out.incidents);
-            self.live.remember(call);
+            self.live.remember(&call);
+            rows.push((Arc::new(call), out.learned));
         }
-        self.live.remember_recent(&calls);
+        self.live.remember_recent(&rows);
         self.publish(output);
         if let Some(tap) = &self.persistence.tap {
-            tap.lock().extend(calls.iter().cloned());
+            tap.lock().extend(rows.iter().map(|(c, _)| Call::clone(c)));
         }
         if let Some(history) = &self.persistence.history {
-            history.send(calls.into_iter().zip(learned).collect());
+            history.send(rows);
         }
     }
 

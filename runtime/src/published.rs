@@ -69,7 +69,8 @@ pub struct LiveView {
     pub late_calls: u64,
     /// Calls waiting for the watermark before they go to the engine.
     pub buffered_calls: u64,
-    pub recent_calls: Arc<VecDeque<Call>>,
+    /// Shared with the history writer: a publish copies pointers, not calls.
+    pub recent_calls: Arc<VecDeque<Arc<Call>>>,
     pub edges: Arc<HashMap<EdgeNames, LiveEdge>>,
     pub trace_ids: Arc<HashMap<EdgeNames, VecDeque<String>>>,
     /// Workload key → (service, namespace), for graph nodes.
@@ -183,8 +184,8 @@ pub struct LiveState {
 
 impl LiveState {
     /// Keeps the newest [`RECENT_CALLS`] of `calls` (in order) among the recent ones:
-    /// only those are copied, however large the release.
-    pub fn remember_recent(&mut self, calls: &[Call]) {
+    /// only those are kept, however large the release.
+    pub fn remember_recent(&mut self, calls: &[(Arc<Call>, bool)]) {
         let newest = &calls[calls.len().saturating_sub(RECENT_CALLS)..];
         if newest.is_empty() {
             return;
@@ -195,22 +196,22 @@ impl LiveState {
         if recent.len() > room {
             recent.drain(..recent.len() - room);
         }
-        recent.extend(newest.iter().cloned());
+        recent.extend(newest.iter().map(|(c, _)| c.clone()));
     }
 
-    /// Counts a call on its edge and remembers its workloads and trace id.
+    /// Counts a call on its edge and remembers its workloads and trace id. Each key is
+    /// built once, and copied only into a map that does not hold it yet.
     pub fn remember(&mut self, call: &Call) {
         self.dirty = true;
         let view = &mut self.view;
+        let key = call.edge_key();
         let workloads = Arc::make_mut(&mut view.workloads);
-        for w in [&call.source, &call.destination] {
-            let key = w.key();
-            if workloads.len() < MAX_EDGE_EXAMPLES && !workloads.contains_key(&key) {
-                workloads.insert(key, (w.service.clone(), w.namespace.clone()));
+        for (w, k) in [(&call.source, &key.0), (&call.destination, &key.1)] {
+            if workloads.len() < MAX_EDGE_EXAMPLES && !workloads.contains_key(k) {
+                workloads.insert(k.clone(), (w.service.clone(), w.namespace.clone()));
             }
         }
 
-        let key = call.edge_key();
         let edges = Arc::make_mut(&mut view.edges);
         if edges.len() < MAX_EDGE_EXAMPLES || edges.contains_key(&key) {
             let w = if call.weight > 0.0 && call.weight.is_finite() {
@@ -219,11 +220,14 @@ impl LiveState {
                 1.0
             };
             let t = call.event_time_ns;
-            let e = edges.entry(key.clone()).or_insert_with(|| LiveEdge {
-                first_seen_ns: t,
-                last_seen_ns: t,
-                ..Default::default()
-            });
+            let e = match edges.get_mut(&key) {
+                Some(e) => e,
+                None => edges.entry(key.clone()).or_insert_with(|| LiveEdge {
+                    first_seen_ns: t,
+                    last_seen_ns: t,
+                    ..Default::default()
+                }),
+            };
             e.calls += w;
             e.errors += if call.error { w } else { 0.0 };
             e.first_seen_ns = e.first_seen_ns.min(t);
@@ -270,11 +274,14 @@ impl LiveState {
 mod tests {
     use super::*;
 
-    fn calls(from: i64, n: i64) -> Vec<Call> {
+    fn calls(from: i64, n: i64) -> Vec<(Arc<Call>, bool)> {
         (from..from + n)
-            .map(|t| Call {
-                event_time_ns: t,
-                ..Default::default()
+            .map(|t| {
+                let call = Call {
+                    event_time_ns: t,
+                    ..Default::default()
+                };
+                (Arc::new(call), true)
             })
             .collect()
     }

@@ -223,12 +223,12 @@ pub fn write_snapshot(data: &SnapshotData, data_dir: &Path, metrics: &StorageMet
 
 /// Hands calls to the history writer thread.
 pub struct HistorySink {
-    tx: SyncSender<Vec<(Call, bool)>>,
+    tx: SyncSender<Vec<(Arc<Call>, bool)>>,
     metrics: Arc<StorageMetrics>,
 }
 
 impl HistorySink {
-    pub fn send(&self, rows: Vec<(Call, bool)>) {
+    pub fn send(&self, rows: Vec<(Arc<Call>, bool)>) {
         if rows.is_empty() {
             return;
         }
@@ -276,7 +276,7 @@ pub fn start_history(
 fn run_history(
     data_dir: &Path,
     mut writer: HistoryWriter,
-    rx: Receiver<Vec<(Call, bool)>>,
+    rx: Receiver<Vec<(Arc<Call>, bool)>>,
     interval: Duration,
     (history_retention, rollup_retention): (Duration, Duration),
     metrics: &StorageMetrics,
@@ -328,7 +328,7 @@ fn run_history(
     }
 }
 
-fn append(writer: &mut HistoryWriter, call: Call, learned: bool, metrics: &StorageMetrics) {
+fn append(writer: &mut HistoryWriter, call: Arc<Call>, learned: bool, metrics: &StorageMetrics) {
     let before = writer.written;
     let result = writer.append(call, learned);
     counted(writer, before, result, metrics);
@@ -430,7 +430,7 @@ mod tests {
 
         // Past the rows kept for a retry (4 flushes' worth, 40) the buffer is dropped and
         // counted: twice 41 rows, so nothing is left to retry with.
-        sink.send((0..82).map(|t| (call(t), true)).collect());
+        sink.send((0..82).map(|t| (Arc::new(call(t)), true)).collect());
         wait_until("the failure is reported", || metrics.history_failing());
         wait_until("the rows are dropped", || {
             metrics.history_rows_dropped.load(Ordering::Relaxed) == 82
@@ -465,7 +465,7 @@ mod tests {
                 .exists()
         );
 
-        sink.send(vec![(call(200), true)]);
+        sink.send(vec![(Arc::new(call(200)), true)]);
         drop(sink);
         thread.join().unwrap();
         assert_eq!(metrics.history_rows_written.load(Ordering::Relaxed), 1);
