@@ -7,12 +7,12 @@ fn keys(names: &mut Names) -> (EdgeKey, NameId) {
     (names.intern_edge("web", "catalog"), names.intern("GET"))
 }
 
-fn learned(routes: &[&str], min_values: usize) -> (LearnedRoutes, EdgeKey, NameId) {
+fn learned<S: AsRef<str>>(routes: &[S], min_values: usize) -> (LearnedRoutes, EdgeKey, NameId) {
     let mut names = Names::default();
     let (edge, method) = keys(&mut names);
     let mut learned = LearnedRoutes::new(min_values);
     for r in routes {
-        learned.learn(edge, method, r);
+        learned.learn(edge, method, r.as_ref());
     }
     (learned, edge, method)
 }
@@ -24,8 +24,7 @@ fn cities(n: usize) -> Vec<String> {
 #[test]
 fn a_position_with_enough_values_becomes_a_parameter() {
     let routes = cities(10);
-    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
-    let (l, edge, get) = learned(&refs, 10);
+    let (l, edge, get) = learned(&routes, 10);
     assert!(l.has_params());
     assert_eq!(
         l.resolve(edge, get, "/api/items/berlin").as_deref(),
@@ -44,8 +43,7 @@ fn a_position_with_enough_values_becomes_a_parameter() {
 #[test]
 fn fewer_values_stay_literal() {
     let routes = cities(9);
-    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
-    let (l, edge, get) = learned(&refs, 10);
+    let (l, edge, get) = learned(&routes, 10);
     assert!(!l.has_params());
     assert_eq!(l.resolve(edge, get, "/api/items/berlin"), None);
 }
@@ -53,8 +51,7 @@ fn fewer_values_stay_literal() {
 #[test]
 fn the_first_segment_never_becomes_a_parameter() {
     let routes: Vec<String> = (0..50).map(|i| format!("/svc{i}/health")).collect();
-    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
-    let (l, edge, get) = learned(&refs, 10);
+    let (l, edge, get) = learned(&routes, 10);
     assert!(!l.has_params());
     assert_eq!(l.resolve(edge, get, "/admin/health"), None);
 }
@@ -62,8 +59,7 @@ fn the_first_segment_never_becomes_a_parameter() {
 #[test]
 fn grpc_methods_and_tables_are_not_learned() {
     let routes: Vec<String> = (0..20).map(|i| format!("shop.Catalog/Get{i}")).collect();
-    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
-    let (l, edge, get) = learned(&refs, 10);
+    let (l, edge, get) = learned(&routes, 10);
     assert!(!l.has_params());
     assert_eq!(l.resolve(edge, get, "shop.Catalog/Delete"), None);
 }
@@ -75,8 +71,7 @@ fn two_varying_positions_both_generalise() {
         routes.push(format!("/users/user{u}/orders/order{}", u * 7));
         routes.push(format!("/users/user{u}/profile"));
     }
-    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
-    let (l, edge, get) = learned(&refs, 10);
+    let (l, edge, get) = learned(&routes, 10);
     assert_eq!(
         l.resolve(edge, get, "/users/zoe/orders/o-1").as_deref(),
         Some("/users/{param}/orders/{param}")

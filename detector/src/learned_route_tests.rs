@@ -34,90 +34,54 @@ fn city_lookups(t: i64, i: usize) -> Vec<eastwest_model::Call> {
     lookups_of(CITIES.len())(t, i)
 }
 
+/// Kinds of the alerts one lookup of `path`, a second after learning, raises.
+fn kinds_after(engine_and_end: (crate::Engine, i64), path: &str) -> Vec<AlertKind> {
+    let (mut engine, t) = engine_and_end;
+    let lookup = call(t + SEC, "frontend", "inventory", "GET", path, "GET /cart");
+    run(&mut engine, vec![lookup])
+        .iter()
+        .map(|a| a.kind)
+        .collect()
+}
+
 #[test]
 fn below_the_threshold_a_new_value_is_a_new_endpoint() {
     // The control for the test below: nine values are not a parameter.
-    let (mut engine, t) = learned_with(lookups_of(9));
-    assert!(engine.baseline().working().learned_templates().is_empty());
-    let alerts = run(
-        &mut engine,
-        vec![call(
-            t + SEC,
-            "frontend",
-            "inventory",
-            "GET",
-            "/stock/berlin",
-            "GET /cart",
-        )],
-    );
+    let learned = learned_with(lookups_of(9));
     assert!(
-        alerts.iter().any(|a| a.kind == AlertKind::NewEndpoint),
-        "{alerts:#?}"
+        learned
+            .0
+            .baseline()
+            .working()
+            .learned_templates()
+            .is_empty()
     );
+    let kinds = kinds_after(learned, "/stock/berlin");
+    assert!(kinds.contains(&AlertKind::NewEndpoint), "{kinds:?}");
 }
 
 #[test]
 fn a_new_value_of_a_learned_parameter_is_not_a_new_endpoint() {
-    let (mut engine, t) = learned_with(city_lookups);
-    let templates = engine.baseline().working().learned_templates();
+    let learned = learned_with(city_lookups);
+    let templates = learned.0.baseline().working().learned_templates();
     assert!(
         templates
             .iter()
             .any(|(_, d, m, r)| d.starts_with("inventory") && m == "GET" && r == "/stock/{param}"),
         "{templates:?}"
     );
-    let alerts = run(
-        &mut engine,
-        vec![call(
-            t + SEC,
-            "frontend",
-            "inventory",
-            "GET",
-            "/stock/berlin",
-            "GET /cart",
-        )],
-    );
-    assert!(alerts.is_empty(), "{alerts:#?}");
+    let kinds = kinds_after(learned, "/stock/berlin");
+    assert!(kinds.is_empty(), "{kinds:?}");
 }
 
 #[test]
 fn a_new_literal_beside_the_parameter_is_still_new() {
-    let (mut engine, t) = learned_with(city_lookups);
-    let alerts = run(
-        &mut engine,
-        vec![call(
-            t + SEC,
-            "frontend",
-            "inventory",
-            "GET",
-            "/export/all",
-            "GET /cart",
-        )],
-    );
-    assert!(
-        alerts.iter().any(|a| a.kind == AlertKind::NewEndpoint),
-        "{alerts:#?}"
-    );
+    let kinds = kinds_after(learned_with(city_lookups), "/export/all");
+    assert!(kinds.contains(&AlertKind::NewEndpoint), "{kinds:?}");
 }
 
 #[test]
 fn a_sensitive_value_is_judged_as_written() {
-    let (mut engine, t) = learned_with(city_lookups);
-    let alerts = run(
-        &mut engine,
-        vec![call(
-            t + SEC,
-            "frontend",
-            "inventory",
-            "GET",
-            "/stock/admin",
-            "GET /cart",
-        )],
-    );
-    assert!(
-        alerts
-            .iter()
-            .any(|a| a.kind == AlertKind::SensitiveEndpoint),
-        "{alerts:#?}"
-    );
+    let kinds = kinds_after(learned_with(city_lookups), "/stock/admin");
+    assert!(kinds.contains(&AlertKind::SensitiveEndpoint), "{kinds:?}");
 }
