@@ -86,18 +86,17 @@ fn is_attack(
     })
 }
 
-/// Whether a label's route (the generator's template, `{orderId}`) describes a recorded
-/// route: equal, or segment by segment with each label placeholder standing for any one
-/// segment (the collector writes `{uuid}`, or keeps a value it does not template). The
+/// Whether a label's route describes a recorded route: equal, or segment by segment with
+/// a placeholder on either side standing for any one segment (a label's `{orderId}` is
+/// recorded as `{uuid}` or as the value; a label's `service112` as `{token}`). The
 /// collector also upper-cases database verbs, hence the case-blind method above.
 fn route_fits(label: &str, route: &str) -> bool {
     let placeholder = |s: &str| s.len() >= 2 && s.starts_with('{') && s.ends_with('}');
     label == route
         || (label.split('/').count() == route.split('/').count()
-            && label
-                .split('/')
-                .zip(route.split('/'))
-                .all(|(l, r)| l == r || (placeholder(l) && !r.is_empty())))
+            && label.split('/').zip(route.split('/')).all(|(l, r)| {
+                l == r || (placeholder(l) && !r.is_empty()) || (placeholder(r) && !l.is_empty())
+            }))
 }
 
 /// Measures one scenario's calls (event-time ordered) with detection from `detect_from`,
@@ -263,10 +262,14 @@ mod tests {
         assert!(route_fits(label, "/api/v1/orderservice/order/{uuid}"));
         assert!(route_fits(label, "/api/v1/orderservice/order/AB12CD"));
         assert!(route_fits("orders", "orders"));
+        assert!(route_fits(
+            "/api/v1/service112/search",
+            "/api/v1/{token}/search"
+        ));
         assert!(!route_fits(label, "/api/v1/orderservice/order"));
         assert!(!route_fits(label, "/api/v1/orderservice/order/x/y"));
         assert!(!route_fits(label, "/api/v1/orderservice/orders/{uuid}"));
         assert!(!route_fits(label, "/api/v1/orderservice/order/"));
-        assert!(!route_fits("/admin", "/{id}"));
+        assert!(!route_fits("/admin/{id}", "/users/{id}"));
     }
 }
