@@ -1743,9 +1743,36 @@ export interface components {
         };
         AuditReport: {
             totals: Record<string, unknown>;
-            edges: Record<string, unknown>[];
+            edges: {
+                /** @description What the given policies do with this edge's calls; null without policies or without raw history in the period. */
+                policy?: null | {
+                    /** @enum {string} */
+                    coverage: "covered" | "uncovered" | "denied";
+                    allowed_calls: number;
+                    default_allowed_calls: number;
+                    denied_calls: number;
+                    /** @description The rule that allowed the edge, or the document or reason that denies it or leaves it uncovered. */
+                    by: string;
+                };
+            }[];
             workloads: Record<string, unknown>[];
-            policy: Record<string, unknown>;
+            policy: {
+                /** @description Whether policies were given (`eastwest report --policy FILE…`). */
+                assessed: boolean;
+                /** @description The policy files assessed. */
+                policy?: string | null;
+                /** @description Observed edges whose every call a rule allows. */
+                edges_covered?: number | null;
+                /** @description Observed edges with calls that pass only by default allow (no policy selects the callee). */
+                edges_uncovered?: number | null;
+                /** @description Observed edges with calls the policies would deny. */
+                edges_denied?: number | null;
+                /** @description Edges without raw history in the period (only in daily roll-ups): not assessed. */
+                edges_unassessed?: number | null;
+                /** @description Share of the assessed calls a rule allows. */
+                calls_covered?: number | null;
+                note: string;
+            };
             alerts: Record<string, unknown>[];
             posture?: components["schemas"]["Posture"];
         };
