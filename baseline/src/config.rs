@@ -13,7 +13,9 @@ pub const DEFAULT_MAX_EDGES: usize = 20_000;
 pub const DEFAULT_MAX_ENDPOINTS: usize = 100_000;
 pub const DEFAULT_MAX_CONTEXTS: usize = 50_000;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-pub use crate::learned_routes::DEFAULT_ROUTE_PARAM_MIN_VALUES;
+/// Distinct values at one path position (same edge, method and prefix) that make it a
+/// learned parameter (see `learned_routes`).
+pub const DEFAULT_ROUTE_PARAM_MIN_VALUES: usize = 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

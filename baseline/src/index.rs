@@ -441,20 +441,36 @@ impl LookupIndex {
         self.learned_routes = learned;
     }
 
+    /// Learns route parameters at `min_values` distinct values from now on; re-learns the
+    /// tables' routes only if that differs from the threshold they were learned with.
+    pub(crate) fn set_route_param_min_values(&mut self, min_values: usize) {
+        if min_values.max(2) != self.learned_routes.min_values() {
+            self.derive_learned_routes(min_values);
+        }
+    }
+
     /// The learned template a call's HTTP path matches on its edge, when the path is not
     /// itself a learned endpoint but a learned parameter covers it (`/items/berlin` on an
-    /// edge that learned `/items/{param}` from ten cities). Costs a lookup per call only
-    /// once some edge has a parameter.
+    /// edge that learned `/items/{param}` from ten cities). Costs nothing until some
+    /// edge has a parameter, then the edge's names per HTTP call; the endpoint table and
+    /// the tree are read only for calls on an edge and method with a parameter.
     pub fn learned_template(&self, call: &Call) -> Option<String> {
         if !self.learned_routes.has_params() || !call.route.starts_with('/') {
             return None;
         }
-        let keys = self.call_keys(call);
-        if keys.endpoint.is_some() {
+        let edge = EdgeKey {
+            source: self.names.workload(&call.source)?,
+            destination: self.names.workload(&call.destination)?,
+        };
+        let method = self.id(&call.method)?;
+        if !self.learned_routes.has_params_on(edge, method)
+            || (self.endpoints)
+                .find(&self.names, edge, method, &call.route)
+                .is_some()
+        {
             return None;
         }
-        let method = self.id(&call.method)?;
-        self.learned_routes.resolve(keys.edge?, method, &call.route)
+        self.learned_routes.resolve(edge, method, &call.route)
     }
 
     /// Learned templates with a parameter: (source, destination, method, template).
@@ -497,6 +513,6 @@ impl LookupIndex {
         let min_values = self.learned_routes.min_values();
         *self = crate::tables::from_tables(&tables)
             .expect("tables written from an index read back into one");
-        self.derive_learned_routes(min_values);
+        self.set_route_param_min_values(min_values);
     }
 }

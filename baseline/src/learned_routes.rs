@@ -15,12 +15,11 @@
 //! of their order: a position generalises once its distinct values under one prefix
 //! reach the threshold, and generalising merges the subtrees below it.
 
-use crate::index::{EdgeKey, Map, NameId};
+use crate::config::DEFAULT_ROUTE_PARAM_MIN_VALUES;
+use crate::index::{EdgeKey, Map, NameId, Set};
 
 /// The segment a learned parameter takes in a template.
 pub const PARAM_SEGMENT: &str = "{param}";
-/// Distinct values at one position (same edge, method and prefix) that make it a parameter.
-pub const DEFAULT_ROUTE_PARAM_MIN_VALUES: usize = 10;
 /// Deeper paths are not learned: bounds the tree's depth, whatever the routes.
 pub const MAX_LEARNED_SEGMENTS: usize = 16;
 
@@ -38,8 +37,8 @@ struct Node {
 pub struct LearnedRoutes {
     min_values: usize,
     by_edge: Map<(EdgeKey, NameId), Node>,
-    /// Whether any position became a parameter; until then no call needs the tree.
-    any_params: bool,
+    /// Edges and methods with a parameter: only their calls need the tree.
+    with_params: Set<(EdgeKey, NameId)>,
 }
 
 impl Default for LearnedRoutes {
@@ -53,7 +52,7 @@ impl LearnedRoutes {
         Self {
             min_values: min_values.max(2),
             by_edge: Map::default(),
-            any_params: false,
+            with_params: Set::default(),
         }
     }
 
@@ -63,7 +62,12 @@ impl LearnedRoutes {
 
     /// Whether any position of any edge became a parameter.
     pub fn has_params(&self) -> bool {
-        self.any_params
+        !self.with_params.is_empty()
+    }
+
+    /// Whether a position of `method` on `edge` became a parameter.
+    pub fn has_params_on(&self, edge: EdgeKey, method: NameId) -> bool {
+        self.with_params.contains(&(edge, method))
     }
 
     /// Learns one route of `method` on `edge` (call once per distinct route).
@@ -72,13 +76,15 @@ impl LearnedRoutes {
             return;
         };
         let root = self.by_edge.entry((edge, method)).or_default();
-        self.any_params |= insert(root, &segments, 0, self.min_values);
+        if insert(root, &segments, 0, self.min_values) {
+            self.with_params.insert((edge, method));
+        }
     }
 
     /// The learned template `route` matches on `edge`, when the match goes through at
     /// least one parameter (a route matched by literals alone is a learned route).
     pub fn resolve(&self, edge: EdgeKey, method: NameId, route: &str) -> Option<String> {
-        if !self.any_params {
+        if !self.has_params_on(edge, method) {
             return None;
         }
         let segments = learnable(route)?;

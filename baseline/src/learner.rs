@@ -62,7 +62,7 @@ pub struct Baseline {
 impl Baseline {
     pub fn new(config: BaselineConfig) -> Self {
         let mut working = LookupIndex::default();
-        working.derive_learned_routes(config.route_param_min_values);
+        working.set_route_param_min_values(config.route_param_min_values);
         Self {
             config,
             state: LearningState::Empty,
@@ -84,7 +84,7 @@ impl Baseline {
         rollouts: crate::rollout::RolloutTracker,
     ) -> Self {
         let mut working = working;
-        working.derive_learned_routes(config.route_param_min_values);
+        working.set_route_param_min_values(config.route_param_min_values);
         Self {
             config,
             state,
@@ -107,7 +107,7 @@ impl Baseline {
     pub fn replace_tables(&mut self, index: LookupIndex) {
         let window = crate::snapshot::WindowState::from_open(&self.window, &self.working.names);
         self.working = index;
-        (self.working).derive_learned_routes(self.config.route_param_min_values);
+        (self.working).set_route_param_min_values(self.config.route_param_min_values);
         self.window = window.into_open(&mut self.working.names);
     }
 

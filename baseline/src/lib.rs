@@ -32,7 +32,6 @@ pub use index::{
     CallKeys, CallStats, ContextStats, EdgeKey, EdgeStats, EndpointKey, EndpointStats, EntryKey,
     IdentityStats, InboundTls, LookupIndex, NameId, Names, SourceStats, WindowHistory,
 };
-pub use learned_routes::{DEFAULT_ROUTE_PARAM_MIN_VALUES, PARAM_SEGMENT};
 pub use learner::{Baseline, BaselineConfig, LearningState, MAX_PRINCIPALS_PER_WORKLOAD};
 pub use query::{BASELINE_DIR, format_table, session, sql};
 pub use rebuild::{RebuildStats, rebuild};

@@ -560,7 +560,7 @@ pub fn from_tables(tables: &[(&str, RecordBatch, &Path)]) -> Result<LookupIndex,
     }
     index.derive_principal_workloads();
     index.derive_inbound_tls();
-    index.derive_learned_routes(crate::learned_routes::DEFAULT_ROUTE_PARAM_MIN_VALUES);
+    index.derive_learned_routes(crate::config::DEFAULT_ROUTE_PARAM_MIN_VALUES);
     Ok(index)
 }
 
