@@ -316,7 +316,7 @@ fn utf8(bytes: &[u8]) -> Result<(), IngestError> {
         .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
 }
 
-fn malformed(detail: &str) -> IngestError {
+pub(super) fn malformed(detail: &str) -> IngestError {
     IngestError::Malformed(format!("invalid protobuf: {detail}"))
 }
 

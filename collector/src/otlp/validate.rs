@@ -7,8 +7,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use crate::spans::Val;
 
 /// Which event times a receiver believes: timestamps are attacker-controlled, so a
 /// record outside `[now − max_age, now + future_skew]` (wall clock) is refused on its
@@ -95,16 +96,15 @@ impl Rejections {
     }
 }
 
-fn is_non_empty_string(value: &Option<AnyValue>) -> bool {
-    matches!(value.as_ref().and_then(|v| v.value.as_ref()), Some(any_value::Value::StringValue(s)) if !s.trim().is_empty())
+/// Whether one resource attribute names the service: `service.name`, a non-blank string.
+pub(super) fn is_service_name(key: &str, value: Option<Val<'_>>) -> bool {
+    key == "service.name" && matches!(value, Some(Val::Str(s)) if !s.trim().is_empty())
 }
 
 /// True when the resource names its service (`service.name`, a non-empty string).
 pub fn has_service_name(resource: &Option<Resource>) -> bool {
     resource.as_ref().is_some_and(|r| {
-        r.attributes
-            .iter()
-            .any(|kv| kv.key == "service.name" && is_non_empty_string(&kv.value))
+        (r.attributes.iter()).any(|kv| is_service_name(&kv.key, kv.value.as_ref().map(Val::of)))
     })
 }
 

@@ -12,7 +12,8 @@
 use prost::encoding::{WireType, decode_key, decode_varint};
 
 use super::ingest::IngestError;
-use super::validate::{Rejections, TimeWindow, valid_ids};
+use super::shape::malformed;
+use super::validate::{Rejections, TimeWindow, is_service_name, valid_ids};
 use crate::spans::{Attrs, KeyIndex, SpanBatch, SpanHead, Val};
 
 /// One field's payload.
@@ -22,10 +23,6 @@ enum Payload<'a> {
     Fixed64(u64),
     Fixed32,
     Bytes(&'a [u8]),
-}
-
-fn malformed(detail: &str) -> IngestError {
-    IngestError::Malformed(format!("invalid protobuf: {detail}"))
 }
 
 /// The fields of one message, in wire order.
@@ -114,11 +111,6 @@ fn key_value(bytes: &[u8]) -> Result<(&str, Option<Val<'_>>), IngestError> {
         }
     }
     Ok((key, value))
-}
-
-/// Has a non-blank string value (see [`super::validate::has_service_name`]).
-fn is_service_name(key: &str, value: Option<Val<'_>>) -> bool {
-    key == "service.name" && matches!(value, Some(Val::Str(s)) if !s.trim().is_empty())
 }
 
 /// What reading a request found: spans in it, those cut by validation, and the batch.
