@@ -77,21 +77,12 @@ impl PolicyFiles {
                     (EdgeCoverage::Denied, by)
                 }
             };
-            if e.by.is_empty() || rank(status) > rank(e.coverage) {
+            if e.by.is_empty() || status > e.coverage {
                 e.coverage = status;
                 e.by = by;
             }
         }
         Self { described, edges }
-    }
-}
-
-/// Denied outweighs uncovered, which outweighs covered.
-fn rank(c: EdgeCoverage) -> u8 {
-    match c {
-        EdgeCoverage::Covered => 0,
-        EdgeCoverage::Uncovered => 1,
-        EdgeCoverage::Denied => 2,
     }
 }
 

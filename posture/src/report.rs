@@ -66,8 +66,9 @@ pub struct EdgeEvidence {
     pub policy: Option<EdgePolicy>,
 }
 
-/// How the policies in force treat one edge.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+/// How the policies in force treat one edge, in rising order of concern (an edge takes
+/// the worst of its calls').
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeCoverage {
     /// A rule allows every call of the edge.
