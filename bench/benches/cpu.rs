@@ -6,7 +6,7 @@
 //! bytes with `prost` on one thread, which is the reference. The server's threads are
 //! listed by name, so the table says where the CPU goes.
 //!
-//! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-tests --bench cpu`
+//! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-bench --bench cpu`
 
 mod bench_support;
 

@@ -4,7 +4,7 @@
 //! is slipped in, and the time from sending it to its alert arriving on the SSE stream
 //! (emitted after the alert is committed to the store) is recorded.
 //!
-//! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-tests --bench latency`
+//! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-bench --bench latency`
 
 mod bench_support;
 
