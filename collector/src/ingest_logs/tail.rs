@@ -85,12 +85,15 @@ impl Tail {
         self.read_to_end(out, report).await?;
         if follow && let Ok(meta) = tokio::fs::metadata(&self.path).await {
             let now = identity(&meta);
-            // Rotated: the old file is finished (read above), its last line complete. If
-            // the new file vanished again before it could be opened, try on the next poll.
+            // Rotated: the old file is finished, its last line complete. It is read to
+            // its end again first: lines may have landed in it between the read above
+            // and the rename being seen. If the new file vanished again before it could
+            // be opened, try on the next poll.
             if now.is_some()
                 && now != self.identity
                 && let Ok(new) = Tail::open(&self.path).await
             {
+                self.read_to_end(out, report).await?;
                 self.finish_partial(out, report);
                 *self = new;
                 report.rotations += 1;
