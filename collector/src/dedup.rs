@@ -122,22 +122,23 @@ struct Group {
     origins: u8,
     route_hash: u64,
     created_ns: i64,
-    /// The merged call not yet released, and the event time at which it is.
-    held: Option<(Call, i64)>,
+    /// The merged call not yet released, and the event time at which it is (boxed: a
+    /// group is small and most hold nothing).
+    held: Option<Box<(Call, i64)>>,
 }
 
 #[derive(Debug)]
 pub struct CallDeduper {
     config: DedupConfig,
-    groups: FastMap<u64, Group>,
+    /// Groups in creation order, which is also the order they are forgotten in (expiry
+    /// and eviction walk it from the front): group id `first_group + i` is at `i`.
+    groups: VecDeque<Group>,
+    first_group: u64,
     /// Id → the groups holding it (almost always one).
     by_id: FastMap<u64, GroupList>,
     id_hasher: IdHasher,
-    /// Group ids in creation order (expiry and eviction walk it from the front).
-    order: VecDeque<u64>,
     /// Held group ids in hold order (release walks it from the front).
     held_order: VecDeque<u64>,
-    next_group: u64,
     held_now: u64,
     /// Newest event time of any copy seen.
     newest_ns: i64,
@@ -235,12 +236,11 @@ impl CallDeduper {
     pub fn new(config: DedupConfig) -> Self {
         Self {
             config,
-            groups: FastMap::default(),
+            groups: VecDeque::new(),
+            first_group: 0,
             by_id: FastMap::default(),
             id_hasher: IdHasher::default(),
-            order: VecDeque::new(),
             held_order: VecDeque::new(),
-            next_group: 0,
             held_now: 0,
             newest_ns: i64::MIN,
             watermark_ns: i64::MIN,
@@ -279,17 +279,17 @@ impl CallDeduper {
         let window_ns = self.config.merge_window.as_nanos().min(i64::MAX as u128) as i64;
         match (
             new,
-            group.and_then(|gid| self.groups.get_mut(&gid).map(|g| (gid, g))),
+            group.and_then(|gid| self.group_mut(gid).map(|g| (gid, g))),
         ) {
             (true, Some((gid, g))) if hold => {
                 let release_at = call.event_time_ns.saturating_add(window_ns);
-                g.held = Some((call, release_at));
+                g.held = Some(Box::new((call, release_at)));
                 self.held_order.push_back(gid);
                 self.held_now += 1;
             }
             (true, _) => out.push(call),
             (false, Some((_, g))) => {
-                if let Some((held, _)) = g.held.as_mut() {
+                if let Some((held, _)) = g.held.as_deref_mut() {
                     if origin == CallOrigin::Spans {
                         let log_copy = std::mem::replace(held, call);
                         merge_into(held, log_copy);
@@ -310,7 +310,7 @@ impl CallDeduper {
         self.watermark_ns = self.watermark_ns.max(watermark_ns);
         let mut out = Vec::new();
         while let Some(&gid) = self.held_order.front() {
-            let due = match self.groups.get(&gid).and_then(|g| g.held.as_ref()) {
+            let due = match self.group(gid).and_then(|g| g.held.as_deref()) {
                 Some((_, release_at)) => *release_at <= self.watermark_ns,
                 None => true,
             };
@@ -318,9 +318,9 @@ impl CallDeduper {
                 break;
             }
             self.held_order.pop_front();
-            if let Some((call, _)) = self.groups.get_mut(&gid).and_then(|g| g.held.take()) {
+            if let Some(held) = self.group_mut(gid).and_then(|g| g.held.take()) {
                 self.held_now -= 1;
-                out.push(call);
+                out.push(held.0);
             }
         }
         out.extend(self.enforce_bounds());
@@ -333,10 +333,9 @@ impl CallDeduper {
         self.held_now = 0;
         held.into_iter()
             .filter_map(|gid| {
-                self.groups
-                    .get_mut(&gid)
+                self.group_mut(gid)
                     .and_then(|g| g.held.take())
-                    .map(|(c, _)| c)
+                    .map(|held| held.0)
             })
             .collect()
     }
@@ -355,7 +354,7 @@ impl CallDeduper {
             .iter()
             .filter_map(|id| self.by_id.get(id))
             .flat_map(GroupList::as_slice)
-            .filter_map(|gid| self.groups.get(gid).map(|g| (*gid, g)))
+            .filter_map(|gid| self.group(*gid).map(|g| (*gid, g)))
             .filter(|(_, g)| g.origins & origin.bit() == 0)
             .min_by_key(|(gid, g)| (g.route_hash != route_hash, *gid))
             .map(|(gid, _)| gid);
@@ -366,8 +365,7 @@ impl CallDeduper {
             }
             None => {
                 self.stats.admitted += 1;
-                let gid = self.next_group;
-                self.next_group += 1;
+                let gid = self.first_group + self.groups.len() as u64;
                 let group = Group {
                     ids: [0; MAX_IDS_PER_GROUP],
                     id_count: 0,
@@ -376,12 +374,13 @@ impl CallDeduper {
                     created_ns: call.event_time_ns,
                     held: None,
                 };
-                self.groups.insert(gid, group);
-                self.order.push_back(gid);
+                self.groups.push_back(group);
                 gid
             }
         };
-        let group = self.groups.get_mut(&gid).expect("group just found or made");
+        // Field access, not `group_mut`: `by_id` is updated while the group is borrowed.
+        let index = (gid - self.first_group) as usize;
+        let group = &mut self.groups[index];
         group.origins |= origin.bit();
         for &id in ids {
             let known = &group.ids[..group.id_count as usize];
@@ -400,6 +399,16 @@ impl CallDeduper {
         (candidate.is_none(), Some(gid))
     }
 
+    fn group(&self, gid: u64) -> Option<&Group> {
+        let index = gid.checked_sub(self.first_group)?;
+        self.groups.get(usize::try_from(index).ok()?)
+    }
+
+    fn group_mut(&mut self, gid: u64) -> Option<&mut Group> {
+        let index = gid.checked_sub(self.first_group)?;
+        self.groups.get_mut(usize::try_from(index).ok()?)
+    }
+
     fn ttl_ns(&self) -> i64 {
         self.config.ttl.as_nanos().min(i64::MAX as u128) as i64
     }
@@ -410,17 +419,15 @@ impl CallDeduper {
         let mut released = Vec::new();
         let ttl = self.ttl_ns();
         let horizon = self.newest_ns.max(self.watermark_ns);
-        while let Some(&gid) = self.order.front() {
-            let expired = self
-                .groups
-                .get(&gid)
-                .is_none_or(|g| g.created_ns.saturating_add(ttl) < horizon);
+        while let Some(oldest) = self.groups.front() {
+            let expired = oldest.created_ns.saturating_add(ttl) < horizon;
             let over = self.groups.len() > self.config.max_entries.max(1);
             if !expired && !over {
                 break;
             }
-            self.order.pop_front();
-            if let Some(group) = self.groups.remove(&gid) {
+            let gid = self.first_group;
+            self.first_group += 1;
+            if let Some(group) = self.groups.pop_front() {
                 if expired {
                     self.stats.expired += 1;
                 } else {
@@ -434,9 +441,9 @@ impl CallDeduper {
                     }
                 }
                 // Its stale entry in `held_order` is skipped on release.
-                if let Some((call, _)) = group.held {
+                if let Some(held) = group.held {
                     self.held_now -= 1;
-                    released.push(call);
+                    released.push(held.0);
                 }
             }
         }

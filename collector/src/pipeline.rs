@@ -56,7 +56,8 @@ impl CallExtractor {
                 self.metrics
                     .log_records_unparsed
                     .fetch_add(unparsed, Ordering::Relaxed);
-                self.finish(calls)
+                let (calls, origins): (Vec<Call>, Vec<CallOrigin>) = calls.into_iter().unzip();
+                self.finish(calls, |i| origins[i])
             }
         }
     }
@@ -65,13 +66,13 @@ impl CallExtractor {
     /// calls to virtual peers).
     pub fn advance(&mut self, watermark_ns: i64) -> Vec<Call> {
         let calls = self.normalizer.advance(watermark_ns);
-        self.finish(calls.into_iter().map(|c| (c, CallOrigin::Spans)).collect())
+        self.finish_spans(calls)
     }
 
     /// Everything still pending (shutdown, end of a replay).
     pub fn flush(&mut self) -> Vec<Call> {
         let calls = self.normalizer.flush();
-        self.finish(calls.into_iter().map(|c| (c, CallOrigin::Spans)).collect())
+        self.finish_spans(calls)
     }
 
     /// The oldest event time a call this extractor releases later can have, given that
@@ -90,16 +91,23 @@ impl CallExtractor {
     }
 
     fn finish_spans(&mut self, calls: Vec<Call>) -> Vec<Call> {
-        self.finish(calls.into_iter().map(|c| (c, CallOrigin::Spans)).collect())
+        self.finish(calls, |_| CallOrigin::Spans)
     }
 
-    fn finish(&mut self, with_origin: Vec<(Call, CallOrigin)>) -> Vec<Call> {
-        let before = with_origin.len();
-        let calls: Vec<Call> = with_origin
-            .into_iter()
-            .filter(|(call, origin)| self.deduper.admit(call, *origin))
-            .map(|(call, _)| call)
-            .collect();
+    /// Drops the copies dedup has seen; `origin_of(i)` is where the i-th call came from.
+    /// Calls are large: they are filtered in place, never moved into another vector.
+    fn finish(
+        &mut self,
+        mut calls: Vec<Call>,
+        origin_of: impl Fn(usize) -> CallOrigin,
+    ) -> Vec<Call> {
+        let before = calls.len();
+        let mut index = 0;
+        calls.retain(|call| {
+            let origin = origin_of(index);
+            index += 1;
+            self.deduper.admit(call, origin)
+        });
         let duplicates = (before - calls.len()) as u64;
         if let Some(max) = calls.iter().map(|c| c.event_time_ns).max() {
             self.max_event_time_ns = self.max_event_time_ns.max(max);
