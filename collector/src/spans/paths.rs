@@ -89,6 +89,39 @@ pub fn render<S: AsRef<str>>(segments: impl IntoIterator<Item = S>, max_bytes: u
     out
 }
 
+/// The segments of `path` when it is already in canonical spelling and at most
+/// `max_bytes` long (it then renders to itself): starts with `/`, no empty, `.` or `..`
+/// segment, and only printable ASCII that is neither escaped nor cut by [`segments`]
+/// (`%`, `?`, `#`, `;`). `None` otherwise, including for `/` itself.
+pub fn canonical_segments(path: &str, max_bytes: usize) -> Option<std::str::Split<'_, char>> {
+    let rest = path.strip_prefix('/')?;
+    if path.len() > max_bytes
+        || !path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#' | b';'))
+        || rest.split('/').any(|s| matches!(s, "" | "." | ".."))
+    {
+        return None;
+    }
+    Some(rest.split('/'))
+}
+
+/// `/a/b` from segments that need no escaping, cut as [`render`] cuts.
+pub fn join_cut<'a>(segments: impl IntoIterator<Item = &'a str>, max_bytes: usize) -> String {
+    let mut out = String::new();
+    for segment in segments {
+        if !out.is_empty() && out.len() + 1 + segment.len() > max_bytes {
+            break;
+        }
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 /// The canonical spelling of a raw path (segments kept as the callee's router sees them).
 pub fn normalize_path(path: &str, max_bytes: usize) -> String {
     render(segments(path), max_bytes)

@@ -25,6 +25,14 @@ pub fn template_path(path: &str) -> String {
 /// `/` stays inside its segment), what known templates are matched against, and its
 /// template ([`template_path`]), from one parse.
 pub fn raw_and_template(path: &str) -> (String, String) {
+    if let Some(segments) = paths::canonical_segments(path, MAX_FIELD_BYTES) {
+        // Already in canonical spelling (most paths): nothing to decode or re-encode.
+        let template = paths::join_cut(
+            segments.map(|s| template_segment(s).unwrap_or(s)),
+            MAX_FIELD_BYTES,
+        );
+        return (path.to_owned(), template);
+    }
     let segments = paths::segments(path);
     let raw = paths::render(&segments, MAX_FIELD_BYTES);
     (raw, template_segments(segments))
@@ -250,7 +258,28 @@ mod tests {
         assert_eq!(cap.overflowed, 1);
     }
 
+    /// `raw_and_template` without the fast path for canonical paths.
+    fn raw_and_template_slow(path: &str) -> (String, String) {
+        let segments = paths::segments(path);
+        let raw = paths::render(&segments, MAX_FIELD_BYTES);
+        (raw, template_segments(segments))
+    }
+
     proptest! {
+        #[test]
+        fn the_canonical_fast_path_gives_what_parsing_gives(
+            path in "(/([a-z0-9.;%?#{}@_ -]|%2[fF]|%41|\\.\\.){0,12}){0,8}/?",
+            long in proptest::collection::vec("[a-z0-9]{1,80}", 0..8),
+            ids in 0..200usize,
+        ) {
+            prop_assert_eq!(raw_and_template(&path), raw_and_template_slow(&path));
+            let long = format!("/{}", long.join("/"));
+            prop_assert_eq!(raw_and_template(&long), raw_and_template_slow(&long));
+            // Templates longer than their path are cut where rendering cuts them.
+            let ids = "/7".repeat(ids);
+            prop_assert_eq!(raw_and_template(&ids), raw_and_template_slow(&ids));
+        }
+
         #[test]
         fn template_path_is_idempotent_and_bounded(path in ".{0,600}") {
             let once = template_path(&path);
