@@ -246,7 +246,11 @@ impl Admission {
         let (prepared, reservation) = self
             .decode_wire(
                 wire,
-                shape::traces_protobuf,
+                if raw {
+                    shape::traces_protobuf
+                } else {
+                    shape::traces_protobuf_for_reader
+                },
                 move |bytes, encoding, limits, shape| {
                     if encoding == Encoding::Protobuf && !raw {
                         return read_traces(bytes, shape, &window);

@@ -195,6 +195,30 @@ struct Walk<'l> {
     shape: Shape,
 }
 
+/// The strings of `msg`'s field `tag` that the wire reader checks itself, when `msg` is
+/// one it reads.
+fn reader_checks(msg: Msg, tag: u32) -> bool {
+    matches!(
+        (msg, tag),
+        (Msg::Span, 3 | 5) | (Msg::KeyValue, 1) | (Msg::AnyValue, 1)
+    )
+}
+
+/// Whether the wire reader reads the child message at `msg`'s field `tag`, when it
+/// reads `msg`: down to span and resource attributes, not events, links, scopes or
+/// values nested in arrays and lists.
+fn reader_reads_child(msg: Msg, tag: u32) -> bool {
+    matches!(
+        (msg, tag),
+        (Msg::TraceRequest, 1)
+            | (Msg::ResourceSpans, 1 | 2)
+            | (Msg::ScopeSpans, 2)
+            | (Msg::Span, 9)
+            | (Msg::Resource, 1)
+            | (Msg::KeyValue, 2)
+    )
+}
+
 impl Walk<'_> {
     fn over(&self, what: &str, count: u64, limit: u64) -> Result<(), IngestError> {
         if count > limit {
@@ -218,7 +242,17 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn message(&mut self, mut buf: &[u8], msg: Msg, depth: u32) -> Result<(), IngestError> {
+    /// Walks one message; `read` is true when the wire reader reads it (see
+    /// [`reader_reads_child`]) and checks the strings it reads (span names and trace
+    /// states, span and resource attribute keys and string values): the walk leaves
+    /// those to the reader.
+    fn message(
+        &mut self,
+        mut buf: &[u8],
+        msg: Msg,
+        depth: u32,
+        read: bool,
+    ) -> Result<(), IngestError> {
         if depth > MAX_DEPTH {
             return Err(malformed("attribute values nested too deeply"));
         }
@@ -253,19 +287,24 @@ impl Walk<'_> {
                         .ok_or_else(|| malformed("length past the end of the message"))?;
                     let (body, rest) = buf.split_at(len);
                     buf = rest;
+                    let child_read = read && reader_reads_child(msg, tag);
                     match field {
                         Field::Repeated(child) => {
                             self.count(child, &mut attributes_here)?;
-                            self.message(body, child, depth + 1)?;
+                            self.message(body, child, depth + 1, child_read)?;
                         }
-                        Field::Inline(child) => self.message(body, child, depth + 1)?,
+                        Field::Inline(child) => {
+                            self.message(body, child, depth + 1, child_read)?;
+                        }
                         Field::RepeatedString => {
                             utf8(body)?;
                             self.shape.decoded_bytes += GROWTH * size_of::<String>() as u64;
                             self.shape.decoded_bytes += len as u64;
                         }
                         Field::Str => {
-                            utf8(body)?;
+                            if !(read && reader_checks(msg, tag)) {
+                                utf8(body)?;
+                            }
                             self.shape.decoded_bytes += len as u64;
                         }
                         Field::Bytes | Field::Scalar(_) | Field::Unknown => {
@@ -320,7 +359,12 @@ pub(super) fn malformed(detail: &str) -> IngestError {
     IngestError::Malformed(format!("invalid protobuf: {detail}"))
 }
 
-fn walk(bytes: &[u8], root: Msg, limits: &RequestLimits) -> Result<Shape, IngestError> {
+fn walk(
+    bytes: &[u8],
+    root: Msg,
+    limits: &RequestLimits,
+    reader_checks_strings: bool,
+) -> Result<Shape, IngestError> {
     let mut walk = Walk {
         limits,
         shape: Shape {
@@ -328,19 +372,30 @@ fn walk(bytes: &[u8], root: Msg, limits: &RequestLimits) -> Result<Shape, Ingest
             ..Shape::default()
         },
     };
-    walk.message(bytes, root, 0)?;
+    walk.message(bytes, root, 0, reader_checks_strings)?;
     walk.check()?;
     Ok(walk.shape)
 }
 
-/// The shape of a protobuf `ExportTraceServiceRequest`, without decoding it.
+/// The shape of a protobuf `ExportTraceServiceRequest`, without decoding it. A request
+/// it passes decodes with `prost`.
 pub fn traces_protobuf(bytes: &[u8], limits: &RequestLimits) -> Result<Shape, IngestError> {
-    walk(bytes, Msg::TraceRequest, limits)
+    walk(bytes, Msg::TraceRequest, limits, false)
+}
+
+/// [`traces_protobuf`] for a request the wire reader ([`super::wire`]) reads next: the
+/// strings the reader checks itself are not checked twice, so a request decodes with
+/// `prost` when both this walk and the reader pass it.
+pub fn traces_protobuf_for_reader(
+    bytes: &[u8],
+    limits: &RequestLimits,
+) -> Result<Shape, IngestError> {
+    walk(bytes, Msg::TraceRequest, limits, true)
 }
 
 /// The shape of a protobuf `ExportLogsServiceRequest`, without decoding it.
 pub fn logs_protobuf(bytes: &[u8], limits: &RequestLimits) -> Result<Shape, IngestError> {
-    walk(bytes, Msg::LogsRequest, limits)
+    walk(bytes, Msg::LogsRequest, limits, false)
 }
 
 /// An upper bound on what an OTLP/JSON body decodes to: every object (outside strings)

@@ -3,9 +3,11 @@
 //! pass over its fields instead of a decoded copy of every attribute that is then read
 //! and freed.
 //!
-//! Only bytes that [`super::shape::traces_protobuf`] passed are read here: that walk
-//! checks wire types, lengths and UTF-8 as `prost` would, so what this reader accepts
-//! and what it sees are what decoding would give. Validation and span reading follow
+//! Only bytes that [`super::shape::traces_protobuf_for_reader`] passed are read here:
+//! that walk checks wire types, lengths and the UTF-8 of every string this reader does
+//! not read, as `prost` would; the reader checks the strings it reads (of every span,
+//! also those it then cuts), so what it accepts and what it sees are what decoding
+//! would give. Validation and span reading follow
 //! [`super::validate::validate_traces`] and [`crate::spans::SpanBatch::from_request`]
 //! exactly (the tests compare them on the same bytes).
 
@@ -186,11 +188,7 @@ impl Reader {
                 for field in Fields(scope) {
                     if let (2, Payload::Bytes(span)) = field? {
                         self.received += 1;
-                        if named {
-                            self.span(span, &resource)?;
-                        } else {
-                            self.cut.nameless += 1;
-                        }
+                        self.span(span, &resource, named)?;
                     }
                 }
             }
@@ -198,7 +196,14 @@ impl Reader {
         Ok(())
     }
 
-    fn span(&mut self, bytes: &[u8], resource: &KeyIndex<'_>) -> Result<(), IngestError> {
+    /// Reads one span (its strings are checked even when it is cut: the walk left them
+    /// to this reader) and keeps it when it is valid.
+    fn span(
+        &mut self,
+        bytes: &[u8],
+        resource: &KeyIndex<'_>,
+        named: bool,
+    ) -> Result<(), IngestError> {
         let mut head = SpanHead::default();
         let mut attrs = KeyIndex::default();
         let mut status_code = None;
@@ -229,7 +234,9 @@ impl Reader {
         }
         head.status_error = status_code
             == Some(opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32);
-        if !valid_ids(head.trace_id, head.span_id) {
+        if !named {
+            self.cut.nameless += 1;
+        } else if !valid_ids(head.trace_id, head.span_id) {
             self.cut.bad_ids += 1;
         } else if !(self.window.0..=self.window.1).contains(&head.start_time_unix_nano) {
             self.cut.out_of_window += 1;

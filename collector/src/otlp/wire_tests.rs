@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use proptest::prelude::*;
 use prost::Message;
 
-use super::super::shape::{RequestLimits, traces_protobuf};
+use super::super::shape::{RequestLimits, traces_protobuf_for_reader};
 use super::super::validate::{span_count, validate_traces};
 use super::*;
 
@@ -36,7 +36,7 @@ fn decoded(bytes: &[u8]) -> (u64, Rejections, SpanBatch) {
 }
 
 fn assert_same(bytes: &[u8]) {
-    traces_protobuf(bytes, &limits()).expect("the walk passes");
+    traces_protobuf_for_reader(bytes, &limits()).expect("the walk passes");
     let read = read_traces(bytes, 0, &window(), NOW).unwrap();
     let (received, rejections, batch) = decoded(bytes);
     assert_eq!(read.received, received);
@@ -305,8 +305,41 @@ proptest! {
                 bytes[i] ^= mask;
             }
         }
-        if traces_protobuf(&bytes, &limits()).is_ok() {
-            assert_same(&bytes);
+        if traces_protobuf_for_reader(&bytes, &limits()).is_ok() {
+            // The walk left the strings the reader reads to it: together they refuse
+            // exactly what decoding refuses.
+            let decodes = ExportTraceServiceRequest::decode(bytes.as_slice()).is_ok();
+            let read = read_traces(&bytes, 0, &window(), NOW);
+            prop_assert_eq!(read.is_ok(), decodes);
+            if decodes {
+                assert_same(&bytes);
+            }
         }
+    }
+}
+
+#[test]
+fn strings_the_walk_leaves_to_the_reader_are_checked_by_it() {
+    let nameless_span = span(1, 2, vec![kv("peer.service", s("cart"))]);
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![resource_spans(None, vec![nameless_span])],
+    };
+    let bytes = req.encode_to_vec();
+    // Every string the reader reads, made invalid in turn (same length: `GET` and the
+    // attribute key and value are each found once).
+    for needle in [&b"GET /items/1"[..], b"peer.service", b"cart", b"ot=th:8"] {
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("string on the wire");
+        let mut broken = bytes.clone();
+        broken[at] = 0xff;
+        assert!(ExportTraceServiceRequest::decode(broken.as_slice()).is_err());
+        traces_protobuf_for_reader(&broken, &limits()).expect("left to the reader");
+        assert!(
+            read_traces(&broken, 0, &window(), NOW).is_err(),
+            "{}",
+            String::from_utf8_lossy(needle)
+        );
     }
 }
