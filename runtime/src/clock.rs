@@ -12,6 +12,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eastwest_model::Call;
@@ -41,10 +42,15 @@ pub fn call_order(a: &Call, b: &Call) -> Ordering {
         .then_with(|| a.status.cmp(&b.status))
 }
 
-/// Boxed: the heap moves its elements on every push and pop, and a call is hundreds of
-/// bytes.
+/// A buffered call, shared: the heap moves its elements on every push and pop, a call is
+/// hundreds of bytes, and what leaves the buffer is shared by the engine's consumers (the
+/// recent-calls view, the history) as it is. The event time is kept beside the pointer:
+/// most comparisons end there.
 #[derive(Debug)]
-struct Ordered(Box<Call>);
+struct Ordered {
+    event_time_ns: i64,
+    call: Arc<Call>,
+}
 
 impl PartialEq for Ordered {
     fn eq(&self, other: &Self) -> bool {
@@ -62,7 +68,9 @@ impl PartialOrd for Ordered {
 
 impl Ord for Ordered {
     fn cmp(&self, other: &Self) -> Ordering {
-        call_order(&self.0, &other.0)
+        self.event_time_ns
+            .cmp(&other.event_time_ns)
+            .then_with(|| call_order(&self.call, &other.call))
     }
 }
 
@@ -151,43 +159,46 @@ impl EventClock {
 
     /// Buffers `calls`; returns those already behind the release point (late), which
     /// go on at once in event-time order.
-    pub fn admit(&mut self, calls: Vec<Call>) -> Vec<Call> {
+    pub fn admit(&mut self, calls: Vec<Call>) -> Vec<Arc<Call>> {
         let mut late = Vec::new();
         for call in calls {
             if call.event_time_ns < self.released_ns {
-                late.push(call);
+                late.push(Arc::new(call));
             } else {
-                self.buffer.push(Reverse(Ordered(Box::new(call))));
+                self.buffer.push(Reverse(Ordered {
+                    event_time_ns: call.event_time_ns,
+                    call: Arc::new(call),
+                }));
             }
         }
         self.late_calls += late.len() as u64;
-        late.sort_by(call_order);
+        late.sort_by(|a, b| call_order(a, b));
         late
     }
 
     /// Moves the release point to `point` (never back) and returns, in order, every
     /// buffered call before it.
-    pub fn release(&mut self, point: i64) -> Vec<Call> {
+    pub fn release(&mut self, point: i64) -> Vec<Arc<Call>> {
         if point > self.released_ns {
             self.released_ns = point;
         }
         let mut out = Vec::new();
         while let Some(Reverse(top)) = self.buffer.peek() {
-            if top.0.event_time_ns >= self.released_ns {
+            if top.event_time_ns >= self.released_ns {
                 break;
             }
-            let Reverse(Ordered(call)) = self.buffer.pop().expect("peeked");
-            out.push(*call);
+            let Reverse(Ordered { call, .. }) = self.buffer.pop().expect("peeked");
+            out.push(call);
         }
         out
     }
 
     /// End of input: everything buffered, in order; the release point moves past it.
-    pub fn release_all(&mut self) -> Vec<Call> {
+    pub fn release_all(&mut self) -> Vec<Arc<Call>> {
         let newest = self
             .buffer
             .iter()
-            .map(|Reverse(o)| o.0.event_time_ns)
+            .map(|Reverse(o)| o.event_time_ns)
             .max()
             .unwrap_or(self.released_ns);
         self.release(newest.saturating_add(1))

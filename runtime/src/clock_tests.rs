@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use eastwest_model::{Call, Workload};
@@ -21,7 +22,7 @@ fn call(t: i64, id: u32) -> Call {
 
 /// Feeds `calls` in the given arrival order, split into batches, advancing like the
 /// pipeline does; returns what the engine would see.
-fn run(clock: &mut EventClock, batches: Vec<Vec<Call>>) -> Vec<Call> {
+fn run(clock: &mut EventClock, batches: Vec<Vec<Call>>) -> Vec<Arc<Call>> {
     let mut seen = Vec::new();
     for batch in batches {
         let max = batch.iter().map(|c| c.event_time_ns).max().unwrap_or(0);
@@ -34,10 +35,13 @@ fn run(clock: &mut EventClock, batches: Vec<Vec<Call>>) -> Vec<Call> {
     seen
 }
 
-fn ids(calls: &[Call]) -> Vec<(i64, String)> {
+fn ids<C: std::borrow::Borrow<Call>>(calls: &[C]) -> Vec<(i64, String)> {
     calls
         .iter()
-        .map(|c| (c.event_time_ns, c.trace_id.clone()))
+        .map(|c| {
+            let c = c.borrow();
+            (c.event_time_ns, c.trace_id.clone())
+        })
         .collect()
 }
 

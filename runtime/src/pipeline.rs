@@ -209,7 +209,7 @@ impl Pipeline {
 
     /// Calls in event-time order, to the engine, the API's view and the history. Each
     /// call is shared (not copied) between the recent-calls view and the history.
-    fn handle_calls(&mut self, calls: Vec<Call>) {
+    fn handle_calls(&mut self, calls: Vec<Arc<Call>>) {
         if calls.is_empty() {
             return;
         }
@@ -220,7 +220,7 @@ impl Pipeline {
             output.alerts.extend(out.alerts);
             output.incidents.extend(out.incidents);
             self.live.remember(&call);
-            rows.push((Arc::new(call), out.learned));
+            rows.push((call, out.learned));
         }
         self.live.remember_recent(&rows);
         self.publish(output);
