@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eastwest_model::Call;
 
 use crate::BaselineError;
-use crate::snapshot::write_parquet;
+use crate::snapshot::write_parquet_with;
 use crate::tables::utc_ns;
 
 /// Directory under the data dir holding the history.
@@ -82,6 +82,9 @@ fn push_key(b: &mut StringBuilder, w: &eastwest_model::Workload) {
     }
     b.append_value("");
 }
+
+/// Columns whose values are (nearly) unique per row: written without a dictionary.
+const UNIQUE_COLUMNS: &[&str] = &["trace_id", "span_id", "request_id"];
 
 /// Rows as one Arrow batch in the `calls` schema.
 pub fn calls_batch<C: Borrow<Call>>(rows: &[(C, bool)]) -> RecordBatch {
@@ -208,9 +211,10 @@ impl HistoryWriter {
                 self.seq
             );
             let tmp = part.join(format!(".{name}.tmp"));
-            let result = write_parquet(&tmp, &calls_batch(&rows)).and_then(|()| {
-                std::fs::rename(&tmp, part.join(&name)).map_err(|e| BaselineError::io(&tmp, e))
-            });
+            let result =
+                write_parquet_with(&tmp, &calls_batch(&rows), UNIQUE_COLUMNS).and_then(|()| {
+                    std::fs::rename(&tmp, part.join(&name)).map_err(|e| BaselineError::io(&tmp, e))
+                });
             if let Err(e) = result {
                 let _ = std::fs::remove_file(&tmp);
                 // Keep the rows for the next attempt (a full disk may clear).

@@ -13,6 +13,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::BaselineError;
@@ -239,8 +240,22 @@ impl SnapshotData {
 }
 
 pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), BaselineError> {
+    write_parquet_with(path, batch, &[])
+}
+
+/// [`write_parquet`], with no dictionary for `unique_columns`: a column whose values
+/// hardly repeat (ids) only costs the writer a dictionary it then abandons.
+pub(crate) fn write_parquet_with(
+    path: &Path,
+    batch: &RecordBatch,
+    unique_columns: &[&str],
+) -> Result<(), BaselineError> {
     let file = File::create(path).map_err(|e| BaselineError::io(path, e))?;
-    let props = WriterProperties::builder()
+    let props = unique_columns
+        .iter()
+        .fold(WriterProperties::builder(), |props, column| {
+            props.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+        })
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid level"),
         ))
