@@ -37,7 +37,10 @@ enum Slot {
 /// is unique). A heap, not an ordered map: entries are only added and taken from the
 /// front.
 #[derive(Debug, Default)]
-struct Timers(BinaryHeap<Reverse<((i64, u64), Slot, Key)>>);
+struct Timers(BinaryHeap<Reverse<(Due, Slot, Key)>>);
+
+/// When a timer is due: event time, then scheduling order.
+type Due = (i64, u64);
 
 impl Timers {
     fn push(&mut self, at_ns: i64, seq: u64, slot: Slot, key: Key) {
@@ -45,7 +48,7 @@ impl Timers {
     }
 
     /// (time, sequence) of the earliest entry.
-    fn next_due(&self) -> Option<(i64, u64)> {
+    fn next_due(&self) -> Option<Due> {
         self.0.peek().map(|Reverse((due, _, _))| *due)
     }
 
