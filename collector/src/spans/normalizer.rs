@@ -33,30 +33,6 @@ enum Slot {
     CalleeIdMarker,
 }
 
-/// Entries due at a time, earliest first (ties in scheduling order: the sequence number
-/// is unique). A heap, not an ordered map: entries are only added and taken from the
-/// front.
-#[derive(Debug, Default)]
-struct Timers(BinaryHeap<Reverse<(Due, Slot, Key)>>);
-
-/// When a timer is due: event time, then scheduling order.
-type Due = (i64, u64);
-
-impl Timers {
-    fn push(&mut self, at_ns: i64, seq: u64, slot: Slot, key: Key) {
-        self.0.push(Reverse(((at_ns, seq), slot, key)));
-    }
-
-    /// (time, sequence) of the earliest entry.
-    fn next_due(&self) -> Option<Due> {
-        self.0.peek().map(|Reverse((due, _, _))| *due)
-    }
-
-    fn pop(&mut self) -> Option<(Slot, Key)> {
-        self.0.pop().map(|Reverse((_, slot, key))| (slot, key))
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
 pub struct NormalizerStats {
     pub spans_seen: u64,
@@ -107,12 +83,12 @@ pub struct SpanNormalizer {
     /// Unpaired sides by expiry: end + pairing TTL. A span is exported when it ends,
     /// so its peer (which ends at about the same time) is due a TTL after that, however
     /// long the call took.
-    expiry: Timers,
+    expiry: BTreeMap<(i64, u64), (Slot, Key)>,
     /// Start times of the unpaired sides (time → how many): the event times of the calls
     /// they will become.
     pending_starts: BTreeMap<i64, u32>,
     /// Layer markers by expiry (end + twice the TTL).
-    marker_expiry: Timers,
+    marker_expiry: BTreeMap<(i64, u64), (Slot, Key)>,
     seq: u64,
     traces: HashMap<u128, TraceEntry, Hasher>,
     /// When each trace next needs a look: a waiting call's entry wait ends, or the
@@ -136,9 +112,9 @@ impl SpanNormalizer {
             callee_ids: HashSet::default(),
             answered_late: HashSet::default(),
             answered_late_order: std::collections::VecDeque::new(),
-            expiry: Timers::default(),
+            expiry: BTreeMap::new(),
             pending_starts: BTreeMap::new(),
-            marker_expiry: Timers::default(),
+            marker_expiry: BTreeMap::new(),
             seq: 0,
             traces: HashMap::default(),
             wakeups: BinaryHeap::new(),
@@ -195,18 +171,19 @@ impl SpanNormalizer {
 
     /// The next side or marker due by `watermark_ns`, sides and markers in time order.
     fn pop_expired(&mut self, watermark_ns: i64) -> Option<(Slot, Key)> {
-        let side = self.expiry.next_due();
-        let marker = self.marker_expiry.next_due();
-        let (timers, due) = match (side, marker) {
-            (Some(s), Some(m)) if m < s => (&mut self.marker_expiry, m),
-            (Some(s), _) => (&mut self.expiry, s),
-            (None, Some(m)) => (&mut self.marker_expiry, m),
+        let side = self.expiry.first_key_value().map(|(k, _)| *k);
+        let marker = self.marker_expiry.first_key_value().map(|(k, _)| *k);
+        let map = match (side, marker) {
+            (Some(s), Some(m)) if m < s => &mut self.marker_expiry,
+            (Some(_), _) => &mut self.expiry,
+            (None, Some(_)) => &mut self.marker_expiry,
             (None, None) => return None,
         };
-        if due.0 > watermark_ns {
+        let entry = map.first_entry()?;
+        if entry.key().0 > watermark_ns {
             return None;
         }
-        timers.pop()
+        Some(entry.remove())
     }
 
     /// The oldest event time a call released later can have, at `watermark_ns`: no
@@ -271,11 +248,11 @@ impl SpanNormalizer {
 
     fn schedule(&mut self, at_ns: i64, slot: Slot, key: Key) {
         self.seq += 1;
-        let timers = match slot {
+        let map = match slot {
             Slot::Caller | Slot::Callee => &mut self.expiry,
             Slot::CallerChildMarker | Slot::CalleeIdMarker => &mut self.marker_expiry,
         };
-        timers.push(at_ns, self.seq, slot, key);
+        map.insert((at_ns, self.seq), (slot, key));
     }
 
     /// Bookkeeping for calls that stopped waiting for their entry.
@@ -368,9 +345,10 @@ impl SpanNormalizer {
     /// Evicts the oldest pending side when the store is full.
     fn make_room(&mut self) {
         while self.callers.len() + self.callees.len() >= self.config.max_pending_spans {
-            let Some((slot, key)) = self.expiry.pop() else {
+            let Some(k) = self.expiry.keys().next().copied() else {
                 return;
             };
+            let (slot, key) = self.expiry.remove(&k).expect("key just found");
             let removed = match slot {
                 Slot::Caller => self.callers.remove(&key),
                 _ => self.callees.remove(&key),
