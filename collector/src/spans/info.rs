@@ -305,13 +305,21 @@ impl SpanInfo {
     /// Lower-case hex, as `{:032x}` writes it (without the formatting machinery: this
     /// runs for every call).
     pub fn trace_hex(&self) -> String {
-        hex::encode(self.trace_id.to_be_bytes())
+        lower_hex::<16, 32>(self.trace_id.to_be_bytes())
     }
 
     /// A span id (this span's or its parent's) as on the emitted call.
     pub fn span_hex(id: u64) -> String {
-        hex::encode(id.to_be_bytes())
+        lower_hex::<8, 16>(id.to_be_bytes())
     }
+}
+
+/// `bytes` as lower-case hex, encoded into a buffer at once (`hex::encode` collects one
+/// `char` at a time).
+fn lower_hex<const N: usize, const HEX: usize>(bytes: [u8; N]) -> String {
+    let mut out = [0u8; HEX];
+    hex::encode_to_slice(bytes, &mut out).expect("two hex digits per byte");
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
