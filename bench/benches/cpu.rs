@@ -12,10 +12,9 @@ mod bench_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench_support::{Guard, free_port, release_bin};
+use bench_support::{generate, release_bin, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -63,23 +62,7 @@ async fn main() {
     let bin = release_bin();
     let work = tempfile::tempdir().unwrap();
     let scenario = work.path().join("scenario");
-    let status = Command::new(&bin)
-        .args([
-            "gen",
-            "benign-surge",
-            "--learning",
-            "20m",
-            "--attack",
-            "20m",
-            "--rate",
-            "50",
-        ])
-        .arg("--out")
-        .arg(&scenario)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "eastwest gen failed");
+    generate(&bin, "20m", "20m", &scenario);
     let mut requests: Vec<ExportTraceServiceRequest> =
         eastwest_datasets::read_otlp_file(&scenario.join("traces.pb")).unwrap();
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
@@ -102,30 +85,13 @@ async fn main() {
         best
     };
 
-    let (grpc, http, api) = (free_port(), free_port(), free_port());
-    let server = Guard(
-        Command::new(&bin)
-            .arg("serve")
-            .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}")])
-            .args(["--otlp-http", &format!("127.0.0.1:{http}")])
-            .args(["--api", &format!("127.0.0.1:{api}")])
-            .args(["--learning-period", "20m"])
-            .arg("--data-dir")
-            .arg(work.path().join("data"))
-            .env("EASTWEST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = server.0.id();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{api}/readyz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = serve(
+        &bin,
+        &work.path().join("data"),
+        ["--learning-period", "20m"],
+    )
+    .await;
+    let (grpc, api, pid) = (server.grpc, server.api, server.process.0.id());
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
         .unwrap()
         .connect()

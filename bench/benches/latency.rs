@@ -9,11 +9,10 @@
 mod bench_support;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench_support::{Guard, free_port, release_bin};
+use bench_support::{generate, release_bin, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -173,23 +172,7 @@ async fn main() {
     let bin = release_bin();
     let work = tempfile::tempdir().unwrap();
     let scenario = work.path().join("scenario");
-    let status = Command::new(&bin)
-        .args([
-            "gen",
-            "benign-surge",
-            "--learning",
-            LEARNING,
-            "--attack",
-            "10m",
-            "--rate",
-            "50",
-        ])
-        .arg("--out")
-        .arg(&scenario)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "eastwest gen failed");
+    generate(&bin, LEARNING, "10m", &scenario);
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(scenario.join("scenario.json")).unwrap()).unwrap();
     let attack_start = chrono::DateTime::parse_from_rfc3339(meta["attack_start"].as_str().unwrap())
@@ -214,30 +197,18 @@ async fn main() {
         "[detector]\nalert_budget_per_namespace = 100000\n[otlp]\nqueue_capacity = 4096\n",
     )
     .unwrap();
-    let (grpc, http, api) = (free_port(), free_port(), free_port());
-    let _server = Guard(
-        Command::new(&bin)
-            .arg("serve")
-            .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}")])
-            .args(["--otlp-http", &format!("127.0.0.1:{http}")])
-            .args(["--api", &format!("127.0.0.1:{api}")])
-            .args(["--learning-period", LEARNING, "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(work.path().join("data"))
-            .env("EASTWEST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{api}/readyz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = serve(
+        &bin,
+        &work.path().join("data"),
+        [
+            "--learning-period".as_ref(),
+            LEARNING.as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    )
+    .await;
+    let (grpc, api) = (server.grpc, server.api);
 
     // SSE: route of each alert → when it arrived.
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

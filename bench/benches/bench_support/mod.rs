@@ -1,7 +1,9 @@
 //! What the benches that drive the release binary share.
 
-use std::path::PathBuf;
-use std::process::Child;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Kills the child on drop so a failing bench leaves nothing running.
 pub struct Guard(pub Child);
@@ -37,4 +39,58 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `eastwest gen benign-surge` at 50 traces/s into `out`.
+pub fn generate(bin: &Path, learning: &str, attack: &str, out: &Path) {
+    let status = Command::new(bin)
+        .args(["gen", "benign-surge", "--learning", learning])
+        .args(["--attack", attack, "--rate", "50", "--out"])
+        .arg(out)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "eastwest gen failed");
+}
+
+/// A running `eastwest serve` on free loopback ports.
+pub struct Served {
+    /// Stops the server when the bench ends; only the CPU bench reads it (its pid).
+    #[allow(dead_code, reason = "each bench compiles this module on its own")]
+    pub process: Guard,
+    pub grpc: u16,
+    pub api: u16,
+}
+
+/// Starts `serve` with its data in `data_dir` and `args` added, and waits until it is
+/// ready.
+pub async fn serve(
+    bin: &Path,
+    data_dir: &Path,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> Served {
+    let (grpc, http, api) = (free_port(), free_port(), free_port());
+    let process = Guard(
+        Command::new(bin)
+            .arg("serve")
+            .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}")])
+            .args(["--otlp-http", &format!("127.0.0.1:{http}")])
+            .args(["--api", &format!("127.0.0.1:{api}")])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("EASTWEST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("http://127.0.0.1:{api}/readyz"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Served { process, grpc, api }
 }
