@@ -33,6 +33,30 @@ enum Slot {
     CalleeIdMarker,
 }
 
+/// Entries due at a time, earliest first (ties in scheduling order: the sequence number
+/// is unique). A heap, not an ordered map: entries are only added and taken from the
+/// front.
+#[derive(Debug, Default)]
+struct Timers(BinaryHeap<Reverse<(Due, Slot, Key)>>);
+
+/// When a timer is due: event time, then scheduling order.
+type Due = (i64, u64);
+
+impl Timers {
+    fn push(&mut self, at_ns: i64, seq: u64, slot: Slot, key: Key) {
+        self.0.push(Reverse(((at_ns, seq), slot, key)));
+    }
+
+    /// (time, sequence) of the earliest entry.
+    fn next_due(&self) -> Option<Due> {
+        self.0.peek().map(|Reverse((due, _, _))| *due)
+    }
+
+    fn pop(&mut self) -> Option<(Slot, Key)> {
+        self.0.pop().map(|Reverse((_, slot, key))| (slot, key))
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
 pub struct NormalizerStats {
     pub spans_seen: u64,
@@ -83,12 +107,12 @@ pub struct SpanNormalizer {
     /// Unpaired sides by expiry: end + pairing TTL. A span is exported when it ends,
     /// so its peer (which ends at about the same time) is due a TTL after that, however
     /// long the call took.
-    expiry: BTreeMap<(i64, u64), (Slot, Key)>,
+    expiry: Timers,
     /// Start times of the unpaired sides (time → how many): the event times of the calls
     /// they will become.
     pending_starts: BTreeMap<i64, u32>,
     /// Layer markers by expiry (end + twice the TTL).
-    marker_expiry: BTreeMap<(i64, u64), (Slot, Key)>,
+    marker_expiry: Timers,
     seq: u64,
     traces: HashMap<u128, TraceEntry, Hasher>,
     /// When each trace next needs a look: a waiting call's entry wait ends, or the
@@ -112,9 +136,9 @@ impl SpanNormalizer {
             callee_ids: HashSet::default(),
             answered_late: HashSet::default(),
             answered_late_order: std::collections::VecDeque::new(),
-            expiry: BTreeMap::new(),
+            expiry: Timers::default(),
             pending_starts: BTreeMap::new(),
-            marker_expiry: BTreeMap::new(),
+            marker_expiry: Timers::default(),
             seq: 0,
             traces: HashMap::default(),
             wakeups: BinaryHeap::new(),
@@ -171,19 +195,18 @@ impl SpanNormalizer {
 
     /// The next side or marker due by `watermark_ns`, sides and markers in time order.
     fn pop_expired(&mut self, watermark_ns: i64) -> Option<(Slot, Key)> {
-        let side = self.expiry.first_key_value().map(|(k, _)| *k);
-        let marker = self.marker_expiry.first_key_value().map(|(k, _)| *k);
-        let map = match (side, marker) {
-            (Some(s), Some(m)) if m < s => &mut self.marker_expiry,
-            (Some(_), _) => &mut self.expiry,
-            (None, Some(_)) => &mut self.marker_expiry,
+        let side = self.expiry.next_due();
+        let marker = self.marker_expiry.next_due();
+        let (timers, due) = match (side, marker) {
+            (Some(s), Some(m)) if m < s => (&mut self.marker_expiry, m),
+            (Some(s), _) => (&mut self.expiry, s),
+            (None, Some(m)) => (&mut self.marker_expiry, m),
             (None, None) => return None,
         };
-        let entry = map.first_entry()?;
-        if entry.key().0 > watermark_ns {
+        if due.0 > watermark_ns {
             return None;
         }
-        Some(entry.remove())
+        timers.pop()
     }
 
     /// The oldest event time a call released later can have, at `watermark_ns`: no
@@ -248,11 +271,11 @@ impl SpanNormalizer {
 
     fn schedule(&mut self, at_ns: i64, slot: Slot, key: Key) {
         self.seq += 1;
-        let map = match slot {
+        let timers = match slot {
             Slot::Caller | Slot::Callee => &mut self.expiry,
             Slot::CallerChildMarker | Slot::CalleeIdMarker => &mut self.marker_expiry,
         };
-        map.insert((at_ns, self.seq), (slot, key));
+        timers.push(at_ns, self.seq, slot, key);
     }
 
     /// Bookkeeping for calls that stopped waiting for their entry.
@@ -345,10 +368,9 @@ impl SpanNormalizer {
     /// Evicts the oldest pending side when the store is full.
     fn make_room(&mut self) {
         while self.callers.len() + self.callees.len() >= self.config.max_pending_spans {
-            let Some(k) = self.expiry.keys().next().copied() else {
+            let Some((slot, key)) = self.expiry.pop() else {
                 return;
             };
-            let (slot, key) = self.expiry.remove(&k).expect("key just found");
             let removed = match slot {
                 Slot::Caller => self.callers.remove(&key),
                 _ => self.callees.remove(&key),
