@@ -106,22 +106,6 @@ pub fn canonical_segments(path: &str, max_bytes: usize) -> Option<std::str::Spli
     Some(rest.split('/'))
 }
 
-/// `/a/b` from segments that need no escaping, cut as [`render`] cuts.
-pub fn join_cut<'a>(segments: impl IntoIterator<Item = &'a str>, max_bytes: usize) -> String {
-    let mut out = String::new();
-    for segment in segments {
-        if !out.is_empty() && out.len() + 1 + segment.len() > max_bytes {
-            break;
-        }
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
-}
-
 /// The canonical spelling of a raw path (segments kept as the callee's router sees them).
 pub fn normalize_path(path: &str, max_bytes: usize) -> String {
     render(segments(path), max_bytes)

@@ -27,7 +27,7 @@ pub fn template_path(path: &str) -> String {
 pub fn raw_and_template(path: &str) -> (String, String) {
     if let Some(segments) = paths::canonical_segments(path, MAX_FIELD_BYTES) {
         // Already in canonical spelling (most paths): nothing to decode or re-encode.
-        let template = paths::join_cut(
+        let template = paths::render(
             segments.map(|s| template_segment(s).unwrap_or(s)),
             MAX_FIELD_BYTES,
         );
