@@ -5,11 +5,10 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::fmt::Write;
 
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
@@ -76,7 +75,7 @@ pub fn weight(call: &Call) -> f64 {
 /// A workload key (`Workload::key`) written straight into a column, not allocated.
 fn push_key(b: &mut StringBuilder, w: &eastwest_model::Workload) {
     b.write_str(&w.service).expect("writing to memory");
-    if let Some(ns) = w.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+    if let Some(ns) = w.key_namespace() {
         b.write_char('.').expect("writing to memory");
         b.write_str(ns).expect("writing to memory");
     }

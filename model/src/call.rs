@@ -33,17 +33,23 @@ impl Workload {
     /// `service.namespace` when the namespace is known, else `service`: the key used for
     /// edges, graphs and baselines (the principal is *not* part of the identity key).
     pub fn key(&self) -> String {
-        match &self.namespace {
+        match self.key_namespace() {
             // Hot path (several times per call): no formatting machinery.
-            Some(ns) if !ns.is_empty() => {
+            Some(ns) => {
                 let mut key = String::with_capacity(self.service.len() + 1 + ns.len());
                 key.push_str(&self.service);
                 key.push('.');
                 key.push_str(ns);
                 key
             }
-            _ => self.service.clone(),
+            None => self.service.clone(),
         }
+    }
+
+    /// The namespace as [`Workload::key`] writes it after the service: known and not
+    /// empty.
+    pub fn key_namespace(&self) -> Option<&str> {
+        self.namespace.as_deref().filter(|ns| !ns.is_empty())
     }
 }
 
