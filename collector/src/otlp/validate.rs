@@ -80,6 +80,27 @@ impl Rejections {
         self.message.push_str(&format!("{count} {reason}"));
     }
 
+    /// Spans cut from a traces request, by reason (see [`validate_traces`]).
+    pub(super) fn add_spans(
+        &mut self,
+        nameless: u64,
+        bad_ids: u64,
+        out_of_window: u64,
+        window: &TimeWindow,
+    ) {
+        self.add(
+            nameless,
+            "spans rejected: resource has no service.name attribute",
+        );
+        self.add(
+            bad_ids,
+            "spans rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero",
+        );
+        if out_of_window > 0 {
+            self.add_out_of_window(out_of_window, &format!("spans {}", window.reason()));
+        }
+    }
+
     /// `partial_success` for a traces response: absent when nothing was rejected.
     pub fn into_trace_partial_success(self) -> Option<ExportTracePartialSuccess> {
         (self.count > 0).then_some(ExportTracePartialSuccess {
@@ -169,29 +190,6 @@ pub fn validate_traces(
     });
     rejections.add_spans(nameless, bad_ids, out_of_window, window);
     rejections
-}
-
-impl Rejections {
-    /// Spans cut from a traces request, by reason (see [`validate_traces`]).
-    pub(super) fn add_spans(
-        &mut self,
-        nameless: u64,
-        bad_ids: u64,
-        out_of_window: u64,
-        window: &TimeWindow,
-    ) {
-        self.add(
-            nameless,
-            "spans rejected: resource has no service.name attribute",
-        );
-        self.add(
-            bad_ids,
-            "spans rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero",
-        );
-        if out_of_window > 0 {
-            self.add_out_of_window(out_of_window, &format!("spans {}", window.reason()));
-        }
-    }
 }
 
 /// The time a log record happened: its own timestamp, else when it was observed.
