@@ -18,6 +18,7 @@ pub mod otlp;
 mod pipeline;
 pub mod sizes;
 pub mod spans;
+pub mod time_queue;
 
 pub use error::CollectorError;
 pub use ingest_logs::{IngestLogsOptions, IngestLogsReport, ingest_log_files};
@@ -28,3 +29,4 @@ pub use otlp::{
 };
 pub use pipeline::CallExtractor;
 pub use spans::{NormalizerConfig, NormalizerStats, SpanBatch, SpanNormalizer, template_path};
+pub use time_queue::TimeQueue;

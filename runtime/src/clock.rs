@@ -10,11 +10,11 @@
 //! A call older than the release point when it shows up is *late*: counted and handed on
 //! at once.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eastwest_collector::TimeQueue;
 use eastwest_model::Call;
 
 fn nanos(d: Duration) -> i64 {
@@ -42,35 +42,29 @@ pub fn call_order(a: &Call, b: &Call) -> Ordering {
         .then_with(|| a.status.cmp(&b.status))
 }
 
-/// A buffered call, shared: the heap moves its elements on every push and pop, a call is
-/// hundreds of bytes, and what leaves the buffer is shared by the engine's consumers (the
-/// recent-calls view, the history) as it is. The event time is kept beside the pointer:
-/// most comparisons end there.
+/// A buffered call, shared: what leaves the buffer is shared by the engine's consumers
+/// (the recent-calls view, the history) as it is. The buffer keys it by event time;
+/// this order breaks ties.
 #[derive(Debug)]
-struct Ordered {
-    event_time_ns: i64,
-    call: Arc<Call>,
-}
+struct Buffered(Arc<Call>);
 
-impl PartialEq for Ordered {
+impl PartialEq for Buffered {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Ordered {}
+impl Eq for Buffered {}
 
-impl PartialOrd for Ordered {
+impl PartialOrd for Buffered {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Ordered {
+impl Ord for Buffered {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.event_time_ns
-            .cmp(&other.event_time_ns)
-            .then_with(|| call_order(&self.call, &other.call))
+        call_order(&self.0, &other.0)
     }
 }
 
@@ -86,7 +80,7 @@ pub struct EventClock {
     input_ns: i64,
     /// Every call older than this has been handed on.
     released_ns: i64,
-    buffer: BinaryHeap<Reverse<Ordered>>,
+    buffer: TimeQueue<Buffered>,
     late_calls: u64,
 }
 
@@ -98,7 +92,7 @@ impl EventClock {
             max_event_ns: 0,
             input_ns: 0,
             released_ns: i64::MIN,
-            buffer: BinaryHeap::new(),
+            buffer: TimeQueue::default(),
             late_calls: 0,
         }
     }
@@ -165,10 +159,8 @@ impl EventClock {
             if call.event_time_ns < self.released_ns {
                 late.push(Arc::new(call));
             } else {
-                self.buffer.push(Reverse(Ordered {
-                    event_time_ns: call.event_time_ns,
-                    call: Arc::new(call),
-                }));
+                self.buffer
+                    .push(call.event_time_ns, Buffered(Arc::new(call)));
             }
         }
         self.late_calls += late.len() as u64;
@@ -183,11 +175,11 @@ impl EventClock {
             self.released_ns = point;
         }
         let mut out = Vec::new();
-        while let Some(Reverse(top)) = self.buffer.peek() {
-            if top.event_time_ns >= self.released_ns {
+        while let Some((event_time_ns, _)) = self.buffer.peek() {
+            if event_time_ns >= self.released_ns {
                 break;
             }
-            let Reverse(Ordered { call, .. }) = self.buffer.pop().expect("peeked");
+            let (_, Buffered(call)) = self.buffer.pop().expect("peeked");
             out.push(call);
         }
         out
@@ -195,12 +187,7 @@ impl EventClock {
 
     /// End of input: everything buffered, in order; the release point moves past it.
     pub fn release_all(&mut self) -> Vec<Arc<Call>> {
-        let newest = self
-            .buffer
-            .iter()
-            .map(|Reverse(o)| o.event_time_ns)
-            .max()
-            .unwrap_or(self.released_ns);
+        let newest = self.buffer.max_time().unwrap_or(self.released_ns);
         self.release(newest.saturating_add(1))
     }
 }

@@ -8,8 +8,7 @@
 //! caller, or a callee whose parent is another callee, is a layer of a call already
 //! counted, not a call to or from a virtual peer.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use eastwest_model::{Call, Entry};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -21,6 +20,7 @@ use super::batch::SpanBatch;
 use super::info::{Side, SpanInfo};
 use super::naming::Naming;
 use crate::dedup::CallOrigin;
+use crate::time_queue::TimeQueue;
 
 /// (trace id, span id): a caller's own id, or the parent id a callee waits under.
 type Key = (u128, u64);
@@ -34,26 +34,25 @@ enum Slot {
 }
 
 /// Entries due at a time, earliest first (ties in scheduling order: the sequence number
-/// is unique). A heap, not an ordered map: entries are only added and taken from the
-/// front.
+/// is unique).
 #[derive(Debug, Default)]
-struct Timers(BinaryHeap<Reverse<(Due, Slot, Key)>>);
+struct Timers(TimeQueue<(u64, Slot, Key)>);
 
 /// When a timer is due: event time, then scheduling order.
 type Due = (i64, u64);
 
 impl Timers {
     fn push(&mut self, at_ns: i64, seq: u64, slot: Slot, key: Key) {
-        self.0.push(Reverse(((at_ns, seq), slot, key)));
+        self.0.push(at_ns, (seq, slot, key));
     }
 
     /// (time, sequence) of the earliest entry.
-    fn next_due(&self) -> Option<Due> {
-        self.0.peek().map(|Reverse((due, _, _))| *due)
+    fn next_due(&mut self) -> Option<Due> {
+        self.0.peek().map(|(at_ns, (seq, _, _))| (at_ns, *seq))
     }
 
     fn pop(&mut self) -> Option<(Slot, Key)> {
-        self.0.pop().map(|Reverse((_, slot, key))| (slot, key))
+        self.0.pop().map(|(_, (_, slot, key))| (slot, key))
     }
 }
 
@@ -118,7 +117,7 @@ pub struct SpanNormalizer {
     /// When each trace next needs a look: a waiting call's entry wait ends, or the
     /// trace may have gone idle. Min-heap on (event time, trace id), so releases come
     /// in event-time order and `advance` never walks every trace.
-    wakeups: BinaryHeap<Reverse<(i64, u128)>>,
+    wakeups: TimeQueue<u128>,
     /// Event times of the calls waiting for their entry (time → how many).
     waiting_times: BTreeMap<i64, u32>,
     naming: Naming,
@@ -141,7 +140,7 @@ impl SpanNormalizer {
             marker_expiry: Timers::default(),
             seq: 0,
             traces: HashMap::default(),
-            wakeups: BinaryHeap::new(),
+            wakeups: TimeQueue::default(),
             waiting_times: BTreeMap::new(),
             naming,
             stats: NormalizerStats::default(),
@@ -430,7 +429,7 @@ impl SpanNormalizer {
                 return None;
             }
             let wake_ns = event_ns.saturating_add(self.keep_trace_ns());
-            self.wakeups.push(Reverse((wake_ns, trace_id)));
+            self.wakeups.push(wake_ns, trace_id);
             self.traces.insert(
                 trace_id,
                 TraceEntry {
@@ -506,7 +505,7 @@ impl SpanNormalizer {
         let wake_earlier = due < trace.wake_ns;
         if wake_earlier {
             trace.wake_ns = due;
-            self.wakeups.push(Reverse((due, trace_id)));
+            self.wakeups.push(due, trace_id);
         }
         *self.waiting_times.entry(t).or_insert(0) += 1;
     }
@@ -517,7 +516,7 @@ impl SpanNormalizer {
         let wait_ns = self.entry_wait_ns();
         let keep_ns = self.keep_trace_ns();
         let guess_entry = self.config.guess_entry;
-        while let Some(&Reverse((wake_ns, trace_id))) = self.wakeups.peek() {
+        while let Some((wake_ns, &trace_id)) = self.wakeups.peek() {
             if wake_ns > watermark_ns {
                 break;
             }
@@ -552,7 +551,7 @@ impl SpanNormalizer {
             if let Some(trace) = self.traces.get_mut(&trace_id) {
                 trace.wake_ns = next;
             }
-            self.wakeups.push(Reverse((next, trace_id)));
+            self.wakeups.push(next, trace_id);
         }
     }
 }
