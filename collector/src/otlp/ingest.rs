@@ -253,7 +253,7 @@ impl Admission {
                 },
                 move |bytes, encoding, limits, shape| {
                     if encoding == Encoding::Protobuf && !raw {
-                        return read_traces(bytes, shape, &window);
+                        return read_traces(bytes, shape, limits, &window);
                     }
                     let req: ExportTraceServiceRequest = decode_message(bytes, encoding)?;
                     if encoding == Encoding::Json {
@@ -461,8 +461,13 @@ fn prepare_traces(mut req: ExportTraceServiceRequest, window: &TimeWindow, raw: 
 }
 
 /// A protobuf request read straight into pairing form (see [`super::wire`]).
-fn read_traces(bytes: &[u8], shape: &Shape, window: &TimeWindow) -> Result<Prepared, IngestError> {
-    let read = wire::read_traces(bytes, shape.records as usize, window, wall_clock_ns())?;
+fn read_traces(
+    bytes: &[u8],
+    shape: &Shape,
+    limits: &RequestLimits,
+    window: &TimeWindow,
+) -> Result<Prepared, IngestError> {
+    let read = wire::read_traces(bytes, shape, limits, window, wall_clock_ns())?;
     let bytes = read.batch.memory_bytes();
     Ok(Prepared {
         batch: IngestBatch::Spans(read.batch),

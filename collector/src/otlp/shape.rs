@@ -198,25 +198,23 @@ struct Walk<'l> {
 /// The strings of `msg`'s field `tag` that the wire reader checks itself, when `msg` is
 /// one it reads.
 fn reader_checks(msg: Msg, tag: u32) -> bool {
-    matches!(
-        (msg, tag),
-        (Msg::Span, 3 | 5) | (Msg::KeyValue, 1) | (Msg::AnyValue, 1)
-    )
+    matches!((msg, tag), (Msg::Span, 3 | 5))
 }
 
 /// Whether the wire reader reads the child message at `msg`'s field `tag`, when it
-/// reads `msg`: down to span and resource attributes, not events, links, scopes or
-/// values nested in arrays and lists.
+/// reads `msg`: down to spans and resources, not events, links or scopes.
 fn reader_reads_child(msg: Msg, tag: u32) -> bool {
     matches!(
         (msg, tag),
-        (Msg::TraceRequest, 1)
-            | (Msg::ResourceSpans, 1 | 2)
-            | (Msg::ScopeSpans, 2)
-            | (Msg::Span, 9)
-            | (Msg::Resource, 1)
-            | (Msg::KeyValue, 2)
+        (Msg::TraceRequest, 1) | (Msg::ResourceSpans, 1 | 2) | (Msg::ScopeSpans, 2)
     )
+}
+
+/// Whether the wire reader validates and sizes the child message at `msg`'s field `tag`
+/// itself, when it reads `msg`: span and resource attributes, which it takes apart
+/// anyway (most of a span's fields are in them). The walk counts them and goes on.
+fn reader_walks_child(msg: Msg, tag: u32) -> bool {
+    matches!((msg, tag), (Msg::Span, 9) | (Msg::Resource, 1))
 }
 
 impl Walk<'_> {
@@ -243,9 +241,9 @@ impl Walk<'_> {
     }
 
     /// Walks one message; `read` is true when the wire reader reads it (see
-    /// [`reader_reads_child`]) and checks the strings it reads (span names and trace
-    /// states, span and resource attribute keys and string values): the walk leaves
-    /// those to the reader.
+    /// [`reader_reads_child`]): the walk then leaves to the reader the strings it reads
+    /// (span names and trace states) and the attributes it takes apart (see
+    /// [`reader_walks_child`]).
     fn message(
         &mut self,
         mut buf: &[u8],
@@ -291,7 +289,9 @@ impl Walk<'_> {
                     match field {
                         Field::Repeated(child) => {
                             self.count(child, &mut attributes_here)?;
-                            self.message(body, child, depth + 1, child_read)?;
+                            if !(read && reader_walks_child(msg, tag)) {
+                                self.message(body, child, depth + 1, child_read)?;
+                            }
                         }
                         Field::Inline(child) => {
                             self.message(body, child, depth + 1, child_read)?;
@@ -377,14 +377,56 @@ fn walk(
     Ok(walk.shape)
 }
 
+/// The depth of the `AnyValue` of a span attribute, as the walk counts it.
+pub(super) const SPAN_ATTRIBUTE_VALUE_DEPTH: u32 = 5;
+/// The depth of the `AnyValue` of a resource attribute, as the walk counts it.
+pub(super) const RESOURCE_ATTRIBUTE_VALUE_DEPTH: u32 = 4;
+
+/// What the walk finds in the array (`tag` 5) or key-value list (`tag` 6) of an
+/// attribute value at `value_depth` that the reader reads: checked and counted as the
+/// walk would have, for the reader to add to the request's shape.
+pub(super) fn nested_in_read_value(
+    body: &[u8],
+    tag: u32,
+    value_depth: u32,
+    limits: &RequestLimits,
+) -> Result<Shape, IngestError> {
+    let msg = if tag == 5 {
+        Msg::ArrayValue
+    } else {
+        Msg::KeyValueList
+    };
+    let mut walk = Walk {
+        limits,
+        shape: Shape::default(),
+    };
+    walk.message(body, msg, value_depth + 1, false)?;
+    Ok(walk.shape)
+}
+
+/// Checks the whole request's shape, once the reader has added what it walked.
+pub(super) fn check_shape(shape: Shape, limits: &RequestLimits) -> Result<(), IngestError> {
+    Walk { limits, shape }.check()
+}
+
+impl std::ops::AddAssign for Shape {
+    fn add_assign(&mut self, other: Shape) {
+        self.groups += other.groups;
+        self.records += other.records;
+        self.attributes += other.attributes;
+        self.decoded_bytes += other.decoded_bytes;
+    }
+}
+
 /// The shape of a protobuf `ExportTraceServiceRequest`, without decoding it. A request
 /// it passes decodes with `prost`.
 pub fn traces_protobuf(bytes: &[u8], limits: &RequestLimits) -> Result<Shape, IngestError> {
     walk(bytes, Msg::TraceRequest, limits, false)
 }
 
-/// [`traces_protobuf`] for a request the wire reader ([`super::wire`]) reads next: the
-/// strings the reader checks itself are not checked twice, so a request decodes with
+/// [`traces_protobuf`] for a request the wire reader ([`super::wire`]) reads next: what
+/// the reader checks itself is not checked twice (span and resource attributes are
+/// counted but not entered: the reader adds their size), so a request decodes with
 /// `prost` when both this walk and the reader pass it.
 pub fn traces_protobuf_for_reader(
     bytes: &[u8],

@@ -5,8 +5,10 @@
 //!
 //! Only bytes that [`super::shape::traces_protobuf_for_reader`] passed are read here:
 //! that walk checks wire types, lengths and the UTF-8 of every string this reader does
-//! not read, as `prost` would; the reader checks the strings it reads (of every span,
-//! also those it then cuts), so what it accepts and what it sees are what decoding
+//! not read, as `prost` would, and counts what decoding would build. Span and resource
+//! attributes it only counts: this reader checks them (and the strings it reads, of
+//! every span, also those it then cuts) and adds their size to the walk's before the
+//! request's limits are checked, so what it accepts and what it sees are what decoding
 //! would give. Validation and span reading follow
 //! [`super::validate::validate_traces`] and [`crate::spans::SpanBatch::from_request`]
 //! exactly (the tests compare them on the same bytes).
@@ -14,7 +16,10 @@
 use prost::encoding::{WireType, decode_key, decode_varint};
 
 use super::ingest::IngestError;
-use super::shape::malformed;
+use super::shape::{
+    RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape, check_shape,
+    malformed, nested_in_read_value,
+};
 use super::validate::{Rejections, TimeWindow, is_service_name, valid_ids};
 use crate::spans::{Attrs, KeyIndex, SpanBatch, SpanHead, Val};
 
@@ -86,37 +91,88 @@ fn text(bytes: &[u8]) -> Result<&str, IngestError> {
     std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))
 }
 
-/// Merges one `AnyValue` message into `value`: the last value field wins, as when
-/// `prost` merges repeated occurrences of a oneof.
-fn any_value<'a>(bytes: &'a [u8], value: &mut Val<'a>) -> Result<(), IngestError> {
-    for field in Fields(bytes) {
-        *value = match field? {
-            (1, Payload::Bytes(s)) => Val::Str(text(s)?),
-            (2, Payload::Varint(b)) => Val::Bool(b != 0),
-            (3, Payload::Varint(i)) => Val::Int(i as i64),
-            (4, Payload::Fixed64(d)) => Val::Double(f64::from_bits(d)),
-            (5..=8, _) => Val::Other,
-            _ => continue,
-        };
-    }
-    Ok(())
+fn wrong_wire_type(what: &str, tag: u32) -> IngestError {
+    malformed(&format!("invalid wire type for {what} field {tag}"))
 }
 
-/// A `KeyValue`: its key and value (`None` when it carries no value message).
-fn key_value(bytes: &[u8]) -> Result<(&str, Option<Val<'_>>), IngestError> {
-    let (mut key, mut value) = ("", None);
-    for field in Fields(bytes) {
-        match field? {
-            (1, Payload::Bytes(k)) => key = text(k)?,
-            (2, Payload::Bytes(v)) => any_value(v, value.get_or_insert(Val::Other))?,
-            _ => {}
+/// Span and resource attributes, which the shape walk only counted: checked here as
+/// the walk checks them (wire types, nested values), and their size added up.
+struct Attributes<'l> {
+    limits: &'l RequestLimits,
+    /// What the walk would have added for them.
+    shape: Shape,
+}
+
+impl Attributes<'_> {
+    /// Merges one `AnyValue` message at `depth` into `value`: the last value field wins,
+    /// as when `prost` merges repeated occurrences of a oneof.
+    fn any_value<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        depth: u32,
+        value: &mut Val<'a>,
+    ) -> Result<(), IngestError> {
+        for field in Fields(bytes) {
+            *value = match field? {
+                (1, Payload::Bytes(s)) => {
+                    self.shape.decoded_bytes += s.len() as u64;
+                    Val::Str(text(s)?)
+                }
+                (2, Payload::Varint(b)) => Val::Bool(b != 0),
+                (3, Payload::Varint(i)) => Val::Int(i as i64),
+                (4, Payload::Fixed64(d)) => Val::Double(f64::from_bits(d)),
+                (tag @ (5 | 6), Payload::Bytes(nested)) => {
+                    self.shape += nested_in_read_value(nested, tag, depth, self.limits)?;
+                    Val::Other
+                }
+                (7, Payload::Bytes(b)) => {
+                    self.shape.decoded_bytes += b.len() as u64;
+                    Val::Other
+                }
+                (8, Payload::Varint(_)) => Val::Other,
+                (tag @ 1..=8, _) => return Err(wrong_wire_type("AnyValue", tag)),
+                (_, Payload::Bytes(unknown)) => {
+                    self.shape.decoded_bytes += unknown.len() as u64;
+                    continue;
+                }
+                _ => continue,
+            };
         }
+        Ok(())
     }
-    Ok((key, value))
+
+    /// A `KeyValue` whose value is at `value_depth`: its key and value (`None` when it
+    /// carries no value message).
+    fn key_value<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        value_depth: u32,
+    ) -> Result<(&'a str, Option<Val<'a>>), IngestError> {
+        let (mut key, mut value) = ("", None);
+        for field in Fields(bytes) {
+            match field? {
+                (1, Payload::Bytes(k)) => {
+                    self.shape.decoded_bytes += k.len() as u64;
+                    key = text(k)?;
+                }
+                (2, Payload::Bytes(v)) => {
+                    self.any_value(v, value_depth, value.get_or_insert(Val::Other))?;
+                }
+                (3, Payload::Varint(_)) => {}
+                (tag @ 1..=3, _) => return Err(wrong_wire_type("KeyValue", tag)),
+                (_, Payload::Bytes(unknown)) => self.shape.decoded_bytes += unknown.len() as u64,
+                _ => {}
+            }
+        }
+        Ok((key, value))
+    }
 }
 
 /// What reading a request found: spans in it, those cut by validation, and the batch.
 pub(crate) struct ReadSpans {
+    /// The request's shape: the walk's, with the attributes it left to the reader.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub shape: Shape,
     pub received: u64,
     pub rejections: Rejections,
     pub batch: SpanBatch,
@@ -133,7 +189,8 @@ struct Cut {
 /// passed) and reads the valid ones into pairing form. `spans` sizes the batch.
 pub(crate) fn read_traces(
     bytes: &[u8],
-    spans: usize,
+    walked: &Shape,
+    limits: &RequestLimits,
     window: &TimeWindow,
     now_ns: i64,
 ) -> Result<ReadSpans, IngestError> {
@@ -141,32 +198,41 @@ pub(crate) fn read_traces(
         window: window.bounds(now_ns),
         received: 0,
         cut: Cut::default(),
-        batch: SpanBatch::with_capacity(spans),
+        batch: SpanBatch::with_capacity(walked.records as usize),
+        attributes: Attributes {
+            limits,
+            shape: *walked,
+        },
     };
     for field in Fields(bytes) {
         if let (1, Payload::Bytes(rs)) = field? {
             read.resource_spans(rs)?;
         }
     }
+    let shape = read.attributes.shape;
+    check_shape(shape, limits)?;
     let mut rejections = Rejections::default();
     let cut = read.cut;
     rejections.add_spans(cut.nameless, cut.bad_ids, cut.out_of_window, window);
     Ok(ReadSpans {
+        shape,
         received: read.received,
         rejections,
         batch: read.batch,
     })
 }
 
-struct Reader {
+struct Reader<'l> {
     /// Accepted span starts, inclusive.
     window: (u64, u64),
     received: u64,
     cut: Cut,
     batch: SpanBatch,
+    /// Starts as the walk's shape; the attributes add theirs.
+    attributes: Attributes<'l>,
 }
 
-impl Reader {
+impl Reader<'_> {
     fn resource_spans(&mut self, bytes: &[u8]) -> Result<(), IngestError> {
         // The resource may come after its spans on the wire, and in pieces (decoding
         // merges them): index all of it first.
@@ -176,7 +242,9 @@ impl Reader {
             if let (1, Payload::Bytes(r)) = field? {
                 for field in Fields(r) {
                     if let (1, Payload::Bytes(kv)) = field? {
-                        let (key, value) = key_value(kv)?;
+                        let (key, value) = self
+                            .attributes
+                            .key_value(kv, RESOURCE_ATTRIBUTE_VALUE_DEPTH)?;
                         named |= is_service_name(key, value);
                         resource.insert(key, value);
                     }
@@ -218,7 +286,7 @@ impl Reader {
                 (7, Payload::Fixed64(t)) => head.start_time_unix_nano = t,
                 (8, Payload::Fixed64(t)) => head.end_time_unix_nano = t,
                 (9, Payload::Bytes(kv)) => {
-                    let (key, value) = key_value(kv)?;
+                    let (key, value) = self.attributes.key_value(kv, SPAN_ATTRIBUTE_VALUE_DEPTH)?;
                     attrs.insert(key, value);
                 }
                 (15, Payload::Bytes(status)) => {

@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use proptest::prelude::*;
 use prost::Message;
 
-use super::super::shape::{RequestLimits, traces_protobuf_for_reader};
+use super::super::shape::{RequestLimits, traces_protobuf, traces_protobuf_for_reader};
 use super::super::validate::{span_count, validate_traces};
 use super::*;
 
@@ -35,13 +35,20 @@ fn decoded(bytes: &[u8]) -> (u64, Rejections, SpanBatch) {
     (received, rejections, SpanBatch::from_request(&req))
 }
 
+/// The receivers' path: the walk, then the reader with what the walk found.
+fn read(bytes: &[u8], limits: &RequestLimits) -> Result<ReadSpans, IngestError> {
+    let walked = traces_protobuf_for_reader(bytes, limits).expect("the walk passes");
+    read_traces(bytes, &walked, limits, &window(), NOW)
+}
+
 fn assert_same(bytes: &[u8]) {
-    traces_protobuf_for_reader(bytes, &limits()).expect("the walk passes");
-    let read = read_traces(bytes, 0, &window(), NOW).unwrap();
+    let read = read(bytes, &limits()).unwrap();
     let (received, rejections, batch) = decoded(bytes);
     assert_eq!(read.received, received);
     assert_eq!(read.rejections, rejections);
     assert_eq!(read.batch, batch);
+    // The reader added up what the walk left to it: the request's whole shape.
+    assert_eq!(read.shape, traces_protobuf(bytes, &limits()).unwrap());
 }
 
 fn value(v: Value) -> Option<AnyValue> {
@@ -176,7 +183,7 @@ fn a_resource_after_its_spans_or_in_pieces_is_read_whole() {
     let mut req = Vec::new();
     prost::encoding::bytes::encode(1, &rs, &mut req);
     assert_same(&req);
-    let read = read_traces(&req, 0, &window(), NOW).unwrap();
+    let read = read(&req, &limits()).unwrap();
     assert_eq!(
         read.batch.infos[0].workload.namespace.as_deref(),
         Some("shop")
@@ -209,7 +216,7 @@ fn a_repeated_value_field_keeps_the_last_value_as_decoding_merges_it() {
     let mut req = Vec::new();
     prost::encoding::bytes::encode(1, &rs, &mut req);
     assert_same(&req);
-    let read = read_traces(&req, 0, &window(), NOW).unwrap();
+    let read = read(&req, &limits()).unwrap();
     assert_eq!(read.batch.infos[0].status, Some(7));
 }
 
@@ -306,12 +313,13 @@ proptest! {
             }
         }
         if traces_protobuf_for_reader(&bytes, &limits()).is_ok() {
-            // The walk left the strings the reader reads to it: together they refuse
-            // exactly what decoding refuses.
-            let decodes = ExportTraceServiceRequest::decode(bytes.as_slice()).is_ok();
-            let read = read_traces(&bytes, 0, &window(), NOW);
-            prop_assert_eq!(read.is_ok(), decodes);
-            if decodes {
+            // The walk left some strings and the attributes to the reader: together they
+            // refuse exactly what the whole walk refuses, which is what decoding refuses
+            // and protobuf groups (see `what_the_walk_passes_prost_decodes`).
+            let whole_walk = traces_protobuf(&bytes, &limits()).is_ok();
+            let read = read(&bytes, &limits());
+            prop_assert_eq!(read.is_ok(), whole_walk, "{:?}", read.err());
+            if whole_walk {
                 assert_same(&bytes);
             }
         }
@@ -335,11 +343,81 @@ fn strings_the_walk_leaves_to_the_reader_are_checked_by_it() {
         let mut broken = bytes.clone();
         broken[at] = 0xff;
         assert!(ExportTraceServiceRequest::decode(broken.as_slice()).is_err());
-        traces_protobuf_for_reader(&broken, &limits()).expect("left to the reader");
         assert!(
-            read_traces(&broken, 0, &window(), NOW).is_err(),
+            read(&broken, &limits()).is_err(),
             "{}",
             String::from_utf8_lossy(needle)
         );
     }
+}
+
+/// A request of one named resource whose span carries `attribute`.
+fn with_span_attribute(attribute: KeyValue) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![resource_spans(
+            Some(vec![kv("service.name", s("cart"))]),
+            vec![span(1, 2, vec![attribute])],
+        )],
+    }
+}
+
+fn nested_list(depth: usize) -> Option<AnyValue> {
+    let mut v = s("leaf");
+    for _ in 0..depth {
+        v = value(Value::KvlistValue(
+            opentelemetry_proto::tonic::common::v1::KeyValueList {
+                values: vec![kv("k", v)],
+            },
+        ));
+    }
+    v
+}
+
+#[test]
+fn attributes_the_walk_leaves_to_the_reader_are_checked_and_sized_by_it() {
+    // A wrong wire type in a span attribute's key, value and value field.
+    for (field, wire) in [(1u8, 0u8), (2, 0), (2, 5)] {
+        let mut kv_bytes = vec![(field << 3) | wire, 1];
+        if wire == 5 {
+            kv_bytes = vec![(field << 3) | wire, 0, 0, 0, 0];
+        }
+        let mut span_bytes = span(1, 2, vec![]).encode_to_vec();
+        prost::encoding::bytes::encode(9, &kv_bytes, &mut span_bytes);
+        let mut scope = Vec::new();
+        prost::encoding::bytes::encode(2, &span_bytes, &mut scope);
+        let mut rs = Vec::new();
+        prost::encoding::bytes::encode(2, &scope, &mut rs);
+        let mut req = Vec::new();
+        prost::encoding::bytes::encode(1, &rs, &mut req);
+        assert!(ExportTraceServiceRequest::decode(req.as_slice()).is_err());
+        let err = read(&req, &limits()).err().expect("refused");
+        assert!(matches!(err, IngestError::Malformed(_)), "{err}");
+    }
+    // Nesting inside a span attribute: refused past the walk's depth, as before.
+    let deep = with_span_attribute(kv("deep", nested_list(40))).encode_to_vec();
+    let err = read(&deep, &limits()).err().expect("too deep");
+    assert!(err.to_string().contains("nested too deeply"), "{err}");
+    assert_same(&with_span_attribute(kv("nested", nested_list(5))).encode_to_vec());
+    // A nested list's own attribute limit and the request's decoded size still apply.
+    let wide = with_span_attribute(kv(
+        "wide",
+        value(Value::KvlistValue(
+            opentelemetry_proto::tonic::common::v1::KeyValueList {
+                values: (0..1_001).map(|i| kv(&i.to_string(), s("v"))).collect(),
+            },
+        )),
+    ))
+    .encode_to_vec();
+    let err = read(&wide, &limits()).err().expect("too many attributes");
+    assert!(matches!(err, IngestError::OverLimit(_)), "{err}");
+    let big = with_span_attribute(kv("big", s(&"x".repeat(5_000)))).encode_to_vec();
+    let whole = traces_protobuf(&big, &limits()).unwrap().decoded_bytes;
+    let tight = RequestLimits {
+        max_decoded_bytes: whole - 1,
+        ..limits()
+    };
+    // The walk alone no longer sees the attribute's 5,000 bytes; the reader does.
+    assert!(traces_protobuf_for_reader(&big, &tight).is_ok());
+    let err = read(&big, &tight).err().expect("over the decoded size");
+    assert!(matches!(err, IngestError::OverLimit(_)), "{err}");
 }
