@@ -133,50 +133,81 @@ impl Naming {
             .unwrap_or_else(|| Workload::new("unknown"))
     }
 
-    pub fn build_call(&mut self, caller: &SpanInfo, callee: Option<&SpanInfo>) -> Call {
-        let mut source = caller.workload.clone();
-        let mut claimed_principal = None;
-        // The callee's view of the connection wins over the caller's claim.
-        if let Some(observed) = callee.and_then(|c| c.source_principal.as_ref()) {
-            match source.principal.replace(observed.clone()) {
-                Some(claimed) if claimed != *observed => claimed_principal = Some(claimed),
-                _ => {}
-            }
-        }
-        let destination = match callee {
+    /// The call a caller and its callee (if one answered) make. Both sides are
+    /// consumed: their strings move into the call instead of being copied.
+    pub fn build_call(&mut self, mut caller: SpanInfo, mut callee: Option<SpanInfo>) -> Call {
+        let destination = match callee.as_mut() {
             Some(c) => {
                 if let Some(peer) = &caller.peer {
                     self.peers
                         .learn_alias(peer, caller.workload.namespace.as_deref(), &c.workload);
                 }
-                let mut d = c.workload.clone();
+                let mut d = std::mem::take(&mut c.workload);
                 if d.principal.is_none() {
-                    d.principal = caller.destination_principal.clone();
+                    d.principal = caller.destination_principal.take();
                 }
                 d
             }
-            None => self.virtual_peer(caller),
+            None => self.virtual_peer(&caller),
         };
         let destination_key = destination.key();
-        let protocol = match (caller.protocol, callee.map(|c| c.protocol)) {
+        let protocol = match (caller.protocol, callee.as_ref().map(|c| c.protocol)) {
             (Protocol::Tcp, Some(p)) => p,
             (p, _) => p,
         };
-        // The server side knows its route best (its template, or the path it received).
+        // The server side knows its route best (its template, or the path it received);
+        // the method comes from the side whose route is taken.
         let callee_route = callee
+            .as_ref()
             .filter(|c| c.protocol == protocol)
-            .and_then(|c| Some((c.method.clone(), self.route_of(c, &destination_key)?)));
-        let (method, route) = match (callee_route, self.route_of(caller, &destination_key)) {
-            (Some(mr), _) => mr,
-            (None, Some(r)) => (caller.method.clone(), r),
-            (None, None) => match callee
-                .and_then(|c| Some((c.method.clone(), self.route_of(c, &destination_key)?)))
-            {
-                Some(mr) => mr,
-                None => (caller.method.clone(), default_route(caller)),
-            },
+            .and_then(|c| self.route_of(c, &destination_key));
+        let (method_of_callee, route) =
+            match (callee_route, self.route_of(&caller, &destination_key)) {
+                (Some(r), _) => (true, r),
+                (None, Some(r)) => (false, r),
+                (None, None) => match callee
+                    .as_ref()
+                    .and_then(|c| self.route_of(c, &destination_key))
+                {
+                    Some(r) => (true, r),
+                    None => (false, default_route(&caller)),
+                },
+            };
+        let method = match callee.as_mut().filter(|_| method_of_callee) {
+            Some(c) => std::mem::take(&mut c.method),
+            None => std::mem::take(&mut caller.method),
         };
+        let mut source = std::mem::take(&mut caller.workload);
+        // The callee's view of the connection wins over the caller's claim.
+        let mut claimed_principal = None;
+        if let Some(observed) = callee.as_mut().and_then(|c| c.source_principal.take()) {
+            if let Some(claimed) = source.principal.take()
+                && claimed != observed
+            {
+                claimed_principal = Some(claimed);
+            }
+            source.principal = Some(observed);
+        }
         let route = self.routes.admit(&source.key(), &destination_key, route);
+        let callee = callee.as_mut();
+        let (
+            callee_status,
+            callee_error,
+            callee_mtls,
+            callee_flags,
+            callee_request_id,
+            callee_bytes,
+        ) = match callee {
+            Some(c) => (
+                c.status,
+                c.error,
+                c.mtls,
+                c.response_flags.take(),
+                c.request_id.take(),
+                (c.request_bytes, c.response_bytes),
+            ),
+            None => (None, false, None, None, None, (None, None)),
+        };
         Call {
             event_time_ns: caller.start_ns,
             source,
@@ -184,39 +215,30 @@ impl Naming {
             protocol,
             method,
             route,
-            status: caller.status.or_else(|| callee.and_then(|c| c.status)),
-            error: caller.error || callee.is_some_and(|c| c.error),
+            status: caller.status.or(callee_status),
+            error: caller.error || callee_error,
             duration_ns: caller.duration_ns,
-            mtls: caller.mtls.or_else(|| callee.and_then(|c| c.mtls)),
+            mtls: caller.mtls.or(callee_mtls),
             trace_id: caller.trace_hex(),
             span_id: SpanInfo::span_hex(caller.span_id),
             entry: None,
-            response_flags: caller
-                .response_flags
-                .clone()
-                .or_else(|| callee.and_then(|c| c.response_flags.clone())),
-            destination_address: caller.destination_address.clone(),
-            source_version: caller.version.clone(),
-            request_id: caller
-                .request_id
-                .clone()
-                .or_else(|| callee.and_then(|c| c.request_id.clone())),
+            response_flags: caller.response_flags.take().or(callee_flags),
+            destination_address: caller.destination_address.take(),
+            source_version: caller.version.take(),
+            request_id: caller.request_id.take().or(callee_request_id),
             weight: caller.weight,
             claimed_principal,
             // The callee's count wins for both bodies, as its view of the identity does:
             // a compromised caller can write any number into its own span (hide a large
             // read), not into the callee's. The caller's fills in when the callee says
             // nothing (no server span, or one without sizes).
-            request_bytes: callee
-                .and_then(|c| c.request_bytes)
-                .or(caller.request_bytes),
-            response_bytes: callee
-                .and_then(|c| c.response_bytes)
-                .or(caller.response_bytes),
+            request_bytes: callee_bytes.0.or(caller.request_bytes),
+            response_bytes: callee_bytes.1.or(caller.response_bytes),
         }
     }
 
-    pub fn build_unknown_caller_call(&mut self, callee: &SpanInfo) -> Call {
+    /// The call of a callee whose caller sent no span; the callee is consumed.
+    pub fn build_unknown_caller_call(&mut self, mut callee: SpanInfo) -> Call {
         let source = callee
             .source_principal
             .as_deref()
@@ -224,15 +246,15 @@ impl Naming {
             .unwrap_or_else(|| Workload::new("unknown"));
         let destination_key = callee.workload.key();
         let route = self
-            .route_of(callee, &destination_key)
-            .unwrap_or_else(|| default_route(callee));
+            .route_of(&callee, &destination_key)
+            .unwrap_or_else(|| default_route(&callee));
         let route = self.routes.admit(&source.key(), &destination_key, route);
         Call {
             event_time_ns: callee.start_ns,
             source,
-            destination: callee.workload.clone(),
+            destination: std::mem::take(&mut callee.workload),
             protocol: callee.protocol,
-            method: callee.method.clone(),
+            method: std::mem::take(&mut callee.method),
             route,
             status: callee.status,
             error: callee.error,
@@ -241,10 +263,10 @@ impl Naming {
             trace_id: callee.trace_hex(),
             span_id: SpanInfo::span_hex(callee.parent_id.unwrap_or_default()),
             entry: None,
-            response_flags: callee.response_flags.clone(),
+            response_flags: callee.response_flags.take(),
             destination_address: None,
             source_version: None,
-            request_id: callee.request_id.clone(),
+            request_id: callee.request_id.take(),
             weight: callee.weight,
             claimed_principal: None,
             request_bytes: callee.request_bytes,

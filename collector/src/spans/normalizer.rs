@@ -312,8 +312,9 @@ impl SpanNormalizer {
                 if let Some(caller) = self.callers.remove(&key) {
                     self.forget_pending(&caller);
                     self.stats.paired += 1;
-                    let call = self.naming.build_call(&caller, Some(&info));
-                    self.complete(info.trace_id, call, out);
+                    let trace_id = info.trace_id;
+                    let call = self.naming.build_call(caller, Some(info));
+                    self.complete(trace_id, call, out);
                 } else if self.answered_late.remove(&key) {
                     // The caller gave up and its call was counted; this is its answer.
                     self.stats.late_answers += 1;
@@ -340,8 +341,9 @@ impl SpanNormalizer {
                 if let Some(callee) = self.callees.remove(&key) {
                     self.forget_pending(&callee);
                     self.stats.paired += 1;
-                    let call = self.naming.build_call(&info, Some(&callee));
-                    self.complete(info.trace_id, call, out);
+                    let trace_id = info.trace_id;
+                    let call = self.naming.build_call(info, Some(callee));
+                    self.complete(trace_id, call, out);
                 } else {
                     self.make_room();
                     if self.callers.insert(key, info).is_none() {
@@ -400,8 +402,9 @@ impl SpanNormalizer {
                 }
                 self.stats.virtual_peers += 1;
                 self.remember_unanswered(key);
-                let call = self.naming.build_call(&caller, None);
-                self.complete(caller.trace_id, call, out);
+                let trace_id = caller.trace_id;
+                let call = self.naming.build_call(caller, None);
+                self.complete(trace_id, call, out);
             }
             Slot::Callee => {
                 let Some(callee) = self.callees.remove(&key) else {
@@ -415,8 +418,9 @@ impl SpanNormalizer {
                     return;
                 }
                 self.stats.virtual_peers += 1;
-                let call = self.naming.build_unknown_caller_call(&callee);
-                self.complete(callee.trace_id, call, out);
+                let trace_id = callee.trace_id;
+                let call = self.naming.build_unknown_caller_call(callee);
+                self.complete(trace_id, call, out);
             }
         }
     }
