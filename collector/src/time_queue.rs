@@ -6,10 +6,12 @@
 //! longer sits in cache. Here items wait unsorted in buckets of event time, and a bucket
 //! is sorted once, when it becomes the earliest: a push is an append, a pop takes the end
 //! of a sorted vector. Items pushed into a bucket already sorted (or earlier) go to a
-//! small heap beside it, so no input order makes a push cost more than a heap's.
+//! small heap beside it, so no input order makes a push cost more than a heap's. Pushes
+//! mostly land in the newest bucket, so buckets sit in a deque in time order, and the
+//! vectors of used-up buckets are reused.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BinaryHeap, VecDeque};
 
 /// A bucket spans 2^27 ns (about 134 ms) of event time.
 const BUCKET_SHIFT: u32 = 27;
@@ -28,10 +30,15 @@ pub struct TimeQueue<T: Ord> {
     front_bucket: i64,
     /// Items pushed into `front_bucket` or earlier after it was sorted.
     stragglers: BinaryHeap<Reverse<(i64, T)>>,
-    /// Later buckets, unsorted.
-    later: BTreeMap<i64, Vec<(i64, T)>>,
+    /// Later buckets in bucket order, their items unsorted.
+    later: VecDeque<(i64, Vec<(i64, T)>)>,
+    /// Emptied bucket vectors, kept for new buckets.
+    spare: Vec<Vec<(i64, T)>>,
     len: usize,
 }
+
+/// Emptied bucket vectors kept for reuse.
+const SPARE_BUCKETS: usize = 4;
 
 impl<T: Ord> Default for TimeQueue<T> {
     fn default() -> Self {
@@ -39,7 +46,8 @@ impl<T: Ord> Default for TimeQueue<T> {
             front: Vec::new(),
             front_bucket: i64::MIN,
             stragglers: BinaryHeap::new(),
-            later: BTreeMap::new(),
+            later: VecDeque::new(),
+            spare: Vec::new(),
             len: 0,
         }
     }
@@ -63,9 +71,28 @@ impl<T: Ord> TimeQueue<T> {
         let b = bucket(time_ns);
         if b <= self.front_bucket {
             self.stragglers.push(Reverse((time_ns, item)));
-        } else {
-            self.later.entry(b).or_default().push((time_ns, item));
+            return;
         }
+        let newest = self.later.back().map(|(newest, _)| *newest);
+        let at = match newest {
+            Some(newest) if newest == b => self.later.len() - 1,
+            Some(newest) if newest > b => {
+                match self.later.binary_search_by_key(&b, |(bucket, _)| *bucket) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        let items = self.spare.pop().unwrap_or_default();
+                        self.later.insert(at, (b, items));
+                        at
+                    }
+                }
+            }
+            _ => {
+                let items = self.spare.pop().unwrap_or_default();
+                self.later.push_back((b, items));
+                self.later.len() - 1
+            }
+        };
+        self.later[at].1.push((time_ns, item));
     }
 
     /// The smallest item (sorting the next bucket when the current one is used up).
@@ -102,7 +129,7 @@ impl<T: Ord> TimeQueue<T> {
     pub fn max_time(&self) -> Option<i64> {
         let later = self
             .later
-            .last_key_value()
+            .back()
             .and_then(|(_, items)| items.iter().map(|(t, _)| *t).max());
         later.or_else(|| {
             let front = self.front.first().map(|(t, _)| *t);
@@ -115,9 +142,12 @@ impl<T: Ord> TimeQueue<T> {
         if !self.front.is_empty() || !self.stragglers.is_empty() {
             return;
         }
-        if let Some((b, mut items)) = self.later.pop_first() {
+        if let Some((b, mut items)) = self.later.pop_front() {
             items.sort_unstable_by(|a, b| b.cmp(a));
-            self.front = items;
+            let used = std::mem::replace(&mut self.front, items);
+            if self.spare.len() < SPARE_BUCKETS {
+                self.spare.push(used);
+            }
             self.front_bucket = b;
         }
     }
@@ -138,6 +168,7 @@ mod tests {
         // Times spread over a few buckets, with repeats, and now and then far apart.
         let time = prop_oneof![
             4 => 0i64..(1 << 29),
+            2 => 0i64..(1 << 33),
             1 => any::<i64>(),
         ];
         prop_oneof![
