@@ -119,7 +119,12 @@ impl Rejections {
 
 /// Whether one resource attribute names the service: `service.name`, a non-blank string.
 pub(super) fn is_service_name(key: &str, value: Option<Val<'_>>) -> bool {
-    key == "service.name" && matches!(value, Some(Val::Str(s)) if !s.trim().is_empty())
+    key == "service.name" && names_a_service(value)
+}
+
+/// Whether a `service.name` attribute's value names a service (a non-empty string).
+pub(super) fn names_a_service(value: Option<Val<'_>>) -> bool {
+    matches!(value, Some(Val::Str(s)) if !s.trim().is_empty())
 }
 
 /// True when the resource names its service (`service.name`, a non-empty string).

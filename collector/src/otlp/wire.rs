@@ -20,8 +20,8 @@ use super::shape::{
     RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape, check_shape,
     malformed, nested_in_read_value,
 };
-use super::validate::{Rejections, TimeWindow, is_service_name, valid_ids};
-use crate::spans::{Attrs, KeyIndex, SpanBatch, SpanHead, Val};
+use super::validate::{Rejections, TimeWindow, names_a_service, valid_ids};
+use crate::spans::{Attrs, Key, KeyIndex, SpanBatch, SpanHead, Val};
 
 /// One field's payload.
 #[derive(Clone, Copy)]
@@ -141,19 +141,23 @@ impl Attributes<'_> {
         Ok(())
     }
 
-    /// A `KeyValue` whose value is at `value_depth`: its key and value (`None` when it
-    /// carries no value message).
+    /// A `KeyValue` whose value is at `value_depth`: its key, when span reading looks
+    /// it up, and its value (`None` when it carries no value message).
     fn key_value<'a>(
         &mut self,
         bytes: &'a [u8],
         value_depth: u32,
-    ) -> Result<(&'a str, Option<Val<'a>>), IngestError> {
-        let (mut key, mut value) = ("", None);
+    ) -> Result<(Option<Key>, Option<Val<'a>>), IngestError> {
+        let (mut key, mut value) = (None, None);
         for field in Fields(bytes) {
             match field? {
                 (1, Payload::Bytes(k)) => {
                     self.shape.decoded_bytes += k.len() as u64;
-                    key = text(k)?;
+                    // A known key is ASCII; any other is only checked.
+                    key = Key::of_bytes(k);
+                    if key.is_none() {
+                        text(k)?;
+                    }
                 }
                 (2, Payload::Bytes(v)) => {
                     self.any_value(v, value_depth, value.get_or_insert(Val::Other))?;
@@ -245,8 +249,10 @@ impl Reader<'_> {
                         let (key, value) = self
                             .attributes
                             .key_value(kv, RESOURCE_ATTRIBUTE_VALUE_DEPTH)?;
-                        named |= is_service_name(key, value);
-                        resource.insert(key, value);
+                        if let Some(key) = key {
+                            named |= key == Key::ServiceName && names_a_service(value);
+                            resource.insert_key(key, value);
+                        }
                     }
                 }
             }
@@ -287,7 +293,9 @@ impl Reader<'_> {
                 (8, Payload::Fixed64(t)) => head.end_time_unix_nano = t,
                 (9, Payload::Bytes(kv)) => {
                     let (key, value) = self.attributes.key_value(kv, SPAN_ATTRIBUTE_VALUE_DEPTH)?;
-                    attrs.insert(key, value);
+                    if let Some(key) = key {
+                        attrs.insert_key(key, value);
+                    }
                 }
                 (15, Payload::Bytes(status)) => {
                     let code = status_code.get_or_insert(0);

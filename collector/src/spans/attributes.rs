@@ -56,10 +56,15 @@ impl<'a> KeyIndex<'a> {
     /// Adds one attribute (`value` is `None` when the pair has no value at all).
     pub fn insert(&mut self, name: &str, value: Option<Val<'a>>) {
         if let Some(key) = Key::of(name) {
-            let slot = &mut self.0[key as usize];
-            if slot.is_none() {
-                *slot = value;
-            }
+            self.insert_key(key, value);
+        }
+    }
+
+    /// [`KeyIndex::insert`] for a name already looked up.
+    pub fn insert_key(&mut self, key: Key, value: Option<Val<'a>>) {
+        let slot = &mut self.0[key as usize];
+        if slot.is_none() {
+            *slot = value;
         }
     }
 

@@ -25,10 +25,16 @@ macro_rules! attribute_keys {
             /// The key named `name`, if span reading ever looks it up: one hash and one
             /// comparison (a `match` on strings compares them one after another).
             pub fn of(name: &str) -> Option<Key> {
+                Key::of_bytes(name.as_bytes())
+            }
+
+            /// [`Key::of`] for a name still in wire bytes: every key is ASCII, so bytes
+            /// that name one are valid UTF-8 without checking them.
+            pub fn of_bytes(name: &[u8]) -> Option<Key> {
                 static KEYS: std::sync::LazyLock<
-                    std::collections::HashMap<&'static str, Key, super::Hasher>,
+                    std::collections::HashMap<&'static [u8], Key, super::Hasher>,
                 > = std::sync::LazyLock::new(|| {
-                    [$(($key, Key::$name),)*].into_iter().collect()
+                    [$(($key.as_bytes(), Key::$name),)*].into_iter().collect()
                 });
                 KEYS.get(name).copied()
             }

@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::CollectorError;
 
-#[cfg(test)]
 pub(crate) use attributes::Key;
 pub use attributes::truncate as truncate_field;
 pub(crate) use attributes::{Attrs, KeyIndex, Val};
