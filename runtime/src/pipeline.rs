@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::clock::EventClock;
-use crate::published::{BaselineView, Command, LiveState, Published};
+use crate::published::{BaselineView, Command, LiveCounters, LiveState, Published};
 use crate::storage::{HistorySink, StorageMetrics, write_snapshot};
 
 /// How often the pipeline looks at the wall clock when no input arrives, and publishes
@@ -159,7 +159,7 @@ impl Pipeline {
         }
         let output = self.engine.flush();
         self.publish(output);
-        self.publish_counts();
+        self.publish_counts(true);
         self.publish_baseline();
     }
 
@@ -185,7 +185,7 @@ impl Pipeline {
             self.publish(output);
             moved = true;
         }
-        self.publish_counts();
+        self.publish_counts(false);
         moved
     }
 
@@ -198,13 +198,14 @@ impl Pipeline {
         self.handle_calls(late);
     }
 
-    fn publish_counts(&mut self) {
-        self.live.publish(
-            &self.published,
-            self.engine_time_ns,
-            self.clock.late_calls(),
-            self.clock.buffered() as u64,
-        );
+    /// Publishes the live view (rate-limited unless `now`).
+    fn publish_counts(&mut self, now: bool) {
+        let counters = LiveCounters {
+            watermark_ns: self.engine_time_ns,
+            late_calls: self.clock.late_calls(),
+            buffered_calls: self.clock.buffered() as u64,
+        };
+        self.live.publish(&self.published, counters, now);
     }
 
     /// Calls in event-time order, to the engine, the API's view and the history. Each

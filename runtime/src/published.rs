@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use eastwest_api::EndpointSummary;
@@ -13,6 +14,7 @@ use eastwest_detector::Engine;
 use eastwest_model::{Alert, Call, Protocol};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 pub const RECENT_CALLS: usize = 1000;
 pub const TRACE_IDS_PER_EDGE: usize = 5;
@@ -174,12 +176,25 @@ impl Published {
     }
 }
 
-/// The pipeline's own, mutable copy of what [`LiveView`] shows; maps are shared with the
-/// published view and copied on the first write after a publish.
+/// The live view is published at most this often. Maps are shared with the published
+/// view and copied on the first write after a publish: on a mesh with tens of thousands
+/// of edges, a copy per input batch would cost more than the batch.
+pub const LIVE_VIEW_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The pipeline's own, mutable copy of what [`LiveView`] shows.
 #[derive(Debug, Default)]
 pub struct LiveState {
     view: LiveView,
     dirty: bool,
+    published_at: Option<Instant>,
+}
+
+/// The event clock's counters the live view shows.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveCounters {
+    pub watermark_ns: i64,
+    pub late_calls: u64,
+    pub buffered_calls: u64,
 }
 
 impl LiveState {
@@ -255,16 +270,29 @@ impl LiveState {
         }
     }
 
-    /// Sets the counters; publishes the view when anything changed since the last time.
-    pub fn publish(&mut self, to: &Published, watermark_ns: i64, late: u64, buffered: u64) {
+    /// Sets the counters; publishes the view when anything changed since the last time
+    /// and the last publication is [`LIVE_VIEW_INTERVAL`] old (or `now` is set).
+    pub fn publish(&mut self, to: &Published, counters: LiveCounters, now: bool) {
         let view = &mut self.view;
-        let counters = (view.watermark_ns, view.late_calls, view.buffered_calls);
-        if counters != (watermark_ns, late, buffered) {
+        let LiveCounters {
+            watermark_ns,
+            late_calls,
+            buffered_calls,
+        } = counters;
+        if (view.watermark_ns, view.late_calls, view.buffered_calls)
+            != (watermark_ns, late_calls, buffered_calls)
+        {
             (view.watermark_ns, view.late_calls, view.buffered_calls) =
-                (watermark_ns, late, buffered);
+                (watermark_ns, late_calls, buffered_calls);
             self.dirty = true;
         }
-        if std::mem::take(&mut self.dirty) {
+        let due = now
+            || self
+                .published_at
+                .is_none_or(|at| at.elapsed() >= LIVE_VIEW_INTERVAL);
+        if self.dirty && due {
+            self.dirty = false;
+            self.published_at = Some(Instant::now());
             to.live.store(Arc::new(self.view.clone()));
         }
     }
@@ -284,6 +312,31 @@ mod tests {
                 (Arc::new(call), true)
             })
             .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_live_view_is_published_at_most_once_per_interval_unless_asked() {
+        let (published, _commands) = Published::new();
+        let mut live = LiveState::default();
+        let counters = |late_calls| LiveCounters {
+            watermark_ns: 1,
+            late_calls,
+            buffered_calls: 0,
+        };
+        let late = || published.live.load().late_calls;
+        live.publish(&published, counters(1), false);
+        assert_eq!(late(), 1, "the first change is published at once");
+        live.publish(&published, counters(2), false);
+        assert_eq!(late(), 1, "within the interval: held back");
+        tokio::time::advance(LIVE_VIEW_INTERVAL).await;
+        live.publish(&published, counters(2), false);
+        assert_eq!(
+            late(),
+            2,
+            "a held-back change goes out once the interval passed"
+        );
+        live.publish(&published, counters(3), true);
+        assert_eq!(late(), 3, "asked for: at once");
     }
 
     #[test]
