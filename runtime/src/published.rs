@@ -26,6 +26,10 @@ pub const COMMAND_QUEUE: usize = 64;
 /// (source key, destination key).
 pub type EdgeNames = (String, String);
 
+/// The live view's maps: looked up several times per call, keyed by names telemetry
+/// chose (a seeded hash, faster than the default one).
+pub type LiveMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 const PROTOCOLS: [Protocol; 5] = [
     Protocol::Http,
     Protocol::Grpc,
@@ -73,10 +77,10 @@ pub struct LiveView {
     pub buffered_calls: u64,
     /// Shared with the history writer: a publish copies pointers, not calls.
     pub recent_calls: Arc<VecDeque<Arc<Call>>>,
-    pub edges: Arc<HashMap<EdgeNames, LiveEdge>>,
-    pub trace_ids: Arc<HashMap<EdgeNames, VecDeque<String>>>,
+    pub edges: Arc<LiveMap<EdgeNames, LiveEdge>>,
+    pub trace_ids: Arc<LiveMap<EdgeNames, VecDeque<String>>>,
     /// Workload key → (service, namespace), for graph nodes.
-    pub workloads: Arc<HashMap<String, (String, Option<String>)>>,
+    pub workloads: Arc<LiveMap<String, (String, Option<String>)>>,
 }
 
 /// The learned baseline as the API shows it.
