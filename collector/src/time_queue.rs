@@ -7,11 +7,11 @@
 //! is sorted once, when it becomes the earliest: a push is an append, a pop takes the end
 //! of a sorted vector. Items pushed into a bucket already sorted (or earlier) go to a
 //! small heap beside it, so no input order makes a push cost more than a heap's. Pushes
-//! mostly land in the newest bucket, so buckets sit in a deque in time order, and the
-//! vectors of used-up buckets are reused.
+//! mostly land in the newest bucket, which is kept out of the ordered map of the others
+//! (a push there is one comparison), and the vectors of used-up buckets are reused.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// A bucket spans 2^27 ns (about 134 ms) of event time.
 const BUCKET_SHIFT: u32 = 27;
@@ -30,8 +30,10 @@ pub struct TimeQueue<T: Ord> {
     front_bucket: i64,
     /// Items pushed into `front_bucket` or earlier after it was sorted.
     stragglers: BinaryHeap<Reverse<(i64, T)>>,
-    /// Later buckets in bucket order, their items unsorted.
-    later: VecDeque<(i64, Vec<(i64, T)>)>,
+    /// Later buckets but the newest, their items unsorted.
+    later: BTreeMap<i64, Vec<(i64, T)>>,
+    /// The newest bucket (after every bucket in `later`), its items unsorted.
+    newest: Option<(i64, Vec<(i64, T)>)>,
     /// Emptied bucket vectors, kept for new buckets.
     spare: Vec<Vec<(i64, T)>>,
     len: usize,
@@ -46,7 +48,8 @@ impl<T: Ord> Default for TimeQueue<T> {
             front: Vec::new(),
             front_bucket: i64::MIN,
             stragglers: BinaryHeap::new(),
-            later: VecDeque::new(),
+            later: BTreeMap::new(),
+            newest: None,
             spare: Vec::new(),
             len: 0,
         }
@@ -73,26 +76,24 @@ impl<T: Ord> TimeQueue<T> {
             self.stragglers.push(Reverse((time_ns, item)));
             return;
         }
-        let newest = self.later.back().map(|(newest, _)| *newest);
-        let at = match newest {
-            Some(newest) if newest == b => self.later.len() - 1,
-            Some(newest) if newest > b => {
-                match self.later.binary_search_by_key(&b, |(bucket, _)| *bucket) {
-                    Ok(at) => at,
-                    Err(at) => {
-                        let items = self.spare.pop().unwrap_or_default();
-                        self.later.insert(at, (b, items));
-                        at
-                    }
-                }
+        match &mut self.newest {
+            Some((newest, items)) if *newest == b => items.push((time_ns, item)),
+            Some((newest, _)) if *newest > b => {
+                let spare = &mut self.spare;
+                let items = self
+                    .later
+                    .entry(b)
+                    .or_insert_with(|| spare.pop().unwrap_or_default());
+                items.push((time_ns, item));
             }
             _ => {
-                let items = self.spare.pop().unwrap_or_default();
-                self.later.push_back((b, items));
-                self.later.len() - 1
+                let mut items = self.spare.pop().unwrap_or_default();
+                items.push((time_ns, item));
+                if let Some((older, older_items)) = self.newest.replace((b, items)) {
+                    self.later.insert(older, older_items);
+                }
             }
-        };
-        self.later[at].1.push((time_ns, item));
+        }
     }
 
     /// The smallest item (sorting the next bucket when the current one is used up).
@@ -128,8 +129,8 @@ impl<T: Ord> TimeQueue<T> {
     /// The latest time held, if any (a scan: for the end of input, not the hot path).
     pub fn max_time(&self) -> Option<i64> {
         let later = self
-            .later
-            .back()
+            .newest
+            .as_ref()
             .and_then(|(_, items)| items.iter().map(|(t, _)| *t).max());
         later.or_else(|| {
             let front = self.front.first().map(|(t, _)| *t);
@@ -142,7 +143,7 @@ impl<T: Ord> TimeQueue<T> {
         if !self.front.is_empty() || !self.stragglers.is_empty() {
             return;
         }
-        if let Some((b, mut items)) = self.later.pop_front() {
+        if let Some((b, mut items)) = self.later.pop_first().or_else(|| self.newest.take()) {
             items.sort_unstable_by(|a, b| b.cmp(a));
             let used = std::mem::replace(&mut self.front, items);
             if self.spare.len() < SPARE_BUCKETS {
