@@ -115,7 +115,7 @@ pub struct SpanNormalizer {
     seq: u64,
     traces: HashMap<u128, TraceEntry, Hasher>,
     /// When each trace next needs a look: a waiting call's entry wait ends, or the
-    /// trace may have gone idle. Min-heap on (event time, trace id), so releases come
+    /// trace may have gone idle. Ordered on (event time, trace id), so releases come
     /// in event-time order and `advance` never walks every trace.
     wakeups: TimeQueue<u128>,
     /// Event times of the calls waiting for their entry (time → how many).
