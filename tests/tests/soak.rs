@@ -199,8 +199,10 @@ fn hostile_traffic(
     let (http, api) = (server.1, server.2);
     tokio::spawn(async move {
         let traces_url = format!("http://{http}/v1/traces");
-        let bomb = gzip(&empty_resources());
-        let attrs = attribute_heavy(1_000_000);
+        let (bomb, attrs) =
+            tokio::task::spawn_blocking(|| (gzip(&empty_resources()), attribute_heavy(1_000_000)))
+                .await
+                .unwrap();
         let client = reqwest::Client::new();
         let mut round = 0u8;
         while !stop.load(Ordering::Relaxed) {
@@ -216,7 +218,12 @@ fn hostile_traffic(
                 ),
                 2 => {
                     // Heavy but within the limits: accepted, or refused as retryable.
-                    let heavy = gzip(&span_heavy_with_seed(100_000, round));
+                    // Built off the runtime: it is seconds of CPU in a debug build.
+                    let heavy = tokio::task::spawn_blocking(move || {
+                        gzip(&span_heavy_with_seed(100_000, round))
+                    })
+                    .await
+                    .unwrap();
                     let r = http_export(&traces_url, heavy, true).await;
                     match r.status().as_u16() {
                         200 => {

@@ -142,11 +142,15 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// Polls `/healthz` every 50 ms and keeps the slowest answer (or failure, as a long one).
+///
+/// The probe runs on a thread and runtime of its own, as a kubelet's would: the test's
+/// runtime is busy building heavy requests synchronously, and a probe task parked behind
+/// that work would time the test client instead of the server.
 pub fn watch_health(
     api: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Duration> {
-    tokio::spawn(async move {
+    let probe = async move {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -168,6 +172,13 @@ pub fn watch_health(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         slowest
+    };
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the health probe")
+            .block_on(probe)
     })
 }
 
