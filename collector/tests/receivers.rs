@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use eastwest_collector::otlp::RpcStatus;
@@ -30,13 +31,22 @@ struct Running {
 }
 
 async fn start(max_body_bytes: usize, queue_capacity: usize) -> Running {
-    let config = ReceiverConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
+    start_with(ReceiverConfig {
         max_body_bytes,
         queue_capacity,
         ..Default::default()
+    })
+    .await
+}
+
+/// `config` on ephemeral loopback ports.
+async fn start_with(config: ReceiverConfig) -> Running {
+    let config = ReceiverConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..config
     };
+    let queue_capacity = config.queue_capacity;
     // Raw requests downstream: these tests look at what the receivers decoded.
     let receivers = Receivers::bind(&config).await.unwrap().with_raw_traces();
     let grpc = format!("http://{}", receivers.grpc_local_addr());
@@ -182,6 +192,45 @@ async fn grpc_oversized_and_gzip_bomb_are_resource_exhausted_and_queue_full_is_u
     assert_eq!(snap.requests_rejected.queue_full, 1);
     assert_eq!(snap.span_counts.refused, 1);
     drop(s.rx);
+}
+
+#[tokio::test]
+async fn grpc_gzip_reserves_the_inflated_size_before_reading_the_message() {
+    const MAX_BODY: usize = 1 << 20;
+    let mut s = start_with(ReceiverConfig {
+        max_body_bytes: MAX_BODY,
+        memory_budget_bytes: (MAX_BODY + (256 << 10)) as u64,
+        max_decoded_bytes_per_request: MAX_BODY as u64,
+        queue_capacity: 4,
+        queue_wait: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    // A queued batch (nobody reads the queue yet) holds part of the budget.
+    let mut plain = grpc_client(&s.grpc).await;
+    plain
+        .export(request(vec![spans(Some("a"), 1, 300 << 10)]))
+        .await
+        .unwrap();
+    let held = s.metrics.memory_reserved.load(Ordering::Relaxed);
+    assert!(held > 256 << 10, "the queued batch holds {held} bytes");
+
+    // A compressed message a few hundred bytes long could inflate to the whole decoded
+    // limit in tonic's buffer: that room is not left, so it is refused, retryably.
+    let mut gz = grpc_client(&s.grpc)
+        .await
+        .send_compressed(CompressionEncoding::Gzip);
+    let small = request(vec![spans(Some("b"), 1, 10)]);
+    let err = gz.export(small.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(s.metrics.snapshot().requests_rejected.memory_budget, 1);
+
+    // Once the pipeline has taken the batch, the room is there again.
+    drop(s.rx.recv().await.unwrap());
+    gz.export(small).await.unwrap();
+    let queued = s.rx.recv().await.unwrap();
+    drop(queued);
+    assert_eq!(s.metrics.memory_reserved.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]

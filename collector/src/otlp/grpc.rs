@@ -3,6 +3,7 @@
 //! failures (which it reports as INTERNAL / OUT_OF_RANGE) in [`normalize_codec_status`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -131,8 +132,12 @@ impl Export for Traces {
         self.0.admission.reservation()
     }
 
-    fn over_budget(&self) -> Status {
-        self.0.status_for(IngestError::OverBudget)
+    fn queue_wait(&self) -> Duration {
+        self.0.admission.queue_wait()
+    }
+
+    fn refuse(&self, err: IngestError) -> Status {
+        self.0.status_for(err)
     }
 
     fn export(
@@ -165,8 +170,12 @@ impl Export for Logs {
         self.0.admission.reservation()
     }
 
-    fn over_budget(&self) -> Status {
-        self.0.status_for(IngestError::OverBudget)
+    fn queue_wait(&self) -> Duration {
+        self.0.admission.queue_wait()
+    }
+
+    fn refuse(&self, err: IngestError) -> Status {
+        self.0.status_for(err)
     }
 
     fn export(

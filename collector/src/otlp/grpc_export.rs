@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures::{Stream, StreamExt};
@@ -23,6 +24,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 
 use super::budget::Reservation;
+use super::ingest::IngestError;
 use http_body::Frame;
 
 /// One OTLP export service: its gRPC name, message types and handler.
@@ -34,8 +36,11 @@ pub(crate) trait Export: Send + Sync + 'static {
     /// A reservation from the receivers' memory budget for one request's body.
     fn reservation(&self) -> Reservation;
 
-    /// The status for a body refused because the budget is full (counted here).
-    fn over_budget(&self) -> Status;
+    /// How long a request may wait for budget before it is refused as retryable.
+    fn queue_wait(&self) -> Duration;
+
+    /// The status for a request refused before its handler ran (counted here).
+    fn refuse(&self, err: IngestError) -> Status;
 
     /// Handles one request's message bytes, still encoded, with the budget held for them
     /// while they arrived: decoding is the handler's (it sizes the message first).
@@ -96,10 +101,12 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
 }
 
 /// The request body, reserving budget for each frame as it arrives: bytes a client
-/// sends count against the budget before the message is whole, not only once decoded.
-/// A frame the budget has no room for ends the request as retryable.
+/// sends count against the budget before the message is whole, not only once decoded,
+/// on top of `inflate_room` already reserved for tonic's inflated copy of a compressed
+/// message. A frame the budget has no room for ends the request as retryable.
 fn budgeted<B, E>(
     body: B,
+    inflate_room: u64,
     reservation: Arc<Mutex<Option<Reservation>>>,
     export: Arc<E>,
 ) -> StreamBody<impl Stream<Item = Result<Frame<B::Data>, StdError>> + Send + 'static>
@@ -117,13 +124,20 @@ where
             let grown = reservation
                 .lock()
                 .as_mut()
-                .map_or(Ok(()), |r| r.try_grow_to(seen));
-            if grown.is_err() {
-                return Err(Box::new(export.over_budget()) as StdError);
+                .map_or(Ok(()), |r| r.try_grow_to(inflate_room + seen));
+            if let Err(err) = grown {
+                return Err(Box::new(export.refuse(err)) as StdError);
             }
         }
         Ok(frame)
     }))
+}
+
+/// Whether the message is compressed (`grpc-encoding` other than `identity`).
+fn is_compressed(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-encoding")
+        .is_some_and(|encoding| encoding != "identity")
 }
 
 fn is_export_path<E: Export>(path: &str) -> bool {
@@ -151,14 +165,29 @@ where
         if !is_export_path::<E>(request.uri().path()) {
             return Box::pin(async { Ok(Status::new(Code::Unimplemented, "").into_http()) });
         }
-        let reservation = Arc::new(Mutex::new(Some(self.export.reservation())));
+        let max_decoding = self.max_decoding_message_size;
+        // tonic inflates a compressed message into a buffer of its own, up to the
+        // decoded-size limit, before the handler sees it: that room is reserved before
+        // the body is read, as the HTTP receiver reserves it before inflating.
+        let inflate_room = if is_compressed(request.headers()) {
+            max_decoding as u64
+        } else {
+            0
+        };
+        let mut upfront = self.export.reservation();
+        let reservation = Arc::new(Mutex::new(None));
         let method = ExportMethod {
             export: self.export.clone(),
             reservation: reservation.clone(),
         };
-        let request = request.map(|body| budgeted(body, reservation, self.export.clone()));
-        let max_decoding = self.max_decoding_message_size;
+        let export = self.export.clone();
+        let request = request
+            .map(|body| budgeted(body, inflate_room, reservation.clone(), self.export.clone()));
         Box::pin(async move {
+            if let Err(err) = upfront.grow_to(inflate_room, export.queue_wait()).await {
+                return Ok(export.refuse(err).into_http());
+            }
+            *reservation.lock() = Some(upfront);
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
             let mut grpc = Grpc::new(SliceCodec::<E::Response>::default())
