@@ -23,6 +23,17 @@ use crate::storage::{HistorySink, StorageMetrics, write_snapshot};
 const TICK: Duration = Duration::from_millis(250);
 /// The baseline view is rebuilt at most this often (it walks every learned endpoint).
 const BASELINE_VIEW_INTERVAL: Duration = Duration::from_secs(1);
+/// An operator's command (accepting an alert, ending learning) is persisted this soon
+/// after it, not only at the next periodic snapshot: a restart in between would undo
+/// it. Commands within this delay share one snapshot.
+const COMMAND_SNAPSHOT_DELAY: Duration = Duration::from_secs(1);
+
+/// `delay` from now; an interval too long to represent is as good as never.
+fn later(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
 
 pub struct Pipeline {
     pub extractor: CallExtractor,
@@ -71,7 +82,7 @@ impl Pipeline {
         mut commands: mpsc::Receiver<Command>,
     ) {
         let mut last_input = Instant::now();
-        let mut last_snapshot = Instant::now();
+        let mut next_snapshot = later(self.persistence.snapshot_interval);
         let mut last_baseline_view: Option<Instant> = None;
         let mut baseline_changed = true;
         self.publish_baseline();
@@ -98,6 +109,7 @@ impl Pipeline {
                     self.apply(command);
                     baseline_changed = true;
                     last_baseline_view = None;
+                    next_snapshot = next_snapshot.min(later(COMMAND_SNAPSHOT_DELAY));
                 }
                 _ = tick.tick() => {
                     let wall = wall_clock_ns();
@@ -111,8 +123,8 @@ impl Pipeline {
                         baseline_changed = false;
                         last_baseline_view = Some(Instant::now());
                     }
-                    if last_snapshot.elapsed() >= self.persistence.snapshot_interval {
-                        last_snapshot = Instant::now();
+                    if Instant::now() >= next_snapshot {
+                        next_snapshot = later(self.persistence.snapshot_interval);
                         self.persistence.snapshot(&self.engine).await;
                     }
                 }

@@ -1,6 +1,7 @@
 //! The data dir end to end: `serve` learns from replayed traffic, writes the call history
 //! and a baseline snapshot at SIGTERM; `sql` reads both; a restart restores the same
-//! baseline; `baseline rebuild` relearns it from the history.
+//! baseline; `baseline rebuild` relearns it from the history. An operator's command is
+//! persisted at once, so even `kill -9` right after it does not undo it.
 
 mod otlp_support;
 
@@ -164,5 +165,52 @@ async fn history_snapshots_sql_restart_and_rebuild() {
     );
     let server = serve(data.path()).await;
     assert_eq!(counts(&server.baseline().await), before);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ending_learning_survives_kill_9_right_after_it() {
+    let scenario = generate_scenario(
+        "admin-endpoint",
+        &["--learning", "5m", "--attack", "1m", "--rate", "5"],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let mut server = serve(data.path()).await;
+    replay_scenario(scenario.path(), server.http);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts(&server.baseline().await).0 == 0 {
+        assert!(Instant::now() < deadline, "nothing learned");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(counts(&server.baseline().await).3, "learning");
+
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/baseline/detect", server.api))
+        .header("x-eastwest-request", "1")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "ending learning: {}", r.status());
+    // Far sooner than the periodic snapshot (5 min): a snapshot follows the command.
+    let snapshot_dir = data.path().join("baseline");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_dir(&snapshot_dir).is_ok_and(|dir| {
+        dir.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot after ending learning"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = counts(&server.baseline().await);
+    server.child.0.kill().unwrap();
+    server.child.0.wait().unwrap();
+
+    let server = serve(data.path()).await;
+    let after = counts(&server.baseline().await);
+    assert_eq!(after.3, "detecting", "learning stays ended: {after:?}");
+    assert_eq!(after, before);
     server.stop();
 }
