@@ -49,7 +49,7 @@ pub struct Shape {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Msg {
+pub(super) enum Msg {
     TraceRequest,
     ResourceSpans,
     ScopeSpans,
@@ -144,6 +144,23 @@ fn field(msg: Msg, tag: u32) -> Field {
         }
         (Msg::Span, 16) | (Msg::Link, 6) | (Msg::LogRecord, 8) => Scalar(F32),
         _ => Unknown,
+    }
+}
+
+/// Refuses field `tag` of `msg` when its wire type is not the schema's, as `prost`
+/// does; a field the schema does not have may be of any wire type (it is skipped).
+pub(super) fn check_wire_type(msg: Msg, tag: u32, wire_type: WireType) -> Result<(), IngestError> {
+    let expected = match field(msg, tag) {
+        Field::Scalar(expected) => expected,
+        Field::Unknown => return Ok(()),
+        _ => WireType::LengthDelimited,
+    };
+    if wire_type == expected {
+        Ok(())
+    } else {
+        Err(malformed(&format!(
+            "invalid wire type: {wire_type:?} (expected {expected:?})"
+        )))
     }
 }
 
@@ -257,17 +274,8 @@ impl Walk<'_> {
         let mut attributes_here = 0u64;
         while !buf.is_empty() {
             let (tag, wire_type) = decode_key(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+            check_wire_type(msg, tag, wire_type)?;
             let field = field(msg, tag);
-            let expected = match field {
-                Field::Scalar(expected) => expected,
-                Field::Unknown => wire_type,
-                _ => WireType::LengthDelimited,
-            };
-            if wire_type != expected {
-                return Err(malformed(&format!(
-                    "invalid wire type: {wire_type:?} (expected {expected:?})"
-                )));
-            }
             match wire_type {
                 WireType::Varint => {
                     decode_varint(&mut buf).map_err(|e| malformed(&e.to_string()))?;
@@ -382,7 +390,7 @@ pub(super) const SPAN_ATTRIBUTE_VALUE_DEPTH: u32 = 5;
 /// The depth of the `AnyValue` of a resource attribute, as the walk counts it.
 pub(super) const RESOURCE_ATTRIBUTE_VALUE_DEPTH: u32 = 4;
 
-/// What the walk finds in the array (`tag` 5) or key-value list (`tag` 6) of an
+/// What the walk finds in a message field `tag` (an array or a key-value list) of an
 /// attribute value at `value_depth` that the reader reads: checked and counted as the
 /// walk would have, for the reader to add to the request's shape.
 pub(super) fn nested_in_read_value(
@@ -391,10 +399,8 @@ pub(super) fn nested_in_read_value(
     value_depth: u32,
     limits: &RequestLimits,
 ) -> Result<Shape, IngestError> {
-    let msg = if tag == 5 {
-        Msg::ArrayValue
-    } else {
-        Msg::KeyValueList
+    let Field::Inline(msg) = field(Msg::AnyValue, tag) else {
+        return Err(malformed("an attribute value field that holds no message"));
     };
     let mut walk = Walk {
         limits,

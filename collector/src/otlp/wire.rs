@@ -17,8 +17,8 @@ use prost::encoding::{WireType, decode_key, decode_varint};
 
 use super::ingest::IngestError;
 use super::shape::{
-    RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape, check_shape,
-    malformed, nested_in_read_value,
+    Msg, RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape,
+    check_shape, check_wire_type, malformed, nested_in_read_value,
 };
 use super::validate::{Rejections, TimeWindow, names_a_service, valid_ids};
 use crate::spans::{Attrs, Key, KeyIndex, SpanBatch, SpanHead, Val};
@@ -30,6 +30,17 @@ enum Payload<'a> {
     Fixed64(u64),
     Fixed32,
     Bytes(&'a [u8]),
+}
+
+impl Payload<'_> {
+    fn wire_type(self) -> WireType {
+        match self {
+            Payload::Varint(_) => WireType::Varint,
+            Payload::Fixed64(_) => WireType::SixtyFourBit,
+            Payload::Fixed32 => WireType::ThirtyTwoBit,
+            Payload::Bytes(_) => WireType::LengthDelimited,
+        }
+    }
 }
 
 /// The fields of one message, in wire order.
@@ -91,10 +102,6 @@ fn text(bytes: &[u8]) -> Result<&str, IngestError> {
     std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))
 }
 
-fn wrong_wire_type(what: &str, tag: u32) -> IngestError {
-    malformed(&format!("invalid wire type for {what} field {tag}"))
-}
-
 /// Span and resource attributes, which the shape walk only counted: checked here as
 /// the walk checks them (wire types, nested values), and their size added up.
 struct Attributes<'l> {
@@ -113,7 +120,9 @@ impl Attributes<'_> {
         value: &mut Val<'a>,
     ) -> Result<(), IngestError> {
         for field in Fields(bytes) {
-            *value = match field? {
+            let (tag, payload) = field?;
+            check_wire_type(Msg::AnyValue, tag, payload.wire_type())?;
+            *value = match (tag, payload) {
                 (1, Payload::Bytes(s)) => {
                     self.shape.decoded_bytes += s.len() as u64;
                     Val::Str(text(s)?)
@@ -129,8 +138,7 @@ impl Attributes<'_> {
                     self.shape.decoded_bytes += b.len() as u64;
                     Val::Other
                 }
-                (8, Payload::Varint(_)) => Val::Other,
-                (tag @ 1..=8, _) => return Err(wrong_wire_type("AnyValue", tag)),
+                (8, _) => Val::Other,
                 (_, Payload::Bytes(unknown)) => {
                     self.shape.decoded_bytes += unknown.len() as u64;
                     continue;
@@ -150,7 +158,9 @@ impl Attributes<'_> {
     ) -> Result<(Option<Key>, Option<Val<'a>>), IngestError> {
         let (mut key, mut value) = (None, None);
         for field in Fields(bytes) {
-            match field? {
+            let (tag, payload) = field?;
+            check_wire_type(Msg::KeyValue, tag, payload.wire_type())?;
+            match (tag, payload) {
                 (1, Payload::Bytes(k)) => {
                     self.shape.decoded_bytes += k.len() as u64;
                     // A known key is ASCII; any other is only checked.
@@ -162,8 +172,6 @@ impl Attributes<'_> {
                 (2, Payload::Bytes(v)) => {
                     self.any_value(v, value_depth, value.get_or_insert(Val::Other))?;
                 }
-                (3, Payload::Varint(_)) => {}
-                (tag @ 1..=3, _) => return Err(wrong_wire_type("KeyValue", tag)),
                 (_, Payload::Bytes(unknown)) => self.shape.decoded_bytes += unknown.len() as u64,
                 _ => {}
             }
