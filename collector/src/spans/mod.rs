@@ -15,6 +15,7 @@ mod naming_tests;
 mod normalizer;
 mod paths;
 mod peers;
+mod route_cap;
 mod routes;
 mod sampling;
 mod templates;
@@ -34,7 +35,8 @@ pub(crate) use attributes::{Attrs, KeyIndex, Val};
 pub use batch::SpanBatch;
 pub(crate) use info::SpanHead;
 pub use normalizer::{NormalizerStats, SpanNormalizer};
-pub use routes::{OVERFLOW_ROUTE, template_path};
+pub use route_cap::OVERFLOW_ROUTE;
+pub use routes::template_path;
 pub use sampling::weight_from_tracestate;
 pub use workload::{parse_upstream_cluster, spiffe_service_account, split_k8s_host};
 

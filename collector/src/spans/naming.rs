@@ -21,7 +21,7 @@ use eastwest_model::{Call, Protocol, Workload};
 use super::NormalizerConfig;
 use super::info::{SpanInfo, principal_workload};
 use super::peers::PeerNames;
-use super::routes::RouteCap;
+use super::route_cap::RouteCap;
 use super::templates::RouteTemplates;
 use crate::dedup::CallOrigin;
 

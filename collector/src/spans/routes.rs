@@ -1,13 +1,9 @@
-//! Route templates from raw paths, and the per-edge route cap.
+//! Route templates from raw paths.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use super::attributes::MAX_FIELD_BYTES;
 use super::paths;
-
-/// Route used once an edge has more distinct routes than the cap allows.
-pub const OVERFLOW_ROUTE: &str = "{overflow}";
 
 /// Turns a concrete path into a template: the path is normalised first (see
 /// [`super::paths`]; decoded slashes taken as separators, so no encoding hides a segment),
@@ -134,46 +130,6 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// Caps distinct routes per edge (and the number of edges it tracks), so a flood of
-/// unique paths cannot grow memory; overflow is reported as [`OVERFLOW_ROUTE`].
-#[derive(Debug, Default)]
-pub struct RouteCap {
-    routes: HashMap<(String, String), HashSet<String>>,
-    max_routes_per_edge: usize,
-    max_edges: usize,
-    pub overflowed: u64,
-}
-
-impl RouteCap {
-    pub fn new(max_routes_per_edge: usize, max_edges: usize) -> Self {
-        Self {
-            routes: HashMap::new(),
-            max_routes_per_edge,
-            max_edges,
-            overflowed: 0,
-        }
-    }
-
-    /// The route to report for this edge: itself while under the cap, else overflow.
-    pub fn admit(&mut self, source: &str, destination: &str, route: String) -> String {
-        let key = (source.to_string(), destination.to_string());
-        if !self.routes.contains_key(&key) && self.routes.len() >= self.max_edges {
-            self.overflowed += 1;
-            return OVERFLOW_ROUTE.to_string();
-        }
-        let routes = self.routes.entry(key).or_default();
-        if routes.contains(&route) {
-            return route;
-        }
-        if routes.len() >= self.max_routes_per_edge {
-            self.overflowed += 1;
-            return OVERFLOW_ROUTE.to_string();
-        }
-        routes.insert(route.clone());
-        route
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,17 +201,6 @@ mod tests {
         ] {
             assert_eq!(template_path(raw), "/admin/users", "{raw}");
         }
-    }
-
-    #[test]
-    fn route_cap_overflows_per_edge() {
-        let mut cap = RouteCap::new(2, 10);
-        assert_eq!(cap.admit("a", "b", "/1".into()), "/1");
-        assert_eq!(cap.admit("a", "b", "/2".into()), "/2");
-        assert_eq!(cap.admit("a", "b", "/1".into()), "/1");
-        assert_eq!(cap.admit("a", "b", "/3".into()), OVERFLOW_ROUTE);
-        assert_eq!(cap.admit("a", "c", "/3".into()), "/3");
-        assert_eq!(cap.overflowed, 1);
     }
 
     /// `raw_and_template` without the fast path for canonical paths.
