@@ -4,6 +4,8 @@
 //! no more calls than input items allow, and every name within the field cap. Each
 //! returns the number of calls produced, so callers can see the input did something.
 
+use std::time::Duration;
+
 use eastwest_model::{Call, Workload};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -13,8 +15,9 @@ use crate::accesslog::{
     AccessLogFields, calls_from_otlp_logs_with_origin, parse_istio_json, parse_istio_text,
 };
 use crate::dedup::{CallDeduper, CallOrigin, DedupConfig};
-use crate::otlp::{ReceiverConfig, shape};
-use crate::spans::{NormalizerConfig, SpanNormalizer};
+use crate::otlp::wire::read_traces;
+use crate::otlp::{ReceiverConfig, TimeWindow, shape, span_count, validate_traces};
+use crate::spans::{NormalizerConfig, SpanBatch, SpanNormalizer};
 
 /// Inputs beyond this are ignored: real payloads are capped by the receivers long before
 /// and big inputs only slow the fuzzer down.
@@ -110,6 +113,70 @@ pub fn otlp_admission(data: &[u8]) -> usize {
     assert!(groups <= limits.max_groups && spans <= limits.max_records);
     assert!(walked.decoded_bytes <= limits.max_decoded_bytes);
     otlp_traces(data)
+}
+
+/// "Now" for [`otlp_wire`]'s time window: a minute after the seeds' spans start.
+const WIRE_NOW_NS: i64 = 1_700_000_060_000_000_000;
+/// A window as narrow as `serve`'s (minutes ahead, days behind), so timestamps on both
+/// sides of it are cut.
+const WIRE_WINDOW: TimeWindow = TimeWindow {
+    future_skew: Duration::from_secs(5 * 60),
+    max_age: Duration::from_secs(7 * 24 * 3600),
+};
+
+/// The path `serve` takes for protobuf trace bytes: the walk that leaves span and
+/// resource attributes to the reader, the wire reader straight into pairing form, then
+/// pairing. Checked against the whole walk and `prost`, under `serve`'s time window and
+/// an open one: walk and reader together refuse exactly what the whole walk refuses and
+/// add up to its shape, and what they read is what decoding and validating gives (span
+/// counts, rejections, the batch). The batch then pairs into calls as [`otlp_traces`]
+/// checks.
+pub fn otlp_wire(data: &[u8]) -> usize {
+    if data.len() > MAX_FUZZ_INPUT_BYTES {
+        return 0;
+    }
+    let limits = ReceiverConfig::default().limits();
+    let whole = shape::traces_protobuf(data, &limits);
+    let mut open_batch = None;
+    for window in [TimeWindow::default(), WIRE_WINDOW] {
+        let read = shape::traces_protobuf_for_reader(data, &limits)
+            .and_then(|walked| read_traces(data, &walked, &limits, &window, WIRE_NOW_NS));
+        let read = match (&whole, read) {
+            (Err(_), Err(_)) => return 0,
+            (Ok(whole), Ok(read)) => {
+                assert_eq!(read.shape, *whole, "the reader adds up to the whole walk");
+                read
+            }
+            (whole, read) => panic!(
+                "the whole walk passes: {}, walk and reader pass: {}",
+                whole.is_ok(),
+                read.is_ok()
+            ),
+        };
+        let mut request =
+            ExportTraceServiceRequest::decode(data).expect("what the walk passes decodes");
+        let received = span_count(&request);
+        let rejections = validate_traces(&mut request, &window, WIRE_NOW_NS);
+        assert_eq!(read.received, received);
+        assert_eq!(read.rejections, rejections);
+        assert_eq!(read.batch, SpanBatch::from_request(&request));
+        open_batch.get_or_insert(read.batch);
+    }
+    let Some(batch) = open_batch else {
+        return 0;
+    };
+    let spans = batch.infos.len();
+    let mut normalizer = SpanNormalizer::new(NormalizerConfig::default());
+    let mut calls = normalizer.push_batch(batch);
+    calls.extend(normalizer.advance(i64::MAX));
+    calls.extend(normalizer.flush());
+    assert!(
+        calls.len() <= spans.saturating_mul(2),
+        "{} calls from {spans} spans",
+        calls.len()
+    );
+    calls.iter().for_each(assert_bounded);
+    calls.len()
 }
 
 /// OTLP log export bytes → decode → access-log records → calls → deduplication (both

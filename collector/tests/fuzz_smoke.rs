@@ -20,9 +20,10 @@ use prost::Message;
 
 type Target = fn(&[u8]) -> usize;
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("otlp_traces", fuzzing::otlp_traces),
     ("otlp_admission", fuzzing::otlp_admission),
+    ("otlp_wire", fuzzing::otlp_wire),
     ("otlp_logs", fuzzing::otlp_logs),
     ("access_log_text", fuzzing::access_log_text),
     ("access_log_json", fuzzing::access_log_json),
@@ -206,7 +207,7 @@ fn admission_seeds() -> Vec<Vec<u8>> {
 fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "otlp_traces" => trace_seeds(),
-        "otlp_admission" => admission_seeds(),
+        "otlp_admission" | "otlp_wire" => admission_seeds(),
         "otlp_logs" => log_seeds(),
         "access_log_text" => fixture_lines(TEXT),
         _ => fixture_lines(JSON),
@@ -324,6 +325,11 @@ proptest! {
     #[test]
     fn otlp_admission_survives_mutations(data in bytes_or_mutation("otlp_admission")) {
         fuzzing::otlp_admission(&data);
+    }
+
+    #[test]
+    fn otlp_wire_survives_mutations(data in bytes_or_mutation("otlp_wire")) {
+        fuzzing::otlp_wire(&data);
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod http;
 mod ingest;
 pub mod shape;
 mod validate;
-mod wire;
+pub(crate) mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

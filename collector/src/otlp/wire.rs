@@ -183,7 +183,6 @@ impl Attributes<'_> {
 /// What reading a request found: spans in it, those cut by validation, and the batch.
 pub(crate) struct ReadSpans {
     /// The request's shape: the walk's, with the attributes it left to the reader.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub shape: Shape,
     pub received: u64,
     pub rejections: Rejections,
