@@ -573,3 +573,40 @@ async fn grpc_and_http_logs_services_queue_log_batches() {
     let c = s.metrics.snapshot().log_record_counts;
     assert_eq!((c.received, c.accepted), (4, 4));
 }
+
+#[tokio::test]
+async fn a_grpc_refusal_is_counted_once_under_its_own_reason() {
+    let s = start_with(ReceiverConfig {
+        max_records_per_request: 2,
+        ..Default::default()
+    })
+    .await;
+    let mut client = grpc_client(&s.grpc).await;
+    let err = client
+        .export(request(vec![spans(Some("a"), 3, 10)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let rejected = s.metrics.snapshot().requests_rejected;
+    assert_eq!((rejected.over_limit, rejected.too_large), (1, 0));
+
+    // A compressed export whose inflated room no budget of this size could hold is too
+    // large, not retryable.
+    let s = start_with(ReceiverConfig {
+        max_body_bytes: 1 << 20,
+        memory_budget_bytes: 1 << 20,
+        max_decoded_bytes_per_request: 1 << 20,
+        ..Default::default()
+    })
+    .await;
+    let mut gz = grpc_client(&s.grpc)
+        .await
+        .send_compressed(CompressionEncoding::Gzip);
+    let err = gz
+        .export(request(vec![spans(Some("a"), 1, 10)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let rejected = s.metrics.snapshot().requests_rejected;
+    assert_eq!((rejected.over_limit, rejected.too_large), (1, 0));
+}

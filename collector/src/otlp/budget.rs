@@ -85,12 +85,7 @@ impl Reservation {
         if wanted <= self.units {
             return Ok(());
         }
-        if wanted > self.budget.total_units {
-            return Err(IngestError::OverLimit(format!(
-                "request needs {bytes} bytes, more than the receivers' whole memory budget of {}",
-                self.budget.total_bytes()
-            )));
-        }
+        self.within_whole_budget(bytes)?;
         let more = (wanted - self.units) as u32;
         let permits = self.budget.permits.clone();
         let acquired = match permits.clone().try_acquire_many_owned(more) {
@@ -114,6 +109,7 @@ impl Reservation {
         if wanted <= self.units {
             return Ok(());
         }
+        self.within_whole_budget(bytes)?;
         let more = (wanted - self.units) as u32;
         let acquired = self
             .budget
@@ -123,6 +119,18 @@ impl Reservation {
             .map_err(|_| IngestError::OverBudget)?;
         self.add(acquired, more);
         self.units = wanted;
+        Ok(())
+    }
+
+    /// A request that needs more than the whole budget could never be served: it is
+    /// too large, not worth retrying.
+    fn within_whole_budget(&self, bytes: u64) -> Result<(), IngestError> {
+        if units(bytes) > self.budget.total_units {
+            return Err(IngestError::OverLimit(format!(
+                "request needs {bytes} bytes, more than the receivers' whole memory budget of {}",
+                self.budget.total_bytes()
+            )));
+        }
         Ok(())
     }
 
@@ -184,6 +192,23 @@ mod tests {
         drop(b);
         assert_eq!(budget.in_use_bytes(), 0);
         assert_eq!(budget.permits.available_permits(), 10);
+    }
+
+    #[tokio::test]
+    async fn more_than_the_whole_budget_is_over_limit_not_retryable() {
+        let budget = MemoryBudget::new(4 * UNIT, Arc::default());
+        let mut r = budget.reservation();
+        assert!(matches!(
+            r.try_grow_to(5 * UNIT),
+            Err(IngestError::OverLimit(_))
+        ));
+        assert!(matches!(
+            r.grow_to(5 * UNIT, Duration::ZERO).await,
+            Err(IngestError::OverLimit(_))
+        ));
+        let mut other = budget.reservation();
+        other.try_grow_to(UNIT).unwrap();
+        assert_eq!(r.try_grow_to(4 * UNIT), Err(IngestError::OverBudget));
     }
 
     #[tokio::test]

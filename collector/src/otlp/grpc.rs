@@ -140,6 +140,10 @@ impl Export for Traces {
         self.0.status_for(err)
     }
 
+    fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>) {
+        normalize_codec_status(&self.0.admission.metrics, response);
+    }
+
     fn export(
         &self,
         request: Bytes,
@@ -178,6 +182,10 @@ impl Export for Logs {
         self.0.status_for(err)
     }
 
+    fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>) {
+        normalize_codec_status(&self.0.admission.metrics, response);
+    }
+
     fn export(
         &self,
         request: Bytes,
@@ -198,9 +206,10 @@ impl Export for Logs {
 }
 
 /// tonic decodes (and decompresses) before our handler runs and reports a bad protobuf
-/// as INTERNAL and an oversized message as OUT_OF_RANGE. The OTLP spec wants
-/// INVALID_ARGUMENT and RESOURCE_EXHAUSTED, so rewrite them on the way out and count
-/// them. Our handlers never return these codes themselves.
+/// as INTERNAL, an oversized message as OUT_OF_RANGE and a decompression bomb as
+/// RESOURCE_EXHAUSTED. The OTLP spec wants INVALID_ARGUMENT and RESOURCE_EXHAUSTED, so
+/// rewrite them on the way out and count them. Only for responses neither the handler
+/// nor the budget refused: those are counted where they are made.
 fn normalize_codec_status(
     metrics: &CollectorMetrics,
     response: &mut http::Response<tonic::body::Body>,
@@ -235,26 +244,18 @@ pub(crate) async fn serve(
     retry_after_secs: u64,
     cancel: CancellationToken,
 ) -> Result<(), CollectorError> {
-    let metrics = admission.metrics.clone();
     let handler = Arc::new(Handler {
         admission,
         retry_after_secs,
     });
     let traces = ExportServer::new(Arc::new(Traces(handler.clone())), max_body_bytes);
     let logs = ExportServer::new(Arc::new(Logs(handler)), max_body_bytes);
-    let rewrite = tower::util::MapResponseLayer::new(
-        move |mut response: http::Response<tonic::body::Body>| {
-            normalize_codec_status(&metrics, &mut response);
-            response
-        },
-    );
     tonic::transport::Server::builder()
         // OTLP exports are large (a collector batch is often megabytes): HTTP/2's
         // default 64 KiB windows would make every export wait on window updates.
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES))
-        .layer(rewrite)
         .add_service(traces)
         .add_service(logs)
         .serve_with_incoming_shutdown(

@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +42,10 @@ pub(crate) trait Export: Send + Sync + 'static {
 
     /// The status for a request refused before its handler ran (counted here).
     fn refuse(&self, err: IngestError) -> Status;
+
+    /// A refusal tonic made itself while decoding (neither the handler nor the budget
+    /// refused the request): rewritten to the OTLP status and counted here.
+    fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>);
 
     /// Handles one request's message bytes, still encoded, with the budget held for them
     /// while they arrived: decoding is the handler's (it sizes the message first).
@@ -79,10 +84,18 @@ impl<E: Export> NamedService for ExportServer<E> {
     const NAME: &'static str = E::NAME;
 }
 
+/// What one request's parts share: the budget taken while its body arrived, and
+/// whether the handler or the budget refused it (their refusals are counted where they
+/// are made; any other error status is tonic's own).
+#[derive(Default)]
+struct RequestState {
+    reservation: Mutex<Option<Reservation>>,
+    refused: AtomicBool,
+}
+
 struct ExportMethod<E> {
     export: Arc<E>,
-    /// Budget taken while the body arrived, shared with [`budgeted`].
-    reservation: Arc<Mutex<Option<Reservation>>>,
+    state: Arc<RequestState>,
 }
 
 impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
@@ -91,12 +104,19 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let reservation = self
+            .state
             .reservation
             .lock()
             .take()
             .unwrap_or_else(|| self.export.reservation());
         let export = self.export.export(request.into_inner(), reservation);
-        Box::pin(async move { export.await.map(Response::new) })
+        let state = self.state.clone();
+        Box::pin(async move {
+            export
+                .await
+                .inspect_err(|_| state.refused.store(true, Ordering::Relaxed))
+                .map(Response::new)
+        })
     }
 }
 
@@ -107,7 +127,7 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
 fn budgeted<B, E>(
     body: B,
     inflate_room: u64,
-    reservation: Arc<Mutex<Option<Reservation>>>,
+    state: Arc<RequestState>,
     export: Arc<E>,
 ) -> StreamBody<impl Stream<Item = Result<Frame<B::Data>, StdError>> + Send + 'static>
 where
@@ -121,11 +141,13 @@ where
         let frame = frame.map_err(Into::into)?;
         if let Some(data) = frame.data_ref() {
             seen += data.remaining() as u64;
-            let grown = reservation
+            let grown = state
+                .reservation
                 .lock()
                 .as_mut()
                 .map_or(Ok(()), |r| r.try_grow_to(inflate_room + seen));
             if let Err(err) = grown {
+                state.refused.store(true, Ordering::Relaxed);
                 return Err(Box::new(export.refuse(err)) as StdError);
             }
         }
@@ -175,25 +197,29 @@ where
             0
         };
         let mut upfront = self.export.reservation();
-        let reservation = Arc::new(Mutex::new(None));
+        let state = Arc::new(RequestState::default());
         let method = ExportMethod {
             export: self.export.clone(),
-            reservation: reservation.clone(),
+            state: state.clone(),
         };
         let export = self.export.clone();
-        let request = request
-            .map(|body| budgeted(body, inflate_room, reservation.clone(), self.export.clone()));
+        let request =
+            request.map(|body| budgeted(body, inflate_room, state.clone(), self.export.clone()));
         Box::pin(async move {
             if let Err(err) = upfront.grow_to(inflate_room, export.queue_wait()).await {
                 return Ok(export.refuse(err).into_http());
             }
-            *reservation.lock() = Some(upfront);
+            *state.reservation.lock() = Some(upfront);
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
             let mut grpc = Grpc::new(SliceCodec::<E::Response>::default())
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(max_decoding), None);
-            Ok(grpc.unary(method, request).await)
+            let mut response = grpc.unary(method, request).await;
+            if !state.refused.load(Ordering::Relaxed) {
+                export.codec_refusal(&mut response);
+            }
+            Ok(response)
         })
     }
 }
