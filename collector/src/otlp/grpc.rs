@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 
 use super::body::Encoding;
 use super::budget::Reservation;
-use super::grpc_export::{Export, ExportServer};
+use super::grpc_export::{Edge, Export, ExportServer};
 use super::ingest::{Admission, IngestError, WireRequest};
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, RejectReason};
@@ -48,6 +48,24 @@ impl Handler {
     fn status_for(&self, err: IngestError) -> Status {
         self.admission.count_refusal(&err);
         status_for(&err, self.retry_after_secs)
+    }
+}
+
+impl Edge for Handler {
+    fn reservation(&self) -> Reservation {
+        self.admission.reservation()
+    }
+
+    fn queue_wait(&self) -> Duration {
+        self.admission.queue_wait()
+    }
+
+    fn refuse(&self, err: IngestError) -> Status {
+        self.status_for(err)
+    }
+
+    fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>) {
+        normalize_codec_status(&self.admission.metrics, response);
     }
 }
 
@@ -128,20 +146,10 @@ impl Export for Traces {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Response = ExportTraceServiceResponse;
 
-    fn reservation(&self) -> Reservation {
-        self.0.admission.reservation()
-    }
+    type Edge = Handler;
 
-    fn queue_wait(&self) -> Duration {
-        self.0.admission.queue_wait()
-    }
-
-    fn refuse(&self, err: IngestError) -> Status {
-        self.0.status_for(err)
-    }
-
-    fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>) {
-        normalize_codec_status(&self.0.admission.metrics, response);
+    fn edge(&self) -> &Handler {
+        &self.0
     }
 
     fn export(
@@ -170,20 +178,10 @@ impl Export for Logs {
     const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     type Response = ExportLogsServiceResponse;
 
-    fn reservation(&self) -> Reservation {
-        self.0.admission.reservation()
-    }
+    type Edge = Handler;
 
-    fn queue_wait(&self) -> Duration {
-        self.0.admission.queue_wait()
-    }
-
-    fn refuse(&self, err: IngestError) -> Status {
-        self.0.status_for(err)
-    }
-
-    fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>) {
-        normalize_codec_status(&self.0.admission.metrics, response);
+    fn edge(&self) -> &Handler {
+        &self.0
     }
 
     fn export(

@@ -28,12 +28,9 @@ use super::budget::Reservation;
 use super::ingest::IngestError;
 use http_body::Frame;
 
-/// One OTLP export service: its gRPC name, message types and handler.
-pub(crate) trait Export: Send + Sync + 'static {
-    /// Fully qualified service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
-    const NAME: &'static str;
-    type Response: prost::Message + Send + 'static;
-
+/// What every export service shares: the receivers' memory budget and how refusals
+/// are answered and counted.
+pub(crate) trait Edge: Send + Sync + 'static {
     /// A reservation from the receivers' memory budget for one request's body.
     fn reservation(&self) -> Reservation;
 
@@ -46,6 +43,16 @@ pub(crate) trait Export: Send + Sync + 'static {
     /// A refusal tonic made itself while decoding (neither the handler nor the budget
     /// refused the request): rewritten to the OTLP status and counted here.
     fn codec_refusal(&self, response: &mut http::Response<tonic::body::Body>);
+}
+
+/// One OTLP export service: its gRPC name, message types and handler.
+pub(crate) trait Export: Send + Sync + 'static {
+    /// Fully qualified service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
+    const NAME: &'static str;
+    type Response: prost::Message + Send + 'static;
+    type Edge: Edge;
+
+    fn edge(&self) -> &Self::Edge;
 
     /// Handles one request's message bytes, still encoded, with the budget held for them
     /// while they arrived: decoding is the handler's (it sizes the message first).
@@ -108,7 +115,7 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
             .reservation
             .lock()
             .take()
-            .unwrap_or_else(|| self.export.reservation());
+            .unwrap_or_else(|| self.export.edge().reservation());
         let export = self.export.export(request.into_inner(), reservation);
         let state = self.state.clone();
         Box::pin(async move {
@@ -148,7 +155,7 @@ where
                 .map_or(Ok(()), |r| r.try_grow_to(inflate_room + seen));
             if let Err(err) = grown {
                 state.refused.store(true, Ordering::Relaxed);
-                return Err(Box::new(export.refuse(err)) as StdError);
+                return Err(Box::new(export.edge().refuse(err)) as StdError);
             }
         }
         Ok(frame)
@@ -196,7 +203,7 @@ where
         } else {
             0
         };
-        let mut upfront = self.export.reservation();
+        let mut upfront = self.export.edge().reservation();
         let state = Arc::new(RequestState::default());
         let method = ExportMethod {
             export: self.export.clone(),
@@ -206,8 +213,9 @@ where
         let request =
             request.map(|body| budgeted(body, inflate_room, state.clone(), self.export.clone()));
         Box::pin(async move {
-            if let Err(err) = upfront.grow_to(inflate_room, export.queue_wait()).await {
-                return Ok(export.refuse(err).into_http());
+            let edge = export.edge();
+            if let Err(err) = upfront.grow_to(inflate_room, edge.queue_wait()).await {
+                return Ok(edge.refuse(err).into_http());
             }
             *state.reservation.lock() = Some(upfront);
             let mut gzip = EnabledCompressionEncodings::default();
@@ -217,7 +225,7 @@ where
                 .apply_max_message_size_config(Some(max_decoding), None);
             let mut response = grpc.unary(method, request).await;
             if !state.refused.load(Ordering::Relaxed) {
-                export.codec_refusal(&mut response);
+                edge.codec_refusal(&mut response);
             }
             Ok(response)
         })
