@@ -67,15 +67,15 @@ fn call(edges: &[(String, String)], i: usize, t: i64) -> Call {
             "GET"
         }
         .into(),
-        route: format!("/api/v1/{dst}/resource{route}/{{id}}"),
+        route: format!("/api/v1/{dst}/resource{route}/{{id}}").into(),
         status: Some(200),
         mtls: Some(true),
-        trace_id: format!("{i:032x}"),
-        span_id: format!("{i:016x}"),
+        trace_id: format!("{i:032x}").into(),
+        span_id: format!("{i:016x}").into(),
         entry: Some(Entry {
             service: "gateway.prod".into(),
             // A function of the endpoint, so every endpoint has exactly one context.
-            route: format!("GET /page{}", (i % (edges.len() * ROUTES_PER_EDGE)) % 8),
+            route: format!("GET /page{}", (i % (edges.len() * ROUTES_PER_EDGE)) % 8).into(),
         }),
         weight: 1.0,
         ..Default::default()

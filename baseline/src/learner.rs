@@ -389,8 +389,8 @@ impl Baseline {
             event_time_ns: alert.last_seen.timestamp_nanos_opt().unwrap_or(0),
             source: alert.source.clone(),
             destination,
-            method: alert.method.clone().unwrap_or_default(),
-            route: alert.route.clone().unwrap_or_default(),
+            method: alert.method.as_deref().unwrap_or_default().into(),
+            route: alert.route.as_deref().unwrap_or_default().into(),
             entry: alert.entry.clone(),
             weight: alert.count.max(1) as f64,
             // Accepting a plaintext alert says plaintext is expected on this edge.

@@ -352,7 +352,7 @@ fn principals_per_workload_are_capped() {
     let mut b = Baseline::new(BaselineConfig::default());
     for i in 0..(MAX_PRINCIPALS_PER_WORKLOAD + 10) {
         let mut c = call(T0 + i as i64, "a", "b", "/x");
-        c.source.principal = Some(format!("spiffe://cluster.local/ns/shop/sa/a{i}"));
+        c.source.principal = Some(format!("spiffe://cluster.local/ns/shop/sa/a{i}").into());
         feed(&mut b, &c);
     }
     let w = b.working();
@@ -385,7 +385,7 @@ proptest::proptest! {
             // Gaps of 0, 20 min or 2 h of event time: some steps age rows out.
             t += [0, 1200, 7200][gap as usize] * SEC;
             let mut c = call(t, &format!("s{src}"), &format!("d{dst}"), &format!("/r{route}"));
-            c.entry = Some(Entry { service: "frontend".into(), route: format!("GET /{entry}") });
+            c.entry = Some(Entry { service: "frontend".into(), route: format!("GET /{entry}").into() });
             feed(&mut b, &c);
             let index = b.working();
             for row in index.endpoints.iter() {

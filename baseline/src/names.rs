@@ -227,7 +227,7 @@ mod tests {
             namespace in proptest::option::of("[a-c.]{0,4}|.{0,40}"),
             others in proptest::collection::vec("[a-c.]{0,8}", 0..8),
         ) {
-            let w = Workload { service, namespace, principal: None };
+            let w = Workload { service: service.into(), namespace: namespace.map(Into::into), principal: None };
             let mut names = Names::default();
             for other in others.iter().filter(|o| **o != w.key()) {
                 names.intern(other);

@@ -40,18 +40,18 @@ fn calls(n: usize, seed: u64) -> Vec<Call> {
             let dst = ["cart", "payment", "redis", "email", "shipping"][next(5) as usize];
             let mut source = Workload::new(src).in_namespace("shop");
             if next(3) > 0 {
-                source.principal = Some(format!("spiffe://cluster.local/ns/shop/sa/{src}"));
+                source.principal = Some(format!("spiffe://cluster.local/ns/shop/sa/{src}").into());
             }
             Call {
                 event_time_ns: t,
                 source,
                 destination: Workload::new(dst).in_namespace("shop"),
                 method: ["GET", "POST"][next(2) as usize].into(),
-                route: format!("/api/{}", next(6)),
+                route: format!("/api/{}", next(6)).into(),
                 status: Some(200),
                 error: next(20) == 0,
                 mtls: [Some(true), Some(false), None][next(3) as usize],
-                trace_id: format!("{:032x}", next(u64::MAX)),
+                trace_id: format!("{:032x}", next(u64::MAX)).into(),
                 entry: (next(4) > 0).then(|| Entry {
                     service: "frontend.shop".into(),
                     route: ["GET /cart", "POST /checkout"][next(2) as usize].into(),

@@ -54,8 +54,8 @@ fn trace_and_span_id_match_without_a_request_id() {
     let mut d = CallDeduper::default();
     let mut span_call = call("", "/x", 0);
     span_call.request_id = None;
-    span_call.trace_id = "ab".repeat(16);
-    span_call.span_id = "cd".repeat(8);
+    span_call.trace_id = "ab".repeat(16).into();
+    span_call.span_id = "cd".repeat(8).into();
     let mut log_call = span_call.clone();
     log_call.request_id = Some("r3".into());
     log_call.destination = Workload::new("b"); // named differently, still the same call

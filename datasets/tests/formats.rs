@@ -13,7 +13,7 @@ use eastwest_collector::{CallExtractor, CollectorMetrics, IngestBatch, Normalize
 use eastwest_datasets::{
     AccessLogFormat, GenOptions, SpanStyle, TopologyKind, generate, read_scenario_dir,
 };
-use eastwest_model::{Call, Workload};
+use eastwest_model::{Call, CompactString, Workload};
 
 fn small(topology: TopologyKind) -> GenOptions {
     GenOptions {
@@ -43,7 +43,7 @@ fn calls(dir: &Path) -> Vec<Call> {
     out
 }
 
-type Edge = (String, String, String, String);
+type Edge = (CompactString, CompactString, CompactString, CompactString);
 
 fn edges(calls: &[Call]) -> BTreeSet<Edge> {
     calls
@@ -74,7 +74,7 @@ fn sdk_spans_give_the_same_calls_as_istio_spans() {
         let (a, b) = (calls(&istio), calls(&sdk));
         assert_eq!(a.len(), b.len(), "{topology:?}");
         let (ea, eb) = (edges(&a), edges(&b));
-        let pairs = |e: &BTreeSet<Edge>| -> BTreeSet<(String, String)> {
+        let pairs = |e: &BTreeSet<Edge>| -> BTreeSet<(CompactString, CompactString)> {
             e.iter()
                 .map(|(s, d, _, _)| (s.clone(), d.clone()))
                 .collect()
@@ -124,7 +124,7 @@ fn sdk_spans_give_the_same_calls_as_istio_spans() {
 }
 
 /// Span-side edges (caller → callee) of a scenario, without virtual peers.
-fn span_pairs(dir: &Path) -> BTreeSet<(String, String)> {
+fn span_pairs(dir: &Path) -> BTreeSet<(CompactString, CompactString)> {
     calls(dir)
         .iter()
         .map(|c| (c.source.key(), c.destination.key()))
@@ -188,7 +188,7 @@ fn istio_text_and_json_access_logs_parse_into_the_calls_of_every_hop() {
                 }
             }
             assert_eq!(Some(lines), summary.meta.access_log_lines);
-            let pairs = |o: CallOrigin| -> BTreeSet<(String, String)> {
+            let pairs = |o: CallOrigin| -> BTreeSet<(CompactString, CompactString)> {
                 parsed
                     .iter()
                     .filter(|(origin, _)| *origin == o)
@@ -212,19 +212,22 @@ fn istio_text_and_json_access_logs_parse_into_the_calls_of_every_hop() {
                 .filter(|(o, c)| *o == CallOrigin::OutboundLog && c.source.key() == label.source)
                 .filter_map(|(_, c)| c.request_id.as_deref())
                 .collect();
-            let seen_as: BTreeSet<String> = parsed
+            let seen_as: BTreeSet<CompactString> = parsed
                 .iter()
                 .filter(|(o, c)| {
                     *o == CallOrigin::InboundLog
                         && c.request_id
                             .as_deref()
                             .is_some_and(|r| attack_ids.contains(r))
-                        && Some(c.destination.key()) == label.destination
+                        && label.destination.as_deref() == Some(c.destination.key().as_str())
                 })
                 .map(|(_, c)| c.source.key())
                 .collect();
             assert_eq!(seen_as.len(), 1, "{seen_as:?}");
-            assert_ne!(seen_as.first(), Some(&label.source));
+            assert_ne!(
+                seen_as.first().map(|s| s.as_str()),
+                Some(label.source.as_str())
+            );
         }
     }
 }

@@ -341,8 +341,9 @@ impl AlertBook {
     ) -> Option<Box<Alert>> {
         let counts = self.budget.storms.entry(id.to_owned()).or_default();
         let src = s.source.key();
-        if counts.by_source.len() < MAX_STORM_SOURCES || counts.by_source.contains_key(&src) {
-            *counts.by_source.entry(src).or_insert(0) += 1;
+        if counts.by_source.len() < MAX_STORM_SOURCES || counts.by_source.contains_key(src.as_str())
+        {
+            *counts.by_source.entry(src.into()).or_insert(0) += 1;
         }
         *counts.by_kind.entry(f.kind.as_str()).or_insert(0) += 1;
         counts.max_score = counts.max_score.max(f.score);

@@ -183,7 +183,7 @@ impl Engine {
             .retain(|f| f.score >= self.config.min_score || f.kind == AlertKind::SensitiveEndpoint);
         if let Some(notice) = notice {
             let trace_ids: Vec<String> = (!call.trace_id.is_empty())
-                .then(|| call.trace_id.clone())
+                .then(|| call.trace_id.to_string())
                 .into_iter()
                 .collect();
             let subject = Subject {
@@ -219,7 +219,7 @@ impl Engine {
         let trace_ids: Vec<String> = if call.trace_id.is_empty() {
             Vec::new()
         } else {
-            vec![call.trace_id.clone()]
+            vec![call.trace_id.to_string()]
         };
         let subject = Subject {
             source: &call.source,
@@ -263,7 +263,7 @@ impl Engine {
             return None;
         }
         Some(Call {
-            route,
+            route: route.into(),
             ..call.clone()
         })
     }

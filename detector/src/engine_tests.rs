@@ -23,7 +23,7 @@ pub(super) fn call(t: i64, src: &str, dst: &str, method: &str, route: &str, entr
         route: route.into(),
         status: Some(200),
         mtls: Some(true),
-        trace_id: format!("{:032x}", t),
+        trace_id: format!("{:032x}", t).into(),
         entry: Some(Entry {
             service: "frontend".into(),
             route: entry.into(),

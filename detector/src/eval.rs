@@ -128,8 +128,8 @@ impl AlertDigest {
             id: a.id.clone(),
             kind: a.kind,
             severity: a.severity,
-            source: a.source.key(),
-            destination: a.destination.as_ref().map(|d| d.key()),
+            source: a.source.key().into(),
+            destination: a.destination.as_ref().map(|d| d.key().into()),
             method: a.method.clone(),
             route: a.route.clone(),
             count: a.count,
@@ -155,8 +155,8 @@ impl Hit {
     fn from_alert(a: &Alert) -> Self {
         Self {
             kind: Some(a.kind),
-            source: a.source.key(),
-            destination: a.destination.as_ref().map(|d| d.key()),
+            source: a.source.key().into(),
+            destination: a.destination.as_ref().map(|d| d.key().into()),
             first_ns: a.first_seen.timestamp_nanos_opt().unwrap_or(0),
             last_ns: a.last_seen.timestamp_nanos_opt().unwrap_or(0),
             notice: a.severity == Severity::Info,
@@ -317,9 +317,10 @@ pub fn score(
 fn reference_hits(rule: ReferenceRule, calls: &[Call], detect_from: i64) -> Vec<Hit> {
     let key = |c: &Call| {
         let (s, d) = c.edge_key();
+        let (s, d) = (s.to_string(), d.to_string());
         match rule {
             ReferenceRule::UnseenEdge => (s, d, String::new(), String::new()),
-            ReferenceRule::StrictAllowlist => (s, d, c.method.clone(), c.route.clone()),
+            ReferenceRule::StrictAllowlist => (s, d, c.method.to_string(), c.route.to_string()),
         }
     };
     let learned: HashSet<_> = calls

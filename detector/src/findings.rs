@@ -39,8 +39,8 @@ impl Finding {
             evidence: Map::new(),
             summary: String::new(),
             destination: Some(call.destination.clone()),
-            method: Some(call.method.clone()),
-            route: Some(call.route.clone()),
+            method: Some(call.method.to_string()),
+            route: Some(call.route.to_string()),
             rollout: None,
         }
     }

@@ -128,7 +128,7 @@ impl IncidentBook {
         let new_edge = alerts.iter().any(|a| a.kind == AlertKind::NewEdge);
         let open = self
             .open
-            .get(&src)
+            .get(src.as_str())
             .and_then(|id| self.incidents.get(id))
             .filter(|i| {
                 let since = t - i.last_seen.timestamp_nanos_opt().unwrap_or(0);
@@ -142,7 +142,7 @@ impl IncidentBook {
             let id = stable_id(&["incident", &src, &t.to_string()]);
             self.incidents
                 .insert(id.clone(), new_incident(id.clone(), source.clone(), t));
-            self.open.insert(src.clone(), id.clone());
+            self.open.insert(src.to_string(), id.clone());
             id
         });
         let incident = self.incidents.get_mut(&id).expect("incident just ensured");

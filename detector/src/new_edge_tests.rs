@@ -20,7 +20,7 @@ fn call(t: i64, source: Workload, dst: &str, route: &str) -> Call {
         method: "GET".into(),
         route: route.into(),
         status: Some(200),
-        trace_id: format!("{t:032x}"),
+        trace_id: format!("{t:032x}").into(),
         weight: 1.0,
         ..Default::default()
     }

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use eastwest_model::{Call, Entry, Workload};
+use eastwest_model::{Call, CompactString, Entry, Workload};
 
 use crate::config::DetectorConfig;
 use crate::findings::Finding;
@@ -139,7 +139,7 @@ pub(crate) struct Rollouts {
     next_boundary: Option<i64>,
 }
 
-fn held_key(c: &Call) -> (String, &str, &str, Option<&Entry>) {
+fn held_key(c: &Call) -> (CompactString, &str, &str, Option<&Entry>) {
     (c.destination.key(), &c.method, &c.route, c.entry.as_ref())
 }
 
@@ -253,9 +253,9 @@ impl Rollouts {
                 h.last_ns = h.last_ns.max(t);
                 if h.trace_ids.len() < config.max_trace_ids
                     && !call.trace_id.is_empty()
-                    && !h.trace_ids.contains(&call.trace_id)
+                    && !h.trace_ids.iter().any(|t| *t == call.trace_id)
                 {
-                    h.trace_ids.push(call.trace_id.clone());
+                    h.trace_ids.push(call.trace_id.to_string());
                 }
                 return Gate::Hold;
             }
@@ -452,7 +452,7 @@ fn held(call: &Call, findings: &[Finding]) -> Held {
         weight: if call.weight > 0.0 { call.weight } else { 1.0 },
         last_ns: call.event_time_ns,
         trace_ids: (!call.trace_id.is_empty())
-            .then(|| call.trace_id.clone())
+            .then(|| call.trace_id.to_string())
             .into_iter()
             .collect(),
     }

@@ -22,7 +22,7 @@ fn call(t: i64, version: &str, route: &str) -> Call {
         method: "GET".into(),
         route: route.into(),
         source_version: Some(version.into()),
-        trace_id: format!("{t:032x}"),
+        trace_id: format!("{t:032x}").into(),
         weight: 1.0,
         ..Default::default()
     }

@@ -91,8 +91,8 @@ pub fn call(
         error: status >= 500,
         duration_ns: 2_000_000,
         mtls: Some(true),
-        trace_id: format!("{trace:032x}"),
-        span_id: format!("{:016x}", trace ^ t as u64),
+        trace_id: format!("{trace:032x}").into(),
+        span_id: format!("{:016x}", trace ^ t as u64).into(),
         entry: Some(Entry {
             service: entry.0.into(),
             route: entry.1.into(),
@@ -356,7 +356,7 @@ pub fn scenario(name: &str, seed: u64) -> (Vec<Call>, Vec<Label>) {
             for i in 0..3 {
                 let mut c = at(i * 5 * SEC, "cart", "redis", "GET", "cart", 200);
                 c.source.principal =
-                    Some(format!("spiffe://cluster.local/ns/{NAMESPACE}/sa/payment"));
+                    Some(format!("spiffe://cluster.local/ns/{NAMESPACE}/sa/payment").into());
                 extra.push(c);
             }
             vec![label(

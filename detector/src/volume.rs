@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 use serde_json::json;
 
-use eastwest_model::{AlertKind, Call, Workload};
+use eastwest_model::{AlertKind, Call, CompactString, Workload};
 
 use crate::config::DetectorConfig;
 use crate::findings::{Finding, ev};
@@ -26,8 +26,8 @@ const MAX_TRACE_IDS: usize = 5;
 pub(crate) struct EndpointVolume {
     source: Workload,
     destination: Workload,
-    method: String,
-    route: String,
+    method: CompactString,
+    route: CompactString,
     calls: f64,
     bytes: f64,
     trace_ids: Vec<String>,
@@ -61,9 +61,9 @@ pub(crate) fn count(volumes: &mut WindowVolumes, key: u64, call: &Call, w: f64, 
     entry.last_ns = entry.last_ns.max(call.event_time_ns);
     if entry.trace_ids.len() < MAX_TRACE_IDS
         && !call.trace_id.is_empty()
-        && !entry.trace_ids.contains(&call.trace_id)
+        && !entry.trace_ids.iter().any(|t| *t == call.trace_id)
     {
-        entry.trace_ids.push(call.trace_id.clone());
+        entry.trace_ids.push(call.trace_id.to_string());
     }
 }
 
@@ -169,8 +169,8 @@ fn judge_one(
         ]),
         summary,
         destination: Some(v.destination.clone()),
-        method: Some(v.method.clone()),
-        route: Some(v.route.clone()),
+        method: Some(v.method.to_string()),
+        route: Some(v.route.to_string()),
         rollout: None,
     };
     Some(WindowFinding {

@@ -10,7 +10,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 
 use eastwest_baseline::{EdgeKey, EndpointKey, EntryKey, LookupIndex};
-use eastwest_model::{AlertKind, Call, Entry, Protocol, Workload};
+use eastwest_model::{AlertKind, Call, CompactString, Entry, Protocol, ToCompactString, Workload};
 use serde_json::json;
 
 use crate::config::DetectorConfig;
@@ -295,7 +295,7 @@ impl WindowTracker {
                     let why = call
                         .response_flags
                         .clone()
-                        .or(call.status.map(|st| st.to_string()))
+                        .or(call.status.map(|st| st.to_compact_string()))
                         .unwrap_or_default();
                     s.denied_examples
                         .push(format!("{dst} {} {} → {why}", call.method, call.route));
@@ -437,7 +437,7 @@ impl WindowTracker {
         }
         if judge {
             let entries = Self::entry_load(&w, index);
-            let mut edges: Vec<((String, String), &EdgeWin)> = w
+            let mut edges: Vec<((CompactString, CompactString), &EdgeWin)> = w
                 .edges
                 .values()
                 .map(|e| ((e.source.key(), e.destination.key()), e))

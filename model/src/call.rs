@@ -1,3 +1,4 @@
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// A workload as eastwest identifies it: the logical service, not the pod or version.
@@ -5,14 +6,14 @@ use serde::{Deserialize, Serialize};
 /// baseline.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct Workload {
-    pub service: String,
-    pub namespace: Option<String>,
+    pub service: CompactString,
+    pub namespace: Option<CompactString>,
     /// SPIFFE id (or other authenticated identity) the workload presented, when known.
-    pub principal: Option<String>,
+    pub principal: Option<CompactString>,
 }
 
 impl Workload {
-    pub fn new(service: impl Into<String>) -> Self {
+    pub fn new(service: impl Into<CompactString>) -> Self {
         Self {
             service: service.into(),
             namespace: None,
@@ -20,23 +21,24 @@ impl Workload {
         }
     }
 
-    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
+    pub fn in_namespace(mut self, namespace: impl Into<CompactString>) -> Self {
         self.namespace = Some(namespace.into());
         self
     }
 
-    pub fn with_principal(mut self, principal: impl Into<String>) -> Self {
+    pub fn with_principal(mut self, principal: impl Into<CompactString>) -> Self {
         self.principal = Some(principal.into());
         self
     }
 
     /// `service.namespace` when the namespace is known, else `service`: the key used for
     /// edges, graphs and baselines (the principal is *not* part of the identity key).
-    pub fn key(&self) -> String {
+    pub fn key(&self) -> CompactString {
         match self.key_namespace() {
-            // Hot path (several times per call): no formatting machinery.
+            // Hot path (several times per call): no formatting machinery, and short keys
+            // stay inline.
             Some(ns) => {
-                let mut key = String::with_capacity(self.service.len() + 1 + ns.len());
+                let mut key = CompactString::with_capacity(self.service.len() + 1 + ns.len());
                 key.push_str(&self.service);
                 key.push('.');
                 key.push_str(ns);
@@ -93,9 +95,9 @@ impl Protocol {
 /// server span (where the request entered the mesh).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct Entry {
-    pub service: String,
+    pub service: CompactString,
     /// `METHOD /route/template` for HTTP, `package.Service/Method` for gRPC.
-    pub route: String,
+    pub route: CompactString,
 }
 
 /// One service-to-service request, the unit everything downstream of the collector
@@ -108,9 +110,9 @@ pub struct Call {
     pub destination: Workload,
     pub protocol: Protocol,
     /// HTTP method, `POST` for gRPC, the operation for db/messaging (`SELECT`, `publish`).
-    pub method: String,
+    pub method: CompactString,
     /// Route template (`/users/{id}`), gRPC `package.Service/Method`, db table or topic.
-    pub route: String,
+    pub route: CompactString,
     /// HTTP status code, or gRPC status code for gRPC calls; `None` when unknown.
     pub status: Option<u32>,
     /// True when the call failed (5xx, gRPC error, span status error).
@@ -120,23 +122,23 @@ pub struct Call {
     /// says plaintext, `None` when it does not say.
     pub mtls: Option<bool>,
     /// Lower-case hex, empty when unknown (access logs without tracing headers).
-    pub trace_id: String,
-    pub span_id: String,
+    pub trace_id: CompactString,
+    pub span_id: CompactString,
     pub entry: Option<Entry>,
     /// Envoy `%RESPONSE_FLAGS%` (`NR`, `UAEX`, `UF`, …) when the telemetry carries them.
-    pub response_flags: Option<String>,
+    pub response_flags: Option<CompactString>,
     /// Destination address as `host:port` when known (cloud metadata, Envoy admin port).
-    pub destination_address: Option<String>,
+    pub destination_address: Option<CompactString>,
     /// Version/revision of the source workload (rollout awareness); never part of identity.
-    pub source_version: Option<String>,
+    pub source_version: Option<CompactString>,
     /// `x-request-id` when known: joins access-log lines with spans.
-    pub request_id: Option<String>,
+    pub request_id: Option<CompactString>,
     /// Adjusted count from trace sampling (`tracestate` `ot=th`): 1.0 when unsampled.
     pub weight: f64,
     /// The principal the caller's own telemetry claimed, when the callee observed another
     /// one on the connection (`source.principal` then holds the observed one, which wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claimed_principal: Option<String>,
+    pub claimed_principal: Option<CompactString>,
     /// Request body bytes (`http.request.body.size`, Envoy `%BYTES_RECEIVED%`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_bytes: Option<u64>,
@@ -147,7 +149,7 @@ pub struct Call {
 
 impl Call {
     /// `source.key() -> destination.key()`.
-    pub fn edge_key(&self) -> (String, String) {
+    pub fn edge_key(&self) -> (CompactString, CompactString) {
         (self.source.key(), self.destination.key())
     }
 }

@@ -15,5 +15,7 @@ mod stats;
 pub use alert::{Alert, AlertKind, AlertState, EntryRef, Severity};
 pub use baseline_status::{BaselineCounts, BaselineStatus, LearningPhase, RolloutChange};
 pub use call::{Call, Entry, Protocol, Workload, format_event_time};
+// Strings of calls and workloads: short ones (names, methods, routes, ids) stay inline.
+pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use incident::{Incident, Label};
 pub use stats::{MetricsSnapshot, RequestsRejected, SignalSnapshot};

@@ -118,11 +118,11 @@ pub(crate) fn by_edge_route<'a>(
 fn alert_view(a: &Alert) -> Option<CallView> {
     let d = a.destination.as_ref()?;
     Some(CallView {
-        source_service: a.source.service.clone(),
-        source_namespace: a.source.namespace.clone(),
-        principal: a.source.principal.clone(),
-        destination_service: d.service.clone(),
-        destination_namespace: d.namespace.clone(),
+        source_service: a.source.service.to_string(),
+        source_namespace: a.source.namespace.as_deref().map(String::from),
+        principal: a.source.principal.as_deref().map(String::from),
+        destination_service: d.service.to_string(),
+        destination_namespace: d.namespace.as_deref().map(String::from),
         protocol: if a.route.as_deref().is_some_and(|r| r.starts_with('/')) {
             eastwest_model::Protocol::Http
         } else {
@@ -140,7 +140,7 @@ fn alert_calls<'a>(
     a: &'a Alert,
     groups: &'a [(CallGroup, Verdict)],
 ) -> impl Iterator<Item = &'a (CallGroup, Verdict)> {
-    let dest = a.destination.as_ref().map(|d| d.key());
+    let dest = a.destination.as_ref().map(|d| d.key().to_string());
     let (from, to) = (
         a.first_seen.timestamp_nanos_opt().unwrap_or(i64::MIN),
         a.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX),

@@ -28,8 +28,8 @@ fn call(t: i64, src: &str, dst: &str, method: &str, route: &str, port: u16) -> C
         protocol: Protocol::Http,
         method: method.into(),
         route: route.into(),
-        destination_address: Some(format!("{dst}.shop:{port}")),
-        trace_id: format!("{t:032x}"),
+        destination_address: Some(format!("{dst}.shop:{port}").into()),
+        trace_id: format!("{t:032x}").into(),
         weight: 1.0,
         ..Default::default()
     }

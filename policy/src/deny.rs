@@ -29,10 +29,10 @@ pub struct DenySuggestion {
 
 fn peer(w: &eastwest_model::Workload) -> Peer {
     Peer {
-        key: w.key(),
-        service: w.service.clone(),
-        namespace: w.namespace.clone(),
-        principals: w.principal.iter().cloned().collect(),
+        key: w.key().into(),
+        service: w.service.to_string(),
+        namespace: w.namespace.as_deref().map(String::from),
+        principals: w.principal.iter().map(|p| p.to_string()).collect(),
     }
 }
 
@@ -179,7 +179,7 @@ mod tests {
 
     fn alert(route: Option<&str>, principal: Option<&str>) -> Alert {
         let mut source = Workload::new("cart").in_namespace("shop");
-        source.principal = principal.map(str::to_owned);
+        source.principal = principal.map(str::to_owned).map(Into::into);
         Alert {
             id: "0190a1b2-c3d4".into(),
             kind: AlertKind::SensitiveEndpoint,

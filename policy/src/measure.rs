@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use eastwest_baseline::HistoryWriter;
-use eastwest_model::{Call, Label};
+use eastwest_model::{Call, CompactString, Label};
 use serde::Serialize;
 
 use crate::{
@@ -60,7 +60,7 @@ fn weight(c: &Call) -> f64 {
 fn is_attack(
     c: &Call,
     labels: &[Label],
-    learned: &BTreeSet<(String, String, String, String)>,
+    learned: &BTreeSet<(CompactString, CompactString, CompactString, CompactString)>,
 ) -> bool {
     labels.iter().filter(|l| l.class == "attack").any(|l| {
         let (s, e) = (

@@ -12,7 +12,7 @@ use eastwest_api::{
 };
 use eastwest_baseline::EdgeStats;
 use eastwest_collector::CollectorMetrics;
-use eastwest_model::{Alert, BaselineStatus, Call, format_event_time};
+use eastwest_model::{Alert, BaselineStatus, Call, CompactString, format_event_time};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -81,9 +81,10 @@ fn live_edge(source: &str, destination: &str, e: &LiveEdge) -> GraphEdge {
 /// A learned edge's protocols, from what live traffic showed on it.
 fn with_protocols(mut edge: GraphEdge, live: &LiveView) -> GraphEdge {
     if edge.protocols.is_empty()
-        && let Some(e) = live
-            .edges
-            .get(&(edge.source.clone(), edge.destination.clone()))
+        && let Some(e) = live.edges.get(&(
+            edge.source.as_str().into(),
+            edge.destination.as_str().into(),
+        ))
     {
         edge.protocols = protocols_of(e.protocols);
     }
@@ -100,10 +101,10 @@ fn recent_endpoints(live: &LiveView, source: &str, destination: &str) -> Vec<End
         }
         let t = time(c.event_time_ns);
         let e = by_endpoint
-            .entry((c.method.clone(), c.route.clone()))
+            .entry((c.method.to_string(), c.route.to_string()))
             .or_insert_with(|| EndpointSummary {
-                method: c.method.clone(),
-                route: c.route.clone(),
+                method: c.method.to_string(),
+                route: c.route.to_string(),
                 calls: 0.0,
                 errors: 0.0,
                 first_seen: t,
@@ -231,11 +232,11 @@ impl Backend for PipelineBackend {
                     .workloads
                     .get(k)
                     .cloned()
-                    .unwrap_or_else(|| (k.to_string(), None));
+                    .unwrap_or_else(|| (CompactString::from(k), None));
                 GraphNode {
                     id: k.to_string(),
-                    service,
-                    namespace,
+                    service: service.into(),
+                    namespace: namespace.map(Into::into),
                 }
             })
             .collect();
@@ -245,7 +246,7 @@ impl Backend for PipelineBackend {
     fn edge_detail(&self, source: &str, destination: &str) -> Option<EdgeDetail> {
         let baseline = self.published.baseline.load();
         let live = self.published.live.load();
-        let key = (source.to_string(), destination.to_string());
+        let key = (source.into(), destination.into());
         let (edge, mut endpoints) = match baseline.edges.get(&key) {
             Some(stats) => (
                 with_protocols(
@@ -266,7 +267,7 @@ impl Backend for PipelineBackend {
         let trace_ids = live
             .trace_ids
             .get(&key)
-            .map(|ids| ids.iter().cloned().collect())
+            .map(|ids| ids.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
         Some(EdgeDetail {
             edge,

@@ -14,8 +14,8 @@ fn call(t: i64, id: u32) -> Call {
         event_time_ns: t,
         source: Workload::new("a"),
         destination: Workload::new("b"),
-        trace_id: format!("{id:032x}"),
-        span_id: format!("{id:016x}"),
+        trace_id: format!("{id:032x}").into(),
+        span_id: format!("{id:016x}").into(),
         ..Default::default()
     }
 }
@@ -40,7 +40,7 @@ fn ids<C: std::borrow::Borrow<Call>>(calls: &[C]) -> Vec<(i64, String)> {
         .iter()
         .map(|c| {
             let c = c.borrow();
-            (c.event_time_ns, c.trace_id.clone())
+            (c.event_time_ns, c.trace_id.to_string())
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use eastwest_api::EndpointSummary;
 use eastwest_baseline::{BaselineStatus, EdgeStats, LearningState};
 use eastwest_detector::Engine;
-use eastwest_model::{Alert, Call, Protocol};
+use eastwest_model::{Alert, Call, CompactString, Protocol};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -24,7 +24,7 @@ pub const MAX_EDGE_EXAMPLES: usize = 50_000;
 pub const COMMAND_QUEUE: usize = 64;
 
 /// (source key, destination key).
-pub type EdgeNames = (String, String);
+pub type EdgeNames = (CompactString, CompactString);
 
 /// The live view's maps: looked up several times per call, keyed by names telemetry
 /// chose (a seeded hash, faster than the default one).
@@ -78,9 +78,9 @@ pub struct LiveView {
     /// Shared with the history writer: a publish copies pointers, not calls.
     pub recent_calls: Arc<VecDeque<Arc<Call>>>,
     pub edges: Arc<LiveMap<EdgeNames, LiveEdge>>,
-    pub trace_ids: Arc<LiveMap<EdgeNames, VecDeque<String>>>,
+    pub trace_ids: Arc<LiveMap<EdgeNames, VecDeque<CompactString>>>,
     /// Workload key → (service, namespace), for graph nodes.
-    pub workloads: Arc<LiveMap<String, (String, Option<String>)>>,
+    pub workloads: Arc<LiveMap<CompactString, (CompactString, Option<CompactString>)>>,
 }
 
 /// The learned baseline as the API shows it.
@@ -107,8 +107,8 @@ impl BaselineView {
             .edges()
             .map(|(k, s)| {
                 let names = (
-                    index.name(k.source).to_owned(),
-                    index.name(k.destination).to_owned(),
+                    index.name(k.source).into(),
+                    index.name(k.destination).into(),
                 );
                 (names, s.clone())
             })
@@ -116,8 +116,8 @@ impl BaselineView {
         let mut endpoints: HashMap<EdgeNames, Vec<EndpointSummary>> = HashMap::new();
         for (k, s) in index.endpoints() {
             let edge = (
-                index.name(k.edge.source).to_owned(),
-                index.name(k.edge.destination).to_owned(),
+                index.name(k.edge.source).into(),
+                index.name(k.edge.destination).into(),
             );
             endpoints.entry(edge).or_default().push(EndpointSummary {
                 method: index.name(k.method).to_owned(),

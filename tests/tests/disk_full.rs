@@ -305,8 +305,8 @@ async fn a_full_disk_fails_readiness_spools_alerts_and_recovers() {
         .into_iter()
         .map(|a| {
             (
-                a.source.service,
-                a.destination.map(|d| d.service).unwrap_or_default(),
+                a.source.service.into(),
+                a.destination.map(|d| d.service).unwrap_or_default().into(),
             )
         })
         .collect();

@@ -174,7 +174,7 @@ impl Mesh {
             let calls: Vec<Call> = serde_json::from_value(body["calls"].clone()).unwrap();
             let mine: Vec<Call> = calls
                 .into_iter()
-                .filter(|c| ids.contains(&c.trace_id))
+                .filter(|c| ids.iter().any(|id| *id == c.trace_id))
                 .collect();
             if mine.len() >= ids.len() {
                 return mine;

@@ -92,7 +92,7 @@ fn destination_key(alert: &Alert) -> String {
     alert
         .destination
         .as_ref()
-        .map(|d| d.key())
+        .map(|d| d.key().into())
         .unwrap_or_else(|| "-".into())
 }
 

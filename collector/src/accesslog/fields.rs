@@ -12,7 +12,7 @@
 //! ingested without `--service`), an inbound line names its destination from the mTLS
 //! SNI (`outbound_.PORT_.SUBSET_.HOST`) or the `:authority` host.
 
-use eastwest_model::{Call, Protocol, Workload};
+use eastwest_model::{Call, CompactString, Protocol, Workload, format_compact};
 
 use crate::CollectorError;
 use crate::dedup::CallOrigin;
@@ -48,7 +48,7 @@ pub struct AccessLogFields {
 /// `-` and empty mean absent in Envoy's formats; values are capped like span attributes.
 pub fn present(s: &str) -> Option<String> {
     let s = s.trim();
-    (!s.is_empty() && s != "-").then(|| crate::spans::truncate_field(s))
+    (!s.is_empty() && s != "-").then(|| crate::spans::truncate_field(s).into())
 }
 
 fn workload_from_spiffe(san: &str) -> Option<Workload> {
@@ -56,7 +56,7 @@ fn workload_from_spiffe(san: &str) -> Option<Workload> {
     Some(Workload {
         service: crate::spans::truncate_field(&sa),
         namespace: Some(crate::spans::truncate_field(&ns)),
-        principal: Some(san.to_string()),
+        principal: Some(san.into()),
     })
 }
 
@@ -83,8 +83,8 @@ pub fn parse_cluster(cluster: &str) -> Option<LogCluster> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogCluster {
     pub inbound: bool,
-    pub service: Option<String>,
-    pub namespace: Option<String>,
+    pub service: Option<CompactString>,
+    pub namespace: Option<CompactString>,
 }
 
 fn host_workload(host: &str) -> Workload {
@@ -165,11 +165,17 @@ impl AccessLogFields {
                         .unwrap_or_else(|| Workload::new("unknown")),
                 }
             };
-            destination.principal = destination.principal.or(self.upstream_peer_uri_san.clone());
+            destination.principal = destination.principal.or(self
+                .upstream_peer_uri_san
+                .as_deref()
+                .map(CompactString::from));
             (source, destination, CallOrigin::InboundLog)
         } else {
             let mut source = reporter.clone();
-            source.principal = source.principal.or(self.downstream_peer_uri_san.clone());
+            source.principal = source.principal.or(self
+                .downstream_peer_uri_san
+                .as_deref()
+                .map(CompactString::from));
             let mut destination = match cluster.and_then(|c| c.service.map(|s| (s, c.namespace))) {
                 Some((service, namespace)) => Workload {
                     service,
@@ -183,7 +189,10 @@ impl AccessLogFields {
                         .unwrap_or("unknown"),
                 ),
             };
-            destination.principal = self.upstream_peer_uri_san.clone();
+            destination.principal = self
+                .upstream_peer_uri_san
+                .as_deref()
+                .map(CompactString::from);
             (source, destination, CallOrigin::OutboundLog)
         };
         let call = self.call_between(source, destination, event_time_ns, mtls);
@@ -209,18 +218,19 @@ impl AccessLogFields {
             Protocol::Http
         };
         let route = match (&self.path, protocol) {
-            (_, Protocol::Tcp) => "*".to_string(),
-            (Some(p), Protocol::Grpc) => p.trim_start_matches('/').to_string(),
+            (_, Protocol::Tcp) => "*".into(),
+            (Some(p), Protocol::Grpc) => p.trim_start_matches('/').into(),
             (Some(p), _) => template_path(p),
             (None, _) => "/".into(),
         };
         let method = match protocol {
-            Protocol::Tcp => "CONNECT".to_string(),
+            Protocol::Tcp => "CONNECT".into(),
             _ => self
                 .method
-                .clone()
-                .unwrap_or_else(|| "GET".into())
-                .to_ascii_uppercase(),
+                .as_deref()
+                .unwrap_or("GET")
+                .to_ascii_uppercase()
+                .into(),
         };
         let status = self.response_code.filter(|c| *c > 0);
         let rbac_denied = self
@@ -228,9 +238,11 @@ impl AccessLogFields {
             .as_deref()
             .is_some_and(|d| d.starts_with("rbac_access_denied"));
         let response_flags = match (self.response_flags, rbac_denied) {
-            (Some(f), true) if !f.split(',').any(|x| x == "RBAC") => Some(format!("{f},RBAC")),
+            (Some(f), true) if !f.split(',').any(|x| x == "RBAC") => {
+                Some(format_compact!("{f},RBAC"))
+            }
             (None, true) => Some("RBAC".into()),
-            (flags, _) => flags,
+            (flags, _) => flags.map(CompactString::from),
         };
         // A proxy-generated failure without a status (`UF`, `URX`, `UH` on TCP) is an error too.
         let error = status.map_or(response_flags.is_some(), |s| s >= 500);
@@ -247,17 +259,17 @@ impl AccessLogFields {
             mtls,
             trace_id: self
                 .trace_id
-                .map(|t| t.to_ascii_lowercase())
+                .map(|t| t.to_ascii_lowercase().into())
                 .unwrap_or_default(),
             span_id: self
                 .span_id
-                .map(|s| s.to_ascii_lowercase())
+                .map(|s| s.to_ascii_lowercase().into())
                 .unwrap_or_default(),
             entry: None,
             response_flags,
-            destination_address: self.upstream_host.or(self.authority),
+            destination_address: self.upstream_host.or(self.authority).map(Into::into),
             source_version: None,
-            request_id: self.request_id,
+            request_id: self.request_id.map(Into::into),
             weight: 1.0,
             claimed_principal: None,
             request_bytes: self.bytes_received,

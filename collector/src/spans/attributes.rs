@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use eastwest_model::CompactString;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 
 pub use super::keys::Key;
@@ -130,8 +131,8 @@ fn as_bool(v: Val<'_>) -> Option<bool> {
 }
 
 /// Cuts `s` to at most [`MAX_FIELD_BYTES`] on a character boundary.
-pub fn truncate(s: &str) -> String {
-    truncated(s).to_string()
+pub fn truncate(s: &str) -> CompactString {
+    truncated(s).into()
 }
 
 /// `s` cut to at most [`MAX_FIELD_BYTES`] on a character boundary, borrowed.

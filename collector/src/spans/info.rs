@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use eastwest_model::{Protocol, Workload};
+use eastwest_model::{CompactString, Protocol, Workload, format_compact};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
 use super::attributes::{Attrs, Key, KeyIndex, truncate};
@@ -71,54 +71,63 @@ pub struct SpanInfo {
     pub start_ns: i64,
     pub duration_ns: u64,
     pub workload: Workload,
-    pub version: Option<String>,
+    pub version: Option<CompactString>,
     pub protocol: Protocol,
-    pub method: String,
+    pub method: CompactString,
     /// Route template (no method prefix): the reported template (`http.route`), else
     /// the raw path templated by its look.
-    pub route: Option<String>,
+    pub route: Option<CompactString>,
     /// Whether `route` is a template the span reported (else a guess from a raw path,
     /// matched against the callee's known templates when the call is built).
     pub route_reported: bool,
     /// The raw path, normalised, when it differs from the guessed `route`.
-    pub raw_path: Option<String>,
+    pub raw_path: Option<CompactString>,
     pub status: Option<u32>,
     pub error: bool,
     pub mtls: Option<bool>,
     /// On a caller: the identity it claims. On a callee: the peer identity it observed
     /// on the connection (mTLS), which wins over the caller's claim.
-    pub source_principal: Option<String>,
-    pub destination_principal: Option<String>,
+    pub source_principal: Option<CompactString>,
+    pub destination_principal: Option<CompactString>,
     /// Name of the other side when it emits no span (virtual peer).
     pub peer: Option<Workload>,
     /// The address the caller connected to, when it is an IP literal (resolved through
     /// the pod IPs workloads report).
-    pub peer_ip: Option<String>,
+    pub peer_ip: Option<CompactString>,
     /// `k8s.pod.ip` of the emitting pod.
-    pub pod_ip: Option<String>,
-    pub destination_address: Option<String>,
-    pub response_flags: Option<String>,
-    pub request_id: Option<String>,
+    pub pod_ip: Option<CompactString>,
+    pub destination_address: Option<CompactString>,
+    pub response_flags: Option<CompactString>,
+    pub request_id: Option<CompactString>,
     pub weight: f64,
     /// Request and response body bytes as this side saw them.
     pub request_bytes: Option<u64>,
     pub response_bytes: Option<u64>,
 }
 
-fn opt_capacity(s: &Option<String>) -> usize {
-    s.as_ref().map_or(0, String::capacity)
+/// Heap bytes of a string: none while it is short enough to be stored inline.
+fn heap(s: &CompactString) -> usize {
+    if s.is_heap_allocated() {
+        s.capacity()
+    } else {
+        0
+    }
 }
 
-fn workload_capacity(w: &Workload) -> usize {
-    w.service.capacity() + opt_capacity(&w.namespace) + opt_capacity(&w.principal)
+fn opt_heap(s: &Option<CompactString>) -> usize {
+    s.as_ref().map_or(0, heap)
+}
+
+fn workload_heap(w: &Workload) -> usize {
+    heap(&w.service) + opt_heap(&w.namespace) + opt_heap(&w.principal)
 }
 
 impl SpanInfo {
     /// Bytes this span holds on the heap (its strings), beyond its inline size.
     pub fn heap_bytes(&self) -> usize {
-        workload_capacity(&self.workload)
-            + self.peer.as_ref().map_or(0, workload_capacity)
-            + self.method.capacity()
+        workload_heap(&self.workload)
+            + self.peer.as_ref().map_or(0, workload_heap)
+            + heap(&self.method)
             + [
                 &self.version,
                 &self.route,
@@ -132,7 +141,7 @@ impl SpanInfo {
                 &self.request_id,
             ]
             .into_iter()
-            .map(opt_capacity)
+            .map(opt_heap)
             .sum::<usize>()
     }
 
@@ -194,7 +203,7 @@ impl SpanInfo {
                 Key::ConnectionUriSanPeerCertificate,
                 Key::LinkerdClientId,
             ])
-            .map(Cow::into_owned);
+            .map(CompactString::from);
         let destination_principal = attrs
             .span_str(&[
                 Key::DestinationPrincipal,
@@ -204,7 +213,7 @@ impl SpanInfo {
                 Key::UpstreamUriSanPeerCertificate,
                 Key::LinkerdServerId,
             ])
-            .map(Cow::into_owned);
+            .map(CompactString::from);
         if side == Side::Caller {
             workload.principal = source_principal.clone();
         } else {
@@ -236,7 +245,7 @@ impl SpanInfo {
         let pod_ip = attrs
             .resource_str(&[Key::K8sPodIp])
             .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-            .map(Cow::into_owned);
+            .map(CompactString::from);
         let mtls = attrs
             .bool(&[Key::ConnectionMtls, Key::IstioMtls, Key::TlsMutual])
             .or_else(|| {
@@ -288,14 +297,14 @@ impl SpanInfo {
             response_flags: attrs
                 .span_str(&[Key::ResponseFlags])
                 .filter(|f| f != "-")
-                .map(Cow::into_owned),
+                .map(CompactString::from),
             request_id: attrs
                 .span_str(&[
                     Key::GuidXRequestId,
                     Key::HttpRequestHeaderXRequestId,
                     Key::XRequestId,
                 ])
-                .map(Cow::into_owned),
+                .map(CompactString::from),
             weight: weight_from_tracestate(span.trace_state),
             request_bytes: attrs.size(&REQUEST_SIZE_KEYS),
             response_bytes: attrs.size(&RESPONSE_SIZE_KEYS),
@@ -304,22 +313,22 @@ impl SpanInfo {
 
     /// Lower-case hex, as `{:032x}` writes it (without the formatting machinery: this
     /// runs for every call).
-    pub fn trace_hex(&self) -> String {
+    pub fn trace_hex(&self) -> CompactString {
         lower_hex::<16, 32>(self.trace_id.to_be_bytes())
     }
 
     /// A span id (this span's or its parent's) as on the emitted call.
-    pub fn span_hex(id: u64) -> String {
+    pub fn span_hex(id: u64) -> CompactString {
         lower_hex::<8, 16>(id.to_be_bytes())
     }
 }
 
 /// `bytes` as lower-case hex, encoded into a buffer at once (`hex::encode` collects one
 /// `char` at a time).
-fn lower_hex<const N: usize, const HEX: usize>(bytes: [u8; N]) -> String {
+fn lower_hex<const N: usize, const HEX: usize>(bytes: [u8; N]) -> CompactString {
     let mut out = [0u8; HEX];
     hex::encode_to_slice(bytes, &mut out).expect("two hex digits per byte");
-    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+    CompactString::from_utf8(out).expect("hex digits are ASCII")
 }
 
 fn protocol(attrs: &Attrs, kind: SpanKind) -> Protocol {
@@ -358,7 +367,11 @@ fn method_and_route(
     attrs: &Attrs,
     protocol: Protocol,
     span_name: &str,
-) -> (String, Option<String>, Option<Option<String>>) {
+) -> (
+    CompactString,
+    Option<CompactString>,
+    Option<Option<CompactString>>,
+) {
     let http_method = attrs.span_str(&[Key::HttpRequestMethod, Key::HttpMethod]);
     let path = || {
         attrs
@@ -378,12 +391,15 @@ fn method_and_route(
                 attrs.span_str(&[Key::RpcService]),
                 attrs.span_str(&[Key::RpcMethod]),
             ) {
-                (Some(s), Some(m)) => Some(format!("{s}/{m}")),
-                _ => path()
-                    .map(|p| p.trim_start_matches('/').to_string())
-                    .or_else(|| Some(span_name.trim_start_matches('/').to_string())),
+                (Some(s), Some(m)) => Some(truncate(&format_compact!("{s}/{m}"))),
+                _ => Some(truncate(
+                    path()
+                        .as_deref()
+                        .unwrap_or(span_name)
+                        .trim_start_matches('/'),
+                )),
             };
-            ("POST".into(), route.map(|r| truncate(&r)), None)
+            ("POST".into(), route, None)
         }
         Protocol::Db => {
             let statement = attrs.span_str(&[Key::DbQueryText, Key::DbStatement]);
@@ -395,7 +411,7 @@ fn method_and_route(
                         .and_then(|s| s.split_whitespace().next())
                         .map(|word| Cow::Owned(word.to_string()))
                 })
-                .map_or_else(|| "QUERY".to_string(), |o| o.to_ascii_uppercase());
+                .map_or_else(|| "QUERY".into(), |o| ascii_upper(&o));
             let target = attrs.span_str(&[
                 Key::DbCollectionName,
                 Key::DbSqlTable,
@@ -403,22 +419,22 @@ fn method_and_route(
                 Key::DbNamespace,
                 Key::DbName,
             ]);
-            (truncate(&operation), target.map(Cow::into_owned), None)
+            (truncate(&operation), target.map(CompactString::from), None)
         }
         Protocol::Messaging => {
             let op = attrs
                 .span_str(&[Key::MessagingOperationType, Key::MessagingOperation])
-                .map_or_else(|| "publish".to_string(), Cow::into_owned);
+                .map_or_else(|| "publish".into(), CompactString::from);
             (
                 op,
                 attrs
                     .span_str(&[Key::MessagingDestinationName, Key::MessagingDestination])
-                    .map(Cow::into_owned),
+                    .map(CompactString::from),
                 None,
             )
         }
         Protocol::Http => {
-            let method = http_method.map_or_else(|| "GET".to_string(), |m| m.to_ascii_uppercase());
+            let method = http_method.map_or_else(|| "GET".into(), |m| ascii_upper(&m));
             if let Some(route) = attrs.span_str(&[Key::HttpRoute]) {
                 return (method, Some(normalize_template(&route)), None);
             }
@@ -435,24 +451,31 @@ fn method_and_route(
     }
 }
 
+/// `s` in upper case, inline when short (the method of every call).
+fn ascii_upper(s: &str) -> CompactString {
+    let mut out = CompactString::from(s);
+    out.as_mut_str().make_ascii_uppercase();
+    out
+}
+
 fn destination_address(
     attrs: &Attrs,
     cluster: Option<&super::workload::IstioCluster>,
     url: Option<&str>,
     authority: Option<&str>,
-) -> Option<String> {
+) -> Option<CompactString> {
     let port = attrs.int(&[Key::ServerPort, Key::NetPeerPort, Key::NetHostPort]);
     if let Some(host) = attrs.span_str(&[Key::ServerAddress, Key::NetPeerName, Key::NetPeerIp]) {
         return Some(match port {
-            Some(p) => format!("{host}:{p}"),
-            None => host.into_owned(),
+            Some(p) => format_compact!("{host}:{p}"),
+            None => host.into(),
         });
     }
     if let Some(a) = url.and_then(url_authority).or(authority) {
         return Some(truncate(a));
     }
     let c = cluster.filter(|c| !c.inbound)?;
-    Some(format!("{}:{}", c.host.clone()?, c.port?))
+    Some(format_compact!("{}:{}", c.host.as_ref()?, c.port?))
 }
 
 fn peer_workload(
@@ -471,7 +494,7 @@ fn peer_workload(
         }
     };
     if let Some(p) = attrs.span_str(&[Key::PeerService]) {
-        return Some(Workload::new(p.into_owned()));
+        return Some(Workload::new(p));
     }
     if let Some(c) = cluster.filter(|c| !c.inbound)
         && let Some(service) = &c.service
@@ -489,14 +512,14 @@ fn peer_workload(
         && let Some(system) = attrs.span_str(&[Key::DbSystem, Key::DbSystemName])
     {
         return Some(match attrs.span_str(&[Key::DbNamespace, Key::DbName]) {
-            Some(db) => Workload::new(format!("{system}/{db}")),
-            None => Workload::new(system.into_owned()),
+            Some(db) => Workload::new(format_compact!("{system}/{db}")),
+            None => Workload::new(system),
         });
     }
     if protocol == Protocol::Messaging
         && let Some(system) = attrs.span_str(&[Key::MessagingSystem])
     {
-        return Some(Workload::new(system.into_owned()));
+        return Some(Workload::new(system));
     }
     let host = url.and_then(url_authority).or(authority)?;
     Some(from_host(
@@ -506,12 +529,12 @@ fn peer_workload(
 
 /// The caller's peer address when it is an IP literal (`network.peer.address`,
 /// `net.peer.ip`, or `server.address` holding an IP).
-fn peer_ip(attrs: &Attrs) -> Option<String> {
+fn peer_ip(attrs: &Attrs) -> Option<CompactString> {
     [Key::NetworkPeerAddress, Key::NetPeerIp, Key::ServerAddress]
         .into_iter()
         .filter_map(|k| attrs.span_str(&[k]))
-        .map(|a| a.into_owned())
         .find(|a| a.parse::<std::net::IpAddr>().is_ok())
+        .map(CompactString::from)
 }
 
 /// The principal claims a service account: used when a server side is missing but the
@@ -521,7 +544,7 @@ pub fn principal_workload(principal: &str) -> Option<Workload> {
     Some(Workload {
         service: sa,
         namespace: Some(ns),
-        principal: Some(principal.to_string()),
+        principal: Some(principal.into()),
     })
 }
 
@@ -558,7 +581,7 @@ mod tests {
             workload: Workload::new("a"),
             version: None,
             protocol: Protocol::Http,
-            method: String::new(),
+            method: CompactString::default(),
             route: None,
             route_reported: false,
             raw_path: None,

@@ -16,7 +16,7 @@
 //!   `service.name` and principal then presents its real identity under the forged name,
 //!   which the detector's identity check reads as `identity_mismatch`.
 
-use eastwest_model::{Call, Protocol, Workload};
+use eastwest_model::{Call, CompactString, Protocol, Workload, format_compact};
 
 use super::NormalizerConfig;
 use super::info::{SpanInfo, principal_workload};
@@ -31,7 +31,7 @@ pub struct Naming {
     peers: PeerNames,
     /// The last workload whose own span was learned (and its pod IP): spans come grouped
     /// by resource, so most spans skip the tables.
-    last_own: Option<(Workload, Option<String>)>,
+    last_own: Option<(Workload, Option<CompactString>)>,
 }
 
 impl Naming {
@@ -78,7 +78,7 @@ impl Naming {
     }
 
     /// The route a side names on a call into `destination` (a workload key).
-    fn route_of(&self, info: &SpanInfo, destination: &str) -> Option<String> {
+    fn route_of(&self, info: &SpanInfo, destination: &str) -> Option<CompactString> {
         let route = info.route.as_ref()?;
         if info.route_reported || info.protocol != Protocol::Http {
             return Some(route.clone());
@@ -88,16 +88,16 @@ impl Naming {
             .as_deref()
             .and_then(|raw| self.templates.resolve(destination, raw))
             .or_else(|| self.templates.resolve(destination, route));
-        Some(known.unwrap_or(route).to_string())
+        Some(known.map_or_else(|| route.clone(), CompactString::from))
     }
 
     /// The request's entry route as a root server span names it.
-    pub fn entry_route(&self, info: &SpanInfo) -> String {
+    pub fn entry_route(&self, info: &SpanInfo) -> CompactString {
         let route = self
             .route_of(info, &info.workload.key())
             .unwrap_or_else(|| "/".into());
         match info.protocol {
-            Protocol::Http => format!("{} {}", info.method, route),
+            Protocol::Http => format_compact!("{} {}", info.method, route),
             _ => route,
         }
     }
@@ -297,12 +297,12 @@ impl Naming {
         if call.protocol == Protocol::Http
             && let Some(known) = self.templates.resolve(&call.destination.key(), &call.route)
         {
-            call.route = known.to_string();
+            call.route = known.into();
         }
     }
 }
 
-fn default_route(info: &SpanInfo) -> String {
+fn default_route(info: &SpanInfo) -> CompactString {
     match info.protocol {
         Protocol::Http => "/".into(),
         _ => "*".into(),

@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 
+use eastwest_model::CompactString;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// What rendering escapes: whatever would change the segment's meaning when read again.
@@ -73,8 +74,11 @@ pub fn render_segment(segment: &str) -> Cow<'_, str> {
 /// `/a/b` from segments (`/` for none), stopping before the segment that would take the
 /// path past `max_bytes`: cut at a segment boundary, the result still normalises to
 /// itself.
-pub fn render<S: AsRef<str>>(segments: impl IntoIterator<Item = S>, max_bytes: usize) -> String {
-    let mut out = String::new();
+pub fn render<S: AsRef<str>>(
+    segments: impl IntoIterator<Item = S>,
+    max_bytes: usize,
+) -> CompactString {
+    let mut out = CompactString::default();
     for segment in segments {
         let rendered = render_segment(segment.as_ref());
         if !out.is_empty() && out.len() + 1 + rendered.len() > max_bytes {
@@ -107,7 +111,7 @@ pub fn canonical_segments(path: &str, max_bytes: usize) -> Option<std::str::Spli
 }
 
 /// The canonical spelling of a raw path (segments kept as the callee's router sees them).
-pub fn normalize_path(path: &str, max_bytes: usize) -> String {
+pub fn normalize_path(path: &str, max_bytes: usize) -> CompactString {
     render(segments(path), max_bytes)
 }
 
@@ -116,11 +120,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn norm(path: &str) -> String {
+    fn norm(path: &str) -> CompactString {
         normalize_path(path, 256)
     }
 
-    fn flat(path: &str) -> String {
+    fn flat(path: &str) -> CompactString {
         render(flatten(segments(path)), 256)
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 
+use eastwest_model::CompactString;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
@@ -18,7 +19,7 @@ type EdgeHasher = foldhash::quality::RandomState;
 struct EdgeRoutes {
     source: String,
     destination: String,
-    routes: HashSet<String>,
+    routes: HashSet<CompactString>,
 }
 
 impl EdgeRoutes {
@@ -48,7 +49,12 @@ impl RouteCap {
     }
 
     /// The route to report for this edge: itself while under the cap, else overflow.
-    pub fn admit(&mut self, source: &str, destination: &str, route: String) -> String {
+    pub fn admit(
+        &mut self,
+        source: &str,
+        destination: &str,
+        route: CompactString,
+    ) -> CompactString {
         let hasher = &self.hasher;
         let hash = hasher.hash_one((source, destination));
         let full = self.edges.len() >= self.max_edges;
@@ -60,7 +66,7 @@ impl RouteCap {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(_) if full => {
                 self.overflowed += 1;
-                return OVERFLOW_ROUTE.to_string();
+                return OVERFLOW_ROUTE.into();
             }
             Entry::Vacant(new) => new
                 .insert(EdgeRoutes {
@@ -75,7 +81,7 @@ impl RouteCap {
         }
         if edge.routes.len() >= self.max_routes_per_edge {
             self.overflowed += 1;
-            return OVERFLOW_ROUTE.to_string();
+            return OVERFLOW_ROUTE.into();
         }
         edge.routes.insert(route.clone());
         route

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use eastwest_model::CompactString;
+
 use super::attributes::MAX_FIELD_BYTES;
 use super::paths;
 
@@ -13,28 +15,28 @@ use super::paths;
 /// (`OLJCESPC7Z`, `V1StGXR8_Z5jdHi6B-myT`) as `{token}`; anything longer than
 /// [`MAX_LITERAL_SEGMENT_BYTES`] as `{value}`. Idempotent, at most
 /// [`MAX_FIELD_BYTES`] long.
-pub fn template_path(path: &str) -> String {
+pub fn template_path(path: &str) -> CompactString {
     template_segments(paths::segments(path))
 }
 
 /// A raw path's canonical spelling (segments as the callee's router sees them: a decoded
 /// `/` stays inside its segment), what known templates are matched against, and its
 /// template ([`template_path`]), from one parse.
-pub fn raw_and_template(path: &str) -> (String, String) {
+pub fn raw_and_template(path: &str) -> (CompactString, CompactString) {
     if let Some(segments) = paths::canonical_segments(path, MAX_FIELD_BYTES) {
         // Already in canonical spelling (most paths): nothing to decode or re-encode.
         let template = paths::render(
             segments.map(|s| template_segment(s).unwrap_or(s)),
             MAX_FIELD_BYTES,
         );
-        return (path.to_owned(), template);
+        return (path.into(), template);
     }
     let segments = paths::segments(path);
     let raw = paths::render(&segments, MAX_FIELD_BYTES);
     (raw, template_segments(segments))
 }
 
-fn template_segments(segments: Vec<Cow<'_, str>>) -> String {
+fn template_segments(segments: Vec<Cow<'_, str>>) -> CompactString {
     let segments = paths::flatten(segments);
     paths::render(
         segments
@@ -46,7 +48,7 @@ fn template_segments(segments: Vec<Cow<'_, str>>) -> String {
 
 /// A route template as reported (`http.route`), normalised like a raw path so that a
 /// template cannot spell a path differently from the calls that reach it.
-pub fn normalize_template(route: &str) -> String {
+pub fn normalize_template(route: &str) -> CompactString {
     paths::normalize_path(route, MAX_FIELD_BYTES)
 }
 
@@ -204,7 +206,7 @@ mod tests {
     }
 
     /// `raw_and_template` without the fast path for canonical paths.
-    fn raw_and_template_slow(path: &str) -> (String, String) {
+    fn raw_and_template_slow(path: &str) -> (CompactString, CompactString) {
         let segments = paths::segments(path);
         let raw = paths::render(&segments, MAX_FIELD_BYTES);
         (raw, template_segments(segments))

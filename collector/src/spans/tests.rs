@@ -96,10 +96,10 @@ fn edges(calls: &[Call]) -> Vec<(String, String, String, String)> {
         .iter()
         .map(|c| {
             (
-                c.source.key(),
-                c.destination.key(),
-                c.method.clone(),
-                c.route.clone(),
+                c.source.key().to_string(),
+                c.destination.key().to_string(),
+                c.method.to_string(),
+                c.route.to_string(),
             )
         })
         .collect()

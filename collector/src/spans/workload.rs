@@ -1,9 +1,7 @@
 //! Who a span belongs to: workload identity from resource and Istio/Linkerd attributes,
 //! and peer names for sides that emitted no span.
 
-use std::borrow::Cow;
-
-use eastwest_model::Workload;
+use eastwest_model::{CompactString, Workload};
 
 use super::attributes::{Attrs, Key, truncate};
 
@@ -12,7 +10,7 @@ use super::attributes::{Attrs, Key, truncate};
 const GENERIC_PROXY_NAMES: &[&str] = &["linkerd-proxy", "envoy", "istio-proxy", "unknown_service"];
 
 /// The workload that emitted the span, and its version (never part of identity).
-pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
+pub fn own_workload(attrs: &Attrs) -> (Workload, Option<CompactString>) {
     let service_name = attrs.resource_str(&[Key::ServiceName]).unwrap_or_default();
     let generic = service_name.is_empty()
         || GENERIC_PROXY_NAMES.contains(&&*service_name)
@@ -59,10 +57,10 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
     (
         Workload {
             service: truncate(&service),
-            namespace: namespace.map(Cow::into_owned),
+            namespace: namespace.map(CompactString::from),
             principal: None,
         },
-        version.map(Cow::into_owned),
+        version.map(CompactString::from),
     )
 }
 
@@ -71,9 +69,9 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<String>) {
 pub struct IstioCluster {
     pub inbound: bool,
     pub port: Option<u16>,
-    pub service: Option<String>,
-    pub namespace: Option<String>,
-    pub host: Option<String>,
+    pub service: Option<CompactString>,
+    pub namespace: Option<CompactString>,
+    pub host: Option<CompactString>,
 }
 
 pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
@@ -86,7 +84,10 @@ pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
     };
     let port = parts.next().and_then(|p| p.parse().ok());
     let _subset = parts.next();
-    let host = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+    let host = parts
+        .next()
+        .filter(|h| !h.is_empty())
+        .map(CompactString::from);
     let (service, namespace) = match host.as_deref().map(split_k8s_host) {
         Some((s, n)) => (Some(s), n),
         None => (None, None),
@@ -101,23 +102,25 @@ pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
 }
 
 /// `ratings.bookinfo.svc.cluster.local` → (`ratings`, `bookinfo`); other hosts → (host, None).
-pub fn split_k8s_host(host: &str) -> (String, Option<String>) {
+pub fn split_k8s_host(host: &str) -> (CompactString, Option<CompactString>) {
     let host = host.split(':').next().unwrap_or(host);
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() >= 3 && labels[2] == "svc" {
-        return (truncate(labels[0]), Some(truncate(labels[1])));
+    let mut labels = host.split('.');
+    if let (Some(service), Some(namespace), Some("svc")) =
+        (labels.next(), labels.next(), labels.next())
+    {
+        return (truncate(service), Some(truncate(namespace)));
     }
     (truncate(host), None)
 }
 
 /// `spiffe://td/ns/NS/sa/SA` (Istio, SPIRE) or Linkerd's
 /// `SA.NS.serviceaccount.identity.linkerd.TD` → (SA, NS).
-pub fn spiffe_service_account(principal: &str) -> Option<(String, String)> {
+pub fn spiffe_service_account(principal: &str) -> Option<(CompactString, CompactString)> {
     if let Some(rest) = principal.strip_prefix("spiffe://") {
         let mut parts = rest.split('/').skip(1);
         return match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some("ns"), Some(ns), Some("sa"), Some(sa)) if !ns.is_empty() && !sa.is_empty() => {
-                Some((sa.to_string(), ns.to_string()))
+                Some((sa.into(), ns.into()))
             }
             _ => None,
         };
@@ -125,7 +128,7 @@ pub fn spiffe_service_account(principal: &str) -> Option<(String, String)> {
     let (account, rest) = principal.split_once(".serviceaccount.identity.")?;
     let (sa, ns) = account.split_once('.')?;
     (!sa.is_empty() && !ns.is_empty() && !ns.contains('.') && !rest.is_empty())
-        .then(|| (sa.to_string(), ns.to_string()))
+        .then(|| (sa.into(), ns.into()))
 }
 
 /// `host:port` from a URL's authority.

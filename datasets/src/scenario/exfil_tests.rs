@@ -40,7 +40,7 @@ fn edge_responses(label: &Label, calls: &[Call]) -> (Vec<u64>, Vec<u64>) {
     let mut during = Vec::new();
     for c in calls.iter().filter(|c| {
         c.source.key() == label.source
-            && Some(c.destination.key()) == label.destination
+            && label.destination.as_deref() == Some(c.destination.key().as_str())
             && !c.error
             && c.status.is_some_and(|s| s < 400)
     }) {

@@ -45,14 +45,14 @@ impl CallView {
     /// The call as a policy sees it (the port from its destination address).
     pub fn from_call(c: &eastwest_model::Call) -> Self {
         Self {
-            source_service: c.source.service.clone(),
-            source_namespace: c.source.namespace.clone(),
-            principal: c.source.principal.clone(),
-            destination_service: c.destination.service.clone(),
-            destination_namespace: c.destination.namespace.clone(),
+            source_service: c.source.service.to_string(),
+            source_namespace: c.source.namespace.as_deref().map(String::from),
+            principal: c.source.principal.as_deref().map(String::from),
+            destination_service: c.destination.service.to_string(),
+            destination_namespace: c.destination.namespace.as_deref().map(String::from),
             protocol: c.protocol,
-            method: c.method.clone(),
-            route: c.route.clone(),
+            method: c.method.to_string(),
+            route: c.route.to_string(),
             port: c
                 .destination_address
                 .as_deref()

@@ -324,13 +324,13 @@ pub fn emit_trace_with_tick(
 /// One call reduced to what the tests assert: source, destination, method, route, entry.
 pub fn shape(call: &Call) -> (String, String, String, String, Option<(String, String)>) {
     (
-        call.source.key(),
-        call.destination.key(),
-        call.method.clone(),
-        call.route.clone(),
+        call.source.key().into(),
+        call.destination.key().into(),
+        call.method.to_string(),
+        call.route.to_string(),
         call.entry
             .as_ref()
-            .map(|e| (e.service.clone(), e.route.clone())),
+            .map(|e| (e.service.to_string(), e.route.to_string())),
     )
 }
 
