@@ -15,7 +15,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
-use prost::encoding::{WireType, decode_key, decode_varint};
+use prost::encoding::{
+    WireType, decode_key as prost_decode_key, decode_varint as prost_decode_varint,
+};
 
 use super::ingest::IngestError;
 
@@ -273,12 +275,12 @@ impl Walk<'_> {
         }
         let mut attributes_here = 0u64;
         while !buf.is_empty() {
-            let (tag, wire_type) = decode_key(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+            let (tag, wire_type) = decode_key(&mut buf)?;
             check_wire_type(msg, tag, wire_type)?;
             let field = field(msg, tag);
             match wire_type {
                 WireType::Varint => {
-                    decode_varint(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+                    decode_varint(&mut buf)?;
                 }
                 WireType::SixtyFourBit => advance(&mut buf, 8)?,
                 WireType::ThirtyTwoBit => advance(&mut buf, 4)?,
@@ -286,7 +288,7 @@ impl Walk<'_> {
                     return Err(malformed("protobuf groups are not part of OTLP"));
                 }
                 WireType::LengthDelimited => {
-                    let len = decode_varint(&mut buf).map_err(|e| malformed(&e.to_string()))?;
+                    let len = decode_varint(&mut buf)?;
                     let len = usize::try_from(len)
                         .ok()
                         .filter(|l| *l <= buf.len())
@@ -347,6 +349,32 @@ impl Walk<'_> {
         }
         self.check()
     }
+}
+
+/// A field's key. Tags up to 15 with a valid wire type (every OTLP field) take one byte
+/// and are read here; anything else is `prost`'s, errors included.
+#[inline]
+pub(super) fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), IngestError> {
+    if let Some((&byte, rest)) = buf.split_first()
+        && (8..0x80).contains(&byte)
+        && let Ok(wire_type) = WireType::try_from(u64::from(byte & 7))
+    {
+        *buf = rest;
+        return Ok((u32::from(byte >> 3), wire_type));
+    }
+    prost_decode_key(buf).map_err(|e| malformed(&e.to_string()))
+}
+
+/// A varint: one byte read here (most lengths and enums), longer ones by `prost`.
+#[inline]
+pub(super) fn decode_varint(buf: &mut &[u8]) -> Result<u64, IngestError> {
+    if let Some((&byte, rest)) = buf.split_first()
+        && byte < 0x80
+    {
+        *buf = rest;
+        return Ok(u64::from(byte));
+    }
+    prost_decode_varint(buf).map_err(|e| malformed(&e.to_string()))
 }
 
 fn advance(buf: &mut &[u8], n: usize) -> Result<(), IngestError> {

@@ -13,12 +13,12 @@
 //! [`super::validate::validate_traces`] and [`crate::spans::SpanBatch::from_request`]
 //! exactly (the tests compare them on the same bytes).
 
-use prost::encoding::{WireType, decode_key, decode_varint};
+use prost::encoding::WireType;
 
 use super::ingest::IngestError;
 use super::shape::{
     Msg, RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape,
-    check_shape, check_wire_type, malformed, nested_in_read_value,
+    check_shape, check_wire_type, decode_key, decode_varint, malformed, nested_in_read_value,
 };
 use super::validate::{Rejections, TimeWindow, names_a_service, valid_ids};
 use crate::spans::{Attrs, Key, KeyIndex, SpanBatch, SpanHead, Val};
@@ -49,7 +49,7 @@ struct Fields<'a>(&'a [u8]);
 impl<'a> Fields<'a> {
     fn next_field(&mut self) -> Result<(u32, Payload<'a>), IngestError> {
         let buf = &mut self.0;
-        let (tag, wire_type) = decode_key(buf).map_err(|e| malformed(&e.to_string()))?;
+        let (tag, wire_type) = decode_key(buf)?;
         let take = |buf: &mut &'a [u8], n: usize| -> Result<&'a [u8], IngestError> {
             if buf.len() < n {
                 return Err(malformed("field past the end of the message"));
@@ -59,9 +59,7 @@ impl<'a> Fields<'a> {
             Ok(head)
         };
         let payload = match wire_type {
-            WireType::Varint => {
-                Payload::Varint(decode_varint(buf).map_err(|e| malformed(&e.to_string()))?)
-            }
+            WireType::Varint => Payload::Varint(decode_varint(buf)?),
             WireType::SixtyFourBit => {
                 let b = take(buf, 8)?;
                 Payload::Fixed64(u64::from_le_bytes(b.try_into().unwrap_or_default()))
@@ -71,7 +69,7 @@ impl<'a> Fields<'a> {
                 Payload::Fixed32
             }
             WireType::LengthDelimited => {
-                let len = decode_varint(buf).map_err(|e| malformed(&e.to_string()))?;
+                let len = decode_varint(buf)?;
                 let len = usize::try_from(len).map_err(|_| malformed("length too large"))?;
                 Payload::Bytes(take(buf, len)?)
             }
