@@ -21,7 +21,7 @@ fn call(
     Call {
         event_time_ns: day * NS_PER_DAY + hour * HOUR,
         source: Workload {
-            principal: principal.map(str::to_owned).map(Into::into),
+            principal: principal.map(Into::into),
             ..Workload::new(src).in_namespace("shop")
         },
         destination: Workload::new("users").in_namespace("shop"),

@@ -8,7 +8,7 @@ const SEC: i64 = 1_000_000_000;
 fn from(service: &str, principal: Option<&str>, t: i64, dst: &str, route: &str) -> Call {
     let mut c = call(t, "frontend", dst, "GET", route, "GET /cart");
     c.source = w(service);
-    c.source.principal = principal.map(str::to_owned).map(Into::into);
+    c.source.principal = principal.map(Into::into);
     c.entry = None;
     c
 }

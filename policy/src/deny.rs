@@ -179,7 +179,7 @@ mod tests {
 
     fn alert(route: Option<&str>, principal: Option<&str>) -> Alert {
         let mut source = Workload::new("cart").in_namespace("shop");
-        source.principal = principal.map(str::to_owned).map(Into::into);
+        source.principal = principal.map(Into::into);
         Alert {
             id: "0190a1b2-c3d4".into(),
             kind: AlertKind::SensitiveEndpoint,

@@ -493,7 +493,7 @@ fn alerts(data_dir: &Path, since: DateTime<Utc>) -> Result<Vec<AlertEvidence>, P
                 severity: a.severity,
                 score: a.score,
                 source: a.source.key().to_string(),
-                destination: a.destination.as_ref().map(|d| d.key()).map(String::from),
+                destination: a.destination.as_ref().map(|d| d.key().into()),
                 method: a.method,
                 route: a.route,
                 first_seen: a.first_seen,

@@ -225,12 +225,7 @@ impl AccessLogFields {
         };
         let method = match protocol {
             Protocol::Tcp => "CONNECT".into(),
-            _ => self
-                .method
-                .as_deref()
-                .unwrap_or("GET")
-                .to_ascii_uppercase()
-                .into(),
+            _ => crate::spans::ascii_upper(self.method.as_deref().unwrap_or("GET")),
         };
         let status = self.response_code.filter(|c| *c > 0);
         let rbac_denied = self

@@ -135,6 +135,14 @@ pub fn truncate(s: &str) -> CompactString {
     truncated(s).into()
 }
 
+/// `s` in upper case, inline when short (the method of every call, from spans and
+/// access logs alike).
+pub fn ascii_upper(s: &str) -> CompactString {
+    let mut out = CompactString::from(s);
+    out.as_mut_str().make_ascii_uppercase();
+    out
+}
+
 /// `s` cut to at most [`MAX_FIELD_BYTES`] on a character boundary, borrowed.
 pub fn truncated(s: &str) -> &str {
     if s.len() <= MAX_FIELD_BYTES {

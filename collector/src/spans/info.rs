@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use eastwest_model::{CompactString, Protocol, Workload, format_compact};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use super::attributes::{Attrs, Key, KeyIndex, truncate};
+use super::attributes::{Attrs, Key, KeyIndex, ascii_upper, truncate};
 use super::routes::{normalize_template, raw_and_template};
 use super::sampling::weight_from_tracestate;
 use super::workload::{
@@ -449,13 +449,6 @@ fn method_and_route(
         }
         Protocol::Tcp => ("CONNECT".into(), None, None),
     }
-}
-
-/// `s` in upper case, inline when short (the method of every call).
-fn ascii_upper(s: &str) -> CompactString {
-    let mut out = CompactString::from(s);
-    out.as_mut_str().make_ascii_uppercase();
-    out
 }
 
 fn destination_address(

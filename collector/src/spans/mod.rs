@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::CollectorError;
 
 pub(crate) use attributes::Key;
+pub(crate) use attributes::ascii_upper;
 pub use attributes::truncate as truncate_field;
 pub(crate) use attributes::{Attrs, KeyIndex, Val};
 pub use batch::SpanBatch;
