@@ -239,16 +239,21 @@ impl SnapshotData {
     }
 }
 
+/// zstd level of snapshots and rollups: written seldom, read at every start.
+const ZSTD_LEVEL: i32 = 3;
+
 pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), BaselineError> {
-    write_parquet_with(path, batch, &[])
+    write_parquet_with(path, batch, &[], ZSTD_LEVEL)
 }
 
-/// [`write_parquet`], with no dictionary for `unique_columns`: a column whose values
-/// hardly repeat (ids) only costs the writer a dictionary it then abandons.
+/// [`write_parquet`], with no dictionary for `unique_columns` (a column whose values
+/// hardly repeat, such as ids, only costs the writer a dictionary it then abandons) and
+/// the given zstd level.
 pub(crate) fn write_parquet_with(
     path: &Path,
     batch: &RecordBatch,
     unique_columns: &[&str],
+    zstd_level: i32,
 ) -> Result<(), BaselineError> {
     let file = File::create(path).map_err(|e| BaselineError::io(path, e))?;
     let props = unique_columns
@@ -257,7 +262,7 @@ pub(crate) fn write_parquet_with(
             props.set_column_dictionary_enabled(ColumnPath::from(*column), false)
         })
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
+            ZstdLevel::try_new(zstd_level).expect("valid level"),
         ))
         .build();
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use eastwest_model::{CompactString, Protocol, Workload, format_compact};
+use eastwest_model::{CompactString, Protocol, ToCompactString, Workload, format_compact};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
 use super::attributes::{Attrs, Key, KeyIndex, ascii_upper, truncate};
@@ -460,7 +460,7 @@ fn destination_address(
     let port = attrs.int(&[Key::ServerPort, Key::NetPeerPort, Key::NetHostPort]);
     if let Some(host) = attrs.span_str(&[Key::ServerAddress, Key::NetPeerName, Key::NetPeerIp]) {
         return Some(match port {
-            Some(p) => format_compact!("{host}:{p}"),
+            Some(p) => host_port(&host, p),
             None => host.into(),
         });
     }
@@ -468,7 +468,17 @@ fn destination_address(
         return Some(truncate(a));
     }
     let c = cluster.filter(|c| !c.inbound)?;
-    Some(format_compact!("{}:{}", c.host.as_ref()?, c.port?))
+    Some(host_port(c.host.as_ref()?, c.port?))
+}
+
+/// `host:port`, without the formatting machinery (once per span).
+fn host_port(host: &str, port: impl ToCompactString) -> CompactString {
+    let port = port.to_compact_string();
+    let mut out = CompactString::with_capacity(host.len() + 1 + port.len());
+    out.push_str(host);
+    out.push(':');
+    out.push_str(&port);
+    out
 }
 
 fn peer_workload(

@@ -25,15 +25,38 @@ pub fn template_path(path: &str) -> CompactString {
 pub fn raw_and_template(path: &str) -> (CompactString, CompactString) {
     if let Some(segments) = paths::canonical_segments(path, MAX_FIELD_BYTES) {
         // Already in canonical spelling (most paths): nothing to decode or re-encode.
-        let template = paths::render(
-            segments.map(|s| template_segment(s).unwrap_or(s)),
-            MAX_FIELD_BYTES,
-        );
-        return (path.into(), template);
+        return (path.into(), canonical_template(path, segments));
     }
     let segments = paths::segments(path);
     let raw = paths::render(&segments, MAX_FIELD_BYTES);
     (raw, template_segments(segments))
+}
+
+/// The template of a path in canonical spelling, from its segments: they render as
+/// written, so the path is copied up to its first value and only what follows is
+/// rebuilt, cut where [`paths::render`] cuts.
+fn canonical_template<'a>(path: &str, segments: impl Iterator<Item = &'a str>) -> CompactString {
+    let mut template: Option<CompactString> = None;
+    // Where the current segment's `/` is in `path`.
+    let mut slash = 0;
+    for segment in segments {
+        let placeholder = template_segment(segment);
+        if template.is_none() && placeholder.is_some() {
+            let mut out = CompactString::with_capacity(path.len());
+            out.push_str(&path[..slash]);
+            template = Some(out);
+        }
+        if let Some(out) = &mut template {
+            let written = placeholder.unwrap_or(segment);
+            if !out.is_empty() && out.len() + 1 + written.len() > MAX_FIELD_BYTES {
+                break;
+            }
+            out.push('/');
+            out.push_str(written);
+        }
+        slash += segment.len() + 1;
+    }
+    template.unwrap_or_else(|| path.into())
 }
 
 fn template_segments(segments: Vec<Cow<'_, str>>) -> CompactString {

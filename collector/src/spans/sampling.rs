@@ -18,10 +18,11 @@ pub fn weight_from_tracestate(tracestate: &str) -> f64 {
     if th.is_empty() || th.len() > 14 || !th.bytes().all(|b| b.is_ascii_hexdigit()) {
         return 1.0;
     }
-    let padded = format!("{th:0<14}");
-    let Ok(threshold) = u64::from_str_radix(&padded, 16) else {
+    // Right-padding with zeros to 14 digits is a shift of the parsed digits.
+    let Ok(digits) = u64::from_str_radix(th, 16) else {
         return 1.0;
     };
+    let threshold = digits << (4 * (14 - th.len()));
     let p = 1.0 - threshold as f64 / (1u64 << 56) as f64;
     if p <= 0.0 { 1.0 } else { 1.0 / p }
 }
@@ -39,5 +40,9 @@ mod tests {
         // th:c → p = 0.25 → weight 4, with other vendors and fields around it.
         assert!((weight_from_tracestate("vendor=x, ot=rv:abc;th:c") - 4.0).abs() < 1e-9);
         assert_eq!(weight_from_tracestate("ot=th:zz"), 1.0);
+        // Digits are right-padded: `08` is 0x08 followed by twelve zero digits.
+        assert!((weight_from_tracestate("ot=th:08") - 32.0 / 31.0).abs() < 1e-9);
+        assert!((weight_from_tracestate("ot=th:80000000000000") - 2.0).abs() < 1e-9);
+        assert_eq!(weight_from_tracestate("ot=th:800000000000000"), 1.0);
     }
 }
