@@ -64,13 +64,15 @@ fn workload_from_spiffe(san: &str) -> Option<Workload> {
 /// (`%UPSTREAM_CLUSTER_RAW%`) or the stats name `outbound_.9080_.v1_.reviews.ns.svc…`
 /// (`%UPSTREAM_CLUSTER%` on recent Istio, and the SNI of mTLS connections).
 pub fn parse_cluster(cluster: &str) -> Option<LogCluster> {
+    let raw_spelling;
     let parsed = if cluster.contains('|') {
         parse_upstream_cluster(cluster)?
     } else {
         let (direction, rest) = cluster.split_once("_.")?;
         let (port, rest) = rest.split_once("_.").unwrap_or((rest, ""));
         let (subset, host) = rest.split_once("_.").unwrap_or(("", rest));
-        parse_upstream_cluster(&format!("{direction}|{port}|{subset}|{host}"))?
+        raw_spelling = format!("{direction}|{port}|{subset}|{host}");
+        parse_upstream_cluster(&raw_spelling)?
     };
     Some(LogCluster {
         inbound: parsed.inbound,

@@ -219,9 +219,8 @@ impl SpanInfo {
         } else {
             workload.principal = destination_principal.clone();
         }
-        let cluster = attrs
-            .span_str(&[Key::UpstreamCluster])
-            .and_then(|c| parse_upstream_cluster(&c));
+        let cluster_name = attrs.span_str(&[Key::UpstreamCluster]);
+        let cluster = cluster_name.as_deref().and_then(parse_upstream_cluster);
         let url = attrs.span_str(&[Key::UrlFull, Key::HttpUrl]);
         let authority = attrs.span_str(&[Key::HttpAuthority, Key::HttpHost]);
         let destination_address = destination_address(
@@ -453,7 +452,7 @@ fn method_and_route(
 
 fn destination_address(
     attrs: &Attrs,
-    cluster: Option<&super::workload::IstioCluster>,
+    cluster: Option<&super::workload::IstioCluster<'_>>,
     url: Option<&str>,
     authority: Option<&str>,
 ) -> Option<CompactString> {
@@ -468,7 +467,7 @@ fn destination_address(
         return Some(truncate(a));
     }
     let c = cluster.filter(|c| !c.inbound)?;
-    Some(host_port(c.host.as_ref()?, c.port?))
+    Some(host_port(c.host?, c.port?))
 }
 
 /// `host:port`, without the formatting machinery (once per span).
@@ -484,7 +483,7 @@ fn host_port(host: &str, port: impl ToCompactString) -> CompactString {
 fn peer_workload(
     attrs: &Attrs,
     protocol: Protocol,
-    cluster: Option<&super::workload::IstioCluster>,
+    cluster: Option<&super::workload::IstioCluster<'_>>,
     url: Option<&str>,
     authority: Option<&str>,
 ) -> Option<Workload> {

@@ -66,15 +66,16 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<CompactString>) {
 
 /// An Istio `upstream_cluster` (`outbound|9080|v3|ratings.bookinfo.svc.cluster.local`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct IstioCluster {
+pub struct IstioCluster<'a> {
     pub inbound: bool,
     pub port: Option<u16>,
     pub service: Option<CompactString>,
     pub namespace: Option<CompactString>,
-    pub host: Option<CompactString>,
+    /// Borrowed: a cluster host is rarely kept (only as a destination address).
+    pub host: Option<&'a str>,
 }
 
-pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
+pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster<'_>> {
     let mut parts = cluster.split('|');
     let direction = parts.next()?;
     let inbound = match direction {
@@ -84,11 +85,8 @@ pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster> {
     };
     let port = parts.next().and_then(|p| p.parse().ok());
     let _subset = parts.next();
-    let host = parts
-        .next()
-        .filter(|h| !h.is_empty())
-        .map(CompactString::from);
-    let (service, namespace) = match host.as_deref().map(split_k8s_host) {
+    let host = parts.next().filter(|h| !h.is_empty());
+    let (service, namespace) = match host.map(split_k8s_host) {
         Some((s, n)) => (Some(s), n),
         None => (None, None),
     };
