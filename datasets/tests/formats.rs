@@ -169,7 +169,7 @@ fn istio_text_and_json_access_logs_parse_into_the_calls_of_every_hop() {
                 let (service, ns) = file.strip_suffix(".log").unwrap().rsplit_once('.').unwrap();
                 let reporter = Workload::new(service).in_namespace(ns);
                 let text = std::fs::read_to_string(&path).unwrap();
-                let mut last = String::new();
+                let mut last = CompactString::default();
                 for line in text.lines() {
                     lines += 1;
                     let fields = parse(line).unwrap_or_else(|e| panic!("{file}: {line}: {e}"));

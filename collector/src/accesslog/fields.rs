@@ -20,24 +20,24 @@ use crate::spans::{parse_upstream_cluster, spiffe_service_account, split_k8s_hos
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AccessLogFields {
-    pub start_time: Option<String>,
-    pub method: Option<String>,
-    pub path: Option<String>,
-    pub protocol: Option<String>,
+    pub start_time: Option<CompactString>,
+    pub method: Option<CompactString>,
+    pub path: Option<CompactString>,
+    pub protocol: Option<CompactString>,
     pub response_code: Option<u32>,
-    pub response_flags: Option<String>,
-    pub response_code_details: Option<String>,
+    pub response_flags: Option<CompactString>,
+    pub response_code_details: Option<CompactString>,
     pub duration_ms: Option<u64>,
-    pub request_id: Option<String>,
-    pub authority: Option<String>,
-    pub upstream_host: Option<String>,
-    pub upstream_cluster: Option<String>,
-    pub downstream_remote_address: Option<String>,
-    pub requested_server_name: Option<String>,
-    pub downstream_peer_uri_san: Option<String>,
-    pub upstream_peer_uri_san: Option<String>,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
+    pub request_id: Option<CompactString>,
+    pub authority: Option<CompactString>,
+    pub upstream_host: Option<CompactString>,
+    pub upstream_cluster: Option<CompactString>,
+    pub downstream_remote_address: Option<CompactString>,
+    pub requested_server_name: Option<CompactString>,
+    pub downstream_peer_uri_san: Option<CompactString>,
+    pub upstream_peer_uri_san: Option<CompactString>,
+    pub trace_id: Option<CompactString>,
+    pub span_id: Option<CompactString>,
     /// `%BYTES_RECEIVED%`: body bytes received from downstream, i.e. the request body
     /// (on both the caller's and the callee's sidecar; bytes of the connection for TCP).
     pub bytes_received: Option<u64>,
@@ -46,9 +46,9 @@ pub struct AccessLogFields {
 }
 
 /// `-` and empty mean absent in Envoy's formats; values are capped like span attributes.
-pub fn present(s: &str) -> Option<String> {
+pub fn present(s: &str) -> Option<CompactString> {
     let s = s.trim();
-    (!s.is_empty() && s != "-").then(|| crate::spans::truncate_field(s).into())
+    (!s.is_empty() && s != "-").then(|| crate::spans::truncate_field(s))
 }
 
 fn workload_from_spiffe(san: &str) -> Option<Workload> {
@@ -239,7 +239,7 @@ impl AccessLogFields {
                 Some(format_compact!("{f},RBAC"))
             }
             (None, true) => Some("RBAC".into()),
-            (flags, _) => flags.map(CompactString::from),
+            (flags, _) => flags,
         };
         // A proxy-generated failure without a status (`UF`, `URX`, `UH` on TCP) is an error too.
         let error = status.map_or(response_flags.is_some(), |s| s >= 500);
@@ -254,25 +254,25 @@ impl AccessLogFields {
             error,
             duration_ns: self.duration_ms.unwrap_or(0).saturating_mul(1_000_000),
             mtls,
-            trace_id: self
-                .trace_id
-                .map(|t| t.to_ascii_lowercase().into())
-                .unwrap_or_default(),
-            span_id: self
-                .span_id
-                .map(|s| s.to_ascii_lowercase().into())
-                .unwrap_or_default(),
+            trace_id: self.trace_id.map(ascii_lower).unwrap_or_default(),
+            span_id: self.span_id.map(ascii_lower).unwrap_or_default(),
             entry: None,
             response_flags,
-            destination_address: self.upstream_host.or(self.authority).map(Into::into),
+            destination_address: self.upstream_host.or(self.authority),
             source_version: None,
-            request_id: self.request_id.map(Into::into),
+            request_id: self.request_id,
             weight: 1.0,
             claimed_principal: None,
             request_bytes: self.bytes_received,
             response_bytes: self.bytes_sent,
         }
     }
+}
+
+/// Ids as traces spell them, lower-case hex; in place, as the field is owned.
+fn ascii_lower(mut id: CompactString) -> CompactString {
+    id.make_ascii_lowercase();
+    id
 }
 
 /// `/package.Service/Method`: two segments, the first dotted.

@@ -16,6 +16,8 @@
 //! shortened examples) keep the first 17 positional fields and find the mTLS SNI by its
 //! `outbound_.` prefix among the rest.
 
+use eastwest_model::CompactString;
+
 use super::fields::{AccessLogFields, present};
 use crate::CollectorError;
 
@@ -99,7 +101,7 @@ pub fn parse_istio_text(line: &str) -> Result<AccessLogFields, CollectorError> {
 /// either is set. Fields the parser does not read are written as `-`. Used by
 /// tests and seed corpora; a parse of the output gives the fields back.
 pub fn format_istio_text(f: &AccessLogFields) -> String {
-    let d = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let d = |v: &Option<CompactString>| v.as_deref().unwrap_or("-").to_string();
     let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |x| x.to_string());
     let mut line = format!(
         "[{}] \"{} {} {}\" {} {} {} - \"-\" {} {} {} - \"-\" \"-\" \"{}\" \"{}\" \"{}\" {} - - {} {} default",

@@ -3,6 +3,7 @@
 //! logger). Values may be strings (Istio's JSON template quotes every operator),
 //! numbers, or `null`; `-` and `""` mean absent.
 
+use eastwest_model::{CompactString, ToCompactString};
 use serde_json::{Map, Value};
 
 use super::fields::{AccessLogFields, present};
@@ -11,11 +12,11 @@ use crate::CollectorError;
 /// Lines longer than this are not access-log lines (a real one is well under 4 KiB).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-fn text(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+fn text(map: &Map<String, Value>, keys: &[&str]) -> Option<CompactString> {
     keys.iter().find_map(|k| match map.get(*k)? {
         Value::String(s) => present(s),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_compact_string()),
+        Value::Bool(b) => Some(b.to_compact_string()),
         _ => None,
     })
 }

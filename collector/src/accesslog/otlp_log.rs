@@ -91,13 +91,13 @@ pub fn parse_log_record(
         && record.trace_id.len() == 16
         && record.trace_id.iter().any(|b| *b != 0)
     {
-        fields.trace_id = Some(hex::encode(&record.trace_id));
+        fields.trace_id = Some(hex::encode(&record.trace_id).into());
     }
     if fields.span_id.is_none()
         && record.span_id.len() == 8
         && record.span_id.iter().any(|b| *b != 0)
     {
-        fields.span_id = Some(hex::encode(&record.span_id));
+        fields.span_id = Some(hex::encode(&record.span_id).into());
     }
     let record_time = if record.time_unix_nano > 0 {
         record.time_unix_nano

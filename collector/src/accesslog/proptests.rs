@@ -1,12 +1,16 @@
 //! Property tests: arbitrary input never panics; formatted lines give their fields back.
 
-use eastwest_model::Workload;
+use eastwest_model::{CompactString, ToCompactString, Workload};
 use proptest::prelude::*;
 
 use super::*;
 
-fn token() -> impl Strategy<Value = Option<String>> {
-    proptest::option::of("[A-Za-z0-9_./:|,=-]{1,24}".prop_filter("`-` means absent", |s| s != "-"))
+fn token() -> impl Strategy<Value = Option<CompactString>> {
+    proptest::option::of(
+        "[A-Za-z0-9_./:|,=-]{1,24}"
+            .prop_filter("`-` means absent", |s| s != "-")
+            .prop_map(CompactString::from),
+    )
 }
 
 prop_compose! {
@@ -32,21 +36,25 @@ prop_compose! {
 
 fn to_json(f: &AccessLogFields) -> String {
     let mut map = serde_json::Map::new();
-    let mut put = |k: &str, v: &Option<String>| {
+    let mut put = |k: &str, v: &Option<CompactString>| {
         map.insert(
             k.into(),
-            v.clone()
-                .map_or(serde_json::Value::Null, serde_json::Value::String),
+            v.as_deref().map_or(serde_json::Value::Null, |v| {
+                serde_json::Value::String(v.into())
+            }),
         );
     };
     put("start_time", &f.start_time);
     put("method", &f.method);
     put("path", &f.path);
     put("protocol", &f.protocol);
-    put("response_code", &f.response_code.map(|c| c.to_string()));
+    put(
+        "response_code",
+        &f.response_code.map(|c| c.to_compact_string()),
+    );
     put("response_flags", &f.response_flags);
     put("response_code_details", &f.response_code_details);
-    put("duration", &f.duration_ms.map(|d| d.to_string()));
+    put("duration", &f.duration_ms.map(|d| d.to_compact_string()));
     put("request_id", &f.request_id);
     put("authority", &f.authority);
     put("upstream_host", &f.upstream_host);
@@ -55,8 +63,11 @@ fn to_json(f: &AccessLogFields) -> String {
     put("requested_server_name", &f.requested_server_name);
     put("downstream_peer_uri_san", &f.downstream_peer_uri_san);
     put("upstream_peer_uri_san", &f.upstream_peer_uri_san);
-    put("bytes_received", &f.bytes_received.map(|b| b.to_string()));
-    put("bytes_sent", &f.bytes_sent.map(|b| b.to_string()));
+    put(
+        "bytes_received",
+        &f.bytes_received.map(|b| b.to_compact_string()),
+    );
+    put("bytes_sent", &f.bytes_sent.map(|b| b.to_compact_string()));
     serde_json::Value::Object(map).to_string()
 }
 
