@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use eastwest_model::{Alert, AlertKind, Call, Label, Severity};
+use eastwest_model::{Alert, AlertKind, Call, CompactString, Label, Severity};
 use serde::Serialize;
 
 /// Alerts this long after a label's end still count for it (windows close late).
@@ -317,10 +317,9 @@ pub fn score(
 fn reference_hits(rule: ReferenceRule, calls: &[Call], detect_from: i64) -> Vec<Hit> {
     let key = |c: &Call| {
         let (s, d) = c.edge_key();
-        let (s, d) = (s.to_string(), d.to_string());
         match rule {
-            ReferenceRule::UnseenEdge => (s, d, String::new(), String::new()),
-            ReferenceRule::StrictAllowlist => (s, d, c.method.to_string(), c.route.to_string()),
+            ReferenceRule::UnseenEdge => (s, d, CompactString::default(), CompactString::default()),
+            ReferenceRule::StrictAllowlist => (s, d, c.method.clone(), c.route.clone()),
         }
     };
     let learned: HashSet<_> = calls
@@ -328,7 +327,8 @@ fn reference_hits(rule: ReferenceRule, calls: &[Call], detect_from: i64) -> Vec<
         .filter(|c| c.event_time_ns < detect_from)
         .map(key)
         .collect();
-    let mut hits: HashMap<(String, String, String, String), Hit> = HashMap::new();
+    let mut hits: HashMap<(CompactString, CompactString, CompactString, CompactString), Hit> =
+        HashMap::new();
     for c in calls.iter().filter(|c| c.event_time_ns >= detect_from) {
         let k = key(c);
         if learned.contains(&k) {
@@ -339,8 +339,8 @@ fn reference_hits(rule: ReferenceRule, calls: &[Call], detect_from: i64) -> Vec<
             .and_modify(|h| h.last_ns = h.last_ns.max(t))
             .or_insert(Hit {
                 kind: None,
-                source: k.0,
-                destination: Some(k.1),
+                source: k.0.into(),
+                destination: Some(k.1.into()),
                 first_ns: t,
                 last_ns: t,
                 notice: false,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use eastwest_model::{Alert, format_event_time};
+use eastwest_model::{Alert, CompactString, format_event_time};
 use serde::Serialize;
 
 use crate::history::CallGroup;
@@ -56,7 +56,7 @@ pub struct BacktestReport {
 const EXAMPLES: usize = 5;
 
 /// (source, destination, method, route).
-type EdgeRouteKey = (String, String, String, String);
+type EdgeRouteKey = (String, String, CompactString, CompactString);
 
 /// Folds groups into per (edge, method, route) rows.
 pub(crate) fn by_edge_route<'a>(
@@ -75,8 +75,8 @@ pub(crate) fn by_edge_route<'a>(
                 EdgeRoute {
                     source: g.source.clone(),
                     destination: g.destination.clone(),
-                    method: g.view.method.clone(),
-                    route: g.view.route.clone(),
+                    method: g.view.method.to_string(),
+                    route: g.view.route.to_string(),
                     ports: Vec::new(),
                     calls: 0.0,
                     first_seen: String::new(),
@@ -118,18 +118,18 @@ pub(crate) fn by_edge_route<'a>(
 fn alert_view(a: &Alert) -> Option<CallView> {
     let d = a.destination.as_ref()?;
     Some(CallView {
-        source_service: a.source.service.to_string(),
-        source_namespace: a.source.namespace.as_deref().map(String::from),
-        principal: a.source.principal.as_deref().map(String::from),
-        destination_service: d.service.to_string(),
-        destination_namespace: d.namespace.as_deref().map(String::from),
+        source_service: a.source.service.as_str().into(),
+        source_namespace: a.source.namespace.as_deref().map(Into::into),
+        principal: a.source.principal.as_deref().map(Into::into),
+        destination_service: d.service.as_str().into(),
+        destination_namespace: d.namespace.as_deref().map(Into::into),
         protocol: if a.route.as_deref().is_some_and(|r| r.starts_with('/')) {
             eastwest_model::Protocol::Http
         } else {
             eastwest_model::Protocol::Grpc
         },
-        method: a.method.clone().unwrap_or_default(),
-        route: a.route.clone().unwrap_or_default(),
+        method: a.method.as_deref().unwrap_or_default().into(),
+        route: a.route.as_deref().unwrap_or_default().into(),
         port: None,
     })
 }

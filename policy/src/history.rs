@@ -78,14 +78,14 @@ fn groups(b: &RecordBatch) -> Result<Vec<CallGroup>, PolicyError> {
             trace_ids.dedup();
             CallGroup {
                 view: CallView {
-                    source_service: s(1),
-                    source_namespace: cols[2][r].clone(),
-                    principal: cols[3][r].clone(),
-                    destination_service: s(5),
-                    destination_namespace: cols[6][r].clone(),
+                    source_service: s(1).into(),
+                    source_namespace: cols[2][r].as_deref().map(Into::into),
+                    principal: cols[3][r].as_deref().map(Into::into),
+                    destination_service: s(5).into(),
+                    destination_namespace: cols[6][r].as_deref().map(Into::into),
                     protocol: Protocol::parse(&s(7)).unwrap_or_default(),
-                    method: s(8),
-                    route: s(9),
+                    method: s(8).into(),
+                    route: s(9).into(),
                     port: cols[10][r].as_deref().and_then(port_of),
                 },
                 source: s(0),

@@ -79,7 +79,7 @@ pub fn call(src: &str, dst: &str, method: &str, route: &str, port: u16) -> CallV
     CallView {
         source_service: src.into(),
         source_namespace: Some("shop".into()),
-        principal: Some(format!("spiffe://cluster.local/ns/shop/sa/{src}")),
+        principal: Some(format!("spiffe://cluster.local/ns/shop/sa/{src}").into()),
         destination_service: dst.into(),
         destination_namespace: Some("shop".into()),
         protocol: if route.starts_with('/') || route == OVERFLOW_ROUTE {

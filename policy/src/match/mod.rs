@@ -19,7 +19,7 @@ mod selector;
 #[cfg(test)]
 mod tests;
 
-use eastwest_model::Protocol;
+use eastwest_model::{CompactString, Protocol};
 use serde::Serialize;
 
 use crate::PolicyError;
@@ -29,15 +29,15 @@ use crate::names::{self, Segment};
 /// A call as the matchers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct CallView {
-    pub source_service: String,
-    pub source_namespace: Option<String>,
+    pub source_service: CompactString,
+    pub source_namespace: Option<CompactString>,
     /// SPIFFE id (`spiffe://td/ns/x/sa/y`) the caller presented, if any.
-    pub principal: Option<String>,
-    pub destination_service: String,
-    pub destination_namespace: Option<String>,
+    pub principal: Option<CompactString>,
+    pub destination_service: CompactString,
+    pub destination_namespace: Option<CompactString>,
     pub protocol: Protocol,
-    pub method: String,
-    pub route: String,
+    pub method: CompactString,
+    pub route: CompactString,
     pub port: Option<u16>,
 }
 
@@ -45,14 +45,14 @@ impl CallView {
     /// The call as a policy sees it (the port from its destination address).
     pub fn from_call(c: &eastwest_model::Call) -> Self {
         Self {
-            source_service: c.source.service.to_string(),
-            source_namespace: c.source.namespace.as_deref().map(String::from),
-            principal: c.source.principal.as_deref().map(String::from),
-            destination_service: c.destination.service.to_string(),
-            destination_namespace: c.destination.namespace.as_deref().map(String::from),
+            source_service: c.source.service.clone(),
+            source_namespace: c.source.namespace.clone(),
+            principal: c.source.principal.clone(),
+            destination_service: c.destination.service.clone(),
+            destination_namespace: c.destination.namespace.clone(),
             protocol: c.protocol,
-            method: c.method.to_string(),
-            route: c.route.to_string(),
+            method: c.method.clone(),
+            route: c.route.clone(),
             port: c
                 .destination_address
                 .as_deref()

@@ -389,14 +389,14 @@ fn generated_policies_allow_what_they_came_from_and_nothing_else() {
         for w in &rules.workloads {
             for r in &w.rules {
                 let c = CallView {
-                    source_service: r.source.service.clone(),
-                    source_namespace: r.source.namespace.clone(),
-                    principal: r.source.principals.iter().next().cloned(),
-                    destination_service: w.destination.service.clone(),
-                    destination_namespace: w.destination.namespace.clone(),
+                    source_service: r.source.service.as_str().into(),
+                    source_namespace: r.source.namespace.as_deref().map(Into::into),
+                    principal: r.source.principals.iter().next().map(|p| p.into()),
+                    destination_service: w.destination.service.as_str().into(),
+                    destination_namespace: w.destination.namespace.as_deref().map(Into::into),
                     protocol: r.protocol,
-                    method: r.method.clone(),
-                    route: r.route.clone(),
+                    method: r.method.as_str().into(),
+                    route: r.route.as_str().into(),
                     port: r.port,
                 };
                 assert!(
