@@ -3,7 +3,7 @@
 //! alerts.
 
 use eastwest_baseline::Baseline;
-use eastwest_model::{Alert, AlertKind, Call, Incident};
+use eastwest_model::{Alert, AlertKind, Call, CompactString, Incident};
 
 use crate::alerts::{AlertBook, Recorded, Subject};
 use crate::config::DetectorConfig;
@@ -133,6 +133,16 @@ impl Engine {
     }
 
     pub fn process(&mut self, call: &Call) -> EngineOutput {
+        self.process_edge(call, &call.edge_key())
+    }
+
+    /// [`Engine::process`] for a caller that has already built the call's edge key
+    /// ([`Call::edge_key`]) and uses it again.
+    pub fn process_edge(
+        &mut self,
+        call: &Call,
+        (src, dst): &(CompactString, CompactString),
+    ) -> EngineOutput {
         let templated = self.learned_template(call);
         let call = templated.as_ref().unwrap_or(call);
         let mut out = EngineOutput::default();
@@ -148,8 +158,7 @@ impl Engine {
         self.resolve_rollouts(t, &mut out);
         self.baseline.advance(t);
         let judging = !self.baseline.is_learning();
-        let (src, dst) = call.edge_key();
-        self.rollouts.count(call, &src, judging, &self.config);
+        self.rollouts.count(call, src, judging, &self.config);
         let early = self.windows.add(
             call,
             &src,

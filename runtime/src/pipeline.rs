@@ -229,10 +229,11 @@ impl Pipeline {
         let mut output = EngineOutput::default();
         let mut rows = Vec::with_capacity(calls.len());
         for call in calls {
-            let out = self.engine.process(&call);
+            let edge = call.edge_key();
+            let out = self.engine.process_edge(&call, &edge);
             output.alerts.extend(out.alerts);
             output.incidents.extend(out.incidents);
-            self.live.remember(&call);
+            self.live.remember(&call, edge);
             rows.push((call, out.learned));
         }
         self.live.remember_recent(&rows);

@@ -220,10 +220,9 @@ impl LiveState {
 
     /// Counts a call on its edge and remembers its workloads and trace id. Each key is
     /// built once, and copied only into a map that does not hold it yet.
-    pub fn remember(&mut self, call: &Call) {
+    pub fn remember(&mut self, call: &Call, key: (CompactString, CompactString)) {
         self.dirty = true;
         let view = &mut self.view;
-        let key = call.edge_key();
         let workloads = Arc::make_mut(&mut view.workloads);
         for (w, k) in [(&call.source, &key.0), (&call.destination, &key.1)] {
             if workloads.len() < MAX_EDGE_EXAMPLES && !workloads.contains_key(k) {
