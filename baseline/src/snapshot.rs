@@ -12,7 +12,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
@@ -246,9 +246,10 @@ pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), Base
     write_parquet_with(path, batch, &[], ZSTD_LEVEL)
 }
 
-/// [`write_parquet`], with no dictionary for `unique_columns` (a column whose values
-/// hardly repeat, such as ids, only costs the writer a dictionary it then abandons) and
-/// the given zstd level.
+/// [`write_parquet`], with neither dictionary nor min/max statistics for
+/// `unique_columns` (a column whose values hardly repeat, such as random ids, only costs
+/// the writer a dictionary it then abandons, and its range spans every page, so no query
+/// could skip a page by it) and the given zstd level.
 pub(crate) fn write_parquet_with(
     path: &Path,
     batch: &RecordBatch,
@@ -259,7 +260,9 @@ pub(crate) fn write_parquet_with(
     let props = unique_columns
         .iter()
         .fold(WriterProperties::builder(), |props, column| {
-            props.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            props
+                .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+                .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
         })
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(zstd_level).expect("valid level"),
