@@ -161,8 +161,8 @@ impl Engine {
         self.rollouts.count(call, src, judging, &self.config);
         let early = self.windows.add(
             call,
-            &src,
-            &dst,
+            src,
+            dst,
             self.baseline.working(),
             judging,
             &self.config,
@@ -174,16 +174,16 @@ impl Engine {
         }
         let mut findings =
             self.detectors
-                .evaluate(call, (&src, &dst), self.baseline.working(), &self.config);
+                .evaluate(call, (src, dst), self.baseline.working(), &self.config);
         // The chain bonus comes before the threshold: a hop out of a freshly reached
         // workload matters even when the hop alone would look unremarkable.
         let new_edge = findings.iter().any(|f| f.kind == AlertKind::NewEdge);
         if new_edge {
-            self.score_chain(&src, &mut findings);
+            self.score_chain(src, &mut findings);
         }
         let notice = self.new_workloads.fold(
             call,
-            (&src, &dst),
+            (src, dst),
             self.baseline.working(),
             &self.config,
             &mut findings,
@@ -215,7 +215,7 @@ impl Engine {
             // Drift: calls that raised nothing keep the baseline current — except a
             // caller nothing attributes on an edge the baseline lacks: `unknown` must
             // not become a normal caller of anything.
-            if !is_unattributed(&call.source) || self.baseline.working().has_callee(&src, &dst) {
+            if !is_unattributed(&call.source) || self.baseline.working().has_callee(src, dst) {
                 self.baseline.observe(call);
                 out.learned = true;
             }
@@ -236,7 +236,7 @@ impl Engine {
             time_ns: t,
             trace_ids: &trace_ids,
         };
-        match self.gate_rollout(call, &src, &findings) {
+        match self.gate_rollout(call, src, &findings) {
             Gate::Alert => {}
             // Neither alerted nor learned until the version's evidence is in.
             Gate::Hold => return out,
@@ -247,7 +247,7 @@ impl Engine {
                 let score = findings.iter().map(|f| f.score).fold(0.0, f64::max);
                 let version = call.source_version.clone().unwrap_or_default();
                 // A notice stands alone: a rollout is not an incident.
-                if let Some(notice) = self.rollout_notice(&src, &version, score, latest) {
+                if let Some(notice) = self.rollout_notice(src, &version, score, latest) {
                     self.record(notice, &subject, &mut out);
                 }
                 return out;
@@ -257,7 +257,7 @@ impl Engine {
         // Any alert on a new edge makes it a hop (an admin call over a new edge counts even
         // when the edge's novelty alone stayed under the threshold).
         if new_edge {
-            path = self.incidents.record_new_edge(&src, &dst);
+            path = self.incidents.record_new_edge(src, dst);
         }
         out.extend(self.emit(findings, &subject, path));
         out
