@@ -7,7 +7,7 @@ use eastwest_model::{CompactString, Protocol, ToCompactString, Workload, format_
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
 use super::attributes::{Attrs, Key, KeyIndex, ascii_upper, truncate};
-use super::routes::{normalize_template, raw_and_template};
+use super::routes::{normalize_template, template_and_raw};
 use super::sampling::weight_from_tracestate;
 use super::workload::{
     own_workload, parse_upstream_cluster, spiffe_service_account, split_k8s_host, url_authority,
@@ -439,8 +439,7 @@ fn method_and_route(
             }
             match path() {
                 Some(p) => {
-                    let (raw, template) = raw_and_template(&p);
-                    let raw = (raw != template).then_some(raw);
+                    let (template, raw) = template_and_raw(&p);
                     (method, Some(template), Some(raw))
                 }
                 None => (method, None, None),

@@ -19,23 +19,35 @@ pub fn template_path(path: &str) -> CompactString {
     template_segments(paths::segments(path))
 }
 
-/// A raw path's canonical spelling (segments as the callee's router sees them: a decoded
-/// `/` stays inside its segment), what known templates are matched against, and its
-/// template ([`template_path`]), from one parse.
-pub fn raw_and_template(path: &str) -> (CompactString, CompactString) {
+/// A raw path's template ([`template_path`]) and, when it differs from the template, its
+/// canonical spelling (segments as the callee's router sees them: a decoded `/` stays
+/// inside its segment; what known templates are matched against), from one parse.
+pub fn template_and_raw(path: &str) -> (CompactString, Option<CompactString>) {
     if let Some(segments) = paths::canonical_segments(path, MAX_FIELD_BYTES) {
-        // Already in canonical spelling (most paths): nothing to decode or re-encode.
-        return (path.into(), canonical_template(path, segments));
+        // Already in canonical spelling (most paths): nothing to decode or re-encode, and
+        // a path without values is its own template, kept once.
+        return match canonical_template(path, segments) {
+            Some(template) => {
+                let raw = (template != path).then(|| path.into());
+                (template, raw)
+            }
+            None => (path.into(), None),
+        };
     }
     let segments = paths::segments(path);
     let raw = paths::render(&segments, MAX_FIELD_BYTES);
-    (raw, template_segments(segments))
+    let template = template_segments(segments);
+    let raw = (raw != template).then_some(raw);
+    (template, raw)
 }
 
-/// The template of a path in canonical spelling, from its segments: they render as
-/// written, so the path is copied up to its first value and only what follows is
-/// rebuilt, cut where [`paths::render`] cuts.
-fn canonical_template<'a>(path: &str, segments: impl Iterator<Item = &'a str>) -> CompactString {
+/// The template of a path in canonical spelling, from its segments, or `None` when that
+/// is the path itself: segments render as written, so the path is copied up to its
+/// first value and only what follows is rebuilt, cut where [`paths::render`] cuts.
+fn canonical_template<'a>(
+    path: &str,
+    segments: impl Iterator<Item = &'a str>,
+) -> Option<CompactString> {
     let mut template: Option<CompactString> = None;
     // Where the current segment's `/` is in `path`.
     let mut slash = 0;
@@ -56,7 +68,7 @@ fn canonical_template<'a>(path: &str, segments: impl Iterator<Item = &'a str>) -
         }
         slash += segment.len() + 1;
     }
-    template.unwrap_or_else(|| path.into())
+    template
 }
 
 fn template_segments(segments: Vec<Cow<'_, str>>) -> CompactString {
@@ -228,11 +240,13 @@ mod tests {
         }
     }
 
-    /// `raw_and_template` without the fast path for canonical paths.
-    fn raw_and_template_slow(path: &str) -> (CompactString, CompactString) {
+    /// `template_and_raw` without the fast path for canonical paths.
+    fn template_and_raw_slow(path: &str) -> (CompactString, Option<CompactString>) {
         let segments = paths::segments(path);
         let raw = paths::render(&segments, MAX_FIELD_BYTES);
-        (raw, template_segments(segments))
+        let template = template_segments(segments);
+        let raw = (raw != template).then_some(raw);
+        (template, raw)
     }
 
     proptest! {
@@ -242,12 +256,12 @@ mod tests {
             long in proptest::collection::vec("[a-z0-9]{1,80}", 0..8),
             ids in 0..200usize,
         ) {
-            prop_assert_eq!(raw_and_template(&path), raw_and_template_slow(&path));
+            prop_assert_eq!(template_and_raw(&path), template_and_raw_slow(&path));
             let long = format!("/{}", long.join("/"));
-            prop_assert_eq!(raw_and_template(&long), raw_and_template_slow(&long));
+            prop_assert_eq!(template_and_raw(&long), template_and_raw_slow(&long));
             // Templates longer than their path are cut where rendering cuts them.
             let ids = "/7".repeat(ids);
-            prop_assert_eq!(raw_and_template(&ids), raw_and_template_slow(&ids));
+            prop_assert_eq!(template_and_raw(&ids), template_and_raw_slow(&ids));
         }
 
         #[test]
