@@ -141,8 +141,10 @@ impl Engine {
     pub fn process_edge(
         &mut self,
         call: &Call,
-        (src, dst): &(CompactString, CompactString),
+        edge: &(CompactString, CompactString),
     ) -> EngineOutput {
+        debug_assert_eq!(&call.edge_key(), edge, "an edge key of another call");
+        let (src, dst) = edge;
         let templated = self.learned_template(call);
         let call = templated.as_ref().unwrap_or(call);
         let mut out = EngineOutput::default();
