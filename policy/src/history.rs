@@ -49,15 +49,14 @@ pub async fn call_groups(
 }
 
 fn groups(b: &RecordBatch) -> Result<Vec<CallGroup>, PolicyError> {
-    let text = |i: usize| -> Result<Vec<Option<String>>, PolicyError> {
-        let col = cast(b.column(i), &DataType::Utf8)?;
-        let col = col.as_string::<i32>();
-        Ok((0..col.len())
-            .map(|r| (!col.is_null(r)).then(|| col.value(r).to_owned()))
-            .collect())
-    };
-    let cols: Vec<_> = (0..11).map(text).collect::<Result<_, _>>()?;
-    let traces = (text(14)?, text(15)?);
+    let text = |i: usize| cast(b.column(i), &DataType::Utf8);
+    let cols = (0..11)
+        .chain([14, 15])
+        .map(text)
+        .collect::<Result<Vec<_>, _>>()?;
+    let cols: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+    // Row `r` of text column `c` (of `cols`: the keys, then both trace ids), borrowed.
+    let at = |c: usize, r: usize| (!cols[c].is_null(r)).then(|| cols[c].value(r));
     let calls = cast(b.column(11), &DataType::Float64)?;
     let calls = calls.as_primitive::<Float64Type>();
     let first = cast(b.column(12), &DataType::Int64)?;
@@ -68,28 +67,28 @@ fn groups(b: &RecordBatch) -> Result<Vec<CallGroup>, PolicyError> {
     );
     Ok((0..b.num_rows())
         .map(|r| {
-            let s = |c: usize| cols[c][r].clone().unwrap_or_default();
-            let mut trace_ids: Vec<String> = [&traces.0[r], &traces.1[r]]
+            let s = |c: usize| at(c, r).unwrap_or_default();
+            let mut trace_ids: Vec<String> = [at(11, r), at(12, r)]
                 .into_iter()
                 .flatten()
                 .filter(|t| !t.is_empty())
-                .cloned()
+                .map(String::from)
                 .collect();
             trace_ids.dedup();
             CallGroup {
                 view: CallView {
                     source_service: s(1).into(),
-                    source_namespace: cols[2][r].as_deref().map(Into::into),
-                    principal: cols[3][r].as_deref().map(Into::into),
+                    source_namespace: at(2, r).map(Into::into),
+                    principal: at(3, r).map(Into::into),
                     destination_service: s(5).into(),
-                    destination_namespace: cols[6][r].as_deref().map(Into::into),
-                    protocol: Protocol::parse(&s(7)).unwrap_or_default(),
+                    destination_namespace: at(6, r).map(Into::into),
+                    protocol: Protocol::parse(s(7)).unwrap_or_default(),
                     method: s(8).into(),
                     route: s(9).into(),
-                    port: cols[10][r].as_deref().and_then(port_of),
+                    port: at(10, r).and_then(port_of),
                 },
-                source: s(0),
-                destination: s(4),
+                source: s(0).into(),
+                destination: s(4).into(),
                 calls: calls.value(r),
                 first_ns: first.value(r),
                 last_ns: last.value(r),
