@@ -85,9 +85,10 @@ pub struct SpanInfo {
     pub status: Option<u32>,
     pub error: bool,
     pub mtls: Option<bool>,
-    /// On a caller: the identity it claims. On a callee: the peer identity it observed
-    /// on the connection (mTLS), which wins over the caller's claim.
+    /// On a callee: the peer identity it observed on the connection (mTLS), which wins
+    /// over the caller's claim. (A side's own identity is `workload.principal`.)
     pub source_principal: Option<CompactString>,
+    /// On a caller: the identity it expects of its callee.
     pub destination_principal: Option<CompactString>,
     /// Name of the other side when it emits no span (virtual peer).
     pub peer: Option<Workload>,
@@ -194,7 +195,7 @@ impl SpanInfo {
                 }
                 _ => status.is_some_and(|s| s >= 500),
             };
-        let source_principal = attrs
+        let mut source_principal = attrs
             .span_str(&[
                 Key::SourcePrincipal,
                 Key::TlsClientPrincipal,
@@ -204,7 +205,7 @@ impl SpanInfo {
                 Key::LinkerdClientId,
             ])
             .map(CompactString::from);
-        let destination_principal = attrs
+        let mut destination_principal = attrs
             .span_str(&[
                 Key::DestinationPrincipal,
                 Key::TlsServerPrincipal,
@@ -214,11 +215,6 @@ impl SpanInfo {
                 Key::LinkerdServerId,
             ])
             .map(CompactString::from);
-        if side == Side::Caller {
-            workload.principal = source_principal.clone();
-        } else {
-            workload.principal = destination_principal.clone();
-        }
         let cluster_name = attrs.span_str(&[Key::UpstreamCluster]);
         let cluster = cluster_name.as_deref().and_then(parse_upstream_cluster);
         let url = attrs.span_str(&[Key::UrlFull, Key::HttpUrl]);
@@ -265,6 +261,11 @@ impl SpanInfo {
                     .any(|p| p.starts_with("spiffe://"))
                     .then_some(true)
             });
+        // A side's own identity is its workload's; only the other side's is kept apart.
+        workload.principal = match side {
+            Side::Caller => source_principal.take(),
+            Side::Callee => destination_principal.take(),
+        };
         Some(SpanInfo {
             trace_id: u128::from_be_bytes(span.trace_id.try_into().ok()?),
             span_id: u64::from_be_bytes(span.span_id.try_into().ok()?),

@@ -22,8 +22,7 @@ macro_rules! attribute_keys {
                 }
             }
 
-            /// The key named `name`, if span reading ever looks it up: one hash and one
-            /// comparison (a `match` on strings compares them one after another).
+            /// The key named `name`, if span reading ever looks it up.
             pub fn of(name: &str) -> Option<Key> {
                 Key::of_bytes(name.as_bytes())
             }
@@ -31,15 +30,65 @@ macro_rules! attribute_keys {
             /// [`Key::of`] for a name still in wire bytes: every key is ASCII, so bytes
             /// that name one are valid UTF-8 without checking them.
             pub fn of_bytes(name: &[u8]) -> Option<Key> {
-                static KEYS: std::sync::LazyLock<
-                    std::collections::HashMap<&'static [u8], Key, super::Hasher>,
-                > = std::sync::LazyLock::new(|| {
-                    [$(($key.as_bytes(), Key::$name),)*].into_iter().collect()
-                });
-                KEYS.get(name).copied()
+                const NAMES: [&[u8]; Key::COUNT] = [$($key.as_bytes(),)*];
+                const KEYS: [Key; Key::COUNT] = [$(Key::$name,)*];
+                static TABLE: std::sync::LazyLock<BucketTable> =
+                    std::sync::LazyLock::new(|| BucketTable::new(&NAMES));
+                TABLE.find(&NAMES, name).map(|i| KEYS[i])
             }
         }
     };
+}
+
+/// Key names by length and two of their bytes: a name is compared with at most
+/// [`BUCKET_WIDTH`] candidates, chosen without hashing it (span reading looks up every
+/// attribute key of every span, and most are ones it ignores). A name's cost is bounded
+/// whatever its bytes: one bucket, a few comparisons.
+struct BucketTable {
+    buckets: Vec<[u8; BUCKET_WIDTH]>,
+}
+
+const BUCKET_WIDTH: usize = 4;
+const NO_KEY: u8 = u8::MAX;
+/// Longest name a bucket exists for: longer names are no key.
+const MAX_NAME: usize = 63;
+const BYTE_BUCKETS: usize = 16;
+
+impl BucketTable {
+    fn bucket(name: &[u8]) -> Option<usize> {
+        let (&last, len) = (name.last()?, name.len());
+        if len > MAX_NAME {
+            return None;
+        }
+        let mixed = usize::from(last ^ name[len / 2].rotate_left(2));
+        Some(len * BYTE_BUCKETS + mixed % BYTE_BUCKETS)
+    }
+
+    fn new(names: &[&[u8]]) -> Self {
+        assert!(
+            names.len() < usize::from(NO_KEY),
+            "too many keys for u8 indices"
+        );
+        let mut buckets = vec![[NO_KEY; BUCKET_WIDTH]; (MAX_NAME + 1) * BYTE_BUCKETS];
+        for (i, name) in names.iter().enumerate() {
+            let bucket = Self::bucket(name).expect("key names are short and not empty");
+            let slot = buckets[bucket]
+                .iter_mut()
+                .find(|slot| **slot == NO_KEY)
+                .expect("a bucket of key names is full: widen it");
+            *slot = i as u8;
+        }
+        BucketTable { buckets }
+    }
+
+    fn find(&self, names: &[&[u8]], name: &[u8]) -> Option<usize> {
+        let bucket = &self.buckets[Self::bucket(name)?];
+        bucket
+            .iter()
+            .take_while(|i| **i != NO_KEY)
+            .map(|&i| usize::from(i))
+            .find(|&i| names[i] == name)
+    }
 }
 
 attribute_keys! {
@@ -145,5 +194,20 @@ mod tests {
             assert_eq!(Key::of(name), Some(key));
         }
         assert_eq!(Key::of("http.methodx"), None);
+    }
+
+    #[test]
+    fn names_near_a_key_are_no_key() {
+        for key in Key::ALL {
+            let name = key.as_str();
+            let mut changed = name.as_bytes().to_vec();
+            changed[0] ^= 0x20;
+            assert_eq!(Key::of_bytes(&changed), None, "{name}");
+            assert_eq!(Key::of(&name[1..]), None, "{name}");
+            assert_eq!(Key::of(&format!("{name}.")), None, "{name}");
+        }
+        assert_eq!(Key::of(""), None);
+        assert_eq!(Key::of(&"a".repeat(64)), None);
+        assert_eq!(Key::of(&"a".repeat(100_000)), None);
     }
 }

@@ -77,24 +77,32 @@ impl Naming {
         }
     }
 
-    /// The route a side names on a call into `destination` (a workload key).
-    fn route_of(&self, info: &SpanInfo, destination: &str) -> Option<CompactString> {
-        let route = info.route.as_ref()?;
+    /// The route a side names on a call into `destination` (a workload key): a
+    /// template the destination is known to serve, matched from a guessed one.
+    fn known_template(&self, info: &SpanInfo, destination: &str) -> Option<CompactString> {
+        let route = info.route.as_deref()?;
         if info.route_reported || info.protocol != Protocol::Http {
-            return Some(route.clone());
+            return None;
         }
-        let known = info
-            .raw_path
+        info.raw_path
             .as_deref()
             .and_then(|raw| self.templates.resolve(destination, raw))
-            .or_else(|| self.templates.resolve(destination, route));
-        Some(known.map_or_else(|| route.clone(), CompactString::from))
+            .or_else(|| self.templates.resolve(destination, route))
+            .map(CompactString::from)
+    }
+
+    /// The route a side names on a call into `destination`, moved out of the span
+    /// that is consumed.
+    fn take_route(&self, info: &mut SpanInfo, destination: &str) -> Option<CompactString> {
+        self.known_template(info, destination)
+            .or_else(|| info.route.take())
     }
 
     /// The request's entry route as a root server span names it.
     pub fn entry_route(&self, info: &SpanInfo) -> CompactString {
         let route = self
-            .route_of(info, &info.workload.key())
+            .known_template(info, &info.workload.key())
+            .or_else(|| info.route.clone())
             .unwrap_or_else(|| "/".into());
         match info.protocol {
             Protocol::Http => format_compact!("{} {}", info.method, route),
@@ -158,21 +166,23 @@ impl Naming {
         // The server side knows its route best (its template, or the path it received);
         // the method comes from the side whose route is taken.
         let callee_route = callee
-            .as_ref()
+            .as_mut()
             .filter(|c| c.protocol == protocol)
-            .and_then(|c| self.route_of(c, &destination_key));
-        let (method_of_callee, route) =
-            match (callee_route, self.route_of(&caller, &destination_key)) {
-                (Some(r), _) => (true, r),
-                (None, Some(r)) => (false, r),
-                (None, None) => match callee
-                    .as_ref()
-                    .and_then(|c| self.route_of(c, &destination_key))
+            .and_then(|c| self.take_route(c, &destination_key));
+        let (method_of_callee, route) = match callee_route {
+            Some(r) => (true, r),
+            None => match self.take_route(&mut caller, &destination_key) {
+                Some(r) => (false, r),
+                // A callee of another protocol than the call's still names a route.
+                None => match callee
+                    .as_mut()
+                    .and_then(|c| self.take_route(c, &destination_key))
                 {
                     Some(r) => (true, r),
                     None => (false, default_route(&caller)),
                 },
-            };
+            },
+        };
         let method = match callee.as_mut().filter(|_| method_of_callee) {
             Some(c) => std::mem::take(&mut c.method),
             None => std::mem::take(&mut caller.method),
@@ -246,7 +256,7 @@ impl Naming {
             .unwrap_or_else(|| Workload::new("unknown"));
         let destination_key = callee.workload.key();
         let route = self
-            .route_of(&callee, &destination_key)
+            .take_route(&mut callee, &destination_key)
             .unwrap_or_else(|| default_route(&callee));
         let route = self.routes.admit(&source.key(), &destination_key, route);
         Call {
