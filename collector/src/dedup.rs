@@ -23,6 +23,7 @@
 //! at most `max_entries` exist; the oldest are evicted first. Expiry and eviction are
 //! counted, and a held call is released (never dropped) when its group goes.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher as _};
 use std::time::Duration;
@@ -389,8 +390,8 @@ impl CallDeduper {
                 group.ids[group.id_count as usize] = id;
                 group.id_count += 1;
                 match self.by_id.entry(id) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(gid),
-                    std::collections::hash_map::Entry::Vacant(e) => {
+                    Entry::Occupied(mut e) => e.get_mut().push(gid),
+                    Entry::Vacant(e) => {
                         e.insert(GroupList::One(gid));
                     }
                 }
@@ -434,10 +435,10 @@ impl CallDeduper {
                     self.stats.evicted += 1;
                 }
                 for id in &group.ids[..group.id_count as usize] {
-                    if let Some(list) = self.by_id.get_mut(id)
-                        && list.remove(gid)
+                    if let Entry::Occupied(mut list) = self.by_id.entry(*id)
+                        && list.get_mut().remove(gid)
                     {
-                        self.by_id.remove(id);
+                        list.remove();
                     }
                 }
                 // Its stale entry in `held_order` is skipped on release.

@@ -96,6 +96,14 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
+/// What a field the reader skips adds to the decoded size: its bytes, when it has any.
+fn unread_bytes(payload: Payload<'_>) -> u64 {
+    match payload {
+        Payload::Bytes(b) => b.len() as u64,
+        _ => 0,
+    }
+}
+
 fn text(bytes: &[u8]) -> Result<&str, IngestError> {
     std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))
 }
@@ -118,9 +126,8 @@ impl Attributes<'_> {
         value: &mut Val<'a>,
     ) -> Result<(), IngestError> {
         for field in Fields(bytes) {
-            let (tag, payload) = field?;
-            check_wire_type(Msg::AnyValue, tag, payload.wire_type())?;
-            *value = match (tag, payload) {
+            // The arms that match a field of its schema type need no wire-type check.
+            *value = match field? {
                 (1, Payload::Bytes(s)) => {
                     self.shape.decoded_bytes += s.len() as u64;
                     Val::Str(text(s)?)
@@ -136,12 +143,12 @@ impl Attributes<'_> {
                     self.shape.decoded_bytes += b.len() as u64;
                     Val::Other
                 }
-                (8, _) => Val::Other,
-                (_, Payload::Bytes(unknown)) => {
-                    self.shape.decoded_bytes += unknown.len() as u64;
+                (8, Payload::Varint(_)) => Val::Other,
+                (tag, payload) => {
+                    check_wire_type(Msg::AnyValue, tag, payload.wire_type())?;
+                    self.shape.decoded_bytes += unread_bytes(payload);
                     continue;
                 }
-                _ => continue,
             };
         }
         Ok(())
@@ -156,9 +163,7 @@ impl Attributes<'_> {
     ) -> Result<(Option<Key>, Option<Val<'a>>), IngestError> {
         let (mut key, mut value) = (None, None);
         for field in Fields(bytes) {
-            let (tag, payload) = field?;
-            check_wire_type(Msg::KeyValue, tag, payload.wire_type())?;
-            match (tag, payload) {
+            match field? {
                 (1, Payload::Bytes(k)) => {
                     self.shape.decoded_bytes += k.len() as u64;
                     // A known key is ASCII; any other is only checked.
@@ -170,8 +175,10 @@ impl Attributes<'_> {
                 (2, Payload::Bytes(v)) => {
                     self.any_value(v, value_depth, value.get_or_insert(Val::Other))?;
                 }
-                (_, Payload::Bytes(unknown)) => self.shape.decoded_bytes += unknown.len() as u64,
-                _ => {}
+                (tag, payload) => {
+                    check_wire_type(Msg::KeyValue, tag, payload.wire_type())?;
+                    self.shape.decoded_bytes += unread_bytes(payload);
+                }
             }
         }
         Ok((key, value))

@@ -21,6 +21,7 @@ mod sampling;
 mod templates;
 #[cfg(test)]
 mod tests;
+mod text;
 mod workload;
 
 use std::time::Duration;

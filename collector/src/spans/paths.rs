@@ -15,6 +15,8 @@ use std::borrow::Cow;
 use eastwest_model::CompactString;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
+use super::text::{SplitByte, before_any, has_byte, split_byte};
+
 /// What rendering escapes: whatever would change the segment's meaning when read again.
 const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'%')
@@ -26,10 +28,10 @@ const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
 
 /// The decoded segments of `path`, normalised as the module docs say.
 pub fn segments(path: &str) -> Vec<Cow<'_, str>> {
-    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = before_any(path, b"?#");
     let mut out: Vec<Cow<'_, str>> = Vec::new();
-    for raw in path.split('/') {
-        let raw = raw.split(';').next().unwrap_or("");
+    for raw in split_byte(path, b'/') {
+        let raw = before_any(raw, b";");
         let decoded = percent_decode_str(raw).decode_utf8_lossy();
         push_segment(&mut out, decoded);
     }
@@ -50,13 +52,13 @@ fn push_segment<'a>(out: &mut Vec<Cow<'a, str>>, segment: Cow<'a, str>) {
 /// the path as a server that decodes before routing (nginx, some frameworks) sees it, so
 /// `/files/..%2F..%2Fadmin` cannot hide an admin path from the sensitive patterns.
 pub fn flatten<'a>(segments: Vec<Cow<'a, str>>) -> Vec<Cow<'a, str>> {
-    if !segments.iter().any(|s| s.contains('/')) {
+    if !segments.iter().any(|s| has_byte(s, b'/')) {
         return segments;
     }
     let mut out = Vec::with_capacity(segments.len() + 2);
     for segment in segments {
-        if segment.contains('/') {
-            for part in segment.split('/') {
+        if has_byte(&segment, b'/') {
+            for part in split_byte(&segment, b'/') {
                 push_segment(&mut out, Cow::Owned(part.to_string()));
             }
         } else {
@@ -97,17 +99,17 @@ pub fn render<S: AsRef<str>>(
 /// `max_bytes` long (it then renders to itself): starts with `/`, no empty, `.` or `..`
 /// segment, and only printable ASCII that is neither escaped nor cut by [`segments`]
 /// (`%`, `?`, `#`, `;`). `None` otherwise, including for `/` itself.
-pub fn canonical_segments(path: &str, max_bytes: usize) -> Option<std::str::Split<'_, char>> {
+pub fn canonical_segments(path: &str, max_bytes: usize) -> Option<SplitByte<'_>> {
     let rest = path.strip_prefix('/')?;
     if path.len() > max_bytes
         || !path
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#' | b';'))
-        || rest.split('/').any(|s| matches!(s, "" | "." | ".."))
+        || split_byte(rest, b'/').any(|s| matches!(s, "" | "." | ".."))
     {
         return None;
     }
-    Some(rest.split('/'))
+    Some(split_byte(rest, b'/'))
 }
 
 /// The canonical spelling of a raw path (segments kept as the callee's router sees them).

@@ -6,6 +6,7 @@ use eastwest_model::CompactString;
 
 use super::attributes::MAX_FIELD_BYTES;
 use super::paths;
+use super::text::{has_byte, split_once_byte};
 
 /// Turns a concrete path into a template: the path is normalised first (see
 /// [`super::paths`]; decoded slashes taken as separators, so no encoding hides a segment),
@@ -111,9 +112,9 @@ fn template_segment(segment: &str) -> Option<&'static str> {
     if segment.len() >= 16 && segment.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Some("{hex}");
     }
-    if let Some((user, domain)) = segment.split_once('@')
+    if let Some((user, domain)) = split_once_byte(segment, b'@')
         && !user.is_empty()
-        && domain.contains('.')
+        && has_byte(domain, b'.')
     {
         return Some("{email}");
     }

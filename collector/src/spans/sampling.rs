@@ -1,18 +1,19 @@
 //! Adjusted counts from OpenTelemetry threshold sampling (`tracestate: ot=th:…`).
 
+use super::text::{split_byte, split_once_byte};
+
 /// Sampling weight (adjusted count) from a W3C `tracestate` value: `1/p` where
 /// `p = 1 − th/2^56` and `th` is the hex threshold, right-padded to 14 digits. 1.0 when
 /// absent or unparseable.
 pub fn weight_from_tracestate(tracestate: &str) -> f64 {
-    let Some(ot) = tracestate
-        .split(',')
-        .filter_map(|member| member.trim().split_once('='))
+    let Some(ot) = split_byte(tracestate, b',')
+        .filter_map(|member| split_once_byte(member.trim(), b'='))
         .find(|(k, _)| *k == "ot")
         .map(|(_, v)| v)
     else {
         return 1.0;
     };
-    let Some(th) = ot.split(';').find_map(|kv| kv.strip_prefix("th:")) else {
+    let Some(th) = split_byte(ot, b';').find_map(|kv| kv.strip_prefix("th:")) else {
         return 1.0;
     };
     if th.is_empty() || th.len() > 14 || !th.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -4,6 +4,7 @@
 use eastwest_model::{CompactString, Workload};
 
 use super::attributes::{Attrs, Key, truncate};
+use super::text::{before_any, has_byte, rsplit_once_byte, split_byte, split_once_byte};
 
 /// Service names generic proxies report for every workload; identity then comes from
 /// Kubernetes resource attributes.
@@ -33,10 +34,10 @@ pub fn own_workload(attrs: &Attrs) -> (Workload, Option<CompactString>) {
     }
     if service.is_none() && istio_proxy {
         // Istio sidecars name themselves `service.namespace`.
-        if let Some((svc, ns)) = service_name.split_once('.')
+        if let Some((svc, ns)) = split_once_byte(&service_name, b'.')
             && !svc.is_empty()
             && !ns.is_empty()
-            && !ns.contains('.')
+            && !has_byte(ns, b'.')
         {
             service = Some(svc.to_string().into());
             namespace = namespace.or_else(|| Some(ns.to_string().into()));
@@ -76,7 +77,7 @@ pub struct IstioCluster<'a> {
 }
 
 pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster<'_>> {
-    let mut parts = cluster.split('|');
+    let mut parts = split_byte(cluster, b'|');
     let direction = parts.next()?;
     let inbound = match direction {
         "inbound" => true,
@@ -101,8 +102,8 @@ pub fn parse_upstream_cluster(cluster: &str) -> Option<IstioCluster<'_>> {
 
 /// `ratings.bookinfo.svc.cluster.local` → (`ratings`, `bookinfo`); other hosts → (host, None).
 pub fn split_k8s_host(host: &str) -> (CompactString, Option<CompactString>) {
-    let host = host.split(':').next().unwrap_or(host);
-    let mut labels = host.split('.');
+    let host = before_any(host, b":");
+    let mut labels = split_byte(host, b'.');
     if let (Some(service), Some(namespace), Some("svc")) =
         (labels.next(), labels.next(), labels.next())
     {
@@ -132,9 +133,8 @@ pub fn spiffe_service_account(principal: &str) -> Option<(CompactString, Compact
 /// `host:port` from a URL's authority.
 pub fn url_authority(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority
-        .rsplit_once('@')
+    let authority = before_any(rest, b"/?#");
+    let authority = rsplit_once_byte(authority, b'@')
         .map(|(_, a)| a)
         .unwrap_or(authority);
     (!authority.is_empty()).then_some(authority)
@@ -143,7 +143,7 @@ pub fn url_authority(url: &str) -> Option<&str> {
 /// Path part of a URL (`/a/b?x` from `http://h/a/b?x`).
 pub fn url_path(url: &str) -> &str {
     match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
+        Some((_, rest)) => split_once_byte(rest, b'/').map_or("/", |(host, _)| &rest[host.len()..]),
         None => url,
     }
 }
