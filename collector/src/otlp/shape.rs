@@ -48,6 +48,9 @@ pub struct Shape {
     pub attributes: u64,
     /// Upper bound of the decoded request's heap and inline size, in bytes.
     pub decoded_bytes: u64,
+    /// Bytes of the messages the walk counted but left to the wire reader to walk
+    /// (spans): what they decode to is not in `decoded_bytes` until the reader adds it.
+    pub unwalked_bytes: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -230,10 +233,42 @@ fn reader_reads_child(msg: Msg, tag: u32) -> bool {
 }
 
 /// Whether the wire reader validates and sizes the child message at `msg`'s field `tag`
-/// itself, when it reads `msg`: span and resource attributes, which it takes apart
-/// anyway (most of a span's fields are in them). The walk counts them and goes on.
+/// itself, when it reads `msg`: spans (it goes through every field of each; see
+/// [`read_span_field`]), and span and resource attributes, which it takes apart anyway
+/// (most of a span's fields are in them). The walk counts them and goes on.
 fn reader_walks_child(msg: Msg, tag: u32) -> bool {
-    matches!((msg, tag), (Msg::Span, 9) | (Msg::Resource, 1))
+    matches!(
+        (msg, tag),
+        (Msg::ScopeSpans, 2) | (Msg::Span, 9) | (Msg::Resource, 1)
+    )
+}
+
+/// Where spans are in a traces request, as the walk counts depth.
+const SPAN_DEPTH: u32 = 3;
+
+/// The walk of one field of a span that the wire reader goes through itself (the walk
+/// counts spans but leaves their fields to it): checked and counted into `shape` as the
+/// walk does when it walks the span, `body` being a length-delimited field's bytes.
+/// `attributes_here` counts the span's attributes.
+pub(super) fn read_span_field(
+    shape: &mut Shape,
+    limits: &RequestLimits,
+    tag: u32,
+    wire_type: WireType,
+    body: Option<&[u8]>,
+    attributes_here: &mut u64,
+) -> Result<(), IngestError> {
+    check_wire_type(Msg::Span, tag, wire_type)?;
+    let Some(body) = body else {
+        return Ok(());
+    };
+    let mut walk = Walk {
+        limits,
+        shape: *shape,
+    };
+    walk.length_delimited(Msg::Span, tag, body, SPAN_DEPTH, true, attributes_here)?;
+    *shape = walk.shape;
+    Ok(())
 }
 
 impl Walk<'_> {
@@ -277,7 +312,6 @@ impl Walk<'_> {
         while !buf.is_empty() {
             let (tag, wire_type) = decode_key(&mut buf)?;
             check_wire_type(msg, tag, wire_type)?;
-            let field = field(msg, tag);
             match wire_type {
                 WireType::Varint => {
                     decode_varint(&mut buf)?;
@@ -295,34 +329,52 @@ impl Walk<'_> {
                         .ok_or_else(|| malformed("length past the end of the message"))?;
                     let (body, rest) = buf.split_at(len);
                     buf = rest;
-                    let child_read = read && reader_reads_child(msg, tag);
-                    match field {
-                        Field::Repeated(child) => {
-                            self.count(child, &mut attributes_here)?;
-                            if !(read && reader_walks_child(msg, tag)) {
-                                self.message(body, child, depth + 1, child_read)?;
-                            }
-                        }
-                        Field::Inline(child) => {
-                            self.message(body, child, depth + 1, child_read)?;
-                        }
-                        Field::RepeatedString => {
-                            utf8(body)?;
-                            self.shape.decoded_bytes += GROWTH * size_of::<String>() as u64;
-                            self.shape.decoded_bytes += len as u64;
-                        }
-                        Field::Str => {
-                            if !(read && reader_checks(msg, tag)) {
-                                utf8(body)?;
-                            }
-                            self.shape.decoded_bytes += len as u64;
-                        }
-                        Field::Bytes | Field::Scalar(_) | Field::Unknown => {
-                            self.shape.decoded_bytes += len as u64
-                        }
-                    }
+                    self.length_delimited(msg, tag, body, depth, read, &mut attributes_here)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// One length-delimited field `tag` of `msg` (which is at `depth`), its bytes cut
+    /// from the message.
+    fn length_delimited(
+        &mut self,
+        msg: Msg,
+        tag: u32,
+        body: &[u8],
+        depth: u32,
+        read: bool,
+        attributes_here: &mut u64,
+    ) -> Result<(), IngestError> {
+        let len = body.len() as u64;
+        let child_read = read && reader_reads_child(msg, tag);
+        match field(msg, tag) {
+            Field::Repeated(child) => {
+                self.count(child, attributes_here)?;
+                if read && reader_walks_child(msg, tag) {
+                    if child == Msg::Span {
+                        self.shape.unwalked_bytes += len;
+                    }
+                } else {
+                    self.message(body, child, depth + 1, child_read)?;
+                }
+            }
+            Field::Inline(child) => {
+                self.message(body, child, depth + 1, child_read)?;
+            }
+            Field::RepeatedString => {
+                utf8(body)?;
+                self.shape.decoded_bytes += GROWTH * size_of::<String>() as u64;
+                self.shape.decoded_bytes += len;
+            }
+            Field::Str => {
+                if !(read && reader_checks(msg, tag)) {
+                    utf8(body)?;
+                }
+                self.shape.decoded_bytes += len;
+            }
+            Field::Bytes | Field::Scalar(_) | Field::Unknown => self.shape.decoded_bytes += len,
         }
         Ok(())
     }
@@ -414,7 +466,7 @@ fn walk(
 }
 
 /// The depth of the `AnyValue` of a span attribute, as the walk counts it.
-pub(super) const SPAN_ATTRIBUTE_VALUE_DEPTH: u32 = 5;
+pub(super) const SPAN_ATTRIBUTE_VALUE_DEPTH: u32 = SPAN_DEPTH + 2;
 /// The depth of the `AnyValue` of a resource attribute, as the walk counts it.
 pub(super) const RESOURCE_ATTRIBUTE_VALUE_DEPTH: u32 = 4;
 
@@ -449,6 +501,7 @@ impl std::ops::AddAssign for Shape {
         self.records += other.records;
         self.attributes += other.attributes;
         self.decoded_bytes += other.decoded_bytes;
+        self.unwalked_bytes += other.unwalked_bytes;
     }
 }
 
@@ -459,8 +512,9 @@ pub fn traces_protobuf(bytes: &[u8], limits: &RequestLimits) -> Result<Shape, In
 }
 
 /// [`traces_protobuf`] for a request the wire reader ([`super::wire`]) reads next: what
-/// the reader checks itself is not checked twice (span and resource attributes are
-/// counted but not entered: the reader adds their size), so a request decodes with
+/// the reader goes through itself is not gone through twice (spans and resource
+/// attributes are counted but not entered: the reader walks them and adds their size;
+/// their bytes are in [`Shape::unwalked_bytes`] meanwhile), so a request decodes with
 /// `prost` when both this walk and the reader pass it.
 pub fn traces_protobuf_for_reader(
     bytes: &[u8],

@@ -4,12 +4,14 @@
 //! and freed.
 //!
 //! Only bytes that [`super::shape::traces_protobuf_for_reader`] passed are read here:
-//! that walk checks wire types, lengths and the UTF-8 of every string this reader does
-//! not read, as `prost` would, and counts what decoding would build. Span and resource
-//! attributes it only counts: this reader checks them (and the strings it reads, of
-//! every span, also those it then cuts) and adds their size to the walk's before the
-//! request's limits are checked, so what it accepts and what it sees are what decoding
-//! would give. Validation and span reading follow
+//! that walk checks wire types, lengths and the UTF-8 of every string as `prost` would,
+//! and counts what decoding would build, down to the spans. Spans it only counts: this
+//! reader walks each field of a span as the walk would ([`read_span_field`]: events,
+//! links and status included) while it reads the span, so a span's bytes are gone
+//! through once. Span and resource attributes it checks itself (and the strings it
+//! reads, of every span, also those it then cuts). What it walks is added to the walk's
+//! shape before the request's limits are checked, so what it accepts and what it sees
+//! are what decoding would give. Validation and span reading follow
 //! [`super::validate::validate_traces`] and [`crate::spans::SpanBatch::from_request`]
 //! exactly (the tests compare them on the same bytes).
 
@@ -19,6 +21,7 @@ use super::ingest::IngestError;
 use super::shape::{
     Msg, RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape,
     check_shape, check_wire_type, decode_key, decode_varint, malformed, nested_in_read_value,
+    read_span_field,
 };
 use super::validate::{Rejections, TimeWindow, names_a_service, valid_ids};
 use crate::spans::{Attrs, Key, KeyIndex, SpanBatch, SpanHead, Val};
@@ -225,7 +228,11 @@ pub(crate) fn read_traces(
             read.resource_spans(rs)?;
         }
     }
-    let shape = read.attributes.shape;
+    // Every span the walk left to the reader has been walked.
+    let shape = Shape {
+        unwalked_bytes: 0,
+        ..read.attributes.shape
+    };
     check_shape(shape, limits)?;
     let mut rejections = Rejections::default();
     let cut = read.cut;
@@ -293,8 +300,22 @@ impl Reader<'_> {
         let mut head = SpanHead::default();
         let mut attrs = KeyIndex::default();
         let mut status_code = None;
+        let mut attributes_here = 0;
         for field in Fields(bytes) {
-            match field? {
+            let (tag, payload) = field?;
+            let body = match payload {
+                Payload::Bytes(b) => Some(b),
+                _ => None,
+            };
+            read_span_field(
+                &mut self.attributes.shape,
+                self.attributes.limits,
+                tag,
+                payload.wire_type(),
+                body,
+                &mut attributes_here,
+            )?;
+            match (tag, payload) {
                 (1, Payload::Bytes(b)) => head.trace_id = b,
                 (2, Payload::Bytes(b)) => head.span_id = b,
                 (3, Payload::Bytes(s)) => head.trace_state = text(s)?,

@@ -1,6 +1,7 @@
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use proptest::prelude::*;
 use prost::Message;
@@ -282,8 +283,22 @@ fn arb_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
                             }
                             sp.status = error.then(|| Status {
                                 code: i32::from(n % 3),
-                                ..Default::default()
+                                message: "failed".into(),
                             });
+                            // What the reader walks but does not read: events and links.
+                            if n.is_multiple_of(3) {
+                                sp.events.push(Event {
+                                    name: "retry".into(),
+                                    attributes: vec![kv("attempt", s("2"))],
+                                    ..Default::default()
+                                });
+                                sp.links.push(Link {
+                                    trace_id: vec![n; 16],
+                                    span_id: vec![n; 8],
+                                    trace_state: "k=v".into(),
+                                    ..Default::default()
+                                });
+                            }
                             sp
                         })
                         .collect();
