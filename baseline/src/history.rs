@@ -5,19 +5,16 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampNanosecondArray, UInt32Array, UInt64Array,
-};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eastwest_model::Call;
 
 use crate::BaselineError;
+use crate::call_columns::CallColumns;
 use crate::snapshot::write_parquet_with;
 use crate::tables::utc_ns;
 
@@ -75,87 +72,16 @@ pub fn weight(call: &Call) -> f64 {
     }
 }
 
-/// A workload key (`Workload::key`) written straight into a column, not allocated.
-fn push_key(b: &mut StringBuilder, w: &eastwest_model::Workload) {
-    b.write_str(&w.service).expect("writing to memory");
-    if let Some(ns) = w.key_namespace() {
-        b.write_char('.').expect("writing to memory");
-        b.write_str(ns).expect("writing to memory");
-    }
-    b.append_value("");
-}
-
 /// Columns whose values are (nearly) unique per row: written without a dictionary.
 const UNIQUE_COLUMNS: &[&str] = &["trace_id", "span_id", "request_id"];
 
 /// Rows as one Arrow batch in the `calls` schema.
 pub fn calls_batch<C: Borrow<Call>>(rows: &[(C, bool)]) -> RecordBatch {
-    let calls: Vec<&Call> = rows.iter().map(|(c, _)| c.borrow()).collect();
-    let strs = |f: &dyn Fn(&Call) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(calls.iter().map(|c| f(c))))
-    };
-    let opt = |f: &dyn Fn(&Call) -> Option<&str>| -> ArrayRef {
-        Arc::new(calls.iter().map(|c| f(c)).collect::<StringArray>())
-    };
-    let keys = |f: &dyn Fn(&Call) -> &eastwest_model::Workload| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(calls.len(), calls.len() * 24);
-        for c in &calls {
-            push_key(&mut b, f(c));
-        }
-        Arc::new(b.finish())
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampNanosecondArray::from_iter_values(calls.iter().map(|c| c.event_time_ns))
-                .with_timezone("UTC"),
-        ),
-        keys(&|c| &c.source),
-        strs(&|c| &c.source.service),
-        opt(&|c| c.source.namespace.as_deref()),
-        opt(&|c| c.source.principal.as_deref()),
-        keys(&|c| &c.destination),
-        strs(&|c| &c.destination.service),
-        opt(&|c| c.destination.namespace.as_deref()),
-        opt(&|c| c.destination.principal.as_deref()),
-        strs(&|c| c.protocol.as_str()),
-        strs(&|c| &c.method),
-        strs(&|c| &c.route),
-        Arc::new(calls.iter().map(|c| c.status).collect::<UInt32Array>()),
-        Arc::new(BooleanArray::from(
-            calls.iter().map(|c| c.error).collect::<Vec<_>>(),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            calls.iter().map(|c| c.duration_ns),
-        )),
-        Arc::new(calls.iter().map(|c| c.mtls).collect::<BooleanArray>()),
-        strs(&|c| &c.trace_id),
-        strs(&|c| &c.span_id),
-        opt(&|c| c.entry.as_ref().map(|e| e.service.as_str())),
-        opt(&|c| c.entry.as_ref().map(|e| e.route.as_str())),
-        opt(&|c| c.response_flags.as_deref()),
-        opt(&|c| c.destination_address.as_deref()),
-        opt(&|c| c.source_version.as_deref()),
-        opt(&|c| c.request_id.as_deref()),
-        Arc::new(Float64Array::from_iter_values(
-            calls.iter().map(|c| weight(c)),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
-        )),
-        Arc::new(
-            calls
-                .iter()
-                .map(|c| c.request_bytes)
-                .collect::<UInt64Array>(),
-        ),
-        Arc::new(
-            calls
-                .iter()
-                .map(|c| c.response_bytes)
-                .collect::<UInt64Array>(),
-        ),
-    ];
-    RecordBatch::try_new(calls_schema(), columns).expect("columns match the calls schema")
+    let mut columns = CallColumns::with_capacity(rows.len());
+    for (call, learned) in rows {
+        columns.push(call.borrow(), *learned);
+    }
+    columns.finish()
 }
 
 /// Buffers calls and writes them as hourly Parquet parts.

@@ -258,6 +258,16 @@ pub(super) fn read_span_field(
     body: Option<&[u8]>,
     attributes_here: &mut u64,
 ) -> Result<(), IngestError> {
+    // The fields every span has, of the schema's wire type: ids and strings (the names
+    // the reader checks itself) count their bytes, scalars nothing.
+    match (tag, wire_type, body) {
+        (1..=5, WireType::LengthDelimited, Some(body)) => {
+            shape.decoded_bytes += body.len() as u64;
+            return Ok(());
+        }
+        (6, WireType::Varint, _) | (7 | 8, WireType::SixtyFourBit, _) => return Ok(()),
+        _ => {}
+    }
     check_wire_type(Msg::Span, tag, wire_type)?;
     let Some(body) = body else {
         return Ok(());
