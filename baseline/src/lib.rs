@@ -6,7 +6,6 @@
 //! (that is `eastwest-detector`) and it never parses telemetry (that is the collector).
 #![forbid(unsafe_code)]
 
-mod call_columns;
 mod config;
 mod endpoints;
 mod error;
