@@ -350,7 +350,7 @@ impl Reader<'_> {
         } else if !(self.window.0..=self.window.1).contains(&head.start_time_unix_nano) {
             self.cut.out_of_window += 1;
         } else {
-            self.batch.push(&head, &Attrs::indexed(attrs, resource));
+            self.batch.push(&head, &Attrs::indexed(&attrs, resource));
         }
         Ok(())
     }

@@ -78,13 +78,24 @@ impl<'a> KeyIndex<'a> {
 /// indexed; a batch indexes each resource once for all of its spans, and its spans
 /// borrow that index (an index is a few kilobytes: not copied per span).
 pub struct Attrs<'a> {
-    span: KeyIndex<'a>,
-    resource: Resource<'a>,
+    span: Index<'a>,
+    resource: Index<'a>,
 }
 
-enum Resource<'a> {
+/// An index borrowed (a resource's, shared by its spans; a span's read off the wire,
+/// which is not copied again) or owned.
+enum Index<'a> {
     Shared(&'a KeyIndex<'a>),
     Own(Box<KeyIndex<'a>>),
+}
+
+impl<'a> Index<'a> {
+    fn get(&self, key: Key) -> Option<Val<'a>> {
+        match self {
+            Index::Shared(index) => index.get(key),
+            Index::Own(index) => index.get(key),
+        }
+    }
 }
 
 fn as_string(v: Val<'_>) -> Option<Cow<'_, str>> {
@@ -158,29 +169,29 @@ pub fn truncated(s: &str) -> &str {
 impl<'a> Attrs<'a> {
     pub fn new(span: &'a [KeyValue], resource: &'a [KeyValue]) -> Self {
         Self {
-            span: KeyIndex::of(span),
-            resource: Resource::Own(Box::new(KeyIndex::of(resource))),
+            span: Index::Own(Box::new(KeyIndex::of(span))),
+            resource: Index::Own(Box::new(KeyIndex::of(resource))),
         }
     }
 
     /// A span's attributes over its resource's, already indexed.
     pub fn with_resource(span: &'a [KeyValue], resource: &'a KeyIndex<'a>) -> Self {
-        Self::indexed(KeyIndex::of(span), resource)
+        Self {
+            span: Index::Own(Box::new(KeyIndex::of(span))),
+            resource: Index::Shared(resource),
+        }
     }
 
     /// A span's attributes over its resource's, both already indexed.
-    pub fn indexed(span: KeyIndex<'a>, resource: &'a KeyIndex<'a>) -> Self {
+    pub fn indexed(span: &'a KeyIndex<'a>, resource: &'a KeyIndex<'a>) -> Self {
         Self {
-            span,
-            resource: Resource::Shared(resource),
+            span: Index::Shared(span),
+            resource: Index::Shared(resource),
         }
     }
 
     fn resource_value(&self, key: Key) -> Option<Val<'a>> {
-        match &self.resource {
-            Resource::Shared(r) => r.get(key),
-            Resource::Own(r) => r.get(key),
-        }
+        self.resource.get(key)
     }
 
     fn span_value(&self, key: Key) -> Option<Val<'a>> {
