@@ -330,10 +330,11 @@ impl Admission {
                 Ok((body, shape))
             })
             .await?;
-        // What the walk left to the reader decodes to about its own size; the reader
-        // refuses the request when the real total is over the limit.
-        let decoded_bytes = (shape.decoded_bytes + shape.unwalked_bytes)
-            .min(limits.max_decoded_bytes.max(shape.decoded_bytes));
+        // What the walk left to the reader decodes to about its own size; the walk keeps
+        // `decoded_bytes` within the limit, and the reader refuses the request when the
+        // real total is over it.
+        let decoded_bytes =
+            (shape.decoded_bytes + shape.unwalked_bytes).min(limits.max_decoded_bytes);
         // The body, the decoded request, and the batch read from it (about the same size
         // again) are alive together for a moment. (Protobuf spans read straight from the
         // body build no decoded request; the reservation stays the same, on the safe side.)

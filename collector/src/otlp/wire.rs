@@ -35,13 +35,21 @@ enum Payload<'a> {
     Bytes(&'a [u8]),
 }
 
-impl Payload<'_> {
+impl<'a> Payload<'a> {
     fn wire_type(self) -> WireType {
         match self {
             Payload::Varint(_) => WireType::Varint,
             Payload::Fixed64(_) => WireType::SixtyFourBit,
             Payload::Fixed32 => WireType::ThirtyTwoBit,
             Payload::Bytes(_) => WireType::LengthDelimited,
+        }
+    }
+
+    /// A length-delimited field's bytes.
+    fn bytes(self) -> Option<&'a [u8]> {
+        match self {
+            Payload::Bytes(b) => Some(b),
+            _ => None,
         }
     }
 }
@@ -101,10 +109,7 @@ impl<'a> Iterator for Fields<'a> {
 
 /// What a field the reader skips adds to the decoded size: its bytes, when it has any.
 fn unread_bytes(payload: Payload<'_>) -> u64 {
-    match payload {
-        Payload::Bytes(b) => b.len() as u64,
-        _ => 0,
-    }
+    payload.bytes().map_or(0, |b| b.len() as u64)
 }
 
 fn text(bytes: &[u8]) -> Result<&str, IngestError> {
@@ -303,16 +308,12 @@ impl Reader<'_> {
         let mut attributes_here = 0;
         for field in Fields(bytes) {
             let (tag, payload) = field?;
-            let body = match payload {
-                Payload::Bytes(b) => Some(b),
-                _ => None,
-            };
             read_span_field(
                 &mut self.attributes.shape,
                 self.attributes.limits,
                 tag,
                 payload.wire_type(),
-                body,
+                payload.bytes(),
                 &mut attributes_here,
             )?;
             match (tag, payload) {

@@ -34,7 +34,7 @@ macro_rules! attribute_keys {
                 const KEYS: [Key; Key::COUNT] = [$(Key::$name,)*];
                 static TABLE: std::sync::LazyLock<BucketTable> =
                     std::sync::LazyLock::new(|| BucketTable::new(&NAMES));
-                TABLE.find(&NAMES, name).map(|i| KEYS[i])
+                TABLE.find(name).map(|i| KEYS[i])
             }
         }
     };
@@ -45,6 +45,7 @@ macro_rules! attribute_keys {
 /// attribute key of every span, and most are ones it ignores). A name's cost is bounded
 /// whatever its bytes: one bucket, a few comparisons.
 struct BucketTable {
+    names: &'static [&'static [u8]],
     buckets: Vec<[u8; BUCKET_WIDTH]>,
 }
 
@@ -64,7 +65,7 @@ impl BucketTable {
         Some(len * BYTE_BUCKETS + mixed % BYTE_BUCKETS)
     }
 
-    fn new(names: &[&[u8]]) -> Self {
+    fn new(names: &'static [&'static [u8]]) -> Self {
         assert!(
             names.len() < usize::from(NO_KEY),
             "too many keys for u8 indices"
@@ -78,16 +79,16 @@ impl BucketTable {
                 .expect("a bucket of key names is full: widen it");
             *slot = i as u8;
         }
-        BucketTable { buckets }
+        BucketTable { names, buckets }
     }
 
-    fn find(&self, names: &[&[u8]], name: &[u8]) -> Option<usize> {
+    fn find(&self, name: &[u8]) -> Option<usize> {
         let bucket = &self.buckets[Self::bucket(name)?];
         bucket
             .iter()
             .take_while(|i| **i != NO_KEY)
             .map(|&i| usize::from(i))
-            .find(|&i| names[i] == name)
+            .find(|&i| self.names[i] == name)
     }
 }
 
