@@ -293,6 +293,11 @@ mod size_tests;
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, TimestampNanosecondType};
+    use datafusion::arrow::util::display::array_value_to_string;
+    use eastwest_model::{Entry, Protocol, Workload};
+
     use super::*;
 
     #[test]
@@ -302,17 +307,6 @@ mod tests {
         assert_eq!(parse_hour_dir(&hour_dir_name(hour)), Some(hour));
         assert_eq!(parse_hour_dir("hour=garbage"), None);
     }
-}
-
-#[cfg(test)]
-mod columns_tests {
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::datatypes::{Float64Type, TimestampNanosecondType};
-    use datafusion::arrow::util::display::array_value_to_string;
-    use eastwest_model::{Entry, Protocol};
-
-    use super::*;
-    use eastwest_model::Workload;
 
     /// A call whose every field holds a value no other field holds.
     fn full_call() -> Call {
