@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use eastwest_model::{CompactString, Protocol, ToCompactString, Workload, format_compact};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use super::attributes::{Attrs, Key, KeyIndex, ascii_upper, truncate};
+use super::attributes::{Attrs, Key, KeyIndex, ascii_upper, truncate, truncated};
 use super::routes::{normalize_template, template_and_raw};
 use super::sampling::weight_from_tracestate;
+use super::shared_names::shared;
 use super::workload::{
     own_workload, parse_upstream_cluster, spiffe_service_account, split_k8s_host, url_authority,
     url_path,
@@ -204,7 +205,7 @@ impl SpanInfo {
                 Key::ConnectionUriSanPeerCertificate,
                 Key::LinkerdClientId,
             ])
-            .map(CompactString::from);
+            .map(|p| shared(&p));
         let mut destination_principal = attrs
             .span_str(&[
                 Key::DestinationPrincipal,
@@ -214,7 +215,7 @@ impl SpanInfo {
                 Key::UpstreamUriSanPeerCertificate,
                 Key::LinkerdServerId,
             ])
-            .map(CompactString::from);
+            .map(|p| shared(&p));
         let cluster_name = attrs.span_str(&[Key::UpstreamCluster]);
         let cluster = cluster_name.as_deref().and_then(parse_upstream_cluster);
         let url = attrs.span_str(&[Key::UrlFull, Key::HttpUrl]);
@@ -391,13 +392,13 @@ fn method_and_route(
                 attrs.span_str(&[Key::RpcService]),
                 attrs.span_str(&[Key::RpcMethod]),
             ) {
-                (Some(s), Some(m)) => Some(truncate(&format_compact!("{s}/{m}"))),
-                _ => Some(truncate(
+                (Some(s), Some(m)) => Some(shared(truncated(&format_compact!("{s}/{m}")))),
+                _ => Some(shared(truncated(
                     path()
                         .as_deref()
                         .unwrap_or(span_name)
                         .trim_start_matches('/'),
-                )),
+                ))),
             };
             ("POST".into(), route, None)
         }
@@ -464,7 +465,7 @@ fn destination_address(
         });
     }
     if let Some(a) = url.and_then(url_authority).or(authority) {
-        return Some(truncate(a));
+        return Some(shared(truncated(a)));
     }
     let c = cluster.filter(|c| !c.inbound)?;
     Some(host_port(c.host?, c.port?))
@@ -546,7 +547,7 @@ pub fn principal_workload(principal: &str) -> Option<Workload> {
     Some(Workload {
         service: sa,
         namespace: Some(ns),
-        principal: Some(principal.into()),
+        principal: Some(shared(principal)),
     })
 }
 

@@ -18,6 +18,7 @@ mod peers;
 mod route_cap;
 mod routes;
 mod sampling;
+mod shared_names;
 mod templates;
 #[cfg(test)]
 mod tests;

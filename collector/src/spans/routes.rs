@@ -6,6 +6,7 @@ use eastwest_model::CompactString;
 
 use super::attributes::MAX_FIELD_BYTES;
 use super::paths;
+use super::shared_names::shared;
 use super::text::{has_byte, split_once_byte};
 
 /// Turns a concrete path into a template: the path is normalised first (see
@@ -32,7 +33,7 @@ pub fn template_and_raw(path: &str) -> (CompactString, Option<CompactString>) {
                 let raw = (template != path).then(|| path.into());
                 (template, raw)
             }
-            None => (path.into(), None),
+            None => (shared(path), None),
         };
     }
     parsed_template_and_raw(path)
