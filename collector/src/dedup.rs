@@ -113,6 +113,10 @@ pub struct DedupStats {
 type IdHasher = foldhash::quality::RandomState;
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Stale index entries tolerated beyond the live ones before a sweep (so that a small
+/// deduper is not swept on every call).
+const STALE_SLACK: usize = 64;
+
 /// Three origins with at most two ids each.
 const MAX_IDS_PER_GROUP: usize = 6;
 
@@ -135,8 +139,13 @@ pub struct CallDeduper {
     /// and eviction walk it from the front): group id `first_group + i` is at `i`.
     groups: VecDeque<Group>,
     first_group: u64,
-    /// Id → the groups holding it (almost always one).
+    /// Id → the groups holding it (almost always one). Entries of forgotten groups are
+    /// left behind and skipped on lookup (a forgotten group's id is below `first_group`),
+    /// then swept out in one pass once they outnumber the live ones: forgetting a group
+    /// touches only the front of `groups`, not two random places in a large table.
     by_id: FastMap<u64, GroupList>,
+    /// Ids held by the groups remembered now.
+    live_ids: usize,
     id_hasher: IdHasher,
     /// Held group ids in hold order (release walks it from the front).
     held_order: VecDeque<u64>,
@@ -168,20 +177,25 @@ impl GroupList {
         }
     }
 
-    fn push(&mut self, gid: u64) {
+    /// Adds `gid`, dropping groups forgotten before `first_live`.
+    fn push(&mut self, gid: u64, first_live: u64) {
         match self {
+            GroupList::One(g) if *g < first_live => *g = gid,
             GroupList::One(g) => *self = GroupList::Many(vec![*g, gid]),
-            GroupList::Many(v) => v.push(gid),
+            GroupList::Many(v) => {
+                v.retain(|g| *g >= first_live);
+                v.push(gid);
+            }
         }
     }
 
-    /// Drops `gid`; true when nothing is left.
-    fn remove(&mut self, gid: u64) -> bool {
+    /// Drops groups forgotten before `first_live`; true when some group is left.
+    fn retain_live(&mut self, first_live: u64) -> bool {
         match self {
-            GroupList::One(g) => *g == gid,
+            GroupList::One(g) => *g >= first_live,
             GroupList::Many(v) => {
-                v.retain(|g| *g != gid);
-                v.is_empty()
+                v.retain(|g| *g >= first_live);
+                !v.is_empty()
             }
         }
     }
@@ -240,6 +254,7 @@ impl CallDeduper {
             groups: VecDeque::new(),
             first_group: 0,
             by_id: FastMap::default(),
+            live_ids: 0,
             id_hasher: IdHasher::default(),
             held_order: VecDeque::new(),
             held_now: 0,
@@ -380,6 +395,7 @@ impl CallDeduper {
             }
         };
         // Field access, not `group_mut`: `by_id` is updated while the group is borrowed.
+        let first_live = self.first_group;
         let index = (gid - self.first_group) as usize;
         let group = &mut self.groups[index];
         group.origins |= origin.bit();
@@ -389,8 +405,9 @@ impl CallDeduper {
             if !known.contains(&id) && (group.id_count as usize) < MAX_IDS_PER_GROUP {
                 group.ids[group.id_count as usize] = id;
                 group.id_count += 1;
+                self.live_ids += 1;
                 match self.by_id.entry(id) {
-                    Entry::Occupied(mut e) => e.get_mut().push(gid),
+                    Entry::Occupied(mut e) => e.get_mut().push(gid, first_live),
                     Entry::Vacant(e) => {
                         e.insert(GroupList::One(gid));
                     }
@@ -426,7 +443,6 @@ impl CallDeduper {
             if !expired && !over {
                 break;
             }
-            let gid = self.first_group;
             self.first_group += 1;
             if let Some(group) = self.groups.pop_front() {
                 if expired {
@@ -434,19 +450,17 @@ impl CallDeduper {
                 } else {
                     self.stats.evicted += 1;
                 }
-                for id in &group.ids[..group.id_count as usize] {
-                    if let Entry::Occupied(mut list) = self.by_id.entry(*id)
-                        && list.get_mut().remove(gid)
-                    {
-                        list.remove();
-                    }
-                }
-                // Its stale entry in `held_order` is skipped on release.
+                self.live_ids -= usize::from(group.id_count);
+                // Its stale entries in `by_id` and `held_order` are skipped.
                 if let Some(held) = group.held {
                     self.held_now -= 1;
                     released.push(held.0);
                 }
             }
+        }
+        if self.by_id.len() > 2 * self.live_ids + STALE_SLACK {
+            let first_live = self.first_group;
+            self.by_id.retain(|_, list| list.retain_live(first_live));
         }
         released
     }
