@@ -563,12 +563,9 @@ impl SpanNormalizer {
 /// Moves the trace's waiting calls that are `due` (by event time) to `out` with the
 /// trace's best entry so far.
 fn release_due(trace: &mut TraceEntry, due: impl Fn(i64) -> bool, out: &mut Vec<Call>) {
-    for mut call in std::mem::take(&mut trace.waiting) {
-        if due(call.event_time_ns) {
-            call.entry = trace.entry.clone();
-            out.push(call);
-        } else {
-            trace.waiting.push(call);
-        }
+    // In place: the calls that keep waiting are not moved into a new vector.
+    for mut call in trace.waiting.extract_if(.., |c| due(c.event_time_ns)) {
+        call.entry = trace.entry.clone();
+        out.push(call);
     }
 }
