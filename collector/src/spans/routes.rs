@@ -1,12 +1,13 @@
 //! Route templates from raw paths.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use eastwest_model::CompactString;
 
 use super::attributes::MAX_FIELD_BYTES;
 use super::paths;
-use super::shared_names::shared;
+use super::shared_names::{KeptSet, shared};
 use super::text::{has_byte, split_once_byte};
 
 /// Turns a concrete path into a template: the path is normalised first (see
@@ -25,6 +26,9 @@ pub fn template_path(path: &str) -> CompactString {
 /// canonical spelling (segments as the callee's router sees them: a decoded `/` stays
 /// inside its segment; what known templates are matched against), from one parse.
 pub fn template_and_raw(path: &str) -> (CompactString, Option<CompactString>) {
+    if let Some(template) = OWN_TEMPLATES.with_borrow(|known| known.get(path)) {
+        return (template, None);
+    }
     if let Some(segments) = paths::canonical_segments(path, MAX_FIELD_BYTES) {
         // Already in canonical spelling (most paths): nothing to decode or re-encode, and
         // a path without values is its own template, kept once.
@@ -33,10 +37,20 @@ pub fn template_and_raw(path: &str) -> (CompactString, Option<CompactString>) {
                 let raw = (template != path).then(|| path.into());
                 (template, raw)
             }
-            None => (shared(path), None),
+            None => {
+                let template = shared(path);
+                OWN_TEMPLATES.with_borrow_mut(|known| known.insert(&template));
+                (template, None)
+            }
         };
     }
     parsed_template_and_raw(path)
+}
+
+thread_local! {
+    /// Repeated paths seen to be their own template (no segment looks like a value):
+    /// most calls' paths, templated once instead of on every span.
+    static OWN_TEMPLATES: RefCell<KeptSet> = const { RefCell::new(KeptSet::new()) };
 }
 
 /// [`template_and_raw`] by parsing the path: every spelling, canonical or not.
@@ -254,9 +268,14 @@ mod tests {
             long in proptest::collection::vec("[a-z0-9]{1,80}", 0..8),
             ids in 0..200usize,
         ) {
-            prop_assert_eq!(template_and_raw(&path), parsed_template_and_raw(&path));
+            // Three times: a repeated path is answered from the kept own templates.
+            for _ in 0..3 {
+                prop_assert_eq!(template_and_raw(&path), parsed_template_and_raw(&path));
+            }
             let long = format!("/{}", long.join("/"));
-            prop_assert_eq!(template_and_raw(&long), parsed_template_and_raw(&long));
+            for _ in 0..3 {
+                prop_assert_eq!(template_and_raw(&long), parsed_template_and_raw(&long));
+            }
             // Templates longer than their path are cut where rendering cuts them.
             let ids = "/7".repeat(ids);
             prop_assert_eq!(template_and_raw(&ids), parsed_template_and_raw(&ids));

@@ -63,6 +63,47 @@ fn process_seed() -> u64 {
     *SEED.get_or_init(|| foldhash::fast::RandomState::default().hash_one(0u8))
 }
 
+/// Kept names that passed some check on this thread (such as "this path is its own
+/// template"): the check's result for a repeated name is one lookup. Only kept names are
+/// remembered, so a set is bounded like the registry.
+pub struct KeptSet {
+    names: HashTable<&'static str>,
+}
+
+impl KeptSet {
+    pub const fn new() -> Self {
+        Self {
+            names: HashTable::new(),
+        }
+    }
+
+    /// `name`, kept, when it was inserted.
+    pub fn get(&self, name: &str) -> Option<CompactString> {
+        let hash = hasher().hash_one(name);
+        self.names
+            .find(hash, |kept| *kept == name)
+            .map(|kept| CompactString::const_new(kept))
+    }
+
+    /// Remembers `name` when it is a kept one (else it is not remembered).
+    pub fn insert(&mut self, name: &CompactString) {
+        let Some(kept) = name.as_static_str() else {
+            return;
+        };
+        let hasher = hasher();
+        let hash = hasher.hash_one(kept);
+        if self.names.find(hash, |k| *k == kept).is_none() {
+            self.names.insert_unique(hash, kept, |k| hasher.hash_one(k));
+        }
+    }
+}
+
+/// Fixed per process (every thread hashes alike), random per start: which names share a
+/// slot is not known to a sender.
+fn hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(process_seed())
+}
+
 /// `name` as a [`CompactString`]: inline when short, the kept copy when it is a repeated
 /// long name, else allocated.
 pub fn shared(name: &str) -> CompactString {
@@ -76,9 +117,7 @@ impl Local {
     fn new(registry: &'static Mutex<Registry>) -> Self {
         Self {
             registry,
-            // Fixed per process (every thread hashes alike), random per start: which
-            // names share a slot is not known to a sender.
-            hasher: foldhash::fast::FixedState::with_seed(process_seed()),
+            hasher: hasher(),
             names: HashTable::new(),
             seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
             full: false,
@@ -153,6 +192,19 @@ mod tests {
             third.as_static_str().map(str::as_ptr),
             second.as_static_str().map(str::as_ptr)
         );
+    }
+
+    #[test]
+    fn a_kept_set_remembers_only_kept_names() {
+        let mut set = KeptSet::new();
+        let long = "/hipstershop.CurrencyService/GetSupportedCurrencies";
+        let first = shared(long);
+        set.insert(&first);
+        assert_eq!(set.get(long), None, "not kept yet: not remembered");
+        let kept = shared(long);
+        set.insert(&kept);
+        assert_eq!(set.get(long).as_deref(), Some(long));
+        assert_eq!(set.get("/hipstershop.CurrencyService/Convert"), None);
     }
 
     #[test]
