@@ -41,6 +41,49 @@ struct Timers(TimeQueue<(u64, Slot, Key)>);
 /// When a timer is due: event time, then scheduling order.
 type Due = (i64, u64);
 
+/// Event times counted per granule of 2^24 ns (about 17 ms): how many sides are pending
+/// or calls waiting, and a lower bound of the earliest. Counted per granule, the map
+/// has a few hundred keys that stay in cache however many sides are pending (per
+/// nanosecond it had one key per side, each insert and remove a walk through cold
+/// nodes). The earliest is rounded down to its granule, which only ever holds the
+/// release point back a little longer, never lets a call through early.
+#[derive(Debug, Default)]
+struct TimeCounts(BTreeMap<i64, u32>);
+
+const GRANULE_SHIFT: u32 = 24;
+
+impl TimeCounts {
+    fn add(&mut self, time_ns: i64) {
+        *self.0.entry(time_ns >> GRANULE_SHIFT).or_insert(0) += 1;
+    }
+
+    /// Forgets one count of `time_ns` (one that was added).
+    fn remove(&mut self, time_ns: i64) {
+        let granule = time_ns >> GRANULE_SHIFT;
+        if let Some(n) = self.0.get_mut(&granule) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&granule);
+            }
+        }
+    }
+
+    /// At most the earliest time counted (the start of its granule).
+    fn earliest(&self) -> Option<i64> {
+        self.0
+            .first_key_value()
+            .map(|(granule, _)| granule << GRANULE_SHIFT)
+    }
+
+    fn total(&self) -> u64 {
+        self.0.values().map(|n| u64::from(*n)).sum()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 impl Timers {
     fn push(&mut self, at_ns: i64, seq: u64, slot: Slot, key: Key) {
         self.0.push(at_ns, (seq, slot, key));
@@ -109,7 +152,7 @@ pub struct SpanNormalizer {
     expiry: Timers,
     /// Start times of the unpaired sides (time → how many): the event times of the calls
     /// they will become.
-    pending_starts: BTreeMap<i64, u32>,
+    pending_starts: TimeCounts,
     /// Layer markers by expiry (end + twice the TTL).
     marker_expiry: Timers,
     seq: u64,
@@ -119,7 +162,7 @@ pub struct SpanNormalizer {
     /// in event-time order and `advance` never walks every trace.
     wakeups: TimeQueue<u128>,
     /// Event times of the calls waiting for their entry (time → how many).
-    waiting_times: BTreeMap<i64, u32>,
+    waiting_times: TimeCounts,
     naming: Naming,
     stats: NormalizerStats,
 }
@@ -136,12 +179,12 @@ impl SpanNormalizer {
             answered_late: HashSet::default(),
             answered_late_order: std::collections::VecDeque::new(),
             expiry: Timers::default(),
-            pending_starts: BTreeMap::new(),
+            pending_starts: TimeCounts::default(),
             marker_expiry: Timers::default(),
             seq: 0,
             traces: HashMap::default(),
             wakeups: TimeQueue::default(),
-            waiting_times: BTreeMap::new(),
+            waiting_times: TimeCounts::default(),
             naming,
             stats: NormalizerStats::default(),
         }
@@ -150,7 +193,7 @@ impl SpanNormalizer {
     pub fn stats(&self) -> NormalizerStats {
         let mut s = self.stats;
         s.pending = (self.callers.len() + self.callees.len()) as u64;
-        s.waiting_for_entry = self.waiting_times.values().map(|n| u64::from(*n)).sum();
+        s.waiting_for_entry = self.waiting_times.total();
         s.route_overflow = self.naming.route_overflow();
         (s.peer_names, s.route_templates) = self.naming.table_sizes();
         s
@@ -208,9 +251,9 @@ impl SpanNormalizer {
         timers.pop()
     }
 
-    /// The oldest event time a call released later can have, at `watermark_ns`: no
-    /// waiting call is older, and no pending side younger than a TTL behind the
-    /// watermark. `None` when nothing is pending. A downstream stage that has seen every
+    /// At most the oldest event time a call released later can have, at `watermark_ns`
+    /// (within a granule of [`TimeCounts`]): no waiting call is older, and no pending
+    /// side younger than a TTL behind the watermark. `None` when nothing is pending. A downstream stage that has seen every
     /// call before this time has seen all it will, except calls of sides pending longer
     /// than a TTL (long calls): those are late, so that one slow or forged span can hold
     /// back everyone else's calls by a TTL at most.
@@ -218,9 +261,9 @@ impl SpanNormalizer {
         let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
         let side = self
             .pending_starts
-            .first_key_value()
-            .map(|(start, _)| (*start).max(watermark_ns.saturating_sub(ttl)));
-        let waiting = self.waiting_times.first_key_value().map(|(t, _)| *t);
+            .earliest()
+            .map(|start| start.max(watermark_ns.saturating_sub(ttl)));
+        let waiting = self.waiting_times.earliest();
         match (side, waiting) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -243,17 +286,12 @@ impl SpanNormalizer {
     }
 
     fn note_pending(&mut self, start_ns: i64) {
-        *self.pending_starts.entry(start_ns).or_insert(0) += 1;
+        self.pending_starts.add(start_ns);
     }
 
     /// A side left the store (paired, expired or evicted).
     fn forget_pending(&mut self, info: &SpanInfo) {
-        if let Some(n) = self.pending_starts.get_mut(&info.start_ns) {
-            *n -= 1;
-            if *n == 0 {
-                self.pending_starts.remove(&info.start_ns);
-            }
-        }
+        self.pending_starts.remove(info.start_ns);
     }
 
     /// When a side's span ended (for pairing purposes): a duration longer than
@@ -280,12 +318,7 @@ impl SpanNormalizer {
     /// Bookkeeping for calls that stopped waiting for their entry.
     fn forget_waiting(&mut self, released: &[Call]) {
         for c in released {
-            if let Some(n) = self.waiting_times.get_mut(&c.event_time_ns) {
-                *n -= 1;
-                if *n == 0 {
-                    self.waiting_times.remove(&c.event_time_ns);
-                }
-            }
+            self.waiting_times.remove(c.event_time_ns);
         }
     }
 
@@ -511,7 +544,7 @@ impl SpanNormalizer {
             trace.wake_ns = due;
             self.wakeups.push(due, trace_id);
         }
-        *self.waiting_times.entry(t).or_insert(0) += 1;
+        self.waiting_times.add(t);
     }
 
     /// Releases waiting calls whose entry wait ended by `watermark_ns` and forgets
