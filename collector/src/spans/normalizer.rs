@@ -150,8 +150,8 @@ pub struct SpanNormalizer {
     /// so its peer (which ends at about the same time) is due a TTL after that, however
     /// long the call took.
     expiry: Timers,
-    /// Start times of the unpaired sides (time → how many): the event times of the calls
-    /// they will become.
+    /// Start times of the unpaired sides, counted per granule: the event times of the
+    /// calls they will become.
     pending_starts: TimeCounts,
     /// Layer markers by expiry (end + twice the TTL).
     marker_expiry: Timers,
@@ -161,7 +161,7 @@ pub struct SpanNormalizer {
     /// trace may have gone idle. Ordered on (event time, trace id), so releases come
     /// in event-time order and `advance` never walks every trace.
     wakeups: TimeQueue<u128>,
-    /// Event times of the calls waiting for their entry (time → how many).
+    /// Event times of the calls waiting for their entry, counted per granule.
     waiting_times: TimeCounts,
     naming: Naming,
     stats: NormalizerStats,
@@ -253,10 +253,10 @@ impl SpanNormalizer {
 
     /// At most the oldest event time a call released later can have, at `watermark_ns`
     /// (within a granule of [`TimeCounts`]): no waiting call is older, and no pending
-    /// side younger than a TTL behind the watermark. `None` when nothing is pending. A downstream stage that has seen every
-    /// call before this time has seen all it will, except calls of sides pending longer
-    /// than a TTL (long calls): those are late, so that one slow or forged span can hold
-    /// back everyone else's calls by a TTL at most.
+    /// side younger than a TTL behind the watermark. `None` when nothing is pending. A
+    /// downstream stage that has seen every call before this time has seen all it will,
+    /// except calls of sides pending longer than a TTL (long calls): those are late, so
+    /// that one slow or forged span can hold back everyone else's calls by a TTL at most.
     pub fn low_watermark(&self, watermark_ns: i64) -> Option<i64> {
         let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
         let side = self
