@@ -29,14 +29,14 @@ const SEEN_SLOTS: usize = 4_096;
 /// Names every thread has kept: the bound, and one copy of each name however many threads
 /// read it.
 struct Registry {
-    names: HashTable<&'static str>,
+    names: KeptSet,
     bytes: usize,
 }
 
 impl Registry {
     const fn new() -> Self {
         Self {
-            names: HashTable::new(),
+            names: KeptSet::new(),
             bytes: 0,
         }
     }
@@ -47,8 +47,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
 /// One thread's view of the registry: lookups take no lock.
 struct Local {
     registry: &'static Mutex<Registry>,
-    hasher: foldhash::fast::FixedState,
-    names: HashTable<&'static str>,
+    names: KeptSet,
     seen: Box<[u64]>,
     /// The registry refused a name: stop asking it.
     full: bool,
@@ -63,9 +62,16 @@ fn process_seed() -> u64 {
     *SEED.get_or_init(|| foldhash::fast::RandomState::default().hash_one(0u8))
 }
 
-/// Kept names that passed some check on this thread (such as "this path is its own
-/// template"): the check's result for a repeated name is one lookup. Only kept names are
-/// remembered, so a set is bounded like the registry.
+/// Fixed per process (every thread hashes alike), random per start: which names share a
+/// slot is not known to a sender.
+fn hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(process_seed())
+}
+
+/// A set of kept names: a thread's view of the registry, the registry itself, or the kept
+/// names that passed some check on this thread (such as "this path is its own
+/// template"), so that the check's result for a repeated name is one lookup. Only kept
+/// names go in, so a set is bounded like the registry.
 pub struct KeptSet {
     names: HashTable<&'static str>,
 }
@@ -79,29 +85,33 @@ impl KeptSet {
 
     /// `name`, kept, when it was inserted.
     pub fn get(&self, name: &str) -> Option<CompactString> {
-        let hash = hasher().hash_one(name);
-        self.names
-            .find(hash, |kept| *kept == name)
-            .map(|kept| CompactString::const_new(kept))
+        self.find(hasher().hash_one(name), name)
+            .map(CompactString::const_new)
     }
 
     /// Remembers `name` when it is a kept one (else it is not remembered).
     pub fn insert(&mut self, name: &CompactString) {
-        let Some(kept) = name.as_static_str() else {
-            return;
-        };
-        let hasher = hasher();
-        let hash = hasher.hash_one(kept);
-        if self.names.find(hash, |k| *k == kept).is_none() {
+        if let Some(kept) = name.as_static_str() {
+            self.insert_kept(hasher().hash_one(kept), kept);
+        }
+    }
+
+    /// The kept copy of `name`, whose hash is `hash`.
+    fn find(&self, hash: u64, name: &str) -> Option<&'static str> {
+        self.names.find(hash, |kept| *kept == name).copied()
+    }
+
+    /// Adds `kept` (whose hash is `hash`) unless it is in already.
+    fn insert_kept(&mut self, hash: u64, kept: &'static str) {
+        if self.find(hash, kept).is_none() {
+            let hasher = hasher();
             self.names.insert_unique(hash, kept, |k| hasher.hash_one(k));
         }
     }
-}
 
-/// Fixed per process (every thread hashes alike), random per start: which names share a
-/// slot is not known to a sender.
-fn hasher() -> foldhash::fast::FixedState {
-    foldhash::fast::FixedState::with_seed(process_seed())
+    fn len(&self) -> usize {
+        self.names.len()
+    }
 }
 
 /// `name` as a [`CompactString`]: inline when short, the kept copy when it is a repeated
@@ -117,16 +127,15 @@ impl Local {
     fn new(registry: &'static Mutex<Registry>) -> Self {
         Self {
             registry,
-            hasher: hasher(),
-            names: HashTable::new(),
+            names: KeptSet::new(),
             seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
             full: false,
         }
     }
 
     fn get(&mut self, name: &str) -> CompactString {
-        let hash = self.hasher.hash_one(name);
-        if let Some(kept) = self.names.find(hash, |kept| *kept == name) {
+        let hash = hasher().hash_one(name);
+        if let Some(kept) = self.names.find(hash, name) {
             return CompactString::const_new(kept);
         }
         let slot = &mut self.seen[hash as usize % SEEN_SLOTS];
@@ -134,10 +143,9 @@ impl Local {
             *slot = hash;
             return CompactString::new(name);
         }
-        let hasher = self.hasher;
-        match keep(self.registry, name, hash, |kept| hasher.hash_one(kept)) {
+        match keep(self.registry, name, hash) {
             Some(kept) => {
-                self.names.insert_unique(hash, kept, |k| hasher.hash_one(k));
+                self.names.insert_kept(hash, kept);
                 CompactString::const_new(kept)
             }
             None => {
@@ -148,18 +156,14 @@ impl Local {
     }
 }
 
-/// The registry's copy of `name`, made now if it has none and the bounds allow.
-fn keep(
-    registry: &Mutex<Registry>,
-    name: &str,
-    hash: u64,
-    hash_of: impl Fn(&str) -> u64,
-) -> Option<&'static str> {
+/// The registry's copy of `name` (whose hash is `hash`), made now if it has none and the
+/// bounds allow.
+fn keep(registry: &Mutex<Registry>, name: &str, hash: u64) -> Option<&'static str> {
     // Nothing can be left half-done under this lock: a poisoned one is still sound.
     let mut registry = registry
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(kept) = registry.names.find(hash, |kept| *kept == name) {
+    if let Some(kept) = registry.names.find(hash, name) {
         return Some(kept);
     }
     if registry.names.len() >= MAX_SHARED_NAMES || registry.bytes + name.len() > MAX_SHARED_BYTES {
@@ -167,7 +171,7 @@ fn keep(
     }
     let kept: &'static str = Box::leak(name.into());
     registry.bytes += name.len();
-    registry.names.insert_unique(hash, kept, |k| hash_of(k));
+    registry.names.insert_kept(hash, kept);
     Some(kept)
 }
 
