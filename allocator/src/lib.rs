@@ -39,11 +39,17 @@ pub enum Tuning {
 
 /// Sets the allocator's options. Call once, first thing in `main`.
 pub fn tune() -> Tuning {
-    if std::env::var_os(PURGE_DELAY_ENV).is_some() {
+    if operator_set_purge_delay() {
         return Tuning::FromEnvironment;
     }
     set_purge_delay(PURGE_DELAY_MS);
     Tuning::Applied
+}
+
+/// Whether [`PURGE_DELAY_ENV`] holds a value. Empty counts as unset, as for eastwest's
+/// own variables (mimalloc would read it as "on", a 1 ms delay).
+fn operator_set_purge_delay() -> bool {
+    std::env::var_os(PURGE_DELAY_ENV).is_some_and(|v| !v.is_empty())
 }
 
 /// The purge delay in effect, in milliseconds (-1: never purged).
@@ -71,12 +77,14 @@ mod tests {
 
     #[test]
     fn index_names_the_purge_delay_and_tune_sets_it() {
-        if std::env::var_os(PURGE_DELAY_ENV).is_some() {
+        if operator_set_purge_delay() {
             assert_eq!(tune(), Tuning::FromEnvironment);
             return;
         }
-        // mimalloc v3's default purge delay; no neighbouring option defaults to it.
-        assert_eq!(purge_delay_ms(), 1_000, "index {MI_OPTION_PURGE_DELAY}");
+        if std::env::var_os(PURGE_DELAY_ENV).is_none() {
+            // mimalloc v3's default purge delay; no neighbouring option defaults to it.
+            assert_eq!(purge_delay_ms(), 1_000, "index {MI_OPTION_PURGE_DELAY}");
+        }
         assert_eq!(tune(), Tuning::Applied);
         assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
     }
