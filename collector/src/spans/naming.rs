@@ -143,7 +143,7 @@ impl Naming {
 
     /// The call a caller and its callee (if one answered) make. Both sides are
     /// consumed: their strings move into the call instead of being copied.
-    pub fn build_call(&mut self, mut caller: SpanInfo, mut callee: Option<SpanInfo>) -> Call {
+    pub fn build_call(&mut self, caller: &mut SpanInfo, mut callee: Option<&mut SpanInfo>) -> Call {
         let destination = match callee.as_mut() {
             Some(c) => {
                 if let Some(peer) = &caller.peer {
@@ -156,7 +156,7 @@ impl Naming {
                 }
                 d
             }
-            None => self.virtual_peer(&caller),
+            None => self.virtual_peer(caller),
         };
         let destination_key = destination.key();
         let protocol = match (caller.protocol, callee.as_ref().map(|c| c.protocol)) {
@@ -171,7 +171,7 @@ impl Naming {
             .and_then(|c| self.take_route(c, &destination_key));
         let (method_of_callee, route) = match callee_route {
             Some(r) => (true, r),
-            None => match self.take_route(&mut caller, &destination_key) {
+            None => match self.take_route(caller, &destination_key) {
                 Some(r) => (false, r),
                 // A callee of another protocol than the call's still names a route.
                 None => match callee
@@ -179,7 +179,7 @@ impl Naming {
                     .and_then(|c| self.take_route(c, &destination_key))
                 {
                     Some(r) => (true, r),
-                    None => (false, default_route(&caller)),
+                    None => (false, default_route(caller)),
                 },
             },
         };
@@ -248,7 +248,7 @@ impl Naming {
     }
 
     /// The call of a callee whose caller sent no span; the callee is consumed.
-    pub fn build_unknown_caller_call(&mut self, mut callee: SpanInfo) -> Call {
+    pub fn build_unknown_caller_call(&mut self, callee: &mut SpanInfo) -> Call {
         let source = callee
             .source_principal
             .as_deref()
@@ -256,8 +256,8 @@ impl Naming {
             .unwrap_or_else(|| Workload::new("unknown"));
         let destination_key = callee.workload.key();
         let route = self
-            .take_route(&mut callee, &destination_key)
-            .unwrap_or_else(|| default_route(&callee));
+            .take_route(callee, &destination_key)
+            .unwrap_or_else(|| default_route(callee));
         let route = self.routes.admit(&source.key(), &destination_key, route);
         Call {
             event_time_ns: callee.start_ns,

@@ -137,8 +137,10 @@ struct TraceEntry {
 
 pub struct SpanNormalizer {
     config: NormalizerConfig,
-    callers: HashMap<Key, SpanInfo, Hasher>,
-    callees: HashMap<Key, SpanInfo, Hasher>,
+    /// Boxed: a side is ~600 bytes, moved once into its box instead of in and out of
+    /// the table, and the tables stay small.
+    callers: HashMap<Key, Box<SpanInfo>, Hasher>,
+    callees: HashMap<Key, Box<SpanInfo>, Hasher>,
     caller_children: HashSet<Key, Hasher>,
     callee_ids: HashSet<Key, Hasher>,
     /// Callers already emitted unanswered (a timeout), newest last, bounded by
@@ -322,7 +324,7 @@ impl SpanNormalizer {
         }
     }
 
-    fn push_span(&mut self, info: SpanInfo, out: &mut Vec<Call>) {
+    fn push_span(&mut self, mut info: SpanInfo, out: &mut Vec<Call>) {
         let ttl = self.config.pairing_ttl.as_nanos().min(i64::MAX as u128) as i64;
         let (start, end) = (info.start_ns, self.end_ns(&info));
         self.naming.learn(&info);
@@ -342,18 +344,18 @@ impl SpanNormalizer {
                     return;
                 };
                 let key = (info.trace_id, parent);
-                if let Some(caller) = self.callers.remove(&key) {
+                if let Some(mut caller) = self.callers.remove(&key) {
                     self.forget_pending(&caller);
                     self.stats.paired += 1;
                     let trace_id = info.trace_id;
-                    let call = self.naming.build_call(caller, Some(info));
+                    let call = self.naming.build_call(&mut caller, Some(&mut info));
                     self.complete(trace_id, call, out);
                 } else if self.answered_late.remove(&key) {
                     // The caller gave up and its call was counted; this is its answer.
                     self.stats.late_answers += 1;
                 } else {
                     self.make_room();
-                    if self.callees.insert(key, info).is_none() {
+                    if self.callees.insert(key, Box::new(info)).is_none() {
                         self.note_pending(start);
                         self.schedule(end.saturating_add(ttl), Slot::Callee, key);
                     }
@@ -371,15 +373,15 @@ impl SpanNormalizer {
                     }
                 }
                 let key = (info.trace_id, info.span_id);
-                if let Some(callee) = self.callees.remove(&key) {
+                if let Some(mut callee) = self.callees.remove(&key) {
                     self.forget_pending(&callee);
                     self.stats.paired += 1;
                     let trace_id = info.trace_id;
-                    let call = self.naming.build_call(info, Some(callee));
+                    let call = self.naming.build_call(&mut info, Some(&mut callee));
                     self.complete(trace_id, call, out);
                 } else {
                     self.make_room();
-                    if self.callers.insert(key, info).is_none() {
+                    if self.callers.insert(key, Box::new(info)).is_none() {
                         self.note_pending(start);
                         self.schedule(end.saturating_add(ttl), Slot::Caller, key);
                     }
@@ -425,7 +427,7 @@ impl SpanNormalizer {
                 self.callee_ids.remove(&key);
             }
             Slot::Caller => {
-                let Some(caller) = self.callers.remove(&key) else {
+                let Some(mut caller) = self.callers.remove(&key) else {
                     return;
                 };
                 self.forget_pending(&caller);
@@ -436,11 +438,11 @@ impl SpanNormalizer {
                 self.stats.virtual_peers += 1;
                 self.remember_unanswered(key);
                 let trace_id = caller.trace_id;
-                let call = self.naming.build_call(caller, None);
+                let call = self.naming.build_call(&mut caller, None);
                 self.complete(trace_id, call, out);
             }
             Slot::Callee => {
-                let Some(callee) = self.callees.remove(&key) else {
+                let Some(mut callee) = self.callees.remove(&key) else {
                     return;
                 };
                 self.forget_pending(&callee);
@@ -452,7 +454,7 @@ impl SpanNormalizer {
                 }
                 self.stats.virtual_peers += 1;
                 let trace_id = callee.trace_id;
-                let call = self.naming.build_unknown_caller_call(callee);
+                let call = self.naming.build_unknown_caller_call(&mut callee);
                 self.complete(trace_id, call, out);
             }
         }
