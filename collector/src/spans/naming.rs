@@ -92,7 +92,7 @@ impl Naming {
     }
 
     /// The route a side names on a call into `destination`, moved out of the span
-    /// that is consumed.
+    /// being emptied into a call.
     fn take_route(&self, info: &mut SpanInfo, destination: &str) -> Option<CompactString> {
         self.known_template(info, destination)
             .or_else(|| info.route.take())
@@ -141,8 +141,8 @@ impl Naming {
             .unwrap_or_else(|| Workload::new("unknown"))
     }
 
-    /// The call a caller and its callee (if one answered) make. Both sides are
-    /// consumed: their strings move into the call instead of being copied.
+    /// The call a caller and its callee (if one answered) make. Both sides are left
+    /// emptied: their strings move into the call instead of being copied.
     pub fn build_call(&mut self, caller: &mut SpanInfo, mut callee: Option<&mut SpanInfo>) -> Call {
         let destination = match callee.as_mut() {
             Some(c) => {
@@ -247,7 +247,7 @@ impl Naming {
         }
     }
 
-    /// The call of a callee whose caller sent no span; the callee is consumed.
+    /// The call of a callee whose caller sent no span; the callee is left emptied.
     pub fn build_unknown_caller_call(&mut self, callee: &mut SpanInfo) -> Call {
         let source = callee
             .source_principal
