@@ -5,19 +5,16 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampNanosecondArray, UInt32Array, UInt64Array,
-};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eastwest_model::Call;
 
 use crate::BaselineError;
+use crate::history_columns::CallColumns;
 use crate::snapshot::write_parquet_with;
 use crate::tables::utc_ns;
 
@@ -75,88 +72,53 @@ pub fn weight(call: &Call) -> f64 {
     }
 }
 
-/// A workload key (`Workload::key`) written straight into a column, not allocated.
-fn push_key(b: &mut StringBuilder, w: &eastwest_model::Workload) {
-    b.write_str(&w.service).expect("writing to memory");
-    if let Some(ns) = w.key_namespace() {
-        b.write_char('.').expect("writing to memory");
-        b.write_str(ns).expect("writing to memory");
-    }
-    b.append_value("");
-}
-
 /// Columns whose values are (nearly) unique per row: written without a dictionary.
 const UNIQUE_COLUMNS: &[&str] = &["trace_id", "span_id", "request_id"];
 
 /// Rows as one Arrow batch in the `calls` schema.
 pub fn calls_batch<C: Borrow<Call>>(rows: &[(C, bool)]) -> RecordBatch {
-    let calls: Vec<&Call> = rows.iter().map(|(c, _)| c.borrow()).collect();
-    let strs = |f: &dyn Fn(&Call) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(calls.iter().map(|c| f(c))))
-    };
-    let opt = |f: &dyn Fn(&Call) -> Option<&str>| -> ArrayRef {
-        Arc::new(calls.iter().map(|c| f(c)).collect::<StringArray>())
-    };
-    let keys = |f: &dyn Fn(&Call) -> &eastwest_model::Workload| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(calls.len(), calls.len() * 24);
-        for c in &calls {
-            push_key(&mut b, f(c));
-        }
-        Arc::new(b.finish())
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampNanosecondArray::from_iter_values(calls.iter().map(|c| c.event_time_ns))
-                .with_timezone("UTC"),
-        ),
-        keys(&|c| &c.source),
-        strs(&|c| &c.source.service),
-        opt(&|c| c.source.namespace.as_deref()),
-        opt(&|c| c.source.principal.as_deref()),
-        keys(&|c| &c.destination),
-        strs(&|c| &c.destination.service),
-        opt(&|c| c.destination.namespace.as_deref()),
-        opt(&|c| c.destination.principal.as_deref()),
-        strs(&|c| c.protocol.as_str()),
-        strs(&|c| &c.method),
-        strs(&|c| &c.route),
-        Arc::new(calls.iter().map(|c| c.status).collect::<UInt32Array>()),
-        Arc::new(BooleanArray::from(
-            calls.iter().map(|c| c.error).collect::<Vec<_>>(),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            calls.iter().map(|c| c.duration_ns),
-        )),
-        Arc::new(calls.iter().map(|c| c.mtls).collect::<BooleanArray>()),
-        strs(&|c| &c.trace_id),
-        strs(&|c| &c.span_id),
-        opt(&|c| c.entry.as_ref().map(|e| e.service.as_str())),
-        opt(&|c| c.entry.as_ref().map(|e| e.route.as_str())),
-        opt(&|c| c.response_flags.as_deref()),
-        opt(&|c| c.destination_address.as_deref()),
-        opt(&|c| c.source_version.as_deref()),
-        opt(&|c| c.request_id.as_deref()),
-        Arc::new(Float64Array::from_iter_values(
-            calls.iter().map(|c| weight(c)),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
-        )),
-        Arc::new(
-            calls
-                .iter()
-                .map(|c| c.request_bytes)
-                .collect::<UInt64Array>(),
-        ),
-        Arc::new(
-            calls
-                .iter()
-                .map(|c| c.response_bytes)
-                .collect::<UInt64Array>(),
-        ),
-    ];
-    RecordBatch::try_new(calls_schema(), columns).expect("columns match the calls schema")
+    let mut columns = CallColumns::with_capacity(rows.len());
+    for (call, learned) in rows {
+        columns.push(call.borrow(), *learned);
+    }
+    columns.finish()
 }
+
+/// One hour's rows not yet written.
+struct HourRows {
+    /// Rows appended since the last attempt to write, already in columns.
+    columns: CallColumns,
+    /// Rows failed writes left, kept for the next attempt (a full disk may clear).
+    unwritten: Vec<RecordBatch>,
+}
+
+impl HourRows {
+    fn new() -> Self {
+        Self {
+            columns: CallColumns::with_capacity(FIRST_CAPACITY),
+            unwritten: Vec::new(),
+        }
+    }
+
+    /// Everything buffered, as batches (the buffer starts empty again).
+    fn take_batches(&mut self) -> Vec<RecordBatch> {
+        let columns = std::mem::replace(
+            &mut self.columns,
+            CallColumns::with_capacity(FIRST_CAPACITY),
+        );
+        let mut batches = std::mem::take(&mut self.unwritten);
+        batches.push(columns.finish());
+        batches
+    }
+}
+
+/// Rows an hour's builders are first sized for: hours touched by a few late calls stay
+/// small, and a busy hour's builders grow as rows come.
+const FIRST_CAPACITY: usize = 16;
+/// Hours buffered at most: past it the buffer is written out. Each buffered hour holds a
+/// set of column builders, so calls spread over many hours (timestamps are the sender's)
+/// must not multiply them; the default time window admits about 170 hours.
+const MAX_OPEN_HOURS: usize = 256;
 
 /// Buffers calls and writes them as hourly Parquet parts.
 pub struct HistoryWriter {
@@ -164,8 +126,9 @@ pub struct HistoryWriter {
     flush_rows: usize,
     retention: Duration,
     buffered: usize,
-    /// Event-time hour → rows (shared with the pipeline's recent-calls view).
-    hours: BTreeMap<i64, Vec<(Arc<Call>, bool)>>,
+    /// Event-time hour → its rows, copied into columns as they come (while the call
+    /// is still in cache; it is not held until the flush).
+    hours: BTreeMap<i64, HourRows>,
     seq: u64,
     /// Rows written since start.
     pub written: u64,
@@ -185,16 +148,13 @@ impl HistoryWriter {
     }
 
     /// Buffers one call; writes the buffer once it reaches the flush size.
-    pub fn append(
-        &mut self,
-        call: impl Into<Arc<Call>>,
-        learned: bool,
-    ) -> Result<(), BaselineError> {
-        let call = call.into();
+    pub fn append(&mut self, call: impl Borrow<Call>, learned: bool) -> Result<(), BaselineError> {
+        let call = call.borrow();
         let hour = call.event_time_ns.div_euclid(NS_PER_HOUR);
-        self.hours.entry(hour).or_default().push((call, learned));
+        let rows = self.hours.entry(hour).or_insert_with(HourRows::new);
+        rows.columns.push(call, learned);
         self.buffered += 1;
-        if self.buffered >= self.flush_rows {
+        if self.buffered >= self.flush_rows || self.hours.len() > MAX_OPEN_HOURS {
             self.flush()?;
         }
         Ok(())
@@ -202,31 +162,39 @@ impl HistoryWriter {
 
     /// Writes every buffered row (one file per hour touched).
     pub fn flush(&mut self) -> Result<(), BaselineError> {
-        while let Some((hour, rows)) = self.hours.pop_first() {
+        while let Some((hour, mut rows)) = self.hours.pop_first() {
             let part = self.dir.join(hour_dir_name(hour));
-            std::fs::create_dir_all(&part).map_err(|e| BaselineError::io(&part, e))?;
-            self.seq += 1;
-            let stamp = chrono::Utc::now().timestamp_micros();
-            let name = format!(
-                "part-{stamp}-{}-{:06}.parquet",
-                std::process::id(),
-                self.seq
-            );
-            let tmp = part.join(format!(".{name}.tmp"));
-            let result = write_parquet_with(&tmp, &calls_batch(&rows), UNIQUE_COLUMNS, ZSTD_LEVEL)
-                .and_then(|()| {
-                    std::fs::rename(&tmp, part.join(&name)).map_err(|e| BaselineError::io(&tmp, e))
-                });
-            if let Err(e) = result {
-                let _ = std::fs::remove_file(&tmp);
-                // Keep the rows for the next attempt (a full disk may clear).
+            let batches = rows.take_batches();
+            if let Err(e) = self.write_part(&part, &batches) {
+                rows.unwritten = batches;
                 self.hours.insert(hour, rows);
                 return Err(e);
             }
-            self.buffered -= rows.len();
-            self.written += rows.len() as u64;
+            let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            self.buffered -= n;
+            self.written += n as u64;
         }
         Ok(())
+    }
+
+    /// Writes one part file into `part` (an hour's directory), whole or not at all.
+    fn write_part(&mut self, part: &Path, batches: &[RecordBatch]) -> Result<(), BaselineError> {
+        std::fs::create_dir_all(part).map_err(|e| BaselineError::io(part, e))?;
+        self.seq += 1;
+        let stamp = chrono::Utc::now().timestamp_micros();
+        let name = format!(
+            "part-{stamp}-{}-{:06}.parquet",
+            std::process::id(),
+            self.seq
+        );
+        let tmp = part.join(format!(".{name}.tmp"));
+        let result = write_parquet_with(&tmp, batches, UNIQUE_COLUMNS, ZSTD_LEVEL).and_then(|()| {
+            std::fs::rename(&tmp, part.join(&name)).map_err(|e| BaselineError::io(&tmp, e))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 
     /// Drops the buffer when it holds more than `flushes` flushes' worth of rows (writes
@@ -299,6 +267,29 @@ mod tests {
     use eastwest_model::{Entry, Protocol, Workload};
 
     use super::*;
+
+    #[test]
+    fn calls_spread_over_many_hours_are_written_before_their_builders_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = HistoryWriter::new(dir.path(), Duration::from_secs(3600 * 1000), 1 << 20);
+        for hour in 0..=MAX_OPEN_HOURS as i64 {
+            let call = Call {
+                event_time_ns: 1_767_607_200_000_000_000 + hour * NS_PER_HOUR,
+                ..full_call()
+            };
+            writer.append(call, false).unwrap();
+        }
+        assert_eq!(
+            writer.buffered(),
+            0,
+            "one hour too many: everything written"
+        );
+        assert_eq!(writer.written, MAX_OPEN_HOURS as u64 + 1);
+        let parts = std::fs::read_dir(dir.path().join(CALLS_DIR))
+            .unwrap()
+            .count();
+        assert_eq!(parts, MAX_OPEN_HOURS + 1);
+    }
 
     #[test]
     fn hour_dir_names_round_trip() {

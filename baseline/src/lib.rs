@@ -10,6 +10,7 @@ mod config;
 mod endpoints;
 mod error;
 mod history;
+mod history_columns;
 mod index;
 mod learned_routes;
 mod learner;

@@ -243,19 +243,22 @@ impl SnapshotData {
 const ZSTD_LEVEL: i32 = 3;
 
 pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), BaselineError> {
-    write_parquet_with(path, batch, &[], ZSTD_LEVEL)
+    write_parquet_with(path, std::slice::from_ref(batch), &[], ZSTD_LEVEL)
 }
 
-/// [`write_parquet`], with neither dictionary nor min/max statistics for
+/// [`write_parquet`] of one or more batches of one schema (the first's), with neither dictionary nor min/max statistics for
 /// `unique_columns` (a column whose values hardly repeat, such as random ids, only costs
 /// the writer a dictionary it then abandons, and its range spans every page, so no query
 /// could skip a page by it) and the given zstd level.
 pub(crate) fn write_parquet_with(
     path: &Path,
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
     unique_columns: &[&str],
     zstd_level: i32,
 ) -> Result<(), BaselineError> {
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
     let file = File::create(path).map_err(|e| BaselineError::io(path, e))?;
     let props = unique_columns
         .iter()
@@ -268,9 +271,11 @@ pub(crate) fn write_parquet_with(
             ZstdLevel::try_new(zstd_level).expect("valid level"),
         ))
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+    let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props))
         .map_err(|e| BaselineError::corrupt(path, e))?;
-    writer.write(batch).map_err(|e| write_error(path, e))?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| write_error(path, e))?;
+    }
     let file = writer.into_inner().map_err(|e| write_error(path, e))?;
     file.sync_all().map_err(|e| BaselineError::io(path, e))
 }
