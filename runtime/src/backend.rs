@@ -265,9 +265,9 @@ impl Backend for PipelineBackend {
         };
         endpoints.sort_by(|a, b| b.calls.total_cmp(&a.calls));
         let trace_ids = live
-            .trace_ids
+            .edges
             .get(&key)
-            .map(|ids| ids.iter().map(ToString::to_string).collect())
+            .map(|e| e.trace_ids.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
         Some(EdgeDetail {
             edge,

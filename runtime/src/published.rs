@@ -18,6 +18,10 @@ use tokio::time::Instant;
 
 pub const RECENT_CALLS: usize = 1000;
 pub const TRACE_IDS_PER_EDGE: usize = 5;
+/// An edge's example trace ids take a new one at most this often (event time): a trace
+/// id per call would be a copy per call, and examples a second apart show more of the
+/// edge's traffic than the last five calls of one burst.
+pub const TRACE_EXAMPLE_INTERVAL_NS: i64 = 1_000_000_000;
 /// Distinct edges and workloads remembered for the graph (attacker-controlled names).
 pub const MAX_EDGE_EXAMPLES: usize = 50_000;
 /// Commands waiting for the pipeline.
@@ -63,6 +67,11 @@ pub struct LiveEdge {
     /// The protocols its calls used, one bit each ([`protocol_bit`]), for the graph's
     /// protocol filter.
     pub protocols: u8,
+    /// Example trace ids, newest last, at most [`TRACE_IDS_PER_EDGE`], taken at least
+    /// [`TRACE_EXAMPLE_INTERVAL_NS`] apart.
+    pub trace_ids: VecDeque<CompactString>,
+    /// Event time of the newest example.
+    pub trace_example_ns: i64,
 }
 
 /// What traffic showed, alerted calls included (the baseline never learns those): the
@@ -78,7 +87,6 @@ pub struct LiveView {
     /// Shared with the history writer: a publish copies pointers, not calls.
     pub recent_calls: Arc<VecDeque<Arc<Call>>>,
     pub edges: Arc<LiveMap<EdgeNames, LiveEdge>>,
-    pub trace_ids: Arc<LiveMap<EdgeNames, VecDeque<CompactString>>>,
     /// Workload key → (service, namespace), for graph nodes.
     pub workloads: Arc<LiveMap<CompactString, (CompactString, Option<CompactString>)>>,
 }
@@ -218,59 +226,63 @@ impl LiveState {
         recent.extend(newest.iter().map(|(c, _)| c.clone()));
     }
 
-    /// Counts a call on its edge and remembers its workloads and trace id. Each key is
-    /// built once, and copied only into a map that does not hold it yet.
-    pub fn remember(&mut self, call: &Call, key: (CompactString, CompactString)) {
+    /// Counts a call on its edge and remembers its workloads and an example trace id.
+    /// The edge key is built once and hashed once for an edge already known; it and the
+    /// workload keys are copied only into a map that does not hold them yet.
+    pub fn remember(&mut self, call: &Call, key: EdgeNames) {
         self.dirty = true;
         let view = &mut self.view;
-        let workloads = Arc::make_mut(&mut view.workloads);
-        for (w, k) in [(&call.source, &key.0), (&call.destination, &key.1)] {
-            if workloads.len() < MAX_EDGE_EXAMPLES && !workloads.contains_key(k) {
-                workloads.insert(k.clone(), (w.service.clone(), w.namespace.clone()));
-            }
-        }
-
         let edges = Arc::make_mut(&mut view.edges);
-        if edges.len() < MAX_EDGE_EXAMPLES || edges.contains_key(&key) {
-            let w = if call.weight > 0.0 && call.weight.is_finite() {
-                call.weight
-            } else {
-                1.0
-            };
-            let t = call.event_time_ns;
-            let e = match edges.get_mut(&key) {
-                Some(e) => e,
-                None => edges.entry(key.clone()).or_insert_with(|| LiveEdge {
+        let t = call.event_time_ns;
+        let edge = match edges.get_mut(&key) {
+            Some(edge) => edge,
+            None => {
+                // A workload is new only on an edge that is new (or was never counted
+                // because the map is full).
+                let workloads = Arc::make_mut(&mut view.workloads);
+                for (w, k) in [(&call.source, &key.0), (&call.destination, &key.1)] {
+                    if workloads.len() < MAX_EDGE_EXAMPLES && !workloads.contains_key(k) {
+                        workloads.insert(k.clone(), (w.service.clone(), w.namespace.clone()));
+                    }
+                }
+                if edges.len() >= MAX_EDGE_EXAMPLES {
+                    return;
+                }
+                edges.entry(key).or_insert_with(|| LiveEdge {
                     first_seen_ns: t,
                     last_seen_ns: t,
+                    trace_example_ns: i64::MIN,
                     ..Default::default()
-                }),
-            };
-            e.calls += w;
-            e.errors += if call.error { w } else { 0.0 };
-            e.first_seen_ns = e.first_seen_ns.min(t);
-            e.last_seen_ns = e.last_seen_ns.max(t);
-            e.protocols |= protocol_bit(call.protocol);
-            match call.mtls {
-                Some(true) => e.mtls_calls += w,
-                Some(false) => e.plaintext_calls += w,
-                None => {}
+                })
             }
+        };
+        let w = if call.weight > 0.0 && call.weight.is_finite() {
+            call.weight
+        } else {
+            1.0
+        };
+        edge.calls += w;
+        edge.errors += if call.error { w } else { 0.0 };
+        edge.first_seen_ns = edge.first_seen_ns.min(t);
+        edge.last_seen_ns = edge.last_seen_ns.max(t);
+        edge.protocols |= protocol_bit(call.protocol);
+        match call.mtls {
+            Some(true) => edge.mtls_calls += w,
+            Some(false) => edge.plaintext_calls += w,
+            None => {}
         }
-        if call.trace_id.is_empty() {
+        let example_due = edge.trace_ids.len() < TRACE_IDS_PER_EDGE
+            || t >= edge
+                .trace_example_ns
+                .saturating_add(TRACE_EXAMPLE_INTERVAL_NS);
+        if call.trace_id.is_empty() || !example_due || edge.trace_ids.contains(&call.trace_id) {
             return;
         }
-        let examples = Arc::make_mut(&mut view.trace_ids);
-        if !examples.contains_key(&key) && examples.len() >= MAX_EDGE_EXAMPLES {
-            return;
+        if edge.trace_ids.len() == TRACE_IDS_PER_EDGE {
+            edge.trace_ids.pop_front();
         }
-        let ids = examples.entry(key).or_default();
-        if !ids.contains(&call.trace_id) {
-            if ids.len() == TRACE_IDS_PER_EDGE {
-                ids.pop_front();
-            }
-            ids.push_back(call.trace_id.clone());
-        }
+        edge.trace_ids.push_back(call.trace_id.clone());
+        edge.trace_example_ns = edge.trace_example_ns.max(t);
     }
 
     /// Sets the counters; publishes the view when anything changed since the last time
@@ -362,5 +374,31 @@ mod tests {
         let expected: Vec<i64> =
             (5_000 + RECENT_CALLS as i64..5_000 + 2 * RECENT_CALLS as i64).collect();
         assert_eq!(times(&live), expected);
+    }
+
+    #[test]
+    fn an_edge_keeps_distinct_trace_examples_at_least_an_interval_apart() {
+        let mut live = LiveState::default();
+        let key: EdgeNames = ("a".into(), "b".into());
+        let call = |t: i64, trace: &str| Call {
+            event_time_ns: t,
+            trace_id: trace.into(),
+            source: eastwest_model::Workload::new("a"),
+            destination: eastwest_model::Workload::new("b"),
+            ..Default::default()
+        };
+        let second = TRACE_EXAMPLE_INTERVAL_NS;
+        // The first examples are taken as they come, a repeated id once.
+        for (i, trace) in ["t0", "t0", "t1", "t2", "t3", "t4"].iter().enumerate() {
+            live.remember(&call(i as i64, trace), key.clone());
+        }
+        // Full: a call within the interval of the newest example gives none.
+        live.remember(&call(second / 2, "early"), key.clone());
+        live.remember(&call(5 + second, "late"), key.clone());
+        let edge = &live.view.edges[&key];
+        let ids: Vec<&str> = edge.trace_ids.iter().map(|t| t.as_str()).collect();
+        assert_eq!(ids, ["t1", "t2", "t3", "t4", "late"]);
+        assert_eq!(edge.calls, 8.0, "every call is counted, example or not");
+        assert_eq!(live.view.workloads.len(), 2);
     }
 }
