@@ -15,6 +15,11 @@ const FIRST_RENDER_MS = 5000;
 const THEMES = ['light', 'dark'];
 /** How long the server's graph and alerts must stay unchanged before the tests look. */
 const SETTLED_MS = 3000;
+/**
+ * Event time past the last judged call after which nothing already sent can change the
+ * graph or raise an alert: the baseline window (60 s) and a margin.
+ */
+const DRAINED_EVENT_MS = 65000;
 
 let server, browser, scenarioDir, attacker, attackAlerts;
 
@@ -33,8 +38,27 @@ before(async () => {
     return alerts.some((a) => a.kind === 'fan_out');
   }, 90000, 1000);
   // The replay's tail (its last seconds of event time, released as idle advance moves the
-  // watermark on) still changes the graph and raises alerts after the fan-out: wait until
-  // both hold still, so that what a test reads twice or draws is what it asserts on.
+  // watermark on) still changes the graph and raises alerts after the fan-out, and windows
+  // that close a baseline window after the last call can still alert. Quiet spells in that
+  // tail (idle advance starts only after seconds without input) are no sign of the end,
+  // so first wait until event time has passed the last call by a window and the holds
+  // before it, then until graph and alerts hold still, so that what a test reads twice
+  // or draws is what it asserts on.
+  let calls = -1;
+  let drainedAt = null;
+  await waitFor('event time to pass the last call by a window', async () => {
+    const stats = await server.get('/api/v1/stats');
+    const watermark = Date.parse(stats.watermark ?? '') || 0;
+    if (stats.calls !== calls || stats.buffered_calls > 0) {
+      // A new call, or calls not yet judged: the last call is still to come.
+      calls = stats.calls;
+      drainedAt = null;
+      return false;
+    }
+    // Every call so far has been judged, so none is later than this watermark.
+    drainedAt ??= watermark;
+    return watermark - drainedAt >= DRAINED_EVENT_MS;
+  }, 180000, 1000);
   let seen = null;
   let since = Date.now();
   await waitFor('the graph and alerts to settle', async () => {
