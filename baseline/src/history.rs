@@ -100,14 +100,10 @@ impl HourRows {
         }
     }
 
-    /// Everything buffered, as batches (the buffer starts empty again).
-    fn take_batches(&mut self) -> Vec<RecordBatch> {
-        let columns = std::mem::replace(
-            &mut self.columns,
-            CallColumns::with_capacity(FIRST_CAPACITY),
-        );
-        let mut batches = std::mem::take(&mut self.unwritten);
-        batches.push(columns.finish());
+    /// Everything buffered, as batches, oldest first.
+    fn into_batches(self) -> Vec<RecordBatch> {
+        let mut batches = self.unwritten;
+        batches.push(self.columns.finish());
         batches
     }
 }
@@ -162,12 +158,15 @@ impl HistoryWriter {
 
     /// Writes every buffered row (one file per hour touched).
     pub fn flush(&mut self) -> Result<(), BaselineError> {
-        while let Some((hour, mut rows)) = self.hours.pop_first() {
+        while let Some((hour, rows)) = self.hours.pop_first() {
             let part = self.dir.join(hour_dir_name(hour));
-            let batches = rows.take_batches();
+            let batches = rows.into_batches();
             if let Err(e) = self.write_part(&part, &batches) {
-                rows.unwritten = batches;
-                self.hours.insert(hour, rows);
+                let kept = HourRows {
+                    unwritten: batches,
+                    ..HourRows::new()
+                };
+                self.hours.insert(hour, kept);
                 return Err(e);
             }
             let n: usize = batches.iter().map(RecordBatch::num_rows).sum();

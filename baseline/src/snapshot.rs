@@ -246,10 +246,11 @@ pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), Base
     write_parquet_with(path, std::slice::from_ref(batch), &[], ZSTD_LEVEL)
 }
 
-/// [`write_parquet`] of one or more batches of one schema (the first's), with neither dictionary nor min/max statistics for
-/// `unique_columns` (a column whose values hardly repeat, such as random ids, only costs
-/// the writer a dictionary it then abandons, and its range spans every page, so no query
-/// could skip a page by it) and the given zstd level.
+/// [`write_parquet`] of one or more batches of one schema (the first's), with neither
+/// dictionary nor min/max statistics for `unique_columns` (a column whose values hardly
+/// repeat, such as random ids, only costs the writer a dictionary it then abandons, and
+/// its range spans every page, so no query could skip a page by it) and the given zstd
+/// level.
 pub(crate) fn write_parquet_with(
     path: &Path,
     batches: &[RecordBatch],
