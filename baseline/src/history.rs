@@ -63,15 +63,6 @@ pub fn calls_schema() -> SchemaRef {
     ]))
 }
 
-/// Effective sampling weight, as the learner counts it.
-pub fn weight(call: &Call) -> f64 {
-    if call.weight > 0.0 && call.weight.is_finite() {
-        call.weight
-    } else {
-        1.0
-    }
-}
-
 /// Columns whose values are (nearly) unique per row: written without a dictionary.
 const UNIQUE_COLUMNS: &[&str] = &["trace_id", "span_id", "request_id"];
 

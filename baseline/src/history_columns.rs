@@ -11,7 +11,7 @@ use datafusion::arrow::array::{
 };
 use eastwest_model::{Call, Workload};
 
-use crate::history::{calls_schema, weight};
+use crate::history::calls_schema;
 
 /// Bytes of a typical string value, for the builders' first allocation.
 const TYPICAL_STRING: usize = 24;
@@ -129,7 +129,7 @@ impl CallColumns {
         self.source_version
             .append_option(c.source_version.as_deref());
         self.request_id.append_option(c.request_id.as_deref());
-        self.weight.append_value(weight(c));
+        self.weight.append_value(c.sampling_weight());
         self.learned.append_value(learned);
         self.request_bytes.append_option(c.request_bytes);
         self.response_bytes.append_option(c.response_bytes);

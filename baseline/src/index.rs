@@ -34,7 +34,7 @@ pub struct EntryKey {
 
 /// The keys of one call in one index; `None` where a name was never learned (so no row
 /// under it exists either), and for the endpoint also where the endpoint is not learned.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallKeys {
     pub source: Option<NameId>,
     pub edge: Option<EdgeKey>,

@@ -222,10 +222,18 @@ impl Baseline {
     /// only calls that raised no alert (alerted calls enter via [`Baseline::accept_alert`]),
     /// so normal drift keeps the baseline current without learning attacks.
     pub fn observe(&mut self, call: &Call) {
-        let t = call.event_time_ns;
-        let w = if call.weight > 0.0 { call.weight } else { 1.0 };
-        let err = if call.error { w } else { 0.0 };
         let keys = self.working.call_keys(call);
+        self.observe_keyed(call, keys);
+    }
+
+    /// [`Baseline::observe`] with the call's keys already resolved: `keys` must be
+    /// `self.working().call_keys(call)` with nothing learned since (the detectors resolved
+    /// them to judge the call, and resolving is a few hash probes per call).
+    pub fn observe_keyed(&mut self, call: &Call, keys: CallKeys) {
+        debug_assert_eq!(keys, self.working.call_keys(call), "stale call keys");
+        let t = call.event_time_ns;
+        let w = call.sampling_weight();
+        let err = if call.error { w } else { 0.0 };
         let new_edge = keys
             .edge
             .is_none_or(|k| !self.working.edges.contains_key(&k));

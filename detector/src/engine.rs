@@ -174,9 +174,16 @@ impl Engine {
             out.learned = true;
             return out;
         }
-        let mut findings =
-            self.detectors
-                .evaluate(call, (src, dst), self.baseline.working(), &self.config);
+        // Resolved once: the detectors judge with them and, when nothing is raised, the
+        // baseline learns with them (nothing is learned in between).
+        let keys = self.baseline.working().call_keys(call);
+        let mut findings = self.detectors.evaluate(
+            call,
+            (src, dst),
+            &keys,
+            self.baseline.working(),
+            &self.config,
+        );
         // The chain bonus comes before the threshold: a hop out of a freshly reached
         // workload matters even when the hop alone would look unremarkable.
         let new_edge = findings.iter().any(|f| f.kind == AlertKind::NewEdge);
@@ -207,7 +214,7 @@ impl Engine {
             self.record(notice, &subject, &mut out);
             if findings.is_empty() {
                 // Its edges are learned, so the notice grows by callee, not by call.
-                self.baseline.observe(call);
+                self.baseline.observe_keyed(call, keys);
                 out.learned = true;
                 self.emit_window(early, &mut out);
                 return out;
@@ -218,7 +225,7 @@ impl Engine {
             // caller nothing attributes on an edge the baseline lacks: `unknown` must
             // not become a normal caller of anything.
             if !is_unattributed(&call.source) || self.baseline.working().has_callee(src, dst) {
-                self.baseline.observe(call);
+                self.baseline.observe_keyed(call, keys);
                 out.learned = true;
             }
             return out;

@@ -1,7 +1,7 @@
 //! Per-call detectors: each looks a call up in the baseline and, when it is surprising,
 //! returns a finding that carries its numbers.
 
-use eastwest_baseline::LookupIndex;
+use eastwest_baseline::{CallKeys, LookupIndex};
 use eastwest_model::{AlertKind, Call, Workload};
 use regex::{Regex, RegexSet};
 use serde_json::{Map, Value, json};
@@ -111,17 +111,19 @@ impl Detectors {
         best
     }
 
-    /// Findings on one call; `src` and `dst` are its workload keys (`Call::edge_key`),
-    /// built once per call by the engine.
+    /// Findings on one call; `src` and `dst` are its workload keys (`Call::edge_key`)
+    /// and `keys` its keys in `index` (`LookupIndex::call_keys`), resolved once per call
+    /// by the engine.
     pub fn evaluate(
         &self,
         call: &Call,
         (src, dst): (&str, &str),
+        keys: &CallKeys,
         index: &LookupIndex,
         config: &DetectorConfig,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
-        let keys = index.call_keys(call);
+        let keys = *keys;
         let stats = index.call_stats(&keys);
         let (edge_stats, endpoint_stats) = (stats.edge, stats.endpoint);
         let what = MethodRoute(call);

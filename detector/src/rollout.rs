@@ -209,7 +209,7 @@ impl Rollouts {
         if calls.len() <= slot {
             calls.resize(slot + 1, 0.0);
         }
-        calls[slot] += if call.weight > 0.0 { call.weight } else { 1.0 };
+        calls[slot] += call.sampling_weight();
     }
 
     /// Decides what to do with a call of `version` (first seen at `first_seen_ns`)
@@ -249,7 +249,7 @@ impl Rollouts {
                 .find(|h| held_key(&h.call) == held_key(call))
             {
                 h.count += 1;
-                h.weight += if call.weight > 0.0 { call.weight } else { 1.0 };
+                h.weight += call.sampling_weight();
                 h.last_ns = h.last_ns.max(t);
                 if h.trace_ids.len() < config.max_trace_ids
                     && !call.trace_id.is_empty()
@@ -449,7 +449,7 @@ fn held(call: &Call, findings: &[Finding]) -> Held {
         call: call.clone(),
         findings: findings.to_vec(),
         count: 1,
-        weight: if call.weight > 0.0 { call.weight } else { 1.0 },
+        weight: call.sampling_weight(),
         last_ns: call.event_time_ns,
         trace_ids: (!call.trace_id.is_empty())
             .then(|| call.trace_id.to_string())

@@ -174,11 +174,7 @@ impl WindowTracker {
         if start < open.start_ns {
             self.late_calls += 1;
         }
-        let w = if call.weight > 0.0 && call.weight.is_finite() {
-            call.weight
-        } else {
-            1.0
-        };
+        let w = call.sampling_weight();
         open.total += w;
         let max_ids = config.max_trace_ids;
         let max_targets = config.max_targets_per_source;

@@ -48,6 +48,17 @@ impl Workload {
         }
     }
 
+    /// [`Workload::key`] written over `out`, whose buffer is reused: a caller that keys
+    /// every call allocates only when a key outgrows the last one.
+    pub fn write_key(&self, out: &mut CompactString) {
+        out.clear();
+        out.push_str(&self.service);
+        if let Some(ns) = self.key_namespace() {
+            out.push('.');
+            out.push_str(ns);
+        }
+    }
+
     /// The namespace as [`Workload::key`] writes it after the service: known and not
     /// empty.
     pub fn key_namespace(&self) -> Option<&str> {
@@ -152,6 +163,22 @@ impl Call {
     pub fn edge_key(&self) -> (CompactString, CompactString) {
         (self.source.key(), self.destination.key())
     }
+
+    /// [`Call::edge_key`] written over `out`, reusing its buffers.
+    pub fn write_edge_key(&self, out: &mut (CompactString, CompactString)) {
+        self.source.write_key(&mut out.0);
+        self.destination.write_key(&mut out.1);
+    }
+
+    /// How many calls this one stands for: its sampling weight, or 1 when the weight is
+    /// not a positive finite number (unsampled, or a value no count can use).
+    pub fn sampling_weight(&self) -> f64 {
+        if self.weight > 0.0 && self.weight.is_finite() {
+            self.weight
+        } else {
+            1.0
+        }
+    }
 }
 
 /// RFC 3339 rendering of an event time in unix nanoseconds (UTC, millisecond precision).
@@ -171,6 +198,34 @@ mod tests {
             "cart.shop"
         );
         assert_eq!(Workload::new("cart").in_namespace("").key(), "cart");
+    }
+
+    #[test]
+    fn written_keys_match_built_ones_whatever_the_buffer_held() {
+        let long = Workload::new("recommendationservice").in_namespace("online-boutique");
+        let short = Workload::new("cart");
+        let mut out = (CompactString::default(), CompactString::default());
+        for (source, destination) in [(&long, &short), (&short, &long), (&short, &short)] {
+            let call = Call {
+                source: source.clone(),
+                destination: destination.clone(),
+                ..Call::default()
+            };
+            call.write_edge_key(&mut out);
+            assert_eq!(out, call.edge_key());
+        }
+    }
+
+    #[test]
+    fn sampling_weight_counts_unusable_weights_as_one() {
+        let weighted = |weight| Call {
+            weight,
+            ..Call::default()
+        };
+        assert_eq!(weighted(4.0).sampling_weight(), 4.0);
+        for unusable in [0.0, -2.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(weighted(unusable).sampling_weight(), 1.0, "{unusable}");
+        }
     }
 
     #[test]

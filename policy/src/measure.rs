@@ -45,14 +45,6 @@ pub struct ScenarioFigures {
     pub dialects: Vec<DialectFigures>,
 }
 
-fn weight(c: &Call) -> f64 {
-    if c.weight > 0.0 && c.weight.is_finite() {
-        c.weight
-    } else {
-        1.0
-    }
-}
-
 /// Whether `c` is one of the calls an attack label describes: its source in its span,
 /// and its destination, method and route where the label names them; a label naming
 /// no destination (fan-out, probing) covers the source's calls to operations it never
@@ -142,7 +134,7 @@ pub async fn measure(
             after
                 .iter()
                 .filter(|(c, a)| *a == attack && set.verdict(&CallView::from_call(c)).is_denied())
-                .map(|(c, _)| weight(c))
+                .map(|(c, _)| c.sampling_weight())
                 .sum::<f64>()
                 + 0.0
         };
@@ -165,7 +157,7 @@ pub async fn measure(
                         c.method,
                         c.route
                     );
-                    *m.entry(key).or_insert(0.0) += weight(c);
+                    *m.entry(key).or_insert(0.0) += c.sampling_weight();
                     m
                 }),
         });
@@ -174,7 +166,7 @@ pub async fn measure(
         after
             .iter()
             .filter(|(_, a)| *a == attack)
-            .map(|(c, _)| weight(c))
+            .map(|(c, _)| c.sampling_weight())
             .sum::<f64>()
             + 0.0
     };

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::clock::EventClock;
-use crate::published::{BaselineView, Command, LiveCounters, LiveState, Published};
+use crate::published::{BaselineView, Command, EdgeNames, LiveCounters, LiveState, Published};
 use crate::storage::{HistorySink, StorageMetrics, write_snapshot};
 
 /// How often the pipeline looks at the wall clock when no input arrives, and publishes
@@ -48,6 +48,8 @@ pub struct Pipeline {
     pub persistence: Persistence,
     /// The event time the engine was last advanced to.
     pub engine_time_ns: i64,
+    /// The edge key of the call being handled: its buffers are reused from call to call.
+    pub edge_key: EdgeNames,
 }
 
 /// Where the pipeline persists: call history rows and periodic baseline snapshots.
@@ -229,11 +231,11 @@ impl Pipeline {
         let mut output = EngineOutput::default();
         let mut rows = Vec::with_capacity(calls.len());
         for call in calls {
-            let edge = call.edge_key();
-            let out = self.engine.process_edge(&call, &edge);
+            call.write_edge_key(&mut self.edge_key);
+            let out = self.engine.process_edge(&call, &self.edge_key);
             output.alerts.extend(out.alerts);
             output.incidents.extend(out.incidents);
-            self.live.remember(&call, edge);
+            self.live.remember(&call, &self.edge_key);
             rows.push((call, out.learned));
         }
         self.live.remember_recent(&rows);

@@ -227,14 +227,14 @@ impl LiveState {
     }
 
     /// Counts a call on its edge and remembers its workloads and an example trace id.
-    /// The edge key is built once and hashed once for an edge already known; it and the
-    /// workload keys are copied only into a map that does not hold them yet.
-    pub fn remember(&mut self, call: &Call, key: EdgeNames) {
+    /// The edge key is hashed once for an edge already known; it and the workload keys
+    /// are copied only into a map that does not hold them yet.
+    pub fn remember(&mut self, call: &Call, key: &EdgeNames) {
         self.dirty = true;
         let view = &mut self.view;
         let edges = Arc::make_mut(&mut view.edges);
         let t = call.event_time_ns;
-        let edge = match edges.get_mut(&key) {
+        let edge = match edges.get_mut(key) {
             Some(edge) => edge,
             None => {
                 // A workload is new only on an edge that is new (or was never counted
@@ -248,7 +248,7 @@ impl LiveState {
                 if edges.len() >= MAX_EDGE_EXAMPLES {
                     return;
                 }
-                edges.entry(key).or_insert_with(|| LiveEdge {
+                edges.entry(key.clone()).or_insert_with(|| LiveEdge {
                     first_seen_ns: t,
                     last_seen_ns: t,
                     trace_example_ns: i64::MIN,
@@ -256,11 +256,7 @@ impl LiveState {
                 })
             }
         };
-        let w = if call.weight > 0.0 && call.weight.is_finite() {
-            call.weight
-        } else {
-            1.0
-        };
+        let w = call.sampling_weight();
         edge.calls += w;
         edge.errors += if call.error { w } else { 0.0 };
         edge.first_seen_ns = edge.first_seen_ns.min(t);
@@ -390,11 +386,11 @@ mod tests {
         let second = TRACE_EXAMPLE_INTERVAL_NS;
         // The first examples are taken as they come, a repeated id once.
         for (i, trace) in ["t0", "t0", "t1", "t2", "t3", "t4"].iter().enumerate() {
-            live.remember(&call(i as i64, trace), key.clone());
+            live.remember(&call(i as i64, trace), &key);
         }
         // Full: a call within the interval of the newest example gives none.
-        live.remember(&call(second / 2, "early"), key.clone());
-        live.remember(&call(5 + second, "late"), key.clone());
+        live.remember(&call(second / 2, "early"), &key);
+        live.remember(&call(5 + second, "late"), &key);
         let edge = &live.view.edges[&key];
         let ids: Vec<&str> = edge.trace_ids.iter().map(|t| t.as_str()).collect();
         assert_eq!(ids, ["t1", "t2", "t3", "t4", "late"]);

@@ -9,6 +9,7 @@ mod batch;
 mod bytes_tests;
 mod info;
 mod keys;
+mod markers;
 mod naming;
 #[cfg(test)]
 mod naming_tests;

@@ -18,28 +18,23 @@ use super::Hasher;
 use super::NormalizerConfig;
 use super::batch::SpanBatch;
 use super::info::{Side, SpanInfo};
+use super::markers::{Due, Key, Markers};
 use super::naming::Naming;
 use crate::dedup::CallOrigin;
 use crate::time_queue::TimeQueue;
 
-/// (trace id, span id): a caller's own id, or the parent id a callee waits under.
-type Key = (u128, u64);
-
+/// Which table a pending side waits in: callers under (trace, span id), callees under
+/// (trace, parent id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
     Caller,
     Callee,
-    CallerChildMarker,
-    CalleeIdMarker,
 }
 
-/// Entries due at a time, earliest first (ties in scheduling order: the sequence number
+/// Sides due at a time, earliest first (ties in scheduling order: the sequence number
 /// is unique).
 #[derive(Debug, Default)]
 struct Timers(TimeQueue<(u64, Slot, Key)>);
-
-/// When a timer is due: event time, then scheduling order.
-type Due = (i64, u64);
 
 /// Event times counted per granule of 2^24 ns (about 17 ms): how many sides are pending
 /// or calls waiting, and a lower bound of the earliest. Counted per granule, the map
@@ -94,8 +89,10 @@ impl Timers {
         self.0.peek().map(|(at_ns, (seq, _, _))| (at_ns, *seq))
     }
 
-    fn pop(&mut self) -> Option<(Slot, Key)> {
-        self.0.pop().map(|(_, (_, slot, key))| (slot, key))
+    fn pop(&mut self) -> Option<(Due, Slot, Key)> {
+        self.0
+            .pop()
+            .map(|(at_ns, (seq, slot, key))| ((at_ns, seq), slot, key))
     }
 }
 
@@ -141,8 +138,11 @@ pub struct SpanNormalizer {
     /// the table, and the tables stay small.
     callers: HashMap<Key, Box<SpanInfo>, Hasher>,
     callees: HashMap<Key, Box<SpanInfo>, Hasher>,
-    caller_children: HashSet<Key, Hasher>,
-    callee_ids: HashSet<Key, Hasher>,
+    /// (trace, span id) of callers with a caller child: layer markers, live until the
+    /// child's end plus twice the TTL.
+    caller_children: Markers,
+    /// (trace, span id) of callees: layer markers, as long.
+    callee_ids: Markers,
     /// Callers already emitted unanswered (a timeout), newest last, bounded by
     /// `max_pending_spans`: their server half may still arrive, seconds later, and is
     /// the same call, not one from an unknown caller.
@@ -155,8 +155,6 @@ pub struct SpanNormalizer {
     /// Start times of the unpaired sides, counted per granule: the event times of the
     /// calls they will become.
     pending_starts: TimeCounts,
-    /// Layer markers by expiry (end + twice the TTL).
-    marker_expiry: Timers,
     seq: u64,
     traces: HashMap<u128, TraceEntry, Hasher>,
     /// When each trace next needs a look: a waiting call's entry wait ends, or the
@@ -176,13 +174,12 @@ impl SpanNormalizer {
             config,
             callers: HashMap::default(),
             callees: HashMap::default(),
-            caller_children: HashSet::default(),
-            callee_ids: HashSet::default(),
+            caller_children: Markers::default(),
+            callee_ids: Markers::default(),
             answered_late: HashSet::default(),
             answered_late_order: std::collections::VecDeque::new(),
             expiry: Timers::default(),
             pending_starts: TimeCounts::default(),
-            marker_expiry: Timers::default(),
             seq: 0,
             traces: HashMap::default(),
             wakeups: TimeQueue::default(),
@@ -230,27 +227,24 @@ impl SpanNormalizer {
     /// Expires unpaired sides and releases calls whose entry wait passed `watermark_ns`.
     pub fn advance(&mut self, watermark_ns: i64) -> Vec<Call> {
         let mut out = Vec::new();
-        while let Some((slot, key)) = self.pop_expired(watermark_ns) {
-            self.expire(slot, key, &mut out);
-        }
+        self.expire_through(watermark_ns, &mut out);
         self.wake_traces(watermark_ns, &mut out);
         out
     }
 
-    /// The next side or marker due by `watermark_ns`, sides and markers in time order.
-    fn pop_expired(&mut self, watermark_ns: i64) -> Option<(Slot, Key)> {
-        let side = self.expiry.next_due();
-        let marker = self.marker_expiry.next_due();
-        let (timers, due) = match (side, marker) {
-            (Some(s), Some(m)) if m < s => (&mut self.marker_expiry, m),
-            (Some(s), _) => (&mut self.expiry, s),
-            (None, Some(m)) => (&mut self.marker_expiry, m),
-            (None, None) => return None,
-        };
-        if due.0 > watermark_ns {
-            return None;
+    /// Expires the sides due by `watermark_ns`, in time order, and then the markers.
+    fn expire_through(&mut self, watermark_ns: i64, out: &mut Vec<Call>) {
+        while self
+            .expiry
+            .next_due()
+            .is_some_and(|(at_ns, _)| at_ns <= watermark_ns)
+        {
+            if let Some((due, slot, key)) = self.expiry.pop() {
+                self.expire(due, slot, key, out);
+            }
         }
-        timers.pop()
+        self.caller_children.advanced(watermark_ns, self.seq);
+        self.callee_ids.advanced(watermark_ns, self.seq);
     }
 
     /// At most the oldest event time a call released later can have, at `watermark_ns`
@@ -275,9 +269,7 @@ impl SpanNormalizer {
     /// Shutdown: everything pending becomes a call now.
     pub fn flush(&mut self) -> Vec<Call> {
         let mut out = Vec::new();
-        while let Some((slot, key)) = self.pop_expired(i64::MAX) {
-            self.expire(slot, key, &mut out);
-        }
+        self.expire_through(i64::MAX, &mut out);
         for (_, mut trace) in self.traces.drain() {
             release_due(&mut trace, |_| true, &mut out);
         }
@@ -310,11 +302,13 @@ impl SpanNormalizer {
 
     fn schedule(&mut self, at_ns: i64, slot: Slot, key: Key) {
         self.seq += 1;
-        let timers = match slot {
-            Slot::Caller | Slot::Callee => &mut self.expiry,
-            Slot::CallerChildMarker | Slot::CalleeIdMarker => &mut self.marker_expiry,
-        };
-        timers.push(at_ns, self.seq, slot, key);
+        self.expiry.push(at_ns, self.seq, slot, key);
+    }
+
+    /// The due time of a marker set now: it is ordered with the sides by the same
+    /// sequence, so it consumes a number when it is set.
+    fn marker_due(&self, at_ns: i64) -> Due {
+        (at_ns, self.seq + 1)
     }
 
     /// Bookkeeping for calls that stopped waiting for their entry.
@@ -331,13 +325,9 @@ impl SpanNormalizer {
         match info.side {
             Side::Callee => {
                 self.note_entry_candidate(&info, out);
-                let id_key = (info.trace_id, info.span_id);
-                if self.callee_ids.insert(id_key) {
-                    self.schedule(
-                        end.saturating_add(ttl.saturating_mul(2)),
-                        Slot::CalleeIdMarker,
-                        id_key,
-                    );
+                let due = self.marker_due(end.saturating_add(ttl.saturating_mul(2)));
+                if self.callee_ids.set((info.trace_id, info.span_id), due) {
+                    self.seq += 1;
                 }
                 // A root server span has no caller to pair with: it only names the entry.
                 let Some(parent) = info.parent_id else {
@@ -363,13 +353,9 @@ impl SpanNormalizer {
             }
             Side::Caller => {
                 if let Some(parent) = info.parent_id {
-                    let child_key = (info.trace_id, parent);
-                    if self.caller_children.insert(child_key) {
-                        self.schedule(
-                            end.saturating_add(ttl.saturating_mul(2)),
-                            Slot::CallerChildMarker,
-                            child_key,
-                        );
+                    let due = self.marker_due(end.saturating_add(ttl.saturating_mul(2)));
+                    if self.caller_children.set((info.trace_id, parent), due) {
+                        self.seq += 1;
                     }
                 }
                 let key = (info.trace_id, info.span_id);
@@ -404,7 +390,7 @@ impl SpanNormalizer {
     /// Evicts the oldest pending side when the store is full.
     fn make_room(&mut self) {
         while self.callers.len() + self.callees.len() >= self.config.max_pending_spans {
-            let Some((slot, key)) = self.expiry.pop() else {
+            let Some((_, slot, key)) = self.expiry.pop() else {
                 return;
             };
             let removed = match slot {
@@ -418,20 +404,14 @@ impl SpanNormalizer {
         }
     }
 
-    fn expire(&mut self, slot: Slot, key: Key, out: &mut Vec<Call>) {
+    fn expire(&mut self, due: Due, slot: Slot, key: Key, out: &mut Vec<Call>) {
         match slot {
-            Slot::CallerChildMarker => {
-                self.caller_children.remove(&key);
-            }
-            Slot::CalleeIdMarker => {
-                self.callee_ids.remove(&key);
-            }
             Slot::Caller => {
                 let Some(mut caller) = self.callers.remove(&key) else {
                     return;
                 };
                 self.forget_pending(&caller);
-                if self.caller_children.contains(&key) {
+                if self.caller_children.live_at(&key, due) {
                     self.stats.layers_collapsed += 1;
                     return;
                 }
@@ -448,7 +428,7 @@ impl SpanNormalizer {
                 self.forget_pending(&callee);
                 // key = (trace, parent id): a parent that is itself a callee means this
                 // is the app layer behind a sidecar's server span.
-                if self.callee_ids.contains(&key) {
+                if self.callee_ids.live_at(&key, due) {
                     self.stats.layers_collapsed += 1;
                     return;
                 }

@@ -11,15 +11,15 @@ use hashbrown::hash_table::Entry;
 /// Route used once an edge has more distinct routes than the cap allows.
 pub const OVERFLOW_ROUTE: &str = "{overflow}";
 
-/// Edge names come from telemetry: the hash is seeded so they cannot be chosen to
-/// collide.
+/// Edge names and routes come from telemetry: the hash is seeded so they cannot be
+/// chosen to collide (and every call looks its route up, so it is not SipHash).
 type EdgeHasher = foldhash::quality::RandomState;
 
 #[derive(Debug)]
 struct EdgeRoutes {
     source: String,
     destination: String,
-    routes: HashSet<CompactString>,
+    routes: HashSet<CompactString, EdgeHasher>,
 }
 
 impl EdgeRoutes {
@@ -72,7 +72,7 @@ impl RouteCap {
                 .insert(EdgeRoutes {
                     source: source.to_string(),
                     destination: destination.to_string(),
-                    routes: HashSet::new(),
+                    routes: HashSet::default(),
                 })
                 .into_mut(),
         };
