@@ -6,6 +6,7 @@
 mod body;
 mod budget;
 mod config;
+mod fields;
 mod grpc;
 mod grpc_export;
 mod http;

@@ -15,10 +15,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
-use prost::encoding::{
-    WireType, decode_key as prost_decode_key, decode_varint as prost_decode_varint,
-};
+use prost::encoding::WireType;
 
+use super::fields::{Fields, Payload};
 use super::ingest::IngestError;
 
 /// Nesting deeper than this (attribute values inside values) is refused as malformed;
@@ -308,39 +307,16 @@ impl Walk<'_> {
     /// [`reader_reads_child`]): the walk then leaves to the reader the strings it reads
     /// (span names and trace states) and the attributes it takes apart (see
     /// [`reader_walks_child`]).
-    fn message(
-        &mut self,
-        mut buf: &[u8],
-        msg: Msg,
-        depth: u32,
-        read: bool,
-    ) -> Result<(), IngestError> {
+    fn message(&mut self, buf: &[u8], msg: Msg, depth: u32, read: bool) -> Result<(), IngestError> {
         if depth > MAX_DEPTH {
             return Err(malformed("attribute values nested too deeply"));
         }
         let mut attributes_here = 0u64;
-        while !buf.is_empty() {
-            let (tag, wire_type) = decode_key(&mut buf)?;
-            check_wire_type(msg, tag, wire_type)?;
-            match wire_type {
-                WireType::Varint => {
-                    decode_varint(&mut buf)?;
-                }
-                WireType::SixtyFourBit => advance(&mut buf, 8)?,
-                WireType::ThirtyTwoBit => advance(&mut buf, 4)?,
-                WireType::StartGroup | WireType::EndGroup => {
-                    return Err(malformed("protobuf groups are not part of OTLP"));
-                }
-                WireType::LengthDelimited => {
-                    let len = decode_varint(&mut buf)?;
-                    let len = usize::try_from(len)
-                        .ok()
-                        .filter(|l| *l <= buf.len())
-                        .ok_or_else(|| malformed("length past the end of the message"))?;
-                    let (body, rest) = buf.split_at(len);
-                    buf = rest;
-                    self.length_delimited(msg, tag, body, depth, read, &mut attributes_here)?;
-                }
+        for field in Fields(buf) {
+            let (tag, payload) = field?;
+            check_wire_type(msg, tag, payload.wire_type())?;
+            if let Payload::Bytes(body) = payload {
+                self.length_delimited(msg, tag, body, depth, read, &mut attributes_here)?;
             }
         }
         Ok(())
@@ -411,40 +387,6 @@ impl Walk<'_> {
         }
         self.check()
     }
-}
-
-/// A field's key. Tags up to 15 with a valid wire type (every OTLP field) take one byte
-/// and are read here; anything else is `prost`'s, errors included.
-#[inline]
-pub(super) fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), IngestError> {
-    if let Some((&byte, rest)) = buf.split_first()
-        && (8..0x80).contains(&byte)
-        && let Ok(wire_type) = WireType::try_from(u64::from(byte & 7))
-    {
-        *buf = rest;
-        return Ok((u32::from(byte >> 3), wire_type));
-    }
-    prost_decode_key(buf).map_err(|e| malformed(&e.to_string()))
-}
-
-/// A varint: one byte read here (most lengths and enums), longer ones by `prost`.
-#[inline]
-pub(super) fn decode_varint(buf: &mut &[u8]) -> Result<u64, IngestError> {
-    if let Some((&byte, rest)) = buf.split_first()
-        && byte < 0x80
-    {
-        *buf = rest;
-        return Ok(u64::from(byte));
-    }
-    prost_decode_varint(buf).map_err(|e| malformed(&e.to_string()))
-}
-
-fn advance(buf: &mut &[u8], n: usize) -> Result<(), IngestError> {
-    if buf.len() < n {
-        return Err(malformed("fixed-width field past the end of the message"));
-    }
-    *buf = &buf[n..];
-    Ok(())
 }
 
 fn utf8(bytes: &[u8]) -> Result<(), IngestError> {

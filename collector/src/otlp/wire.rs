@@ -15,97 +15,14 @@
 //! [`super::validate::validate_traces`] and [`crate::spans::SpanBatch::from_request`]
 //! exactly (the tests compare them on the same bytes).
 
-use prost::encoding::WireType;
-
+use super::fields::{Fields, Payload};
 use super::ingest::IngestError;
 use super::shape::{
     Msg, RESOURCE_ATTRIBUTE_VALUE_DEPTH, RequestLimits, SPAN_ATTRIBUTE_VALUE_DEPTH, Shape,
-    check_shape, check_wire_type, decode_key, decode_varint, malformed, nested_in_read_value,
-    read_span_field,
+    check_shape, check_wire_type, malformed, nested_in_read_value, read_span_field,
 };
 use super::validate::{Rejections, TimeWindow, names_a_service, valid_ids};
 use crate::spans::{Attrs, Key, KeyIndex, SpanBatch, SpanHead, Val};
-
-/// One field's payload.
-#[derive(Clone, Copy)]
-enum Payload<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Fixed32,
-    Bytes(&'a [u8]),
-}
-
-impl<'a> Payload<'a> {
-    fn wire_type(self) -> WireType {
-        match self {
-            Payload::Varint(_) => WireType::Varint,
-            Payload::Fixed64(_) => WireType::SixtyFourBit,
-            Payload::Fixed32 => WireType::ThirtyTwoBit,
-            Payload::Bytes(_) => WireType::LengthDelimited,
-        }
-    }
-
-    /// A length-delimited field's bytes.
-    fn bytes(self) -> Option<&'a [u8]> {
-        match self {
-            Payload::Bytes(b) => Some(b),
-            _ => None,
-        }
-    }
-}
-
-/// The fields of one message, in wire order.
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Fields<'a> {
-    fn next_field(&mut self) -> Result<(u32, Payload<'a>), IngestError> {
-        let buf = &mut self.0;
-        let (tag, wire_type) = decode_key(buf)?;
-        let take = |buf: &mut &'a [u8], n: usize| -> Result<&'a [u8], IngestError> {
-            if buf.len() < n {
-                return Err(malformed("field past the end of the message"));
-            }
-            let (head, rest) = buf.split_at(n);
-            *buf = rest;
-            Ok(head)
-        };
-        let payload = match wire_type {
-            WireType::Varint => Payload::Varint(decode_varint(buf)?),
-            WireType::SixtyFourBit => {
-                let b = take(buf, 8)?;
-                Payload::Fixed64(u64::from_le_bytes(b.try_into().unwrap_or_default()))
-            }
-            WireType::ThirtyTwoBit => {
-                take(buf, 4)?;
-                Payload::Fixed32
-            }
-            WireType::LengthDelimited => {
-                let len = decode_varint(buf)?;
-                let len = usize::try_from(len).map_err(|_| malformed("length too large"))?;
-                Payload::Bytes(take(buf, len)?)
-            }
-            WireType::StartGroup | WireType::EndGroup => {
-                return Err(malformed("protobuf groups are not part of OTLP"));
-            }
-        };
-        Ok((tag, payload))
-    }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = Result<(u32, Payload<'a>), IngestError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let next = self.next_field();
-        if next.is_err() {
-            self.0 = &[];
-        }
-        Some(next)
-    }
-}
 
 /// What a field the reader skips adds to the decoded size: its bytes, when it has any.
 fn unread_bytes(payload: Payload<'_>) -> u64 {
