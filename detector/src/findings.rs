@@ -123,15 +123,14 @@ impl Detectors {
         config: &DetectorConfig,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
-        let keys = *keys;
-        let stats = index.call_stats(&keys);
+        let stats = index.call_stats(keys);
         let (edge_stats, endpoint_stats) = (stats.edge, stats.endpoint);
         let what = MethodRoute(call);
 
         let mut novelty = 0.0;
         match edge_stats {
             None => {
-                let f = crate::new_edge::finding(call, (src, dst), &keys, index, config);
+                let f = crate::new_edge::finding(call, (src, dst), keys, index, config);
                 novelty = f.score;
                 out.push(f);
             }

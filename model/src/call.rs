@@ -34,18 +34,12 @@ impl Workload {
     /// `service.namespace` when the namespace is known, else `service`: the key used for
     /// edges, graphs and baselines (the principal is *not* part of the identity key).
     pub fn key(&self) -> CompactString {
-        match self.key_namespace() {
-            // Hot path (several times per call): no formatting machinery, and short keys
-            // stay inline.
-            Some(ns) => {
-                let mut key = CompactString::with_capacity(self.service.len() + 1 + ns.len());
-                key.push_str(&self.service);
-                key.push('.');
-                key.push_str(ns);
-                key
-            }
-            None => self.service.clone(),
-        }
+        // Hot path (several times per call): no formatting machinery, and short keys stay
+        // inline.
+        let namespace = self.key_namespace().map_or(0, |ns| 1 + ns.len());
+        let mut key = CompactString::with_capacity(self.service.len() + namespace);
+        self.write_key(&mut key);
+        key
     }
 
     /// [`Workload::key`] written over `out`, whose buffer is reused: a caller that keys

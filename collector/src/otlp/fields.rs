@@ -94,7 +94,7 @@ impl<'a> Iterator for Fields<'a> {
 /// A field's key. Tags up to 15 with a valid wire type (every OTLP field) take one byte
 /// and are read here; anything else is `prost`'s, errors included.
 #[inline]
-pub(super) fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), IngestError> {
+fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), IngestError> {
     if let Some((&byte, rest)) = buf.split_first()
         && (8..0x80).contains(&byte)
         && let Ok(wire_type) = WireType::try_from(u64::from(byte & 7))
@@ -107,7 +107,7 @@ pub(super) fn decode_key(buf: &mut &[u8]) -> Result<(u32, WireType), IngestError
 
 /// A varint: one byte read here (most lengths and enums), longer ones by `prost`.
 #[inline]
-pub(super) fn decode_varint(buf: &mut &[u8]) -> Result<u64, IngestError> {
+fn decode_varint(buf: &mut &[u8]) -> Result<u64, IngestError> {
     if let Some((&byte, rest)) = buf.split_first()
         && byte < 0x80
     {

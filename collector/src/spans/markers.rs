@@ -53,21 +53,20 @@ impl Markers {
         (self.expired_through, self.last_seq_advanced)
     }
 
-    /// Sets `key`'s marker to expire at `due`, unless it holds one that has not expired
-    /// (that one keeps its due time). True when set.
-    pub fn set(&mut self, key: Key, due: Due) -> bool {
+    /// Sets `key`'s marker to expire at `at_ns`, unless it holds one that has not expired
+    /// (that one keeps its due time). A marker set takes the next number of `seq`, the
+    /// sequence the store's side timers are ordered by.
+    pub fn set(&mut self, key: Key, at_ns: i64, seq: &mut u64) {
         let last = self.last_advance();
+        let due = (at_ns, *seq + 1);
         match self.due.get_mut(&key) {
-            Some(held) if unexpired(*held, last) => false,
-            Some(held) => {
-                *held = due;
-                true
-            }
+            Some(held) if unexpired(*held, last) => return,
+            Some(held) => *held = due,
             None => {
                 self.due.insert(key, due);
-                true
             }
         }
+        *seq += 1;
     }
 
     /// Whether `key`'s marker is live when a side due at `at` expires, during an advance:
@@ -102,42 +101,53 @@ impl Markers {
 mod tests {
     use super::*;
 
+    /// Sets a marker; true when it was set (it took a sequence number).
+    fn set(m: &mut Markers, key: Key, at_ns: i64, seq: &mut u64) -> bool {
+        let before = *seq;
+        m.set(key, at_ns, seq);
+        *seq > before
+    }
+
     #[test]
     fn a_marker_is_live_until_an_advance_passes_its_due_time() {
-        let mut m = Markers::default();
-        assert!(m.set((1, 1), (100, 1)));
-        assert!(!m.set((1, 1), (300, 2)), "a live marker keeps its due time");
+        let (mut m, mut seq) = (Markers::default(), 0);
+        assert!(set(&mut m, (1, 1), 100, &mut seq));
+        assert!(
+            !set(&mut m, (1, 1), 300, &mut seq),
+            "a live marker keeps its due time"
+        );
         assert!(m.live_at(&(1, 1), (99, 5)));
         assert!(!m.live_at(&(1, 1), (100, 5)), "due before the side");
-        m.advanced(150, 2);
+        m.advanced(150, seq);
         assert!(!m.live_at(&(1, 1), (50, 3)), "expired at the last advance");
-        assert!(m.set((1, 1), (400, 3)), "set again once expired");
+        assert!(set(&mut m, (1, 1), 400, &mut seq), "set again once expired");
         assert!(m.live_at(&(1, 1), (399, 9)));
         assert!(!m.live_at(&(2, 2), (0, 0)), "never set");
     }
 
     #[test]
     fn a_marker_set_after_an_advance_lives_until_the_next_even_when_already_due() {
-        let mut m = Markers::default();
-        m.advanced(1_000, 0);
-        assert!(m.set((1, 1), (500, 1)));
+        let (mut m, mut seq) = (Markers::default(), 0);
+        m.advanced(1_000, seq);
+        assert!(set(&mut m, (1, 1), 500, &mut seq));
         assert!(
-            !m.set((1, 1), (2_000, 2)),
+            !set(&mut m, (1, 1), 2_000, &mut seq),
             "not expired before the next advance"
         );
         assert!(m.live_at(&(1, 1), (400, 7)), "due after the side");
-        m.advanced(1_000, 2);
+        m.advanced(1_000, seq);
         assert!(!m.live_at(&(1, 1), (400, 7)));
     }
 
     #[test]
     fn expired_markers_are_purged_once_they_outnumber_the_live_ones() {
-        let mut m = Markers::default();
+        let (mut m, mut seq) = (Markers::default(), 0);
         let n = 3 * MIN_PURGE_LEN as u64;
         for i in 0..n {
-            m.set((u128::from(i), i), (i as i64, i + 1));
+            m.set((u128::from(i), i), i as i64, &mut seq);
         }
-        m.advanced((n / 2) as i64, n);
+        assert_eq!(seq, n, "every marker took a number");
+        m.advanced((n / 2) as i64, seq);
         assert!(
             m.held() <= (n / 2) as usize,
             "expired half dropped: {}",

@@ -305,12 +305,6 @@ impl SpanNormalizer {
         self.expiry.push(at_ns, self.seq, slot, key);
     }
 
-    /// The due time of a marker set now: it is ordered with the sides by the same
-    /// sequence, so it consumes a number when it is set.
-    fn marker_due(&self, at_ns: i64) -> Due {
-        (at_ns, self.seq + 1)
-    }
-
     /// Bookkeeping for calls that stopped waiting for their entry.
     fn forget_waiting(&mut self, released: &[Call]) {
         for c in released {
@@ -325,10 +319,11 @@ impl SpanNormalizer {
         match info.side {
             Side::Callee => {
                 self.note_entry_candidate(&info, out);
-                let due = self.marker_due(end.saturating_add(ttl.saturating_mul(2)));
-                if self.callee_ids.set((info.trace_id, info.span_id), due) {
-                    self.seq += 1;
-                }
+                self.callee_ids.set(
+                    (info.trace_id, info.span_id),
+                    end.saturating_add(ttl.saturating_mul(2)),
+                    &mut self.seq,
+                );
                 // A root server span has no caller to pair with: it only names the entry.
                 let Some(parent) = info.parent_id else {
                     return;
@@ -353,10 +348,11 @@ impl SpanNormalizer {
             }
             Side::Caller => {
                 if let Some(parent) = info.parent_id {
-                    let due = self.marker_due(end.saturating_add(ttl.saturating_mul(2)));
-                    if self.caller_children.set((info.trace_id, parent), due) {
-                        self.seq += 1;
-                    }
+                    self.caller_children.set(
+                        (info.trace_id, parent),
+                        end.saturating_add(ttl.saturating_mul(2)),
+                        &mut self.seq,
+                    );
                 }
                 let key = (info.trace_id, info.span_id);
                 if let Some(mut callee) = self.callees.remove(&key) {
