@@ -85,7 +85,9 @@ pub async fn read_capped(
         reservation.grow_to(declared, wait).await?;
     }
     let mut body = body;
-    let mut kept = bytes::BytesMut::new();
+    // The declared length is reserved already: one allocation of it, not a buffer that
+    // doubles (and copies, and leaves the smaller ones to the allocator) as frames come.
+    let mut kept = bytes::BytesMut::with_capacity(declared.min(limit as u64) as usize);
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame =
@@ -108,6 +110,24 @@ pub async fn read_capped(
     Ok(kept.freeze())
 }
 
+/// How many bytes `compressed` says it inflates to: gzip's trailer holds the last
+/// member's size modulo 4 GiB, exact for the single-member bodies clients send, so the
+/// output is allocated once instead of doubling (and copying) its way there. The sender
+/// controls it: it only sizes the first allocation, which the caller caps, and a wrong
+/// value costs only the growth it would have anyway. Without a trailer, four times
+/// the input.
+fn inflated_size_hint(compressed: &[u8]) -> usize {
+    match compressed.len().checked_sub(4).map(|at| &compressed[at..]) {
+        Some(&[a, b, c, d]) if compressed.len() >= GZIP_MIN_LEN => {
+            u32::from_le_bytes([a, b, c, d]) as usize
+        }
+        _ => compressed.len().saturating_mul(4),
+    }
+}
+
+/// A gzip member's header (10 bytes) and trailer (8 bytes) around at least one byte.
+const GZIP_MIN_LEN: usize = 19;
+
 /// An oversized body up to this many times the limit is read and discarded before the
 /// 413 goes out: a client still writing its body would otherwise see a broken pipe
 /// instead of the status that tells it not to retry.
@@ -116,7 +136,7 @@ const DRAIN_FACTOR: u64 = 4;
 /// Inflates gzip, holding at most `limit + 1` bytes: one byte past the limit proves
 /// the body too large without inflating the rest.
 pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    let mut out = Vec::with_capacity(inflated_size_hint(compressed).min(limit + 1));
     let mut decoder = flate2::read::MultiGzDecoder::new(compressed).take(limit as u64 + 1);
     decoder
         .read_to_end(&mut out)
@@ -156,6 +176,24 @@ mod tests {
             gunzip_capped(&bomb, 1 << 20),
             Err(IngestError::TooLarge { limit: 1 << 20 })
         );
+    }
+
+    #[test]
+    fn inflating_allocates_the_trailer_size_once() {
+        let data = vec![7u8; 300_000];
+        let out = gunzip_capped(&gzip(&data), 1 << 20).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(out.capacity(), data.len(), "no doubling past the size");
+        assert_eq!(inflated_size_hint(b"short"), 20, "no trailer: four times");
+        let mut lying = gzip(b"x");
+        let at = lying.len() - 4;
+        lying[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(inflated_size_hint(&lying), u32::MAX as usize);
+        // Sized to the cap, not to 4 GiB, and then refused for the wrong size.
+        assert!(matches!(
+            gunzip_capped(&lying, 1 << 10),
+            Err(IngestError::Malformed(_))
+        ));
     }
 
     #[test]
