@@ -85,8 +85,12 @@ struct HourRows {
 
 impl HourRows {
     fn new() -> Self {
+        Self::with_capacity(FIRST_CAPACITY)
+    }
+
+    fn with_capacity(rows: usize) -> Self {
         Self {
-            columns: CallColumns::with_capacity(FIRST_CAPACITY),
+            columns: CallColumns::with_capacity(rows),
             unwritten: Vec::new(),
         }
     }
@@ -116,6 +120,10 @@ pub struct HistoryWriter {
     /// Event-time hour → its rows, copied into columns as they come (while the call
     /// is still in cache; it is not held until the flush).
     hours: BTreeMap<i64, HourRows>,
+    /// The newest hour written so far and how many rows its last flush held: the next
+    /// buffer for that hour (or a newer one) starts at that size instead of doubling its
+    /// way there, copying every column each time. Older hours (late calls) start small.
+    newest_hour: Option<(i64, usize)>,
     seq: u64,
     /// Rows written since start.
     pub written: u64,
@@ -129,6 +137,7 @@ impl HistoryWriter {
             retention,
             buffered: 0,
             hours: BTreeMap::new(),
+            newest_hour: None,
             seq: 0,
             written: 0,
         }
@@ -138,7 +147,14 @@ impl HistoryWriter {
     pub fn append(&mut self, call: impl Borrow<Call>, learned: bool) -> Result<(), BaselineError> {
         let call = call.borrow();
         let hour = call.event_time_ns.div_euclid(NS_PER_HOUR);
-        let rows = self.hours.entry(hour).or_insert_with(HourRows::new);
+        let first_rows = match self.newest_hour {
+            Some((newest, rows)) if hour >= newest => rows.clamp(FIRST_CAPACITY, self.flush_rows),
+            _ => FIRST_CAPACITY,
+        };
+        let rows = self
+            .hours
+            .entry(hour)
+            .or_insert_with(|| HourRows::with_capacity(first_rows));
         rows.columns.push(call, learned);
         self.buffered += 1;
         if self.buffered >= self.flush_rows || self.hours.len() > MAX_OPEN_HOURS {
@@ -161,6 +177,9 @@ impl HistoryWriter {
                 return Err(e);
             }
             let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if self.newest_hour.is_none_or(|(newest, _)| hour >= newest) {
+                self.newest_hour = Some((hour, n));
+            }
             self.buffered -= n;
             self.written += n as u64;
         }
@@ -279,6 +298,31 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(parts, MAX_OPEN_HOURS + 1);
+    }
+
+    #[test]
+    fn the_newest_hour_starts_at_its_last_flush_size_and_late_hours_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = HistoryWriter::new(dir.path(), Duration::from_secs(3600 * 1000), 100);
+        let at = |hour: i64| Call {
+            event_time_ns: 1_767_607_200_000_000_000 + hour * NS_PER_HOUR,
+            ..full_call()
+        };
+        for _ in 0..100 {
+            writer.append(at(5), false).unwrap();
+        }
+        assert_eq!(writer.buffered(), 0, "the flush size wrote them");
+        writer.append(at(5), false).unwrap();
+        writer.append(at(6), false).unwrap();
+        writer.append(at(4), false).unwrap();
+        let capacity = |hour: i64| {
+            writer.hours[&(1_767_607_200 / 3600 + hour)]
+                .columns
+                .rows_capacity()
+        };
+        assert_eq!(capacity(5), 100);
+        assert_eq!(capacity(6), 100, "a newer hour too");
+        assert_eq!(capacity(4), FIRST_CAPACITY, "a late hour starts small");
     }
 
     #[test]

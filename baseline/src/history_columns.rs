@@ -93,6 +93,12 @@ impl CallColumns {
         }
     }
 
+    /// Rows the builders hold room for before they grow.
+    #[cfg(test)]
+    pub(crate) fn rows_capacity(&self) -> usize {
+        self.time.capacity()
+    }
+
     pub(crate) fn push(&mut self, c: &Call, learned: bool) {
         self.time.append_value(c.event_time_ns);
         push_key(&mut self.source, &c.source);
