@@ -81,13 +81,17 @@ pub async fn read_capped(
     if declared > drain_limit {
         return Err(IngestError::TooLarge { limit });
     }
-    if declared <= limit as u64 {
+    // A declared length within the limit is reserved and allocated at once: one buffer,
+    // not one that doubles (and copies, and leaves the smaller ones to the allocator) as
+    // frames come. Over it, nothing is allocated before the bytes are reserved.
+    let reserved = if declared <= limit as u64 {
         reservation.grow_to(declared, wait).await?;
-    }
+        declared as usize
+    } else {
+        0
+    };
     let mut body = body;
-    // The declared length is reserved already: one allocation of it, not a buffer that
-    // doubles (and copies, and leaves the smaller ones to the allocator) as frames come.
-    let mut kept = bytes::BytesMut::with_capacity(declared.min(limit as u64) as usize);
+    let mut kept = bytes::BytesMut::with_capacity(reserved);
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame =
@@ -117,10 +121,8 @@ pub async fn read_capped(
 /// value costs only the growth it would have anyway. Without a trailer, four times
 /// the input.
 fn inflated_size_hint(compressed: &[u8]) -> usize {
-    match compressed.len().checked_sub(4).map(|at| &compressed[at..]) {
-        Some(&[a, b, c, d]) if compressed.len() >= GZIP_MIN_LEN => {
-            u32::from_le_bytes([a, b, c, d]) as usize
-        }
+    match compressed.last_chunk::<4>() {
+        Some(size) if compressed.len() >= GZIP_MIN_LEN => u32::from_le_bytes(*size) as usize,
         _ => compressed.len().saturating_mul(4),
     }
 }
