@@ -1,7 +1,7 @@
 //! CPU per span of the real path (prints a table): the release binary's `serve` receives a
-//! generated Online Boutique stream over OTLP gRPC as fast as it takes it — receivers,
-//! admission, pairing, event-time order, engine, alert store and Parquet history, on its
-//! default config — and its CPU time (every thread, from `/proc/PID/task/*/schedstat`) is
+//! generated Online Boutique stream over OTLP gRPC (requests encoded beforehand, sent as
+//! bytes) as fast as it takes it — receivers, admission, pairing, event-time order,
+//! engine, alert store and Parquet history, on its default config — and its CPU time (every thread, from `/proc/PID/task/*/schedstat`) is
 //! divided by the spans it accepted. In the same run, this process decodes the same
 //! bytes with `prost` on one thread, which is the reference. The server's threads are
 //! listed by name, so the table says where the CPU goes.
@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use bench_support::{generate, release_bin, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
 
 /// Nanoseconds on CPU of one thread (`/proc/.../schedstat`, first field).
@@ -48,6 +47,24 @@ fn cpu_by_thread(pid: u32) -> BTreeMap<String, u64> {
     out
 }
 
+/// Segments the stream is measured in (`EASTWEST_BENCH_SEGMENTS`).
+const DEFAULT_SEGMENTS: usize = 12;
+
+/// Waits until the server has accepted `spans` and its call count stands still: the
+/// pipeline has processed what it was sent.
+async fn catch_up(api: u16, spans: u64) {
+    let mut last_calls = u64::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = stats(api).await;
+        let calls = s["calls"].as_u64().unwrap_or(0);
+        if s["spans"].as_u64() == Some(spans) && calls == last_calls {
+            return;
+        }
+        last_calls = calls;
+    }
+}
+
 async fn stats(api: u16) -> serde_json::Value {
     reqwest::get(format!("http://127.0.0.1:{api}/api/v1/stats"))
         .await
@@ -67,23 +84,15 @@ async fn main() {
         eastwest_datasets::read_otlp_file(&scenario.join("traces.pb")).unwrap();
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
     eastwest_datasets::retime_requests(&mut requests, &mut [], now);
-    let bodies: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
-    let spans: u64 = requests.iter().map(eastwest_datasets::span_count).sum();
-    let bytes: usize = bodies.iter().map(Vec::len).sum();
-
-    // Reference: decode the same bytes, one thread, three passes.
-    let thread_cpu = || schedstat(Path::new("/proc/thread-self/schedstat"));
-    let decode_ns = {
-        let mut best = u64::MAX;
-        for _ in 0..3 {
-            let before = thread_cpu();
-            for b in &bodies {
-                std::hint::black_box(ExportTraceServiceRequest::decode(b.as_slice()).unwrap());
-            }
-            best = best.min(thread_cpu() - before);
-        }
-        best
-    };
+    // Encoded once: the client sends these bytes as they are (as a collector forwards a
+    // backlog), so that the load generator's own encoding does not compete with the
+    // server for the same two cores and caches.
+    let bodies: Vec<bytes::Bytes> = requests.iter().map(|r| r.encode_to_vec().into()).collect();
+    let span_counts: Vec<u64> = requests.iter().map(eastwest_datasets::span_count).collect();
+    let spans: u64 = span_counts.iter().sum();
+    let request_count = requests.len();
+    drop(requests);
+    let bytes: usize = bodies.iter().map(bytes::Bytes::len).sum();
 
     let server = serve(
         &bin,
@@ -97,43 +106,77 @@ async fn main() {
         .connect()
         .await
         .unwrap();
-    let mut client = TraceServiceClient::new(channel);
-    let idle = cpu_by_thread(pid);
+
+    // The stream goes in segments, each first decoded here (the reference) and then sent
+    // to the server, which is given time to catch up before the next one: both figures of
+    // a segment are measured within seconds of each other, so the machine's drift over
+    // minutes moves both alike, and neither runs while the other does.
+    let segments = std::env::var("EASTWEST_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_SEGMENTS)
+        .clamp(1, bodies.len().max(1));
+    let thread_cpu = || schedstat(Path::new("/proc/thread-self/schedstat"));
+    let mut decode_ns = 0;
+    let mut server_by_thread: BTreeMap<String, u64> = BTreeMap::new();
+    let mut segment_ratios = Vec::new();
+    let mut sent_spans = 0;
     let started = Instant::now();
-    for r in &requests {
-        let mut backoff = Duration::from_millis(20);
-        while let Err(status) = client.export(r.clone()).await {
-            assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+    let segment_len = bodies.len().div_ceil(segments);
+    for (segment, counts) in bodies
+        .chunks(segment_len)
+        .zip(span_counts.chunks(segment_len))
+    {
+        let before = thread_cpu();
+        for b in segment {
+            std::hint::black_box(ExportTraceServiceRequest::decode(b.as_ref()).unwrap());
         }
-    }
-    // Until the pipeline has caught up: every span accepted, and the call count still.
-    let mut last_calls = u64::MAX;
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let s = stats(api).await;
-        let calls = s["calls"].as_u64().unwrap_or(0);
-        if s["spans"].as_u64() == Some(spans) && calls == last_calls {
-            break;
+        let segment_decode = thread_cpu() - before;
+        decode_ns += segment_decode;
+
+        let idle = cpu_by_thread(pid);
+        sent_spans += counts.iter().sum::<u64>();
+        for body in segment {
+            let mut backoff = Duration::from_millis(20);
+            while let Err(status) =
+                eastwest_datasets::export_encoded_traces(channel.clone(), body.clone()).await
+            {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
         }
-        last_calls = calls;
+        catch_up(api, sent_spans).await;
+        let mut segment_server = 0;
+        for (name, ns) in cpu_by_thread(pid) {
+            let used = ns - idle.get(&name).copied().unwrap_or(0);
+            segment_server += used;
+            *server_by_thread.entry(name).or_insert(0) += used;
+        }
+        segment_ratios.push(segment_server as f64 / segment_decode as f64);
     }
+    assert_eq!(sent_spans, spans);
     let elapsed = started.elapsed();
-    let busy = cpu_by_thread(pid);
-    let per_thread: Vec<(String, u64)> = busy
-        .iter()
-        .map(|(name, ns)| (name.clone(), ns - idle.get(name).copied().unwrap_or(0)))
+    let per_thread: Vec<(String, u64)> = server_by_thread
+        .into_iter()
         .filter(|(_, ns)| *ns > 0)
         .collect();
     let server_ns: u64 = per_thread.iter().map(|(_, ns)| ns).sum();
     let per_span = |ns: u64| ns as f64 / spans as f64;
+    segment_ratios.sort_by(f64::total_cmp);
 
     println!(
-        "{spans} spans ({} bytes/span) in {} requests; server caught up in {:.1} s",
+        "{spans} spans ({} bytes/span) in {} requests, {} segments; {:.1} s",
         bytes as u64 / spans.max(1),
-        requests.len(),
+        request_count,
+        segment_ratios.len(),
         elapsed.as_secs_f64()
+    );
+    println!(
+        "× raw decode by segment: min {:.2}, median {:.2}, max {:.2}",
+        segment_ratios[0],
+        segment_ratios[segment_ratios.len() / 2],
+        segment_ratios[segment_ratios.len() - 1]
     );
     println!();
     println!("| path | CPU per span | × raw decode |");

@@ -2,12 +2,13 @@
 //! (topologies, load shapes, rollouts, jobs, sampling), the labelled attack and
 //! benign-change scenarios, converters from public trace formats (Nezha CSV, Zipkin v2)
 //! to OTLP, evaluation suites built on real traces (`real`: recorded windows on one
-//! timeline, attacks injected in the recorded style), and replay of OTLP files to a
-//! receiver. It does not detect or learn.
+//! timeline, attacks injected in the recorded style), and replay of OTLP files (or of
+//! requests already encoded) to a receiver. It does not detect or learn.
 #![forbid(unsafe_code)]
 
 mod convert;
 mod demo;
+mod encoded;
 mod error;
 mod otlp;
 mod read;
@@ -20,6 +21,7 @@ mod sink;
 pub use convert::{convert_nezha_csv, convert_zipkin_json, service_from_pod};
 pub use demo::{DEMO_LEARNING_PERIOD, DemoFeed, demo_feed, demo_feed_at};
 pub use eastwest_collector::otlp::{log_record_count, span_count};
+pub use encoded::{RawCodec, TRACES_EXPORT_PATH, export_encoded_traces};
 pub use error::DatasetError;
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
 pub use real::{RealFault, RealOptions, RealSuite, RealWindow, nezha_suite};

@@ -1,5 +1,5 @@
 //! Shapes of hostile export requests and the probes the hostile-client tests share:
-//! raw protobuf building, a gRPC client that sends bytes as they are, RSS from `/proc`,
+//! raw protobuf building, a gRPC export of bytes as they are, RSS from `/proc`,
 //! a `/healthz` watcher and a `/metrics` reader.
 #![allow(dead_code)]
 
@@ -8,10 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-pub const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+use bytes::Bytes;
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -75,47 +72,9 @@ pub fn span_heavy_with_seed(spans: u32, seed: u8) -> Vec<u8> {
     field(1, &[resource, field(2, &scope)].concat())
 }
 
-/// Sends pre-encoded request bytes over gRPC as they are.
-#[derive(Clone, Default)]
-pub struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        buf.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
-}
-
+/// Sends pre-encoded request bytes over gRPC as they are; the status code of the answer.
 pub async fn grpc_export(channel: tonic::transport::Channel, body: Bytes) -> tonic::Code {
-    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
-    if grpc.ready().await.is_err() {
-        return tonic::Code::Unavailable;
-    }
-    let path = http::uri::PathAndQuery::from_static(TRACES_PATH);
-    match grpc.unary(tonic::Request::new(body), path, RawCodec).await {
+    match eastwest_datasets::export_encoded_traces(channel, body).await {
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     }
