@@ -126,3 +126,49 @@ async fn hours_written_before_the_size_columns_still_read() {
         .unwrap();
     assert_eq!(stats.rows, 4);
 }
+
+/// The one part file `write` left in `dir`.
+fn only_part_file(dir: &Path) -> std::path::PathBuf {
+    let hours: Vec<_> = std::fs::read_dir(dir.join(CALLS_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(hours.len(), 1, "{hours:?}");
+    let files: Vec<_> = std::fs::read_dir(&hours[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn only_time_has_statistics_and_ids_have_no_dictionary() {
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let calls: Vec<Call> = (0..100).map(|i| call(i, Some(10), None)).collect();
+    write(dir.path(), &calls);
+    let file = std::fs::File::open(only_part_file(dir.path())).unwrap();
+    let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+    let group = meta.row_group(0);
+    let column = |name: &str| {
+        group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    assert!(column("time").statistics().is_some());
+    for name in ["source", "route", "status", "duration_ns", "trace_id"] {
+        assert!(column(name).statistics().is_none(), "{name} has statistics");
+    }
+    let dictionary = |name: &str| {
+        column(name)
+            .encodings()
+            .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY))
+    };
+    assert!(dictionary("source") && dictionary("route"));
+    assert!(!dictionary("trace_id") && !dictionary("span_id"));
+}

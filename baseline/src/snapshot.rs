@@ -243,35 +243,55 @@ impl SnapshotData {
 const ZSTD_LEVEL: i32 = 3;
 
 pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), BaselineError> {
-    write_parquet_with(path, std::slice::from_ref(batch), &[], ZSTD_LEVEL)
+    write_parquet_with(
+        path,
+        std::slice::from_ref(batch),
+        ColumnLayout::default(),
+        ZSTD_LEVEL,
+    )
 }
 
-/// [`write_parquet`] of one or more batches of one schema (the first's), with neither
-/// dictionary nor min/max statistics for `unique_columns` (a column whose values hardly
-/// repeat, such as random ids, only costs the writer a dictionary it then abandons, and
-/// its range spans every page, so no query could skip a page by it) and the given zstd
-/// level.
+/// How a table's columns are written, beyond the defaults (dictionary and min/max
+/// statistics for every column).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ColumnLayout<'a> {
+    /// Columns whose values hardly repeat, such as random ids: no dictionary (the writer
+    /// would only build one and then abandon it).
+    pub unique: &'a [&'a str],
+    /// When set, the only columns with min/max statistics. A column whose values are
+    /// spread over every page (any column of calls but their time) gives no query a page
+    /// or row group to skip, while its statistics cost a comparison per value.
+    pub statistics_only: Option<&'a [&'a str]>,
+}
+
+/// [`write_parquet`] of one or more batches of one schema (the first's), with the given
+/// column layout and zstd level.
 pub(crate) fn write_parquet_with(
     path: &Path,
     batches: &[RecordBatch],
-    unique_columns: &[&str],
+    layout: ColumnLayout<'_>,
     zstd_level: i32,
 ) -> Result<(), BaselineError> {
     let Some(first) = batches.first() else {
         return Ok(());
     };
     let file = File::create(path).map_err(|e| BaselineError::io(path, e))?;
-    let props = unique_columns
-        .iter()
-        .fold(WriterProperties::builder(), |props, column| {
-            props
-                .set_column_dictionary_enabled(ColumnPath::from(*column), false)
-                .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
-        })
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(zstd_level).expect("valid level"),
-        ))
-        .build();
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(
+        ZstdLevel::try_new(zstd_level).expect("valid level"),
+    ));
+    for column in layout.unique {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
+    }
+    if let Some(columns) = layout.statistics_only {
+        props = props.set_statistics_enabled(EnabledStatistics::None);
+        for column in columns {
+            props = props
+                .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::Page);
+        }
+    }
+    let props = props.build();
     let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props))
         .map_err(|e| BaselineError::corrupt(path, e))?;
     for batch in batches {
