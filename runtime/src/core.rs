@@ -20,7 +20,7 @@ use crate::backend::PipelineBackend;
 use crate::clock::EventClock;
 use crate::config::EastwestConfig;
 use crate::pipeline::{Persistence, Pipeline};
-use crate::published::{Command, EdgeNames, LiveState, Published};
+use crate::published::{Command, LiveState, Published};
 use crate::storage::{StorageMetrics, restore_baseline, start_history};
 
 /// Set to `pipeline` to make the pipeline stage fail on its first batch: how the
@@ -208,7 +208,6 @@ impl Core {
             published: published.clone(),
             live: LiveState::default(),
             engine_time_ns: 0,
-            edge_key: EdgeNames::default(),
             clock: EventClock::new(
                 config.pipeline.allowed_lateness,
                 config.pipeline.idle_advance,

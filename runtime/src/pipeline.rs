@@ -48,8 +48,6 @@ pub struct Pipeline {
     pub persistence: Persistence,
     /// The event time the engine was last advanced to.
     pub engine_time_ns: i64,
-    /// The edge key of the call being handled: its buffers are reused from call to call.
-    pub edge_key: EdgeNames,
 }
 
 /// Where the pipeline persists: call history rows and periodic baseline snapshots.
@@ -230,12 +228,14 @@ impl Pipeline {
         }
         let mut output = EngineOutput::default();
         let mut rows = Vec::with_capacity(calls.len());
+        // One edge key per batch, rewritten for each call: its buffers are reused.
+        let mut edge_key = EdgeNames::default();
         for call in calls {
-            call.write_edge_key(&mut self.edge_key);
-            let out = self.engine.process_edge(&call, &self.edge_key);
+            call.write_edge_key(&mut edge_key);
+            let out = self.engine.process_edge(&call, &edge_key);
             output.alerts.extend(out.alerts);
             output.incidents.extend(out.incidents);
-            self.live.remember(&call, &self.edge_key);
+            self.live.remember(&call, &edge_key);
             rows.push((call, out.learned));
         }
         self.live.remember_recent(&rows);
