@@ -11,14 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut};
 use eastwest_collector::{
     CallExtractor, CollectorMetrics, IngestBatch, NormalizerConfig, ReceiverConfig, Receivers,
     SpanNormalizer,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
@@ -298,9 +295,13 @@ async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
                 );
                 for p in payloads.iter().skip(worker).step_by(IN_FLIGHT) {
                     grpc.ready().await.unwrap();
-                    grpc.unary(tonic::Request::new(p.clone()), path.clone(), raw::RawCodec)
-                        .await
-                        .unwrap();
+                    grpc.unary(
+                        tonic::Request::new(bytes::Bytes::copy_from_slice(p)),
+                        path.clone(),
+                        eastwest_datasets::RawCodec,
+                    )
+                    .await
+                    .unwrap();
                 }
             }));
         }
@@ -395,48 +396,4 @@ fn main() {
             .join(", "),
         100.0 * consumer_busy
     );
-}
-
-mod raw {
-    //! Sends pre-encoded request bytes, so the client does not re-encode each round.
-    use super::*;
-    use tonic::Status;
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-    pub struct RawCodec;
-    pub struct RawEncoder;
-    pub struct ResponseDecoder;
-
-    impl Codec for RawCodec {
-        type Encode = Vec<u8>;
-        type Decode = ExportTraceServiceResponse;
-        type Encoder = RawEncoder;
-        type Decoder = ResponseDecoder;
-        fn encoder(&mut self) -> RawEncoder {
-            RawEncoder
-        }
-        fn decoder(&mut self) -> ResponseDecoder {
-            ResponseDecoder
-        }
-    }
-
-    impl Encoder for RawEncoder {
-        type Item = Vec<u8>;
-        type Error = Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-
-    impl Decoder for ResponseDecoder {
-        type Item = ExportTraceServiceResponse;
-        type Error = Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-            let bytes = src.copy_to_bytes(src.remaining());
-            ExportTraceServiceResponse::decode(bytes)
-                .map(Some)
-                .map_err(|e| Status::internal(e.to_string()))
-        }
-    }
 }

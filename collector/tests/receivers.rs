@@ -247,9 +247,13 @@ async fn grpc_malformed_protobuf_is_invalid_argument() {
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     );
     // Field 1, wire type 2 (length-delimited), length 100, but only 3 bytes follow.
-    let garbage = vec![0x0a, 100, 1, 2, 3];
+    let garbage = bytes::Bytes::from_static(&[0x0a, 100, 1, 2, 3]);
     let err = grpc
-        .unary(tonic::Request::new(garbage.clone()), path, raw::RawCodec)
+        .unary(
+            tonic::Request::new(garbage.clone()),
+            path,
+            eastwest_datasets::RawCodec,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -266,7 +270,7 @@ async fn grpc_malformed_protobuf_is_invalid_argument() {
             .unary(
                 tonic::Request::new(garbage.clone()),
                 http::uri::PathAndQuery::from_static(path),
-                raw::RawCodec,
+                eastwest_datasets::RawCodec,
             )
             .await
             .unwrap_err();
@@ -471,52 +475,6 @@ async fn cancel_stops_both_servers_and_closes_the_queue() {
         reqwest::get(format!("{}/v1/traces", s.http)).await.is_err(),
         "HTTP listener closed"
     );
-}
-
-mod raw {
-    //! Sends arbitrary bytes as a gRPC request message (to test malformed input).
-    use bytes::{Buf, BufMut};
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    use prost::Message;
-    use tonic::Status;
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-    pub struct RawCodec;
-    pub struct RawEncoder;
-    pub struct ResponseDecoder;
-
-    impl Codec for RawCodec {
-        type Encode = Vec<u8>;
-        type Decode = ExportTraceServiceResponse;
-        type Encoder = RawEncoder;
-        type Decoder = ResponseDecoder;
-        fn encoder(&mut self) -> RawEncoder {
-            RawEncoder
-        }
-        fn decoder(&mut self) -> ResponseDecoder {
-            ResponseDecoder
-        }
-    }
-
-    impl Encoder for RawEncoder {
-        type Item = Vec<u8>;
-        type Error = Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-
-    impl Decoder for ResponseDecoder {
-        type Item = ExportTraceServiceResponse;
-        type Error = Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-            let bytes = src.copy_to_bytes(src.remaining());
-            ExportTraceServiceResponse::decode(bytes)
-                .map(Some)
-                .map_err(|e| Status::internal(e.to_string()))
-        }
-    }
 }
 
 #[tokio::test]
