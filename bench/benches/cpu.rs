@@ -1,9 +1,10 @@
 //! CPU per span of the real path (prints a table): the release binary's `serve` receives a
 //! generated Online Boutique stream over OTLP gRPC (requests encoded beforehand, sent as
 //! bytes) as fast as it takes it — receivers, admission, pairing, event-time order,
-//! engine, alert store and Parquet history, on its default config — and its CPU time (every thread, from `/proc/PID/task/*/schedstat`) is
-//! divided by the spans it accepted. In the same run, this process decodes the same
-//! bytes with `prost` on one thread, which is the reference. The server's threads are
+//! engine, alert store and Parquet history, on its default config — and its CPU time
+//! (every thread, from `/proc/PID/task/*/schedstat`) is divided by the spans it accepted.
+//! The reference is this process decoding the same bytes with `prost` on one thread,
+//! segment by segment, just before it sends each segment. The server's threads are
 //! listed by name, so the table says where the CPU goes.
 //!
 //! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-bench --bench cpu`
@@ -26,8 +27,9 @@ fn schedstat(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU nanoseconds of each thread of `pid`, summed by thread name.
-fn cpu_by_thread(pid: u32) -> BTreeMap<String, u64> {
+/// Each thread of `pid` by thread id: its name (numbered workers grouped under one) and
+/// its CPU nanoseconds so far.
+fn cpu_by_thread(pid: u32) -> BTreeMap<String, (String, u64)> {
     let mut out = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
@@ -42,9 +44,28 @@ fn cpu_by_thread(pid: u32) -> BTreeMap<String, u64> {
         let name = name
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
             .to_string();
-        *out.entry(name).or_insert(0) += schedstat(&dir.join("schedstat"));
+        let tid = task.file_name().to_string_lossy().into_owned();
+        out.insert(tid, (name, schedstat(&dir.join("schedstat"))));
     }
     out
+}
+
+/// CPU nanoseconds each thread name used between two [`cpu_by_thread`] readings, added
+/// to `totals`; returns their sum. A thread started in between counts from zero (one that
+/// ended in between is gone from the second reading: the blocking pool's threads end
+/// only after seconds idle).
+fn add_cpu_used(
+    before: &BTreeMap<String, (String, u64)>,
+    after: BTreeMap<String, (String, u64)>,
+    totals: &mut BTreeMap<String, u64>,
+) -> u64 {
+    let mut sum = 0;
+    for (tid, (name, ns)) in after {
+        let used = ns.saturating_sub(before.get(&tid).map_or(0, |(_, ns)| *ns));
+        sum += used;
+        *totals.entry(name).or_insert(0) += used;
+    }
+    sum
 }
 
 /// Segments the stream is measured in (`EASTWEST_BENCH_SEGMENTS`).
@@ -134,7 +155,7 @@ async fn main() {
         let segment_decode = thread_cpu() - before;
         decode_ns += segment_decode;
 
-        let idle = cpu_by_thread(pid);
+        let before_segment = cpu_by_thread(pid);
         sent_spans += counts.iter().sum::<u64>();
         for body in segment {
             let mut backoff = Duration::from_millis(20);
@@ -147,12 +168,8 @@ async fn main() {
             }
         }
         catch_up(api, sent_spans).await;
-        let mut segment_server = 0;
-        for (name, ns) in cpu_by_thread(pid) {
-            let used = ns - idle.get(&name).copied().unwrap_or(0);
-            segment_server += used;
-            *server_by_thread.entry(name).or_insert(0) += used;
-        }
+        let segment_server =
+            add_cpu_used(&before_segment, cpu_by_thread(pid), &mut server_by_thread);
         segment_ratios.push(segment_server as f64 / segment_decode as f64);
     }
     assert_eq!(sent_spans, spans);
