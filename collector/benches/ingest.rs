@@ -243,7 +243,7 @@ fn decode_and_extract(payloads: &[Vec<u8>]) -> usize {
 }
 
 /// (spans/s, share of the wall time the single pipeline consumer was busy).
-async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
+async fn end_to_end(payloads: Arc<Vec<bytes::Bytes>>, extract: bool) -> (f64, f64) {
     let config = ReceiverConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
@@ -282,7 +282,7 @@ async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
         .connect()
         .await
         .unwrap();
-    let send_round = |channel: tonic::transport::Channel, payloads: Arc<Vec<Vec<u8>>>| async move {
+    let send_round = |channel: tonic::transport::Channel, payloads: Arc<Vec<bytes::Bytes>>| async move {
         // A few requests in flight, as an exporter with several workers would have.
         const IN_FLIGHT: usize = 4;
         let mut tasks = Vec::new();
@@ -290,13 +290,12 @@ async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
             let mut grpc = tonic::client::Grpc::new(channel.clone());
             let payloads = payloads.clone();
             tasks.push(tokio::spawn(async move {
-                let path = http::uri::PathAndQuery::from_static(
-                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                );
+                let path =
+                    http::uri::PathAndQuery::from_static(eastwest_datasets::TRACES_EXPORT_PATH);
                 for p in payloads.iter().skip(worker).step_by(IN_FLIGHT) {
                     grpc.ready().await.unwrap();
                     grpc.unary(
-                        tonic::Request::new(bytes::Bytes::copy_from_slice(p)),
+                        tonic::Request::new(p.clone()),
                         path.clone(),
                         eastwest_datasets::RawCodec,
                     )
@@ -323,13 +322,13 @@ async fn end_to_end(payloads: Arc<Vec<Vec<u8>>>, extract: bool) -> (f64, f64) {
 }
 
 /// The runtime the end-to-end stage runs in, and its requests (distinct traces each).
-fn end_to_end_setup() -> (tokio::runtime::Runtime, Arc<Vec<Vec<u8>>>) {
+fn end_to_end_setup() -> (tokio::runtime::Runtime, Arc<Vec<bytes::Bytes>>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let payloads = (0..E2E_REQUESTS)
-        .map(|i| request(i).encode_to_vec())
+        .map(|i| request(i).encode_to_vec().into())
         .collect();
     (runtime, Arc::new(payloads))
 }

@@ -243,9 +243,7 @@ async fn grpc_malformed_protobuf_is_invalid_argument() {
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let path = http::uri::PathAndQuery::from_static(
-        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-    );
+    let path = http::uri::PathAndQuery::from_static(eastwest_datasets::TRACES_EXPORT_PATH);
     // Field 1, wire type 2 (length-delimited), length 100, but only 3 bytes follow.
     let garbage = bytes::Bytes::from_static(&[0x0a, 100, 1, 2, 3]);
     let err = grpc
