@@ -25,8 +25,11 @@ use crate::metrics::{CollectorMetrics, RejectReason};
 const STREAM_WINDOW_BYTES: u32 = 4 << 20;
 /// HTTP/2 flow-control window per connection (several exports in flight).
 const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
-/// Largest HTTP/2 frame the server accepts (the protocol's default is 16 KiB).
-const MAX_FRAME_BYTES: u32 = 1 << 20;
+/// Largest HTTP/2 frame the server accepts (the protocol's default is 16 KiB). Frames
+/// the size of a whole export cost a second copy of it: tonic reserves a message's full
+/// length in its buffer after the first frame already holds most of it, and h2's read
+/// buffer grows to the frame. At 64 KiB both buffers stay small and warm.
+const MAX_FRAME_BYTES: u32 = 64 << 10;
 
 struct Handler {
     admission: Admission,

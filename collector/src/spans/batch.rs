@@ -15,6 +15,9 @@ pub struct SpanBatch {
     pub(crate) seen: u64,
     pub(crate) ignored: u64,
     max_event_time_ns: Option<i64>,
+    /// Heap bytes of the spans' strings, added up as they are read (a second pass over
+    /// the batch would fetch every span again).
+    heap_bytes: usize,
 }
 
 impl SpanBatch {
@@ -29,10 +32,7 @@ impl SpanBatch {
             );
             for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
                 batch.note_span(span.start_time_unix_nano);
-                match SpanInfo::from_span(span, &resource) {
-                    Some(info) => batch.infos.push(info),
-                    None => batch.ignored += 1,
-                }
+                batch.add(SpanInfo::from_span(span, &resource));
             }
         }
         batch
@@ -49,8 +49,16 @@ impl SpanBatch {
     /// the wire), as [`SpanBatch::from_request`] reads a decoded one.
     pub(crate) fn push(&mut self, span: &SpanHead<'_>, attrs: &Attrs<'_>) {
         self.note_span(span.start_time_unix_nano);
-        match SpanInfo::from_parts(span, attrs) {
-            Some(info) => self.infos.push(info),
+        self.add(SpanInfo::from_parts(span, attrs));
+    }
+
+    /// A span read into pairing form, or `None` for one pairing ignores.
+    fn add(&mut self, info: Option<SpanInfo>) {
+        match info {
+            Some(info) => {
+                self.heap_bytes += info.heap_bytes();
+                self.infos.push(info);
+            }
             None => self.ignored += 1,
         }
     }
@@ -66,8 +74,7 @@ impl SpanBatch {
     /// more than the decoded request's own size.
     pub fn memory_bytes(&self) -> u64 {
         let inline = self.infos.capacity() * std::mem::size_of::<SpanInfo>();
-        let heap: usize = self.infos.iter().map(SpanInfo::heap_bytes).sum();
-        (std::mem::size_of::<Self>() + inline + heap) as u64
+        (std::mem::size_of::<Self>() + inline + self.heap_bytes) as u64
     }
 
     /// Spans in the request it was read from.
@@ -78,5 +85,33 @@ impl SpanBatch {
     /// The newest span start in the batch.
     pub fn max_event_time_ns(&self) -> Option<i64> {
         self.max_event_time_ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::attributes::test_support::kv;
+    use super::super::naming_tests::{client, request, server, workload};
+    use super::*;
+
+    #[test]
+    fn memory_counts_every_span_string_on_the_heap() {
+        let long = "f3a1c2d4-0b9e-4c1a-9d2e-7a6b5c4d3e2f-and-more";
+        let attrs = vec![kv("guid:x-request-id", long), kv("http.method", "GET")];
+        let batch = SpanBatch::from_request(&request(vec![
+            client(1, workload("frontend", "shop"), attrs.clone()),
+            server(1, workload("cartservice", "shop"), attrs),
+        ]));
+        assert_eq!(batch.infos.len(), 2);
+        let heap: usize = batch.infos.iter().map(SpanInfo::heap_bytes).sum();
+        assert!(
+            heap >= 2 * long.len(),
+            "request ids are on the heap: {heap}"
+        );
+        let inline = batch.infos.capacity() * std::mem::size_of::<SpanInfo>();
+        assert_eq!(
+            batch.memory_bytes(),
+            (std::mem::size_of::<SpanBatch>() + inline + heap) as u64
+        );
     }
 }

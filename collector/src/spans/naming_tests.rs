@@ -53,7 +53,7 @@ pub(super) fn server(trace: u8, resource: Vec<KeyValue>, attrs: Vec<KeyValue>) -
     }
 }
 
-fn request(spans: Vec<Sp>) -> ExportTraceServiceRequest {
+pub(super) fn request(spans: Vec<Sp>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: spans
             .into_iter()
