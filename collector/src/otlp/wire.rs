@@ -86,6 +86,23 @@ impl Attributes<'_> {
         bytes: &'a [u8],
         value_depth: u32,
     ) -> Result<(Option<Key>, Option<Val<'a>>), IngestError> {
+        if let Some((k, s)) = short_string_attribute(bytes) {
+            self.shape.decoded_bytes += (k.len() + s.len()) as u64;
+            let key = Key::of_bytes(k);
+            if key.is_none() {
+                text(k)?;
+            }
+            return Ok((key, Some(Val::Str(text(s)?))));
+        }
+        self.key_value_fields(bytes, value_depth)
+    }
+
+    /// [`Attributes::key_value`] for any layout, field by field.
+    fn key_value_fields<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        value_depth: u32,
+    ) -> Result<(Option<Key>, Option<Val<'a>>), IngestError> {
         let (mut key, mut value) = (None, None);
         for field in Fields(bytes) {
             match field? {
@@ -108,6 +125,25 @@ impl Attributes<'_> {
         }
         Ok((key, value))
     }
+}
+
+/// The key and string value of a `KeyValue` laid out as nearly every exporter writes a
+/// string attribute under 126 bytes: key (field 1), then value (field 2) holding only
+/// `string_value` (field 1), every length one byte. Such bytes read here without the
+/// field loop, and to what the loop would make of them; any other layout is `None`.
+fn short_string_attribute(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let [0x0A, key_len, rest @ ..] = bytes else {
+        return None;
+    };
+    let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
+    let [0x12, value_len, 0x0A, string_len, string @ ..] = rest else {
+        return None;
+    };
+    let whole = *key_len < 0x80
+        && *value_len < 0x80
+        && usize::from(*value_len) == usize::from(*string_len) + 2
+        && string.len() == usize::from(*string_len);
+    whole.then_some((key, string))
 }
 
 /// What reading a request found: spans in it, those cut by validation, and the batch.

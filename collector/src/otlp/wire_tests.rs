@@ -436,3 +436,57 @@ fn attributes_the_walk_leaves_to_the_reader_are_checked_and_sized_by_it() {
     let err = read(&big, &tight).err().expect("over the decoded size");
     assert!(matches!(err, IngestError::OverLimit(_)), "{err}");
 }
+
+/// Reads one `KeyValue`'s bytes both ways: the short-string layout (when it applies) and
+/// the field loop; they must agree on the key, value, size and errors.
+fn both_ways(bytes: &[u8]) -> bool {
+    let limits = limits();
+    let attributes = |fields: bool| {
+        let mut a = Attributes {
+            limits: &limits,
+            shape: Shape::default(),
+        };
+        let read = if fields {
+            a.key_value_fields(bytes, SPAN_ATTRIBUTE_VALUE_DEPTH)
+        } else {
+            a.key_value(bytes, SPAN_ATTRIBUTE_VALUE_DEPTH)
+        };
+        // A refused request has no size to agree on.
+        read.map(|r| (r, a.shape)).map_err(|e| e.to_string())
+    };
+    assert_eq!(attributes(false), attributes(true), "{bytes:?}");
+    short_string_attribute(bytes).is_some()
+}
+
+#[test]
+fn short_string_attributes_read_as_the_field_loop_reads_them() {
+    let keys = ["http.method", "guid:x-request-id", "not.a.key", ""];
+    for key in keys
+        .into_iter()
+        .chain([&*"k".repeat(127), &*"k".repeat(128)])
+    {
+        for len in [0, 1, 60, 125, 126, 127, 128, 200] {
+            let bytes = kv(key, s(&"v".repeat(len))).encode_to_vec();
+            let short = both_ways(&bytes);
+            // prost leaves an empty key out.
+            let expected = len < 126 && !key.is_empty() && key.len() < 128;
+            assert_eq!(short, expected, "{key} {len}");
+        }
+    }
+    // Hand-made layouts the field loop reads another way (or refuses): a two-byte
+    // length of 0x80 where the short layout has one byte, a value field that holds more
+    // than its string, bytes after the value, a string that is not UTF-8, a non-string value.
+    let mut two_byte_length = vec![0x0A, 1, b'k', 0x12, 0x80, 0x0A, 126];
+    two_byte_length.extend([b'v'; 126]);
+    for bytes in [
+        two_byte_length,
+        vec![0x0A, 1, b'k', 0x12, 5, 0x0A, 1, b'v', 0x10, 1],
+        vec![0x0A, 1, b'k', 0x12, 3, 0x0A, 1, b'v', 0x0A, 0],
+        vec![0x0A, 1, b'k', 0x12, 3, 0x0A, 1, 0xFF],
+        vec![0x0A, 1, 0xFF, 0x12, 3, 0x0A, 1, b'v'],
+        vec![0x0A, 1, b'k', 0x12, 2, 0x10, 1],
+        vec![0x12, 3, 0x0A, 1, b'v', 0x0A, 1, b'k'],
+    ] {
+        both_ways(&bytes);
+    }
+}

@@ -32,8 +32,9 @@ macro_rules! attribute_keys {
             pub fn of_bytes(name: &[u8]) -> Option<Key> {
                 const NAMES: [&[u8]; Key::COUNT] = [$($key.as_bytes(),)*];
                 const KEYS: [Key; Key::COUNT] = [$(Key::$name,)*];
-                static TABLE: std::sync::LazyLock<BucketTable> =
-                    std::sync::LazyLock::new(|| BucketTable::new(&NAMES));
+                // Built by the compiler: a full bucket fails the build, and a lookup
+                // reads a table that is there from the start.
+                static TABLE: BucketTable = BucketTable::new(&NAMES);
                 TABLE.find(name).map(|i| KEYS[i])
             }
         }
@@ -46,7 +47,7 @@ macro_rules! attribute_keys {
 /// whatever its bytes: one bucket, a few comparisons.
 struct BucketTable {
     names: &'static [&'static [u8]],
-    buckets: Vec<[u8; BUCKET_WIDTH]>,
+    buckets: [[u8; BUCKET_WIDTH]; BUCKETS],
 }
 
 const BUCKET_WIDTH: usize = 4;
@@ -54,30 +55,39 @@ const NO_KEY: u8 = u8::MAX;
 /// Longest name a bucket exists for: longer names are no key.
 const MAX_NAME: usize = 63;
 const BYTE_BUCKETS: usize = 16;
+const BUCKETS: usize = (MAX_NAME + 1) * BYTE_BUCKETS;
 
 impl BucketTable {
-    fn bucket(name: &[u8]) -> Option<usize> {
-        let (&last, len) = (name.last()?, name.len());
-        if len > MAX_NAME {
+    const fn bucket(name: &[u8]) -> Option<usize> {
+        let len = name.len();
+        if len == 0 || len > MAX_NAME {
             return None;
         }
-        let mixed = usize::from(last ^ name[len / 2].rotate_left(2));
+        let mixed = (name[len - 1] ^ name[len / 2].rotate_left(2)) as usize;
         Some(len * BYTE_BUCKETS + mixed % BYTE_BUCKETS)
     }
 
-    fn new(names: &'static [&'static [u8]]) -> Self {
+    const fn new(names: &'static [&'static [u8]]) -> Self {
         assert!(
-            names.len() < usize::from(NO_KEY),
+            names.len() < NO_KEY as usize,
             "too many keys for u8 indices"
         );
-        let mut buckets = vec![[NO_KEY; BUCKET_WIDTH]; (MAX_NAME + 1) * BYTE_BUCKETS];
-        for (i, name) in names.iter().enumerate() {
-            let bucket = Self::bucket(name).expect("key names are short and not empty");
-            let slot = buckets[bucket]
-                .iter_mut()
-                .find(|slot| **slot == NO_KEY)
-                .expect("a bucket of key names is full: widen it");
-            *slot = i as u8;
+        let mut buckets = [[NO_KEY; BUCKET_WIDTH]; BUCKETS];
+        let mut i = 0;
+        while i < names.len() {
+            let Some(bucket) = Self::bucket(names[i]) else {
+                panic!("key names are short and not empty");
+            };
+            let mut slot = 0;
+            while slot < BUCKET_WIDTH && buckets[bucket][slot] != NO_KEY {
+                slot += 1;
+            }
+            assert!(
+                slot < BUCKET_WIDTH,
+                "a bucket of key names is full: widen it"
+            );
+            buckets[bucket][slot] = i as u8;
+            i += 1;
         }
         BucketTable { names, buckets }
     }
