@@ -16,6 +16,8 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, spa
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::otlp::kv;
+
 /// The learning period `demo` gives `serve`.
 pub const DEMO_LEARNING_PERIOD: Duration = Duration::from_secs(20 * 60);
 const REQUESTS_PER_EXPORT: usize = 50;
@@ -24,16 +26,6 @@ const MS: i64 = 1_000_000;
 pub struct DemoFeed {
     pub learning: Vec<ExportTraceServiceRequest>,
     pub attack: Vec<ExportTraceServiceRequest>,
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// One hop: `(caller, callee or "" for an uninstrumented peer, protocol attributes)`.

@@ -23,6 +23,7 @@ pub use demo::{DEMO_LEARNING_PERIOD, DemoFeed, demo_feed, demo_feed_at};
 pub use eastwest_collector::otlp::{log_record_count, span_count};
 pub use encoded::{RawCodec, TRACES_EXPORT_PATH, export_encoded_traces};
 pub use error::DatasetError;
+pub use otlp::{kv, kv_int};
 pub use read::{ScenarioData, read_otlp_file, read_scenario_dir};
 pub use real::{RealFault, RealOptions, RealSuite, RealWindow, nezha_suite};
 pub use replay::{IN_FLIGHT as REPLAY_IN_FLIGHT, Pace, ReplayOptions, ReplayReport, replay};

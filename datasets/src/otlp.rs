@@ -1,10 +1,12 @@
-//! Small builders for OTLP protobuf values shared by the generator and the converters.
+//! Small builders for OTLP protobuf values shared by the generator, the converters, the
+//! demo feed and the tests.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
+/// A string attribute.
 pub fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -15,6 +17,7 @@ pub fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
+/// An integer attribute.
 pub fn kv_int(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.into(),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eastwest_collector::{IngestBatch, Queued, wall_clock_ns};
+use eastwest_datasets::kv;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use parking_lot::Mutex;
@@ -14,16 +14,6 @@ use parking_lot::Mutex;
 use crate::config::EastwestConfig;
 use crate::core::{Assembled, Core};
 use crate::storage::StorageConfig;
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 /// `web` calls `db` (a client span only: the peer is virtual), starting at `start_ns`.
 fn client_span(start_ns: u64) -> ExportTraceServiceRequest {

@@ -14,10 +14,11 @@ mod otlp_support;
 
 use std::time::{Duration, Instant};
 
+use eastwest_datasets::kv;
 use eastwest_model::Call;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use otlp_support::*;
@@ -31,16 +32,6 @@ const LEARNED_SECS: u64 = 660;
 
 const CART: &str = "spiffe://cluster.local/ns/shop/sa/cart";
 const FRONTEND: &str = "spiffe://cluster.local/ns/shop/sa/frontend";
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 /// The id of trace `n` as the calls carry it.
 fn trace_hex(n: u64) -> String {

@@ -22,9 +22,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use eastwest_datasets::{kv, kv_int};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use otlp_support::*;
@@ -34,26 +35,6 @@ use serde_json::Value;
 const SEC: u64 = 1_000_000_000;
 const MIN: u64 = 60 * SEC;
 const NS: &str = "shop";
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn int_kv(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..Default::default()
-    }
-}
 
 /// A pod of a workload in namespace `shop`.
 #[derive(Clone)]
@@ -162,7 +143,7 @@ impl Spans {
             vec![
                 kv("http.request.method", method),
                 kv("http.route", route),
-                int_kv("http.response.status_code", 200),
+                kv_int("http.response.status_code", 200),
             ],
         );
         self.out.push(resource_spans(from, client));
@@ -195,7 +176,7 @@ impl Spans {
             vec![
                 kv("http.request.method", method),
                 kv("server.address", host),
-                int_kv("server.port", port),
+                kv_int("server.port", port),
                 kv("url.path", path),
             ],
         );

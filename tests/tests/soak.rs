@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use eastwest_datasets::kv;
 use hostile_support::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -37,16 +38,6 @@ const ALERT_LATENCY_TARGET: Duration = Duration::from_secs(5);
 
 fn now_ns() -> u64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap() as u64
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn resource_spans(service: &str, spans: Vec<Span>) -> ResourceSpans {
