@@ -128,9 +128,10 @@ impl Attributes<'_> {
 }
 
 /// The key and string value of a `KeyValue` laid out as nearly every exporter writes a
-/// string attribute under 126 bytes: key (field 1), then value (field 2) holding only
-/// `string_value` (field 1), every length one byte. Such bytes read here without the
-/// field loop, and to what the loop would make of them; any other layout is `None`.
+/// string attribute with a key under 128 bytes and a value under 126: key (field 1),
+/// then value (field 2) holding only `string_value` (field 1), every length one byte.
+/// Such bytes read here without the field loop, and to what the loop would make of
+/// them; any other layout is `None`.
 fn short_string_attribute(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let [0x0A, key_len, rest @ ..] = bytes else {
         return None;
