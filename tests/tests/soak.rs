@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use eastwest_datasets::kv;
+use eastwest_datasets::{kv, kv_int};
 use hostile_support::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use otlp_support::*;
@@ -80,13 +80,7 @@ fn trace(trace_no: u64, dst: &str, route: &str) -> Vec<(String, Span)> {
         vec![
             kv("http.request.method", "GET"),
             kv("http.route", route),
-            KeyValue {
-                key: "http.response.status_code".into(),
-                value: Some(AnyValue {
-                    value: Some(any_value::Value::IntValue(200)),
-                }),
-                ..Default::default()
-            },
+            kv_int("http.response.status_code", 200),
         ]
     };
     vec![

@@ -42,6 +42,23 @@ struct Attributes<'l> {
 }
 
 impl Attributes<'_> {
+    /// An attribute's key, counted: the key span reading looks up, or `None` for any
+    /// other (a known key is ASCII; any other is only checked).
+    fn key(&mut self, bytes: &[u8]) -> Result<Option<Key>, IngestError> {
+        self.shape.decoded_bytes += bytes.len() as u64;
+        let key = Key::of_bytes(bytes);
+        if key.is_none() {
+            text(bytes)?;
+        }
+        Ok(key)
+    }
+
+    /// A `string_value`, counted and checked.
+    fn string_value<'a>(&mut self, bytes: &'a [u8]) -> Result<Val<'a>, IngestError> {
+        self.shape.decoded_bytes += bytes.len() as u64;
+        Ok(Val::Str(text(bytes)?))
+    }
+
     /// Merges one `AnyValue` message at `depth` into `value`: the last value field wins,
     /// as when `prost` merges repeated occurrences of a oneof.
     fn any_value<'a>(
@@ -53,10 +70,7 @@ impl Attributes<'_> {
         for field in Fields(bytes) {
             // The arms that match a field of its schema type need no wire-type check.
             *value = match field? {
-                (1, Payload::Bytes(s)) => {
-                    self.shape.decoded_bytes += s.len() as u64;
-                    Val::Str(text(s)?)
-                }
+                (1, Payload::Bytes(s)) => self.string_value(s)?,
                 (2, Payload::Varint(b)) => Val::Bool(b != 0),
                 (3, Payload::Varint(i)) => Val::Int(i as i64),
                 (4, Payload::Fixed64(d)) => Val::Double(f64::from_bits(d)),
@@ -87,12 +101,7 @@ impl Attributes<'_> {
         value_depth: u32,
     ) -> Result<(Option<Key>, Option<Val<'a>>), IngestError> {
         if let Some((k, s)) = short_string_attribute(bytes) {
-            self.shape.decoded_bytes += (k.len() + s.len()) as u64;
-            let key = Key::of_bytes(k);
-            if key.is_none() {
-                text(k)?;
-            }
-            return Ok((key, Some(Val::Str(text(s)?))));
+            return Ok((self.key(k)?, Some(self.string_value(s)?)));
         }
         self.key_value_fields(bytes, value_depth)
     }
@@ -106,14 +115,7 @@ impl Attributes<'_> {
         let (mut key, mut value) = (None, None);
         for field in Fields(bytes) {
             match field? {
-                (1, Payload::Bytes(k)) => {
-                    self.shape.decoded_bytes += k.len() as u64;
-                    // A known key is ASCII; any other is only checked.
-                    key = Key::of_bytes(k);
-                    if key.is_none() {
-                        text(k)?;
-                    }
-                }
+                (1, Payload::Bytes(k)) => key = self.key(k)?,
                 (2, Payload::Bytes(v)) => {
                     self.any_value(v, value_depth, value.get_or_insert(Val::Other))?;
                 }
