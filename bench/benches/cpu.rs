@@ -9,15 +9,21 @@
 //! 1.6 times as long, which would flatter the ratio). The server's threads are listed by
 //! name, so the table says where the CPU goes.
 //!
+//! `EASTWEST_BENCH_OTHER_RECEIVER` adds a yardstick: the command line of another OTLP gRPC
+//! receiver (`{port}` stands for the port it is to listen on), for instance an agent that
+//! receives and drops. It is sent every segment too, right after `serve`, and its CPU
+//! time per span is a row of the same table.
+//!
 //! Run: `cargo build --release --bin eastwest && cargo bench -p eastwest-bench --bench cpu`
 
 mod bench_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench_support::{generate, release_bin, serve};
+use bench_support::{Guard, free_port, generate, release_bin, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -101,6 +107,88 @@ async fn stats(api: u16) -> serde_json::Value {
         .unwrap()
 }
 
+/// Sends each request of a segment, retrying those refused as retryable.
+async fn send_segment(channel: &tonic::transport::Channel, segment: &[bytes::Bytes]) {
+    for body in segment {
+        let mut backoff = Duration::from_millis(20);
+        while let Err(status) =
+            eastwest_datasets::export_encoded_traces(channel.clone(), body.clone()).await
+        {
+            assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+async fn connect(port: u16) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+}
+
+/// The receiver `EASTWEST_BENCH_OTHER_RECEIVER` names, started and connected to.
+struct OtherReceiver {
+    label: String,
+    process: Guard,
+    channel: tonic::transport::Channel,
+}
+
+impl OtherReceiver {
+    async fn start() -> Option<Self> {
+        let command = std::env::var("EASTWEST_BENCH_OTHER_RECEIVER").ok()?;
+        let port = free_port().to_string();
+        let mut args = command
+            .split_whitespace()
+            .map(|arg| arg.replace("{port}", &port));
+        let program = args.next().expect("EASTWEST_BENCH_OTHER_RECEIVER is empty");
+        let process = Guard(
+            Command::new(&program)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
+        );
+        let port = port.parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let channel = loop {
+            match connect(port).await {
+                Ok(channel) => break channel,
+                Err(e) => assert!(Instant::now() < deadline, "{program} did not listen: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let label = Path::new(&program)
+            .file_name()
+            .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
+        Some(Self {
+            label,
+            process,
+            channel,
+        })
+    }
+
+    /// CPU nanoseconds it used to take `segment`: from before the first request until
+    /// its CPU time stands still (it may export or drop after answering).
+    async fn take(&self, segment: &[bytes::Bytes]) -> u64 {
+        let pid = self.process.0.id();
+        let total = || cpu_by_thread(pid).values().map(|(_, ns)| ns).sum::<u64>();
+        let before = total();
+        send_segment(&self.channel, segment).await;
+        let mut last = total();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = total();
+            if now.saturating_sub(last) < 1_000_000 {
+                return now.saturating_sub(before);
+            }
+            last = now;
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bin = release_bin();
@@ -128,11 +216,9 @@ async fn main() {
     )
     .await;
     let (grpc, api, pid) = (server.grpc, server.api, server.process.0.id());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connect(grpc).await.unwrap();
+    let other = OtherReceiver::start().await;
+    let mut other_ns = 0;
 
     // The stream goes in segments, each first decoded here (the reference) and then sent
     // to the server, which is given time to catch up before the next one: both figures of
@@ -147,6 +233,7 @@ async fn main() {
     let mut decode_ns = 0;
     let mut server_by_thread: BTreeMap<String, u64> = BTreeMap::new();
     let mut segment_ratios = Vec::new();
+    let mut server_reading = cpu_by_thread(pid);
     let mut sent_spans = 0;
     let started = Instant::now();
     let segment_len = bodies.len().div_ceil(segments);
@@ -161,22 +248,18 @@ async fn main() {
         let segment_decode = thread_cpu() - before;
         decode_ns += segment_decode;
 
-        let before_segment = cpu_by_thread(pid);
         sent_spans += counts.iter().sum::<u64>();
-        for body in segment {
-            let mut backoff = Duration::from_millis(20);
-            while let Err(status) =
-                eastwest_datasets::export_encoded_traces(channel.clone(), body.clone()).await
-            {
-                assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
+        send_segment(&channel, segment).await;
         catch_up(api, sent_spans).await;
-        let segment_server =
-            add_cpu_used(&before_segment, cpu_by_thread(pid), &mut server_by_thread);
+        // Readings follow one another without a gap, so whatever the server does while
+        // this bench decodes or feeds the other receiver counts too.
+        let reading = cpu_by_thread(pid);
+        let segment_server = add_cpu_used(&server_reading, reading.clone(), &mut server_by_thread);
+        server_reading = reading;
         segment_ratios.push(segment_server as f64 / segment_decode as f64);
+        if let Some(other) = &other {
+            other_ns += other.take(segment).await;
+        }
     }
     assert_eq!(sent_spans, spans);
     let elapsed = started.elapsed();
@@ -213,6 +296,14 @@ async fn main() {
         per_span(server_ns) / 1e3,
         server_ns as f64 / decode_ns as f64
     );
+    if let Some(other) = &other {
+        println!(
+            "| `{}` (EASTWEST_BENCH_OTHER_RECEIVER), all threads | {:.2} µs | {:.2} |",
+            other.label,
+            per_span(other_ns) / 1e3,
+            other_ns as f64 / decode_ns as f64
+        );
+    }
     let mut per_thread = per_thread;
     per_thread.sort_by_key(|(_, ns)| std::cmp::Reverse(*ns));
     for (name, ns) in per_thread {
