@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench_support::{Guard, free_port, generate, release_bin, serve};
+use bench_support::{Guard, connect, free_port, generate, release_bin, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -119,13 +119,6 @@ async fn send_segment(channel: &tonic::transport::Channel, segment: &[bytes::Byt
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
-}
-
-async fn connect(port: u16) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
 }
 
 /// The receiver `EASTWEST_BENCH_OTHER_RECEIVER` names, started and connected to.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench_support::{generate, release_bin, serve};
+use bench_support::{connect, generate, release_bin, serve};
 use eastwest_datasets::kv;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -227,11 +227,7 @@ async fn main() {
         });
     }
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connect(grpc).await.unwrap();
     let mut client = TraceServiceClient::new(channel).max_decoding_message_size(64 << 20);
 
     // Learning traffic as fast as the server takes it.

@@ -32,6 +32,14 @@ pub fn release_bin() -> PathBuf {
     bin
 }
 
+/// A gRPC channel to a loopback port.
+pub async fn connect(port: u16) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
